@@ -1,0 +1,1 @@
+"""Connectors: pull events from the training centre and PLGN and publish them to Kafka."""

@@ -1,0 +1,1 @@
+"""Processors: consume events, compute the monitoring indicators, store and publish them."""

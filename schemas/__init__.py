@@ -1,0 +1,1 @@
+"""The event contract: versioned event models, JSON Schemas, the topic catalogue."""
