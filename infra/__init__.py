@@ -1,1 +1,1 @@
-"""What connects the pipeline to the world: settings, Kafka, PostgreSQL, telemetry, the local stack, the CLI."""
+"""What connects the pipeline to the world: settings, Kafka, PostgreSQL, telemetry, local stack, CLI."""

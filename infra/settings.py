@@ -171,6 +171,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order the sources: explicit arguments, then the environment, then the TOML file."""
         # Explicit arguments win, then the environment, then the TOML file named by load_settings.
         toml_file = _toml_file_in_use
         sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]

@@ -1,0 +1,157 @@
+"""Kafka clients built from settings, topic creation from the catalogue, and the identity of the log."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from infra.settings import KafkaSettings
+
+if TYPE_CHECKING:
+    from schemas.topics import TopicCatalogue, TopicSpec
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaNotConfiguredError(RuntimeError):
+    """Raised when a client is built before the bootstrap servers are known."""
+
+
+def client_kwargs(kafka: KafkaSettings) -> dict[str, Any]:
+    """Connection arguments shared by every aiokafka client."""
+    if not kafka.bootstrap_servers:
+        raise KafkaNotConfiguredError("kafka.bootstrap_servers is not set and no local broker was started")
+    kwargs: dict[str, Any] = {
+        "bootstrap_servers": kafka.bootstrap_servers,
+        "client_id": kafka.client_id,
+        "security_protocol": kafka.security_protocol,
+        "request_timeout_ms": kafka.request_timeout_ms,
+    }
+    if kafka.security_protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl.create_default_context(
+            cafile=str(kafka.ssl_cafile) if kafka.ssl_cafile else None
+        )
+    if kafka.sasl_mechanism is not None:
+        kwargs["sasl_mechanism"] = kafka.sasl_mechanism
+        kwargs["sasl_plain_username"] = kafka.sasl_username
+        kwargs["sasl_plain_password"] = (
+            kafka.sasl_password.get_secret_value() if kafka.sasl_password is not None else None
+        )
+    return kwargs
+
+
+def make_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """A producer that waits for every in-sync replica; idempotent only where the broker allows it.
+
+    The local broker rejects aiokafka's idempotent producer, so idempotence is a setting; correctness
+    never depends on it because event ids are deterministic and consumers de-duplicate.
+    """
+    kwargs: dict[str, Any] = {
+        **client_kwargs(kafka),
+        "acks": "all",
+        "linger_ms": 5,
+        "max_batch_size": 256 * 1024,
+        "enable_idempotence": kafka.enable_idempotence,
+    }
+    kwargs.update(overrides)
+    return AIOKafkaProducer(**kwargs)
+
+
+def make_consumer(kafka: KafkaSettings, group_id: str | None, **overrides: Any) -> AIOKafkaConsumer:
+    """A consumer whose offsets are managed by the application, never auto-committed."""
+    kwargs: dict[str, Any] = {
+        **client_kwargs(kafka),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "session_timeout_ms": kafka.session_timeout_ms,
+        "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
+    }
+    kwargs.update(overrides)
+    return AIOKafkaConsumer(**kwargs)
+
+
+async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec]) -> set[str]:
+    """Create the topics of the catalogue that do not exist yet.
+
+    Returns:
+        The names of the topics this call created.
+    """
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        created: set[str] = set()
+        for spec in missing:
+            config = {"cleanup.policy": spec.cleanup_policy}
+            if spec.retention_ms is not None:
+                config["retention.ms"] = str(spec.retention_ms)
+            topic = NewTopic(
+                name=spec.name,
+                num_partitions=spec.partitions,
+                replication_factor=kafka.replication_factor,
+                topic_configs=config,
+            )
+            try:
+                await admin.create_topics([topic])
+                created.add(spec.name)
+            except TopicAlreadyExistsError:
+                # Another process created it between the listing and now: that is fine.
+                pass
+        if created:
+            logger.info("created %d topics: %s", len(created), ", ".join(sorted(created)))
+        return created
+    finally:
+        await admin.close()
+
+
+async def read_log_identity(kafka: KafkaSettings, catalogue: TopicCatalogue, timeout_s: float = 15.0) -> str:
+    """The identity of the broker's log: a UUID stored at offset 0 of the log-identity topic.
+
+    A broker whose log is new (a memory broker after a restart, a wiped cluster) has a new identity, so
+    Kafka offsets stored elsewhere are trusted only for the identity they were recorded under. The
+    record is written by whoever finds the topic empty; if two processes race, both read offset 0 and
+    agree on the first record.
+    """
+    spec = catalogue.log_identity
+    await ensure_topics(kafka, [spec])
+    partition = TopicPartition(spec.name, 0)
+    identity = await _read_first_record(kafka, partition, timeout_s=1.0)
+    if identity is None:
+        producer = make_producer(kafka)
+        await producer.start()
+        try:
+            await producer.send_and_wait(spec.name, str(uuid.uuid4()).encode(), partition=0)
+        finally:
+            await producer.stop()
+        identity = await _read_first_record(kafka, partition, timeout_s=timeout_s)
+    if identity is None:
+        raise TimeoutError(f"could not read the log identity from {spec.name}")
+    return identity
+
+
+async def _read_first_record(kafka: KafkaSettings, partition: TopicPartition, timeout_s: float) -> str | None:
+    consumer = make_consumer(kafka, group_id=None, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        consumer.assign([partition])
+        consumer.seek(partition, 0)
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(partition, timeout_ms=200, max_records=1)
+            for record in batches.get(partition, []):
+                value: bytes = record.value
+                return value.decode()
+        return None
+    finally:
+        await consumer.stop()

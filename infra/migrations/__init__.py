@@ -1,0 +1,1 @@
+"""Versioned SQL migrations of the evaluation store, applied in name order by `infra.postgres.migrate`."""
