@@ -1,0 +1,104 @@
+"""The `alcance` command line: run the pipeline, start the local stack, read indicators, recompute."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from infra.logs import setup_logging
+from infra.settings import Settings, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="alcance",
+        description="Reach and effect of ALADI training and trade-promotion programmes (Resolution 503).",
+    )
+    parser.add_argument("--config", type=Path, help="TOML file with settings and [[sources]] tables")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="run connectors and processors (local stack unless configured)")
+    run.add_argument(
+        "--until-idle",
+        action="store_true",
+        help="stop once every source is exhausted and everything published has been processed",
+    )
+    run.add_argument("--processes", type=int, help="processor processes (default: settings)")
+
+    commands.add_parser("stack", help="start the local broker and PostgreSQL alone and print their settings")
+
+    indicators = commands.add_parser("indicators", help="print current indicator values")
+    indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
+    indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01 (default: all)")
+    indicators.add_argument("--period", choices=("month", "quarter", "year"), default="month")
+    indicators.add_argument("--by", default="", help="comma-separated dimensions, e.g. country,audience")
+    indicators.add_argument(
+        "--external",
+        action="store_true",
+        help="apply small-cell suppression, as for audiences outside the monitoring team",
+    )
+
+    commands.add_parser("catalogue", help="print the indicator catalogue (ids, names in es/pt/en, formulas)")
+    commands.add_parser("recompute", help="rebuild every indicator from the stored facts")
+
+    connectors = commands.add_parser("connectors", help="connector plugins")
+    connectors.add_argument("action", choices=("list",))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `alcance` console script; returns the process exit code."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+    except (FileNotFoundError, ValidationError) as exc:
+        # pydantic never echoes SecretStr values, so the message is safe to print.
+        print(f"alcance: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log)
+    return asyncio.run(_dispatch(args, settings))
+
+
+async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
+    # Imports are local so that `alcance --help` and light commands start fast.
+    from infra import app
+
+    if args.command == "run":
+        if args.processes is not None:
+            settings = settings.model_copy(
+                update={"processor": settings.processor.model_copy(update={"processes": args.processes})}
+            )
+        return await app.run_pipeline(settings, until_idle=args.until_idle)
+    if args.command == "stack":
+        from infra.local import serve_stack
+
+        await serve_stack(settings)
+        return 0
+    if args.command == "indicators":
+        by = [dimension.strip() for dimension in args.by.split(",") if dimension.strip()]
+        rows = await app.read_indicators(
+            settings, indicator=args.indicator, period=args.period, by=by, external=args.external
+        )
+        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        return 0
+    if args.command == "catalogue":
+        print(json.dumps(app.catalogue_as_data(), ensure_ascii=False, indent=2))
+        return 0
+    if args.command == "recompute":
+        await app.recompute(settings)
+        return 0
+    if args.command == "connectors":
+        for kind, target in app.list_connectors():
+            print(f"{kind}\t{target}")
+        return 0
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
