@@ -1,0 +1,395 @@
+"""A Moodle web-service (REST) simulator: wstoken auth, the functions alcance calls, errors as HTTP 200.
+
+It answers `/webservice/rest/server.php` like Moodle does: parameters in the query string or a form body,
+arrays flattened (`options[0][name]=limitfrom&options[0][value]=0`, `courseids[0]=3`), every failure
+as HTTP 200 with `{"exception", "errorcode", "message"}`. Functions:
+
+* `core_course_get_courses` (with the site course id 1, as Moodle returns it);
+* `core_enrol_get_enrolled_users` (`courseid`, `options[]` with `limitfrom` / `limitnumber`);
+* `core_completion_get_course_completion_status` (`courseid`, `userid`; `nocriteriaset`,
+  `usernotenroled` errors);
+* `mod_customcert_get_customcerts_by_courses` (`courseids[]`);
+* `mod_customcert_list_issues` (`timecreatedfrom` inclusive, `limit` <= 500, `offset`; newest first).
+
+The state is a plain `MoodleState` that tests mutate between polls (withdraw, complete, issue).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+logger = logging.getLogger(__name__)
+
+SITE_COURSE_ID = 1
+MAX_ISSUES_LIMIT = 500
+
+
+@dataclass
+class MoodleUser:
+    """A Moodle account (personal data: only the simulator and the connector's edge see it)."""
+
+    id: int
+    username: str
+    firstname: str
+    lastname: str
+    email: str
+    country: str
+    institution: str = ""
+    audience: str = ""
+    gender: str = ""
+
+
+@dataclass
+class MoodleCourse:
+    """A course (one offering of the CVF)."""
+
+    id: int
+    shortname: str
+    fullname: str
+    startdate: int
+    enddate: int
+    has_completion_criteria: bool = True
+
+
+@dataclass
+class MoodleEnrolment:
+    """An active user enrolment; `completed_at` is set once the course completion criteria are met."""
+
+    course_id: int
+    user_id: int
+    timestart: int
+    completed_at: int | None = None
+
+
+@dataclass
+class CertIssue:
+    """An issued custom certificate (`customcert_issues` row)."""
+
+    id: int
+    customcertid: int
+    user_id: int
+    code: str
+    timecreated: int
+
+
+@dataclass
+class MoodleState:
+    """The simulated site: users, courses, enrolments, certificate templates and issues."""
+
+    users: dict[int, MoodleUser] = field(default_factory=dict)
+    courses: dict[int, MoodleCourse] = field(default_factory=dict)
+    enrolments: dict[tuple[int, int], MoodleEnrolment] = field(default_factory=dict)
+    customcerts: dict[int, int] = field(default_factory=dict)
+    """customcert id -> course id."""
+    issues: dict[int, CertIssue] = field(default_factory=dict)
+    calls: dict[str, int] = field(default_factory=dict)
+    """Calls served per function, for cost assertions."""
+
+    def withdraw(self, course_id: int, user_id: int) -> None:
+        """Remove an enrolment (Moodle deletes the user_enrolments row)."""
+        del self.enrolments[(course_id, user_id)]
+
+    def enrol(self, course_id: int, user_id: int, timestart: int) -> None:
+        """Add an enrolment."""
+        self.enrolments[(course_id, user_id)] = MoodleEnrolment(course_id, user_id, timestart)
+
+    def complete(self, course_id: int, user_id: int, when: int) -> None:
+        """Mark an enrolment's course as completed."""
+        self.enrolments[(course_id, user_id)].completed_at = when
+
+    def issue(self, customcertid: int, user_id: int, when: int) -> CertIssue:
+        """Issue a certificate; ids grow like an auto-increment column."""
+        issue_id = max(self.issues, default=0) + 1
+        cert = CertIssue(issue_id, customcertid, user_id, f"C{issue_id:06d}X", when)
+        self.issues[issue_id] = cert
+        return cert
+
+
+def seeded_state(
+    seed: int,
+    *,
+    courses: int = 4,
+    users: int = 60,
+    enrolments_per_user: int = 2,
+    completion_rate: float = 0.4,
+    certificate_rate: float = 0.8,
+    base_time: int = 1_767_225_600,
+) -> MoodleState:
+    """A deterministic site for tests and local runs.
+
+    Args:
+        seed: the random seed; the same seed gives the same site.
+        courses: number of courses (ids 2.., the site course 1 is implicit).
+        users: number of accounts.
+        enrolments_per_user: courses each user is enrolled in (capped at `courses`).
+        completion_rate: share of enrolments completed.
+        certificate_rate: share of completions with an issued certificate.
+        base_time: Unix time of the first course start.
+    """
+    rng = random.Random(seed)
+    countries = ["AR", "BO", "BR", "CL", "CO", "CU", "EC", "MX", "PA", "PY", "PE", "UY", "VE"]
+    audiences = ["TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME", "ACADEMIA", ""]
+    state = MoodleState()
+    for index in range(courses):
+        course_id = index + 2
+        start = base_time + index * 86_400 * 7
+        state.courses[course_id] = MoodleCourse(
+            course_id, f"CVF-{course_id}", f"Curso {course_id}", start, start + 86_400 * 42
+        )
+        state.customcerts[100 + course_id] = course_id
+    for index in range(users):
+        user_id = 1_000 + index
+        state.users[user_id] = MoodleUser(
+            id=user_id,
+            username=f"user{user_id}",
+            firstname=f"Nombre{index}",
+            lastname=f"Apellido{index}",
+            email=f"user{user_id}@example.org",
+            country=rng.choice(countries),
+            institution=f"Empresa {rng.randrange(20)}",
+            audience=rng.choice(audiences),
+            gender=rng.choice(["F", "M", ""]),
+        )
+        for course_id in rng.sample(sorted(state.courses), min(enrolments_per_user, courses)):
+            course = state.courses[course_id]
+            state.enrol(course_id, user_id, course.startdate - rng.randrange(86_400 * 10))
+            if rng.random() < completion_rate:
+                when = course.startdate + rng.randrange(86_400 * 40)
+                state.complete(course_id, user_id, when)
+                if rng.random() < certificate_rate:
+                    state.issue(100 + course_id, user_id, when + rng.randrange(3_600))
+    return state
+
+
+class MoodleError(Exception):
+    """Raised inside a handler to answer with Moodle's error body (HTTP 200)."""
+
+    def __init__(self, errorcode: str, message: str, exception: str = "moodle_exception") -> None:
+        super().__init__(message)
+        self.errorcode = errorcode
+        self.exception = exception
+
+
+_FLAT = re.compile(r"^([a-z_]+)((?:\[[^\]]*\])*)$")
+
+
+def unflatten(params: Mapping[str, str]) -> dict[str, Any]:
+    """Rebuild nested parameters from Moodle's flattened form (`a[0][name]=x` -> `{"a": [{"name": "x"}]}`)."""
+    root: dict[str, Any] = {}
+    for key, value in params.items():
+        match = _FLAT.match(key)
+        if match is None:
+            raise MoodleError("invalidparameter", f"Invalid parameter value detected ({key})")
+        parts = [match.group(1), *re.findall(r"\[([^\]]*)\]", match.group(2))]
+        node: dict[str, Any] = root
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return {key: _listify(value) for key, value in root.items()}
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value and all(key.isdigit() for key in value):
+            return [_listify(value[key]) for key in sorted(value, key=int)]
+        return {key: _listify(item) for key, item in value.items()}
+    return value
+
+
+def _int(params: Mapping[str, Any], name: str, default: int | None = None) -> int:
+    raw = params.get(name)
+    if raw is None:
+        if default is None:
+            raise MoodleError(
+                "invalidparameter", f"Invalid parameter value detected (Missing required key: {name})"
+            )
+        return default
+    try:
+        return int(raw)
+    except (TypeError, ValueError) as exc:
+        raise MoodleError("invalidparameter", f"Invalid parameter value detected ({name})") from exc
+
+
+def _user_json(user: MoodleUser, course_id: int) -> dict[str, Any]:
+    custom = [
+        {"type": "text", "value": user.audience, "name": "Audience", "shortname": "audience"},
+        {"type": "menu", "value": user.gender, "name": "Gender", "shortname": "gender"},
+    ]
+    return {
+        "id": user.id,
+        "username": user.username,
+        "firstname": user.firstname,
+        "lastname": user.lastname,
+        "fullname": f"{user.firstname} {user.lastname}",
+        "email": user.email,
+        "country": user.country,
+        "institution": user.institution,
+        "firstaccess": 0,
+        "lastaccess": 0,
+        "lastcourseaccess": 0,
+        "customfields": [field for field in custom if field["value"]],
+        "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
+        "enrolledcourses": [{"id": course_id, "fullname": "", "shortname": ""}],
+    }
+
+
+class MoodleSimulator:
+    """The aiohttp application of the simulated Moodle web services.
+
+    Args:
+        state: the site to serve (mutable while serving).
+        token: the accepted `wstoken`.
+    """
+
+    def __init__(self, state: MoodleState, token: str) -> None:
+        self.state = state
+        self.token = token
+        self._functions: dict[str, Callable[[dict[str, Any]], Any]] = {
+            "core_course_get_courses": self._courses,
+            "core_enrol_get_enrolled_users": self._enrolled_users,
+            "core_completion_get_course_completion_status": self._completion_status,
+            "mod_customcert_get_customcerts_by_courses": self._customcerts,
+            "mod_customcert_list_issues": self._list_issues,
+        }
+
+    def app(self, *, middlewares: list[Any] | None = None) -> web.Application:
+        """The aiohttp application; `middlewares` may add faults (see `connectors.simulators.faults`)."""
+        application = web.Application(middlewares=middlewares or [])
+        application.router.add_route("*", "/webservice/rest/server.php", self._handle)
+        return application
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        params: dict[str, str] = dict(request.query)
+        if request.method == "POST":
+            params.update({key: str(value) for key, value in (await request.post()).items()})
+        try:
+            body = self._dispatch(params)
+        except MoodleError as exc:
+            body = {"exception": exc.exception, "errorcode": exc.errorcode, "message": str(exc)}
+        return web.json_response(body)
+
+    def _dispatch(self, params: dict[str, str]) -> Any:
+        if params.pop("wstoken", None) != self.token:
+            raise MoodleError("invalidtoken", "Invalid token - token not found")
+        function = params.pop("wsfunction", "")
+        if params.pop("moodlewsrestformat", "xml") != "json":
+            raise MoodleError("invalidparameter", "only the json format is simulated")
+        handler = self._functions.get(function)
+        if handler is None:
+            raise MoodleError(
+                "invalidrecord",
+                "Can't find data record in database table external_functions.",
+                exception="dml_missing_record_exception",
+            )
+        self.state.calls[function] = self.state.calls.get(function, 0) + 1
+        return handler(unflatten(params))
+
+    def _courses(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        wanted = {int(value) for value in params.get("options", {}).get("ids", [])}
+        site = {"id": SITE_COURSE_ID, "shortname": "site", "fullname": "CVF", "format": "site"}
+        courses = [site] + [
+            {
+                "id": course.id,
+                "shortname": course.shortname,
+                "fullname": course.fullname,
+                "categoryid": 1,
+                "format": "topics",
+                "startdate": course.startdate,
+                "enddate": course.enddate,
+                "enablecompletion": 1 if course.has_completion_criteria else 0,
+            }
+            for course in sorted(self.state.courses.values(), key=lambda course: course.id)
+        ]
+        return [course for course in courses if not wanted or course["id"] in wanted]
+
+    def _enrolled_users(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        course_id = _int(params, "courseid")
+        if course_id not in self.state.courses and course_id != SITE_COURSE_ID:
+            raise MoodleError("invalidrecord", "Can't find data record in database table course.")
+        options = {str(option.get("name")): option.get("value") for option in params.get("options", [])}
+        limitfrom = _int(options, "limitfrom", 0)
+        limitnumber = _int(options, "limitnumber", 0)
+        # Moodle sorts by user id by default ("sortby" = "id").
+        user_ids = sorted(user for course, user in self.state.enrolments if course == course_id)
+        chosen = user_ids[limitfrom : limitfrom + limitnumber] if limitnumber else user_ids[limitfrom:]
+        return [_user_json(self.state.users[user_id], course_id) for user_id in chosen]
+
+    def _completion_status(self, params: dict[str, Any]) -> dict[str, Any]:
+        course_id = _int(params, "courseid")
+        user_id = _int(params, "userid")
+        course = self.state.courses.get(course_id)
+        if course is None:
+            raise MoodleError("invalidrecord", "Can't find data record in database table course.")
+        if not course.has_completion_criteria:
+            raise MoodleError("nocriteriaset", "No criteria set for this course")
+        enrolment = self.state.enrolments.get((course_id, user_id))
+        if enrolment is None:
+            raise MoodleError("usernotenroled", "User is not enrolled in this course")
+        done = enrolment.completed_at is not None
+        return {
+            "completionstatus": {
+                "completed": done,
+                "aggregation": 1,
+                "completions": [
+                    {
+                        "type": 4,
+                        "title": "Activity completion",
+                        "status": "Complete" if done else "Not complete",
+                        "complete": done,
+                        "timecompleted": enrolment.completed_at,
+                        "details": {"type": "Activity completion", "criteria": "Final quiz"},
+                    }
+                ],
+            },
+            "warnings": [],
+        }
+
+    def _customcerts(self, params: dict[str, Any]) -> dict[str, Any]:
+        wanted = {int(value) for value in params.get("courseids", [])}
+        certs = [
+            {"id": cert_id, "course": course_id, "name": f"Certificado {course_id}", "coursemodule": cert_id}
+            for cert_id, course_id in sorted(self.state.customcerts.items())
+            if not wanted or course_id in wanted
+        ]
+        return {"customcerts": certs, "warnings": []}
+
+    def _list_issues(self, params: dict[str, Any]) -> list[dict[str, Any]]:
+        since = _int(params, "timecreatedfrom", 0)
+        limit = _int(params, "limit", 100)
+        offset = _int(params, "offset", 0)
+        if limit < 1 or limit > MAX_ISSUES_LIMIT:
+            raise MoodleError(
+                "invalidparameter", f"Invalid parameter value detected (limit must be 1..{MAX_ISSUES_LIMIT})"
+            )
+        # customcert orders by timecreated DESC only: ties come back in an unspecified order.
+        rows = [issue for issue in self.state.issues.values() if issue.timecreated >= since]
+        rows.sort(key=lambda issue: (-issue.timecreated, hash((issue.id, 7)) % 1_000))
+        out = []
+        for issue in rows[offset : offset + limit]:
+            user = self.state.users[issue.user_id]
+            out.append(
+                {
+                    "issue": {
+                        "id": issue.id,
+                        "customcertid": issue.customcertid,
+                        "code": issue.code,
+                        "emailed": False,
+                        "timecreated": issue.timecreated,
+                    },
+                    "user": {
+                        "id": user.id,
+                        "fullname": f"{user.firstname} {user.lastname}",
+                        "username": user.username,
+                        "email": user.email,
+                    },
+                    "template": {"id": issue.customcertid, "name": "Certificado", "contextid": 0},
+                }
+            )
+        return out

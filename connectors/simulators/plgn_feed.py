@@ -1,0 +1,302 @@
+"""A PLGN Activity Streams 2.0 feed simulator: an append-only activity log served as pages with cursors.
+
+`GET /activities` answers the `OrderedCollection` (with `first`);
+`GET /activities/page?after=<cursor>&limit=N` answers an `OrderedCollectionPage` in ascending
+publication order whose `next` carries an opaque cursor after its last item. The last page also has
+a `next` (the position to poll again later), as the feed contract in
+`schemas/feeds/plgn-activity.schema.json` asks. Retractions and late updates are new activities
+appended to the log (`Undo`, `Delete`, an `Update`, a later deal wave).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+
+AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
+MAX_PAGE = 500
+MEMBER_STATES = ["AR", "BO", "BR", "CL", "CO", "CU", "EC", "MX", "PA", "PY", "PE", "UY", "VE"]
+
+
+def encode_cursor(position: int) -> str:
+    """The opaque cursor for "after `position` items of the log"."""
+    return "c_" + base64.urlsafe_b64encode(f"plgn:{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The log position of a cursor.
+
+    Raises:
+        ValueError: when the cursor was not made by `encode_cursor`.
+    """
+    if not cursor.startswith("c_"):
+        raise ValueError("bad cursor")
+    raw = cursor[2:]
+    try:
+        text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise ValueError("bad cursor") from exc
+    prefix, _, number = text.partition(":")
+    if prefix != "plgn" or not number.isdigit():
+        raise ValueError("bad cursor")
+    return int(number)
+
+
+@dataclass
+class PlgnFeedState:
+    """The PLGN activity log in publication order; tests append to it while the feed is served.
+
+    Attributes:
+        base: absolute base IRI of PLGN objects (`https://plgn.example`).
+        items: the activities, oldest first.
+        page_requests: pages served, for cost assertions.
+    """
+
+    base: str = "https://plgn.example"
+    items: list[dict[str, Any]] = field(default_factory=list)
+    page_requests: int = 0
+    _clock: datetime = field(default_factory=lambda: datetime(2026, 3, 1, tzinfo=UTC))
+
+    def tick(self, minutes: int = 7) -> str:
+        """Advance the simulated clock and return it as an RFC 3339 string."""
+        self._clock += timedelta(minutes=minutes)
+        return self._clock.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def append(self, activity_type: str, actor: str, obj: Any, **extra: Any) -> dict[str, Any]:
+        """Append an activity with the next id and publication time; returns it."""
+        item: dict[str, Any] = {
+            "id": f"{self.base}/activities/{len(self.items) + 1}",
+            "type": activity_type,
+            "published": self.tick(),
+            "actor": actor,
+            "object": obj,
+            **extra,
+        }
+        self.items.append(item)
+        return item
+
+    def undo(self, activity: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Append an `Undo` retracting `activity` (not a Create: those are retracted by `delete`)."""
+        return self.append("Undo", activity["actor"], activity["id"], reason=reason)
+
+    def delete(self, created: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Append a `Delete` of the object of the `Create` activity `created`."""
+        obj = created["object"]
+        tombstone = {"type": "Tombstone", "id": obj["id"], "formerType": obj["type"]}
+        return self.append("Delete", created["actor"], tombstone, reason=reason)
+
+
+def seeded_feed(seed: int, *, organisations: int = 12, invalid: int = 2) -> PlgnFeedState:
+    """A deterministic PLGN log covering every activity of the feed contract.
+
+    Args:
+        seed: the random seed.
+        organisations: organisations registered (each also authorises the directory, publishes an
+            opportunity and joins the business round).
+        invalid: items that break the contract (for dead-letter tests), spread through the log.
+    """
+    rng = random.Random(seed)
+    feed = PlgnFeedState()
+    base = feed.base
+    orgs = [f"{base}/orgs/{100 + index}" for index in range(organisations)]
+    round_ref = {"type": "BusinessRound", "id": f"{base}/rounds/expo-{seed}"}
+    for org in orgs:
+        feed.append(
+            "Create",
+            org,
+            {
+                "type": "Organization",
+                "id": org,
+                "name": f"Empresa {org.rsplit('/', 1)[1]} S.A.",
+                "email": f"contacto{org.rsplit('/', 1)[1]}@example.org",
+                "country": rng.choice(MEMBER_STATES),
+                "orgType": "FIRM",
+                "sizeBand": rng.choice(["MICRO", "SMALL", "MEDIUM"]),
+                "sizeBasis": "NATIONAL_DEFINITION",
+                "employeesBand": rng.choice(["1-9", "10-49", "50-249"]),
+                "isicRev4": f"{rng.randrange(1, 33):02d}",
+                "hsChapters": [f"{rng.randrange(1, 98):02d}"],
+                "exporterStatus": rng.choice(["NON_EXPORTER", "OCCASIONAL", "REGULAR"]),
+                "womenLed": rng.random() < 0.4,
+            },
+        )
+    for index, org in enumerate(orgs):
+        feed.append(
+            "Update",
+            org,
+            {
+                "type": "Organization",
+                "id": org,
+                "completenessPct": rng.randrange(40, 101),
+                "changedFields": ["hsChapters"],
+            },
+        )
+        feed.append(
+            "Create",
+            org,
+            {
+                "type": "DirectoryAuthorisation",
+                "id": f"{base}/consents/{index}",
+                "recipients": ["ALL_MEMBERS"],
+                "fields": ["country", "sizeBand"],
+                "noticeVersion": "2026-01",
+            },
+        )
+        feed.append(
+            "Create",
+            org,
+            {
+                "type": "Opportunity",
+                "id": f"{base}/opportunities/{index}",
+                "kind": rng.choice(["OFFER", "DEMAND"]),
+                "hsCode": f"{rng.randrange(1, 98):02d}{rng.randrange(1, 99):02d}",
+                "targetCountries": ["BR"],
+            },
+        )
+        feed.append("Join", org, round_ref, role=rng.choice(["BUYER", "SELLER", "BOTH"]), interests=["08"])
+    for index in range(0, organisations - 1, 2):
+        org_a, org_b = orgs[index], orgs[index + 1]
+        request = {
+            "type": "ContactRequest",
+            "id": f"{base}/contact-requests/{index}",
+            "attributedTo": org_a,
+            "audience": org_b,
+            "inReplyTo": f"{base}/opportunities/{index + 1}",
+        }
+        feed.append("Create", org_a, request)
+        feed.append(rng.choice(["Accept", "Reject"]), org_b, request)
+        meeting = {
+            "type": "Meeting",
+            "id": f"{base}/meetings/{index}",
+            "context": round_ref["id"],
+            "attendee": [org_a, org_b],
+            "startTime": "2026-04-15T15:00:00Z",
+            "modality": "IN_PERSON",
+        }
+        feed.append("Create", org_a, meeting)
+        held = rng.random() < 0.8
+        feed.append("Update", org_a, {**meeting, "status": "held" if held else "no_show"})
+        if held:
+            feed.append(
+                "Create",
+                org_a,
+                {
+                    "type": "MeetingOutcome",
+                    "id": f"{base}/meeting-outcomes/{index}",
+                    "inReplyTo": meeting["id"],
+                    "interestLevel": rng.randrange(1, 6),
+                    "horizon": "M6",
+                    "expectedValue": {"amount": f"{rng.randrange(1, 500) * 1000}.00", "currency": "USD"},
+                },
+            )
+            for wave, value in (("M3", 10_000), ("M6", 25_000)):
+                feed.append(
+                    "Create",
+                    org_a,
+                    {
+                        "type": "DealReport",
+                        "id": f"{base}/deals/{index}/{wave}",
+                        "dealId": f"{base}/deals/{index}",
+                        "context": round_ref["id"],
+                        "inReplyTo": meeting["id"],
+                        "counterpartCountry": "BR",
+                        "wave": wave,
+                        "realisedValueCumulative": {"amount": f"{value}.00", "currency": "USD"},
+                        "attributionPct": 60,
+                        "confidencePct": 80,
+                        "additionality": "PARTIAL_SCALE",
+                    },
+                )
+    for number in range(invalid):
+        # Contract violations: an organisation without its country, an unknown activity type.
+        position = rng.randrange(len(feed.items))
+        if number % 2 == 0:
+            bad = {
+                "id": f"{base}/activities/bad-{number}",
+                "type": "Create",
+                "published": feed.items[position]["published"],
+                "actor": orgs[0],
+                "object": {
+                    "type": "Organization",
+                    "id": f"{base}/orgs/bad-{number}",
+                    "orgType": "FIRM",
+                    "sizeBand": "SMALL",
+                    "sizeBasis": "SELF_DECLARED",
+                    "exporterStatus": "UNKNOWN",
+                },
+            }
+        else:
+            bad = {
+                "id": f"{base}/activities/bad-{number}",
+                "type": "Like",
+                "published": feed.items[position]["published"],
+                "actor": orgs[0],
+                "object": f"{base}/opportunities/0",
+            }
+        feed.items.insert(position, bad)
+    return feed
+
+
+class PlgnFeedSimulator:
+    """The aiohttp application of the simulated feed.
+
+    Args:
+        state: the log to serve.
+        token: bearer token required on every request, or None for an open feed.
+    """
+
+    def __init__(self, state: PlgnFeedState, token: str | None = None) -> None:
+        self.state = state
+        self.token = token
+
+    def app(self, *, middlewares: list[Any] | None = None) -> web.Application:
+        """The aiohttp application; `middlewares` may add faults (see `connectors.simulators.faults`)."""
+        application = web.Application(middlewares=middlewares or [])
+        application.router.add_get("/activities", self._collection)
+        application.router.add_get("/activities/page", self._page)
+        return application
+
+    def _check_auth(self, request: web.Request) -> None:
+        if self.token is not None and request.headers.get("Authorization") != f"Bearer {self.token}":
+            raise web.HTTPUnauthorized(text='{"error": "unauthorized"}', content_type="application/json")
+
+    async def _collection(self, request: web.Request) -> web.Response:
+        self._check_auth(request)
+        origin = f"{request.scheme}://{request.host}"
+        body = {
+            "@context": AS_CONTEXT,
+            "id": f"{origin}/activities",
+            "type": "OrderedCollection",
+            "totalItems": len(self.state.items),
+            "first": f"{origin}/activities/page?after={encode_cursor(0)}",
+        }
+        return web.json_response(body, content_type="application/activity+json")
+
+    async def _page(self, request: web.Request) -> web.Response:
+        self._check_auth(request)
+        self.state.page_requests += 1
+        try:
+            position = decode_cursor(request.query.get("after", encode_cursor(0)))
+            limit = int(request.query.get("limit", "50"))
+        except ValueError:
+            return web.json_response({"error": "bad cursor or limit"}, status=400)
+        limit = max(1, min(limit, MAX_PAGE))
+        chosen = self.state.items[position : position + limit]
+        origin = f"{request.scheme}://{request.host}"
+        after = position + len(chosen)
+        body = {
+            "@context": AS_CONTEXT,
+            "id": str(request.url.with_scheme(request.scheme)),
+            "type": "OrderedCollectionPage",
+            "partOf": f"{origin}/activities",
+            "startIndex": position,
+            "next": f"{origin}/activities/page?after={encode_cursor(after)}&limit={limit}",
+            "orderedItems": chosen,
+        }
+        return web.json_response(body, content_type="application/activity+json")
