@@ -1,0 +1,175 @@
+"""CloudEvents 1.0 in Kafka binary mode: `ce_*` headers, the event JSON as value, `subject_key` as key.
+
+`decode` is on every consumer's hot path: it validates the value with the pydantic union adapter
+built once in `schemas.registry` (no jsonschema here) and checks that headers and body agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+
+from schemas.events.base import Event
+from schemas.registry import (
+    CE_TYPE_PREFIX,
+    EVENT_ADAPTER,
+    EVENT_TYPES,
+    ce_type,
+    schema_id,
+    schema_version_of,
+)
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/json"
+SOURCE_PREFIX = "urn:alcance:source:"
+# Longest dead-letter reason we produce; a reason is a header, not a report.
+MAX_REASON_CHARS = 300
+
+
+class InvalidEvent(ValueError):
+    """Raised when a Kafka record is not a valid alcance CloudEvent; `reason` becomes `dlq_reason`."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason if len(reason) <= MAX_REASON_CHARS else reason[: MAX_REASON_CHARS - 3] + "..."
+        super().__init__(self.reason)
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaRecord:
+    """What to hand to the producer: key, value and headers of one record."""
+
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
+
+
+def source_uri(source: str) -> str:
+    """The CloudEvents `source` of a source instance name."""
+    return f"{SOURCE_PREFIX}{source}"
+
+
+def _time_text(event: Event) -> str:
+    return event.occurred_at.isoformat().replace("+00:00", "Z")
+
+
+def encode(event: Event, extra_headers: Iterable[tuple[str, bytes]] = ()) -> KafkaRecord:
+    """Encode `event` as a binary-mode CloudEvents Kafka record.
+
+    Args:
+        event: the event; its `subject_key` becomes the record key.
+        extra_headers: appended after the CloudEvents headers (e.g. `traceparent`).
+    """
+    version = event.schema_version
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", str(event.event_id).encode()),
+        ("ce_source", source_uri(event.source).encode()),
+        ("ce_type", ce_type(event.event_type, version).encode()),
+        ("ce_time", _time_text(event).encode()),
+        ("ce_subject", event.subject_key.encode()),
+        ("ce_dataschema", schema_id(event.event_type, version).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+        *extra_headers,
+    ]
+    return KafkaRecord(
+        key=event.subject_key.encode(), value=event.model_dump_json().encode(), headers=headers
+    )
+
+
+def _header_map(headers: Sequence[tuple[str, bytes | None]]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name, raw in headers:
+        if not (name.startswith("ce_") or name == "content-type"):
+            continue
+        if name in found:
+            raise InvalidEvent(f"duplicate header {name}")
+        if raw is None:
+            raise InvalidEvent(f"empty header {name}")
+        try:
+            found[name] = raw.decode()
+        except UnicodeDecodeError:
+            raise InvalidEvent(f"header {name} is not UTF-8") from None
+    return found
+
+
+def _event_type_from_ce_type(value: str) -> tuple[str, int]:
+    if not value.startswith(CE_TYPE_PREFIX):
+        raise InvalidEvent(f"unknown ce_type {value!r}")
+    name, sep, version = value[len(CE_TYPE_PREFIX) :].rpartition(".v")
+    if not sep or not version.isdigit() or name not in EVENT_TYPES:
+        raise InvalidEvent(f"unknown ce_type {value!r}")
+    if int(version) != schema_version_of(EVENT_TYPES[name]):
+        raise InvalidEvent(f"unsupported schema version in ce_type {value!r}")
+    return name, int(version)
+
+
+def _violation(exc: ValidationError) -> str:
+    errors = exc.errors(include_url=False, include_input=False)
+    if any(error["type"] == "json_invalid" for error in errors):
+        return "bad JSON: " + str(errors[0]["msg"])
+    first = errors[0]
+    # The first location item of a tagged union is the tag itself; it adds nothing for a reader.
+    where = ".".join(str(part) for part in first["loc"][1:]) or "value"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"schema violation: {where}: {first['msg']}{more}"
+
+
+def decode(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> Event:
+    """Decode a binary-mode CloudEvents Kafka record into its event.
+
+    Args:
+        headers: the record headers (as aiokafka gives them).
+        value: the record value.
+
+    Raises:
+        InvalidEvent: with a short reason when a required header is missing, the type is unknown,
+            the value is not JSON or violates the schema, or headers and body disagree.
+    """
+    found = _header_map(headers)
+    content_type = found.get("content-type")
+    if content_type is not None and content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
+        raise InvalidEvent(f"unsupported content-type {content_type!r} (binary mode with JSON only)")
+    for name in ("ce_specversion", "ce_id", "ce_source", "ce_type"):
+        if name not in found:
+            raise InvalidEvent(f"missing header {name}")
+    if found["ce_specversion"] != SPEC_VERSION:
+        raise InvalidEvent(f"unsupported ce_specversion {found['ce_specversion']!r}")
+    event_type, version = _event_type_from_ce_type(found["ce_type"])
+    if value is None:
+        raise InvalidEvent("record has no value")
+    try:
+        event: Event = EVENT_ADAPTER.validate_json(value, strict=True)
+    except ValidationError as exc:
+        raise InvalidEvent(_violation(exc)) from None
+    _check_agreement(found, event, event_type, version)
+    return event
+
+
+def _check_agreement(found: dict[str, str], event: Event, event_type: str, version: int) -> None:
+    if event.event_type != event_type:
+        raise InvalidEvent(f"ce_type says {event_type!r} but the body is {event.event_type!r}")
+    if found["ce_id"] != str(event.event_id):
+        raise InvalidEvent("ce_id does not match event_id")
+    if found["ce_source"] != source_uri(event.source):
+        raise InvalidEvent("ce_source does not match source")
+    if "ce_subject" in found and found["ce_subject"] != event.subject_key:
+        raise InvalidEvent("ce_subject does not match subject_key")
+    if "ce_time" in found and found["ce_time"] != _time_text(event):
+        raise InvalidEvent("ce_time does not match occurred_at")
+    if "ce_dataschema" in found and found["ce_dataschema"] != schema_id(event_type, version):
+        raise InvalidEvent(f"unexpected ce_dataschema {found['ce_dataschema']!r}")
+
+
+def peek_json(value: bytes) -> object:
+    """Parse a record value as plain JSON (for diagnostics of dead letters).
+
+    Raises:
+        InvalidEvent: when the value is not JSON.
+    """
+    try:
+        return json.loads(value)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidEvent(f"bad JSON: {exc}") from None

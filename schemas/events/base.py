@@ -1,0 +1,249 @@
+"""The event envelope every alcance event shares, and the wire-level types its fields use."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Annotated, Any, ClassVar, Self
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    ValidationInfo,
+    WithJsonSchema,
+    model_validator,
+)
+
+# Fixed for ever: changing it would change every event id and break deduplication of re-pulled records.
+EVENT_ID_NAMESPACE = uuid.UUID("6f1d7a52-0b7e-5c8e-9a41-3f2b8d5e0c17")
+
+
+def event_id_for(source: str, record_identity: str) -> uuid.UUID:
+    """Deterministic event id of one source record (UUIDv5 in `EVENT_ID_NAMESPACE`).
+
+    The same source record always gives the same id, so re-pulling a page after a crash or a broker
+    loss produces duplicates that consumers drop. A record that yields several events must pass
+    distinct identities, e.g. `f"{statement_id}:completed"`.
+
+    Args:
+        source: source instance name (e.g. "cvf-lrs").
+        record_identity: the record's native id, plus a suffix per derived event.
+    """
+    # The unit separator cannot occur in a source name, so ("a", "b:c") and ("a:b", "c") never collide.
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}\x1f{record_identity}")
+
+
+def anchored(body: str) -> str:
+    """A regular expression matching exactly `body`, read the same by pydantic and jsonschema.
+
+    Python's `$` also matches before a final newline; the look-ahead closes that gap in both
+    Python (the models) and ECMA-262 (JSON Schema consumers).
+    """
+    return f"^(?:{body})$(?!\\n)"
+
+
+class Audience(StrEnum):
+    """Audience segment of a learner or contact; the first four are the audiences of art. 7."""
+
+    TPO_AUTHORITY = "TPO_AUTHORITY"
+    BUSINESS_CHAMBER = "BUSINESS_CHAMBER"
+    SECTOR_ASSOCIATION = "SECTOR_ASSOCIATION"
+    MSME = "MSME"
+    GOVT_OTHER = "GOVT_OTHER"
+    ACADEMIA = "ACADEMIA"
+    OTHER = "OTHER"
+    UNKNOWN = "UNKNOWN"
+
+
+# The 13 ALADI member states (ISO 3166-1 alpha-2).
+MEMBER_STATES: frozenset[str] = frozenset(
+    {"AR", "BO", "BR", "CL", "CO", "CU", "EC", "MX", "PA", "PY", "PE", "UY", "VE"}
+)
+
+COUNTRY_PATTERN = anchored("[A-Z]{2}")
+CURRENCY_PATTERN = anchored("[A-Z]{3}")
+PERSON_KEY_PATTERN = anchored("p-[0-9a-f]{32}")
+ORG_KEY_PATTERN = anchored("o-[0-9a-f]{32}")
+UUID_PATTERN = anchored("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+TIMESTAMP_PATTERN = anchored(
+    "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
+    "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
+)
+# Non-negative decimal string with at most 15 integer and 6 fractional digits: no exponent, no sign.
+AMOUNT_PATTERN = anchored("(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?")
+# Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not.
+_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+@-]{0,255}"
+IDENT_PATTERN = anchored(_IDENT_BODY)
+
+
+def _parse_checked(pattern: str, what: str, parse: Callable[[str], Any]) -> BeforeValidator:
+    """Check strings against `pattern`, then parse them ourselves.
+
+    pydantic's own parsers accept more spellings than the JSON Schema pattern (unix times, UUIDs
+    without hyphens, ...); parsing here keeps model and schema in agreement, also under strict mode.
+    """
+    compiled = re.compile(pattern)
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            if compiled.search(value) is None:
+                raise ValueError(f"not {what}")
+            return parse(value)
+        return value
+
+    return BeforeValidator(check)
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+Timestamp = Annotated[
+    AwareDatetime,
+    _parse_checked(TIMESTAMP_PATTERN, "an RFC 3339 timestamp with a UTC offset", datetime.fromisoformat),
+    AfterValidator(_to_utc),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
+]
+"""An aware instant, normalised to UTC; on the wire an RFC 3339 string with an offset."""
+
+EventUUID = Annotated[
+    uuid.UUID,
+    _parse_checked(UUID_PATTERN, "a lower-case hyphenated UUID", uuid.UUID),
+    WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
+]
+"""A UUID; on the wire its canonical lower-case hyphenated form."""
+
+CountryCode = Annotated[str, Field(pattern=COUNTRY_PATTERN, min_length=2, max_length=2)]
+"""ISO 3166-1 alpha-2 country code (upper case)."""
+
+CurrencyCode = Annotated[str, Field(pattern=CURRENCY_PATTERN, min_length=3, max_length=3)]
+"""ISO 4217 currency code (upper case)."""
+
+PersonKey = Annotated[str, Field(pattern=PERSON_KEY_PATTERN)]
+"""Keyed HMAC pseudonym of a person (`p-` + 32 hex digits); never a name, e-mail or LMS id."""
+
+OrgKey = Annotated[str, Field(pattern=ORG_KEY_PATTERN)]
+"""Keyed HMAC pseudonym of an organisation (`o-` + 32 hex digits); never a tax id or name."""
+
+Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+"""A non-personal identifier of a source entity (course, offering, meeting, ...)."""
+
+
+def _parse_amount(value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("not a decimal amount")
+    if isinstance(value, Decimal | int):
+        try:
+            text = format(Decimal(value), "f")
+        except (InvalidOperation, ValueError) as exc:
+            raise ValueError("not a decimal amount") from exc
+    elif isinstance(value, str):
+        text = value
+    else:
+        # JSON numbers are refused: binary floats cannot carry money exactly.
+        raise ValueError("amount must be a decimal string")
+    if re.search(AMOUNT_PATTERN, text) is None:
+        raise ValueError("amount must be a non-negative decimal string (at most 6 decimals, no exponent)")
+    return Decimal(text)
+
+
+Amount = Annotated[
+    Decimal,
+    PlainValidator(_parse_amount),
+    PlainSerializer(lambda value: format(value, "f"), return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "pattern": AMOUNT_PATTERN}),
+]
+"""A non-negative exact decimal amount; on the wire a decimal string such as "1250.50"."""
+
+
+class Money(BaseModel):
+    """A monetary value in its original currency, with its US-dollar equivalent at the event-date rate."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+
+    amount: Amount
+    currency: CurrencyCode
+    usd_amount: Amount
+
+
+class Event(BaseModel):
+    """Envelope fields shared by every event; subclasses add the payload of one event type.
+
+    Each subclass narrows `event_type` and `schema_version` to a `Literal` with a default, sets the
+    class variable `family` (which selects the Kafka topic), documents what its `subject_key` is
+    (the Kafka key, hence the unit of ordering), and gives user-facing names in `names`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+
+    family: ClassVar[str]
+    """"training", "plgn" or "finance": selects the topic."""
+    names: ClassVar[dict[str, str]] = {}
+    """User-facing name of the event type by language ("es", "pt", "en")."""
+    subject_field: ClassVar[str | None] = None
+    """Payload field that `subject_key` must equal (and is filled from when built in Python), if any."""
+
+    event_type: str
+    schema_version: int = 1
+    event_id: EventUUID
+    occurred_at: Timestamp
+    source: str = Field(pattern=anchored("[a-z0-9][a-z0-9._-]{0,62}"))
+    source_ref: str = Field(min_length=1, max_length=256)
+    subject_key: str = Field(min_length=1, max_length=128)
+    country: CountryCode | None = None
+    audience: Audience | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_subject_key(cls, data: Any, info: ValidationInfo) -> Any:
+        # Convenience for Python callers only: on the wire subject_key is always present, so the JSON
+        # Schema (which cannot express "copy of another field") and the model agree on what they accept.
+        field = cls.subject_field
+        if (
+            field is not None
+            and info.mode == "python"
+            and isinstance(data, dict)
+            and "subject_key" not in data
+            and data.get(field) is not None
+        ):
+            return {**data, "subject_key": data[field]}
+        return data
+
+    @model_validator(mode="after")
+    def _subject_key_matches(self) -> Self:
+        field = type(self).subject_field
+        if field is not None and getattr(self, field) != self.subject_key:
+            raise ValueError(f"subject_key must equal {field}")
+        return self
+
+    @classmethod
+    def create(cls, *, source: str, record_identity: str, **fields: Any) -> Self:
+        """Build an event whose `event_id` is derived from its source record (see `event_id_for`).
+
+        Raises:
+            pydantic.ValidationError: when a field is missing or invalid.
+        """
+        return cls(event_id=event_id_for(source, record_identity), source=source, **fields)
+
+
+class EventRetracted(Event):
+    """A previously published event is withdrawn (deleted or corrected at the source).
+
+    Published to the topic of the retracted event. `subject_key` is the key of the retracted event when
+    the source still knows it (so the retraction is ordered after it), else the retracted event id.
+    Concrete classes exist per family.
+    """
+
+    retracted_event_id: EventUUID
+    reason: str = Field(min_length=1, max_length=200)
