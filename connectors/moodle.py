@@ -1,0 +1,594 @@
+"""Moodle connector: enrolments, course completions and certificates through Moodle web services (REST).
+
+Delivery guarantee: at-least-once into Kafka with deterministic event ids (consumers de-duplicate).
+
+Moodle without time filters. Only `mod_customcert_list_issues` filters by time; enrolments
+(`core_enrol_get_enrolled_users`) and course completions (`core_completion_get_course_completion_status`)
+can only be read whole. The connector therefore works in poll cycles. Each cycle:
+
+1. `core_course_get_courses` and `mod_customcert_get_customcerts_by_courses`: 2 calls.
+2. Per course, the enrolled users in pages of `page_size` (`limitfrom` / `limitnumber`, sorted by user
+   id). Pages overlap by `page_overlap` users and are cut at the last user id already read, so a user
+   enrolled or removed during the scan neither shifts anyone out of the window nor appears twice; when
+   the overlap is not enough (more than `page_overlap` users vanished in between) the window moves
+   back and the page is read again. The learner pseudonyms of the page are compared with the previous
+   snapshot of that course, stored in PostgreSQL (`moodle_enrolment_snapshot`, pseudonyms only): a new
+   key gives `LearnerRegistered` + `EnrolmentCreated`; at the end of the course, keys not seen in this
+   cycle give `EnrolmentWithdrawn`. A learner who comes back after a withdrawal starts a new enrolment
+   (new `enrolment_id`).
+3. Per enrolment not yet known complete, one `core_completion_get_course_completion_status` call
+   (`completion_concurrency` at a time); a course without completion criteria (`nocriteriaset`) is
+   skipped for the rest of the cycle. A completion gives `EnrolmentCompleted` once.
+4. `mod_customcert_list_issues` from the last watermark. That function orders by `timecreated DESC`
+   with offset paging, so one sweep reads offsets 0, L, 2L... (L <= 500), drops issues newer than the
+   oldest one already read in the sweep (new arrivals: the next sweep reads them) and de-duplicates on
+   issue id at the boundary; when the sweep ends the watermark moves to the newest issue of its first
+   page (`timecreatedfrom` is inclusive, so issues at that second are read again and de-duplicated by
+   event id). Each issue gives `CertificateIssued`.
+
+Calls per cycle = 2 + sum over courses of ceil(enrolled / page_size) + enrolments not yet complete
+(minus courses without criteria) + ceil(new issues / L) + 1. With 50 courses of 200 learners, a page
+size of 500 and 30 % complete: 2 + 50 + 7,000 + a few = about 7,060 calls; completion status
+dominates, so `poll_interval_s` for Moodle should be minutes, not seconds. The snapshot table holds
+one row per (course, learner) ever enrolled. Withdrawals are seen one cycle late at most, with the
+detection time as `withdrawn_at` (Moodle does not say when). A course deleted from Moodle is not
+scanned again, so its enrolments are not withdrawn. Errors come back as HTTP 200 with an `exception`
+body: database and maintenance error codes are retried, every other code stops the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import asyncpg
+from pydantic import Field
+
+from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError
+from schemas.events.base import Audience, Event
+from schemas.events.training import (
+    CertificateIssued,
+    EnrolmentCompleted,
+    EnrolmentCreated,
+    EnrolmentWithdrawn,
+    Gender,
+    LearnerRegistered,
+)
+
+if TYPE_CHECKING:
+    from connectors.runtime import ConnectorContext
+
+logger = logging.getLogger(__name__)
+
+REST_PATH = "/webservice/rest/server.php"
+SITE_COURSE_ID = 1
+MAX_ISSUES_PAGE = 500
+# Moodle error codes that describe a passing condition; any other code stops the connector.
+RETRYABLE_ERRORCODES = frozenset(
+    {
+        "dmlreadexception",
+        "dmlwriteexception",
+        "dbconnectionfailed",
+        "sitemaintenance",
+        "dml_connection_exception",
+    }
+)
+_COUNTRY = re.compile(r"^[A-Z]{2}$")
+_PERSONAL_KEYS = frozenset(
+    {"username", "firstname", "lastname", "fullname", "email", "idnumber", "institution"}
+)
+
+
+class MoodleOptions(ConnectorOptions):
+    """Options of a Moodle source (`options` of its `[[sources]]` entry)."""
+
+    page_overlap: int = Field(default=20, ge=0, le=1_000)
+    completion_concurrency: int = Field(default=4, ge=1, le=32)
+    certificates: bool = True
+    learner_identity: str = Field(default="email", pattern="^(email|id)$")
+    audience_field: str = "audience"
+    gender_field: str = "gender"
+
+
+class MoodleError(Exception):
+    """Raised when Moodle answered a call with an `exception` body (HTTP 200)."""
+
+    def __init__(self, errorcode: str, message: str) -> None:
+        super().__init__(f"{errorcode}: {message}")
+        self.errorcode = errorcode
+
+
+def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Flatten nested parameters the way Moodle's REST server reads them (`a[0][name]=x`)."""
+    flat: dict[str, str] = {}
+    for key, value in params.items():
+        name = f"{prefix}[{key}]" if prefix else str(key)
+        if isinstance(value, dict):
+            flat.update(flatten(value, name))
+        elif isinstance(value, list | tuple):
+            flat.update(flatten({str(i): item for i, item in enumerate(value)}, name))
+        elif isinstance(value, bool):
+            flat[name] = "1" if value else "0"
+        else:
+            flat[name] = str(value)
+    return flat
+
+
+def _iso(ts: int | float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
+
+
+class MoodleConnector(PollingConnector[dict[str, Any]]):
+    """Pulls a Moodle site through web services; see the module docstring for the costs."""
+
+    kind: ClassVar[str] = "moodle"
+    family: ClassVar[str] = "training"
+    options_model: ClassVar[type[ConnectorOptions]] = MoodleOptions
+
+    _context: ConnectorContext | None = None
+
+    @property
+    def opts(self) -> MoodleOptions:
+        """The validated Moodle options."""
+        assert isinstance(self.options, MoodleOptions)  # noqa: S101 - guaranteed by options_model
+        return self.options
+
+    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
+        """Keep the context (its pool holds the enrolment snapshots), then run the pull loop."""
+        self._context = context
+        await super().run(context, until_idle=until_idle)
+
+    # ---- web-service calls -------------------------------------------------------------------
+
+    async def call(self, function: str, **params: Any) -> Any:
+        """Call one web-service function and return its decoded result.
+
+        Raises:
+            MoodleError: for error codes the caller may handle (the rest are raised as below).
+            RetryableError: on transient HTTP failures or a retryable Moodle error code.
+            FatalSourceError: on a rejected token or any other Moodle error.
+        """
+        token = self.source.token.get_secret_value() if self.source.token is not None else ""
+        query = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **flatten(params)}
+        response = await self.http.get_json(self.source.endpoint.rstrip("/") + REST_PATH, params=query)
+        body = response.body
+        if isinstance(body, dict) and "exception" in body:
+            code = str(body.get("errorcode", ""))
+            message = str(body.get("message", ""))[:200]
+            if code in RETRYABLE_ERRORCODES:
+                raise RetryableError(f"Moodle {function}: {code}")
+            raise MoodleError(code, message)
+        return body
+
+    async def _call_or_fatal(self, function: str, **params: Any) -> Any:
+        try:
+            return await self.call(function, **params)
+        except MoodleError as exc:
+            raise FatalSourceError(f"Moodle {function} failed: {exc}") from exc
+
+    # ---- paging -------------------------------------------------------------------------------
+
+    async def fetch_page(self, cursor: Cursor | None) -> Page[dict[str, Any]]:
+        """The next step of the current poll cycle (see the module docstring)."""
+        state: dict[str, Any] = dict(cursor) if cursor else {"cycle": 1, "cert_from": 0}
+        try:
+            if "courses" not in state:
+                await self._start_cycle(state)
+            if state["course_idx"] < len(state["courses"]):
+                return await self._enrolment_page(state)
+            return await self._certificate_page(state)
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            raise RetryableError(f"snapshot store unavailable: {type(exc).__name__}") from exc
+
+    async def _start_cycle(self, state: dict[str, Any]) -> None:
+        courses = await self._call_or_fatal("core_course_get_courses")
+        state["courses"] = [
+            [
+                int(c["id"]),
+                int(c.get("startdate") or 0),
+                int(c.get("enddate") or 0),
+                str(c.get("idnumber") or ""),
+            ]
+            for c in courses
+            if int(c["id"]) != SITE_COURSE_ID
+        ]
+        state["certmap"] = {}
+        if self.opts.certificates and state["courses"]:
+            certs = await self._call_or_fatal(
+                "mod_customcert_get_customcerts_by_courses", courseids=[c[0] for c in state["courses"]]
+            )
+            state["certmap"] = {str(c["id"]): int(c["course"]) for c in certs.get("customcerts", [])}
+        state.update(course_idx=0, limitfrom=0, after_id=0, nocriteria=False)
+
+    async def _enrolment_page(self, state: dict[str, Any]) -> Page[dict[str, Any]]:
+        course_id, start, end, idnumber = state["courses"][state["course_idx"]]
+        users, complete_course = await self._read_window(state, course_id)
+        cycle = int(state["cycle"])
+        now = datetime.now(UTC)
+        records: list[dict[str, Any]] = []
+        course = {"id": course_id, "startdate": start, "enddate": end, "idnumber": idnumber}
+        keys = {self._user_key(user): user for user in users}
+        rows = await self._upsert_seen(course_id, list(keys), cycle, now)
+        to_check: list[tuple[str, dict[str, Any], asyncpg.Record]] = []
+        for row in rows:
+            user = keys[row["user_key"]]
+            if row["first_seen_cycle"] >= cycle:
+                records.append(
+                    {
+                        "kind": "enrolment",
+                        "course": course,
+                        "user": user,
+                        "user_key": row["user_key"],
+                        "generation": row["generation"],
+                        "seen_at": row["first_seen_at"].isoformat(),
+                    }
+                )
+            if row["completed_cycle"] is None or row["completed_cycle"] >= cycle:
+                to_check.append((row["user_key"], user, row))
+        if not state.get("nocriteria"):
+            records.extend(await self._completions(state, course, to_check, cycle))
+        if complete_course:
+            records.extend(await self._withdrawals(course, cycle, now))
+            state.update(course_idx=state["course_idx"] + 1, limitfrom=0, after_id=0, nocriteria=False)
+        return Page(records=records, next_cursor=state, exhausted=False)
+
+    async def _read_window(self, state: dict[str, Any], course_id: int) -> tuple[list[dict[str, Any]], bool]:
+        """Users after `after_id`, reading back `page_overlap` users so that no one is skipped.
+
+        Returns:
+            (users not read before in this cycle, whether the course's list has ended).
+        """
+        after_id = int(state["after_id"])
+        limitfrom = int(state["limitfrom"])
+        start = max(0, limitfrom - self.opts.page_overlap)
+        while True:
+            limitnumber = self.page_size + (limitfrom - start)
+            batch = await self._call_or_fatal(
+                "core_enrol_get_enrolled_users",
+                courseid=course_id,
+                options=[
+                    {"name": "limitfrom", "value": start},
+                    {"name": "limitnumber", "value": limitnumber},
+                    {"name": "sortby", "value": "id"},
+                ],
+            )
+            if not isinstance(batch, list):
+                raise RetryableError("core_enrol_get_enrolled_users did not return a list")
+            ids = [int(user["id"]) for user in batch]
+            # The window must begin at or before the last user already read, or users were skipped.
+            if start == 0 or after_id == 0 or (ids and ids[0] <= after_id):
+                state["limitfrom"] = start + len(batch)
+                state["after_id"] = max(ids, default=after_id)
+                return [user for user in batch if int(user["id"]) > after_id], len(batch) < limitnumber
+            start = max(0, start - self.page_size - self.opts.page_overlap)
+
+    async def _completions(
+        self,
+        state: dict[str, Any],
+        course: dict[str, Any],
+        to_check: list[tuple[str, dict[str, Any], Any]],
+        cycle: int,
+    ) -> list[dict[str, Any]]:
+        semaphore = asyncio.Semaphore(self.opts.completion_concurrency)
+        nocriteria = False
+
+        async def one(user: dict[str, Any]) -> dict[str, Any] | None:
+            nonlocal nocriteria
+            if nocriteria:
+                return None
+            async with semaphore:
+                try:
+                    result = await self.call(
+                        "core_completion_get_course_completion_status",
+                        courseid=course["id"],
+                        userid=user["id"],
+                    )
+                except MoodleError as exc:
+                    if exc.errorcode in {"nocriteriaset", "completionnotenabled"}:
+                        nocriteria = True
+                        return None
+                    if exc.errorcode in {"usernotenroled", "nottracked"}:
+                        return None
+                    raise FatalSourceError(f"Moodle completion status failed: {exc}") from exc
+            status = result.get("completionstatus", {}) if isinstance(result, dict) else {}
+            return status if status.get("completed") else None
+
+        results = await asyncio.gather(*(one(user) for _, user, _ in to_check))
+        if nocriteria:
+            state["nocriteria"] = True
+        records = []
+        done_keys = []
+        for (key, user, row), status in zip(to_check, results, strict=True):
+            if status is None:
+                continue
+            times = [int(c.get("timecompleted") or 0) for c in status.get("completions", [])]
+            done_keys.append(key)
+            records.append(
+                {
+                    "kind": "completion",
+                    "course": course,
+                    "user": user,
+                    "user_key": key,
+                    "generation": row["generation"],
+                    "completed_at": max(times, default=0),
+                }
+            )
+        if done_keys:
+            await self._pool().execute(
+                "UPDATE moodle_enrolment_snapshot SET completed_cycle = $4"
+                " WHERE source = $1 AND course_id = $2 AND user_key = ANY($3::text[]) AND (completed_cycle IS NULL OR completed_cycle > $4)",
+                self.name,
+                course["id"],
+                done_keys,
+                cycle,
+            )
+        return records
+
+    async def _upsert_seen(self, course_id: int, keys: list[str], cycle: int, now: datetime) -> list[Any]:
+        if not keys:
+            return []
+        back = "s.withdrawn_cycle IS NOT NULL AND s.withdrawn_cycle < $3"
+        rows: list[Any] = await self._pool().fetch(
+            f"""
+            INSERT INTO moodle_enrolment_snapshot AS s
+                (source, course_id, user_key, generation, first_seen_cycle, first_seen_at, last_seen_cycle)
+            SELECT $1, $2, k, 0, $3, $4, $3 FROM unnest($5::text[]) AS k
+            ON CONFLICT (source, course_id, user_key) DO UPDATE SET
+                generation = CASE WHEN {back} THEN s.generation + 1 ELSE s.generation END,
+                first_seen_cycle = CASE WHEN {back} THEN $3 ELSE s.first_seen_cycle END,
+                first_seen_at = CASE WHEN {back} THEN $4 ELSE s.first_seen_at END,
+                completed_cycle = CASE WHEN {back} THEN NULL ELSE s.completed_cycle END,
+                last_seen_cycle = $3, withdrawn_cycle = NULL, withdrawn_at = NULL
+            RETURNING user_key, generation, first_seen_cycle, first_seen_at, completed_cycle
+            """,  # noqa: S608 - the interpolated text is a constant condition, values are parameters
+            self.name,
+            course_id,
+            cycle,
+            now,
+            keys,
+        )
+        return rows
+
+    async def _withdrawals(self, course: dict[str, Any], cycle: int, now: datetime) -> list[dict[str, Any]]:
+        rows = await self._pool().fetch(
+            """
+            UPDATE moodle_enrolment_snapshot
+               SET withdrawn_cycle = $3, withdrawn_at = coalesce(withdrawn_at, $4)
+             WHERE source = $1 AND course_id = $2 AND last_seen_cycle <> $3
+               AND (withdrawn_cycle IS NULL OR withdrawn_cycle >= $3)
+            RETURNING user_key, generation, withdrawn_at
+            """,
+            self.name,
+            course["id"],
+            cycle,
+            now,
+        )
+        return [
+            {
+                "kind": "withdrawal",
+                "course": course,
+                "user_key": row["user_key"],
+                "generation": row["generation"],
+                "withdrawn_at": row["withdrawn_at"].isoformat(),
+            }
+            for row in rows
+        ]
+
+    async def _certificate_page(self, state: dict[str, Any]) -> Page[dict[str, Any]]:
+        if not self.opts.certificates or not state["certmap"]:
+            return self._next_cycle(state, [])
+        limit = min(self.page_size, MAX_ISSUES_PAGE)
+        offset = int(state.get("cert_offset", 0))
+        batch = await self._call_or_fatal(
+            "mod_customcert_list_issues", timecreatedfrom=int(state["cert_from"]), limit=limit, offset=offset
+        )
+        if not isinstance(batch, list):
+            raise RetryableError("mod_customcert_list_issues did not return a list")
+        floor = state.get("cert_floor")
+        floor_ids = set(state.get("cert_floor_ids", []))
+        if offset == 0 and batch:
+            state["cert_top"] = max(int(item["issue"]["timecreated"]) for item in batch)
+        fresh = []
+        for item in batch:
+            created = int(item["issue"]["timecreated"])
+            issue_id = int(item["issue"]["id"])
+            # Newer than what this sweep already passed: a new arrival, read by the next sweep.
+            if floor is not None and (created > floor or (created == floor and issue_id in floor_ids)):
+                continue
+            fresh.append(item)
+        if fresh:
+            new_floor = min(int(item["issue"]["timecreated"]) for item in fresh)
+            ids = {int(i["issue"]["id"]) for i in fresh if int(i["issue"]["timecreated"]) == new_floor}
+            state["cert_floor_ids"] = sorted(ids | floor_ids) if new_floor == floor else sorted(ids)
+            state["cert_floor"] = new_floor
+        records = await self._certificate_records(fresh, state["certmap"])
+        if len(batch) < limit:
+            if "cert_top" in state:
+                state["cert_from"] = state["cert_top"]
+            return self._next_cycle(state, records)
+        state["cert_offset"] = offset + limit
+        return Page(records=records, next_cursor=state, exhausted=False)
+
+    async def _certificate_records(
+        self, items: list[dict[str, Any]], certmap: dict[str, int]
+    ) -> list[dict[str, Any]]:
+        records = []
+        wanted: list[tuple[int, str]] = []
+        for item in items:
+            course_id = certmap.get(str(item["issue"].get("customcertid")))
+            key = self._user_key(item.get("user") or {})
+            records.append(
+                {
+                    "kind": "certificate",
+                    "issue": item["issue"],
+                    "user": item.get("user") or {},
+                    "user_key": key,
+                    "course_id": course_id,
+                    "generation": 0,
+                }
+            )
+            if course_id is not None:
+                wanted.append((course_id, key))
+        if wanted:
+            rows = await self._pool().fetch(
+                "SELECT course_id, user_key, generation FROM moodle_enrolment_snapshot"
+                " WHERE source = $1"
+                " AND (course_id, user_key) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))",
+                self.name,
+                [c for c, _ in wanted],
+                [k for _, k in wanted],
+            )
+            generations = {(row["course_id"], row["user_key"]): row["generation"] for row in rows}
+            for record in records:
+                record["generation"] = generations.get((record["course_id"], record["user_key"]), 0)
+        return records
+
+    def _next_cycle(self, state: dict[str, Any], records: list[dict[str, Any]]) -> Page[dict[str, Any]]:
+        following = {"cycle": int(state["cycle"]) + 1, "cert_from": int(state["cert_from"])}
+        return Page(records=records, next_cursor=following, exhausted=True)
+
+    # ---- mapping ------------------------------------------------------------------------------
+
+    def _user_key(self, user: dict[str, Any]) -> str:
+        email = str(user.get("email") or "").strip()
+        if self.opts.learner_identity == "email" and email:
+            return self.pseudonyms.person(email)
+        return self.pseudonyms.person(f"moodle:{self.source.endpoint}:{user.get('id')}")
+
+    def _pool(self) -> asyncpg.Pool:
+        if self._context is None:
+            raise RuntimeError("the Moodle connector needs its runtime context (call run())")
+        return self._context.pool
+
+    def map_record(self, record: dict[str, Any]) -> list[Event]:
+        """The events of one enrolment, completion, withdrawal or certificate record."""
+        kind = record.get("kind")
+        if kind == "enrolment":
+            return self._map_enrolment(record)
+        if kind == "completion":
+            return [self._map_completion(record)]
+        if kind == "withdrawal":
+            return [self._map_withdrawal(record)]
+        if kind == "certificate":
+            return [self._map_certificate(record)]
+        raise DeadLetterRecord(f"unknown Moodle record kind {kind!r}")
+
+    def _enrolment_id(self, course_id: int, user_key: str, generation: int) -> str:
+        base = f"moodle-{self.name}-c{course_id}-{user_key}"
+        return base if generation == 0 else f"{base}-r{generation}"
+
+    def _profile(self, user: dict[str, Any]) -> dict[str, Any]:
+        custom = {str(f.get("shortname")): str(f.get("value") or "") for f in user.get("customfields") or []}
+        country = str(user.get("country") or "").upper()
+        audience = custom.get(self.opts.audience_field, "").upper()
+        gender = custom.get(self.opts.gender_field, "").upper()
+        institution = str(user.get("institution") or "").strip()
+        return {
+            "country": country if _COUNTRY.match(country) else None,
+            "audience": Audience(audience) if audience in Audience.__members__ else None,
+            "gender": Gender(gender) if gender in Gender.__members__ else None,
+            "org_key": self.pseudonyms.org(institution) if institution else None,
+        }
+
+    def _map_enrolment(self, record: dict[str, Any]) -> list[Event]:
+        course, key, gen = record["course"], record["user_key"], int(record["generation"])
+        profile = self._profile(record["user"])
+        seen = record["seen_at"]
+        offering = f"moodle-{self.name}-c{course['id']}"
+        idnumber = course.get("idnumber") or ""
+        learner = LearnerRegistered.create(
+            source=self.name,
+            record_identity=f"learner:{key}",
+            occurred_at=seen,
+            source_ref=f"user:{key}",
+            subject_key=key,
+            **profile,
+        )
+        enrolment = EnrolmentCreated.create(
+            source=self.name,
+            record_identity=f"enrol:{course['id']}:{key}:{gen}:created",
+            occurred_at=seen,
+            source_ref=f"course:{course['id']}",
+            subject_key=key,
+            enrolment_id=self._enrolment_id(course["id"], key, gen),
+            offering_id=offering,
+            course_id=idnumber if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}", idnumber) else offering,
+            enrolled_at=seen,
+            channel="other",
+            offering_starts_at=_iso(course["startdate"]),
+            offering_ends_at=_iso(course["enddate"]),
+            **profile,
+        )
+        return [learner, enrolment]
+
+    def _map_completion(self, record: dict[str, Any]) -> Event:
+        course, key, gen = record["course"], record["user_key"], int(record["generation"])
+        when = _iso(record["completed_at"]) or datetime.now(UTC).isoformat()
+        return EnrolmentCompleted.create(
+            source=self.name,
+            record_identity=f"enrol:{course['id']}:{key}:{gen}:completed",
+            occurred_at=when,
+            source_ref=f"course:{course['id']}",
+            subject_key=key,
+            enrolment_id=self._enrolment_id(course["id"], key, gen),
+            completed_at=when,
+            passed=True,
+        )
+
+    def _map_withdrawal(self, record: dict[str, Any]) -> Event:
+        course, key, gen = record["course"], record["user_key"], int(record["generation"])
+        when = datetime.fromisoformat(record["withdrawn_at"])
+        return EnrolmentWithdrawn.create(
+            source=self.name,
+            record_identity=f"enrol:{course['id']}:{key}:{gen}:withdrawn",
+            occurred_at=when,
+            source_ref=f"course:{course['id']}",
+            subject_key=key,
+            enrolment_id=self._enrolment_id(course["id"], key, gen),
+            withdrawn_at=when,
+            before_start=bool(course["startdate"]) and when.timestamp() < course["startdate"],
+        )
+
+    def _map_certificate(self, record: dict[str, Any]) -> Event:
+        issue, key = record["issue"], record["user_key"]
+        if record["course_id"] is None:
+            raise DeadLetterRecord("certificate of a customcert instance outside the site's courses")
+        if not issue.get("timecreated"):
+            raise DeadLetterRecord("certificate issue without timecreated")
+        when = _iso(int(issue["timecreated"]))
+        code = str(issue.get("code") or "")
+        return CertificateIssued.create(
+            source=self.name,
+            record_identity=f"cert:{issue['id']}",
+            occurred_at=when,
+            source_ref=f"customcert-issue:{issue['id']}",
+            subject_key=key,
+            certificate_id=f"moodle-{self.name}-cert-{issue['id']}",
+            enrolment_id=self._enrolment_id(int(record["course_id"]), key, int(record["generation"])),
+            issued_at=when,
+            verify_hash=hashlib.sha256(code.encode()).hexdigest() if code else None,
+        )
+
+    def record_json(self, record: dict[str, Any]) -> bytes:
+        """The record for the dead-letter topic, with names, e-mails and Moodle user ids removed."""
+        return json.dumps(_scrub(record), default=str, ensure_ascii=False).encode()
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            if key in _PERSONAL_KEYS or (key == "id" and "username" in value):
+                out[key] = "<removed>"
+            else:
+                out[key] = _scrub(item)
+        return out
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
