@@ -322,7 +322,8 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
         if done_keys:
             await self._pool().execute(
                 "UPDATE moodle_enrolment_snapshot SET completed_cycle = $4"
-                " WHERE source = $1 AND course_id = $2 AND user_key = ANY($3::text[]) AND (completed_cycle IS NULL OR completed_cycle > $4)",
+                " WHERE source = $1 AND course_id = $2 AND user_key = ANY($3::text[])"
+                " AND (completed_cycle IS NULL OR completed_cycle > $4)",
                 self.name,
                 course["id"],
                 done_keys,
