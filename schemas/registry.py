@@ -7,9 +7,11 @@ from typing import Annotated, Any, Union
 from pydantic import Field, TypeAdapter
 
 from schemas.events.base import Event
+from schemas.events.finance import FINANCE_EVENTS
+from schemas.events.plgn import PLGN_EVENTS
 from schemas.events.training import TRAINING_EVENTS
 
-ALL_EVENT_CLASSES: tuple[type[Event], ...] = (*TRAINING_EVENTS,)
+ALL_EVENT_CLASSES: tuple[type[Event], ...] = (*TRAINING_EVENTS, *PLGN_EVENTS, *FINANCE_EVENTS)
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.model_fields["event_type"].default: cls for cls in ALL_EVENT_CLASSES

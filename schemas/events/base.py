@@ -83,7 +83,7 @@ TIMESTAMP_PATTERN = anchored(
 # Non-negative decimal string with at most 15 integer and 6 fractional digits: no exponent, no sign.
 AMOUNT_PATTERN = anchored("(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?")
 # Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not.
-_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+@-]{0,255}"
+_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+@-]{0,511}"
 IDENT_PATTERN = anchored(_IDENT_BODY)
 
 
