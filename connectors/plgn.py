@@ -1,0 +1,350 @@
+"""PLGN connector: the PLGN Activity Streams 2.0 feed (ordered pages with cursors) to `plgn.*` events.
+
+Delivery guarantee: at-least-once into Kafka with deterministic event ids (consumers de-duplicate).
+
+PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed it reads
+(`schemas/feeds/plgn-activity.schema.json`, JSON Schema draft 2020-12, with examples beside it):
+
+* The endpoint is an AS2 `OrderedCollection` whose `first` leads to `OrderedCollectionPage`s in
+  ascending publication order; each page has `orderedItems` and a `next` IRI carrying an opaque cursor
+  after its last item, also on the last page (the place to poll again). The committed cursor is that
+  `next` IRI. A page without `next` is read again on the next poll (duplicates are dropped by event id).
+* Each item is an activity with a stable `id`, a `type`, `published`, `actor` (the organisation) and an
+  `object` whose `type` names the PLGN entity: `Create`/`Update` `Organization` (registered, profile
+  updated), `Create`/`Remove` `DirectoryAuthorisation` (granted, withdrawn), `Create` `Opportunity`,
+  `Create` `ContactRequest` and `Accept`/`Reject` of it (requested, answered), `Join` `BusinessRound`
+  with `role`/`interests` (round registration), `Create` `Meeting` and `Update` `Meeting` with
+  `status` held / no_show / cancelled, `Create` `MeetingOutcome` (expected business at meeting close)
+  and `Create` `DealReport` (one per deal and wave, with the cumulative realised value).
+* Retractions follow ActivityPub: a `Create` is retracted by a `Delete` whose `Tombstone` has the id of
+  the created object; any other activity by an `Undo` naming the activity. Both carry a `reason`.
+* Event identities: an event from a `Create` is identified by the created object's id, every other
+  by the activity id, so a re-read item or a retraction always names the same event id.
+
+Every item is validated against the contract at the edge (one validator, built once); an item that
+breaks it goes to the `plgn` dead-letter topic with the first violation as the reason, with names,
+e-mails and free text removed from the stored copy. Organisation ids become keyed pseudonyms.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import lru_cache
+from importlib import resources
+from typing import Any, ClassVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import jsonschema
+from pydantic import Field
+
+from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError
+from schemas.events.base import Event, event_id_for
+from schemas.events.plgn import (
+    ContactRequested,
+    ContactResponded,
+    DealReported,
+    DirectoryAuthorisationGranted,
+    DirectoryAuthorisationWithdrawn,
+    MeetingCancelled,
+    MeetingHeld,
+    MeetingNoShow,
+    MeetingOutcomeReported,
+    MeetingScheduled,
+    OpportunityPublished,
+    OrganisationRegistered,
+    OrganisationUpdated,
+    PlgnEventRetracted,
+    RoundRegistered,
+)
+
+logger = logging.getLogger(__name__)
+
+FEED_SCHEMA_FILE = "plgn-activity.schema.json"
+# Properties whose values may be personal or free text: removed from dead-lettered copies.
+_PERSONAL_KEYS = frozenset(
+    {"name", "nameMap", "email", "content", "contentMap", "summary", "summaryMap", "preferredUsername",
+     "contact", "telephone", "taxId", "url", "icon", "image"}
+)  # fmt: skip
+
+
+@lru_cache(maxsize=1)
+def feed_validator() -> jsonschema.protocols.Validator:
+    """The feed-contract validator, built once per process (compiling the schema is the slow part)."""
+    text = resources.files("schemas").joinpath("feeds", FEED_SCHEMA_FILE).read_text(encoding="utf-8")
+    schema = json.loads(text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
+    return validator
+
+
+def contract_violation(item: Any) -> str | None:
+    """The first violation of the feed contract by `item`, as a reason without input values, or None."""
+    error = jsonschema.exceptions.best_match(feed_validator().iter_errors(item))
+    if error is None:
+        return None
+    where = "/" + "/".join(str(part) for part in error.absolute_path)
+    if error.validator == "required":
+        # The message names the missing property only.
+        return f"feed contract: {where}: {error.message}"
+    if error.validator in {"enum", "const"}:
+        return f"feed contract: {where}: value not allowed"
+    return f"feed contract: {where}: fails {error.validator}"
+
+
+class PlgnOptions(ConnectorOptions):
+    """Options of a PLGN source."""
+
+    limit_param: str = Field(default="limit", min_length=1)
+    """Query parameter the feed's `first` page accepts for the page size."""
+
+
+def _ref(value: Any) -> str:
+    """The id of an IRI-or-object reference."""
+    if isinstance(value, dict):
+        return str(value["id"])
+    return str(value)
+
+
+def _money(value: dict[str, Any]) -> dict[str, Any]:
+    amount = Decimal(value["amount"])
+    usd = Decimal(value["usdAmount"]) if "usdAmount" in value else amount
+    return {"amount": amount, "currency": value["currency"], "usd_amount": usd}
+
+
+class PlgnConnector(PollingConnector[dict[str, Any]]):
+    """Pulls the PLGN activity feed; see the module docstring for the contract."""
+
+    kind: ClassVar[str] = "plgn"
+    family: ClassVar[str] = "plgn"
+    options_model: ClassVar[type[ConnectorOptions]] = PlgnOptions
+
+    def default_headers(self) -> dict[str, str]:
+        """Ask for Activity Streams JSON."""
+        return {
+            "Accept": 'application/activity+json, application/ld+json; profile="https://www.w3.org/ns/activitystreams"'
+        }
+
+    async def fetch_page(self, cursor: Cursor | None) -> Page[dict[str, Any]]:
+        """Follow the collection's `first` (no cursor yet) or the committed `next` IRI."""
+        url = cursor.get("next") if cursor else None
+        if not url:
+            url = await self._first_page_url()
+        response = await self.http.get_json(str(url))
+        page = response.body
+        if not isinstance(page, dict) or page.get("type") not in {"OrderedCollectionPage", "CollectionPage"}:
+            raise RetryableError("the PLGN feed answered something other than a collection page")
+        items = page.get("orderedItems", page.get("items", []))
+        if not isinstance(items, list):
+            raise RetryableError("the PLGN page has no item list")
+        following = page.get("next")
+        next_url = _ref(following) if following else str(url)
+        newest = None
+        for item in reversed(items):
+            if isinstance(item, dict) and isinstance(item.get("published"), str):
+                try:
+                    newest = datetime.fromisoformat(item["published"].replace("Z", "+00:00")).astimezone(UTC)
+                except ValueError:
+                    newest = None
+                break
+        exhausted = not items or not following or len(items) < self.page_size
+        return Page(records=items, next_cursor={"next": next_url}, exhausted=exhausted, newest_at=newest)
+
+    async def _first_page_url(self) -> str:
+        response = await self.http.get_json(self.source.endpoint)
+        collection = response.body
+        if not isinstance(collection, dict) or "first" not in collection:
+            raise FatalSourceError("the PLGN endpoint is not an OrderedCollection with `first`")
+        first = _ref(collection["first"])
+        parts = urlsplit(first)
+        query = dict(parse_qsl(parts.query))
+        query.setdefault(self.opts.limit_param, str(self.page_size))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    @property
+    def opts(self) -> PlgnOptions:
+        """The validated PLGN options."""
+        assert isinstance(self.options, PlgnOptions)  # noqa: S101 - guaranteed by options_model
+        return self.options
+
+    # ---- mapping ------------------------------------------------------------------------------
+
+    def map_record(self, record: dict[str, Any]) -> list[Event]:
+        """The event of one feed item (validated against the contract first)."""
+        reason = contract_violation(record)
+        if reason is not None:
+            raise DeadLetterRecord(reason)
+        activity, obj = record["type"], record["object"]
+        object_type = obj.get("type") if isinstance(obj, dict) else None
+        handler = _HANDLERS.get((activity, object_type)) or _HANDLERS.get((activity, None))
+        if handler is None:
+            raise DeadLetterRecord(f"no mapping for {activity} of {object_type or 'a reference'}")
+        return [handler(self, record)]
+
+    def _identity(self, record: dict[str, Any]) -> str:
+        if record["type"] == "Create":
+            return _ref(record["object"])
+        return str(record["id"])
+
+    def _common(self, record: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "source": self.name,
+            "record_identity": self._identity(record),
+            "occurred_at": record["published"],
+            "source_ref": str(record["id"])[:256],
+        }
+
+    def _org(self, ref: Any) -> str:
+        return self.pseudonyms.org(_ref(ref))
+
+    def _organisation(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        return OrganisationRegistered.create(
+            **self._common(record), org_key=self._org(o["id"]), country=o["country"], org_type=o["orgType"],
+            size_band=o["sizeBand"], size_basis=o.get("sizeBasis"), employees_band=o.get("employeesBand"),
+            isic_rev4=o.get("isicRev4"), hs_chapters=o.get("hsChapters", []),
+            exporter_status=o["exporterStatus"],
+            women_led=o.get("womenLed"), registered_at=record["published"], utm_campaign=o.get("utmCampaign"),
+        )  # fmt: skip
+
+    def _organisation_update(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        return OrganisationUpdated.create(
+            **self._common(record), org_key=self._org(o["id"]), completeness_pct=o["completenessPct"],
+            changed_field_names=o["changedFields"],
+        )  # fmt: skip
+
+    def _authorisation(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        if record["type"] == "Remove":
+            return DirectoryAuthorisationWithdrawn.create(
+                **self._common(record), consent_id=o["id"], org_key=self._org(record["actor"]),
+                recipients=o["recipients"],
+            )  # fmt: skip
+        return DirectoryAuthorisationGranted.create(
+            **self._common(record), consent_id=o["id"], org_key=self._org(record["actor"]),
+            recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
+            granted_by_role=o.get("grantedByRole"), evidence_ref=o.get("evidenceRef"),
+        )  # fmt: skip
+
+    def _opportunity(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        return OpportunityPublished.create(
+            **self._common(record), opp_id=o["id"], org_key=self._org(record["actor"]), kind=o["kind"],
+            hs_code=o["hsCode"], target_countries=o.get("targetCountries", []), expires_at=o.get("endTime"),
+        )  # fmt: skip
+
+    def _contact(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        fields = {
+            "request_id": o["id"],
+            "from_org_key": self._org(o["attributedTo"]),
+            "to_org_key": self._org(o["audience"]),
+            "opp_id": _ref(o["inReplyTo"]) if "inReplyTo" in o else None,
+        }
+        if record["type"] == "Create":
+            return ContactRequested.create(**self._common(record), **fields)
+        return ContactResponded.create(
+            **self._common(record),
+            **fields,
+            accepted=record["type"] == "Accept",
+            responded_at=record["published"],
+        )
+
+    def _round(self, record: dict[str, Any]) -> Event:
+        return RoundRegistered.create(
+            **self._common(record), activity_id=_ref(record["object"]), org_key=self._org(record["actor"]),
+            role=record["role"], interests=record.get("interests", []),
+        )  # fmt: skip
+
+    def _meeting(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        org_a, org_b = o["attendee"]
+        fields = {
+            "meeting_id": o["id"],
+            "activity_id": _ref(o["context"]),
+            "org_a_key": self._org(org_a),
+            "org_b_key": self._org(org_b),
+            "slot_at": o["startTime"],
+            "modality": o.get("modality"),
+        }
+        if record["type"] == "Create":
+            return MeetingScheduled.create(**self._common(record), **fields)
+        status = o["status"]
+        if status == "held":
+            return MeetingHeld.create(**self._common(record), **fields)
+        if status == "no_show":
+            absent = self._org(o["absentee"]) if "absentee" in o else None
+            return MeetingNoShow.create(**self._common(record), **fields, absent_org_key=absent)
+        return MeetingCancelled.create(**self._common(record), **fields)
+
+    def _outcome(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        return MeetingOutcomeReported.create(
+            **self._common(record), meeting_id=_ref(o["inReplyTo"]),
+            reporter_org_key=self._org(record["actor"]), interest_level=o["interestLevel"],
+            expected_value=_money(o["expectedValue"]), horizon=o["horizon"],
+            hs_code=o.get("hsCode"),
+        )  # fmt: skip
+
+    def _deal(self, record: dict[str, Any]) -> Event:
+        o = record["object"]
+        return DealReported.create(
+            **self._common(record), deal_id=o["dealId"],
+            meeting_id=_ref(o["inReplyTo"]) if "inReplyTo" in o else None,
+            activity_id=_ref(o["context"]), org_key=self._org(record["actor"]),
+            counterpart_country=o["counterpartCountry"], hs_code=o.get("hsCode"), wave=o["wave"],
+            realised_value_cumulative=_money(o["realisedValueCumulative"]),
+            attribution_pct=o["attributionPct"],
+            confidence_pct=o["confidencePct"], additionality=o["additionality"],
+        )  # fmt: skip
+
+    def _retraction(self, record: dict[str, Any]) -> Event:
+        target = record["object"]
+        if record["type"] == "Delete":
+            identity = _ref(target)
+        elif isinstance(target, dict) and target.get("type") == "Create" and "object" in target:
+            identity = _ref(target["object"])
+        else:
+            identity = _ref(target)
+        return PlgnEventRetracted.create(
+            **self._common(record), subject_key=self._org(record["actor"]),
+            retracted_event_id=event_id_for(self.name, identity), reason=record["reason"],
+        )  # fmt: skip
+
+    def record_json(self, record: dict[str, Any]) -> bytes:
+        """The item for the dead-letter topic, with names, e-mails and free text removed."""
+        return json.dumps(_scrub(record), default=str, ensure_ascii=False).encode()
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: ("<removed>" if k in _PERSONAL_KEYS else _scrub(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub(item) for item in value]
+    return value
+
+
+_HANDLERS: dict[tuple[str, str | None], Any] = {
+    ("Create", "Organization"): PlgnConnector._organisation,
+    ("Update", "Organization"): PlgnConnector._organisation_update,
+    ("Create", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Remove", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Create", "Opportunity"): PlgnConnector._opportunity,
+    ("Create", "ContactRequest"): PlgnConnector._contact,
+    ("Accept", "ContactRequest"): PlgnConnector._contact,
+    ("Reject", "ContactRequest"): PlgnConnector._contact,
+    ("Join", None): PlgnConnector._round,
+    ("Join", "BusinessRound"): PlgnConnector._round,
+    ("Create", "Meeting"): PlgnConnector._meeting,
+    ("Update", "Meeting"): PlgnConnector._meeting,
+    ("Create", "MeetingOutcome"): PlgnConnector._outcome,
+    ("Create", "DealReport"): PlgnConnector._deal,
+    ("Undo", None): PlgnConnector._retraction,
+    ("Undo", "Create"): PlgnConnector._retraction,
+    ("Delete", "Tombstone"): PlgnConnector._retraction,
+}
