@@ -32,11 +32,10 @@ from connectors.pseudonym import Pseudonymiser
 from infra.settings import SourceConfig
 
 if TYPE_CHECKING:
-    from schemas.events.base import Event
-
     from connectors.http import HttpClient
     from connectors.runtime import ConnectorContext
     from infra.settings import Settings
+    from schemas.events.base import Event
 
 logger = logging.getLogger(__name__)
 
@@ -180,6 +179,10 @@ class PollingConnector(Connector, Generic[RecordT]):
         from connectors.http import auth_headers
 
         return auth_headers(self.source)
+
+    def default_headers(self) -> dict[str, str]:
+        """Headers sent with every request besides the credentials (e.g. a protocol version header)."""
+        return {}
 
     def overlap(self, instant: datetime) -> datetime:
         """`instant` moved back by `settings.connector.cursor_overlap_s`, for re-reading timestamp cursors.

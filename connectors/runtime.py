@@ -1,0 +1,385 @@
+"""The pull loop: fetch a page, map it, publish it, wait for acks, then commit its cursor in PostgreSQL.
+
+Order of effects per page, and why it is safe:
+
+1. `fetch_page(cursor)` (retried with backoff while the source fails transiently);
+2. `map_record` for each record; rejected records become dead letters, skipped ones are counted;
+3. events and dead letters are sent and every broker ack is awaited;
+4. one PostgreSQL transaction checks the lease and stores the page's cursor and produced offsets.
+
+A crash between 3 and 4 re-sends the page on restart, which is harmless because event ids are
+deterministic. The producer's acks gate the next fetch, so memory holds at most one page.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import asyncpg
+from pydantic import ValidationError
+from schemas.topics import TopicCatalogue
+
+from connectors.base import Connector, Cursor, Health, Page, PollingConnector
+from connectors.checkpoints import CheckpointStore
+from connectors.exceptions import DeadLetterRecord, LeaseLost, RetryableError, SkipRecord
+from connectors.http import HttpClient, backoff_delay
+from connectors.publisher import DeadLetter, Publisher
+from infra.kafka import make_producer, read_log_identity
+from infra.postgres import create_pool
+from infra.telemetry import meter
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
+    from schemas.events.base import Event
+
+logger = logging.getLogger(__name__)
+
+# Consumer group whose committed offsets tell which produced events have been processed.
+INDICATORS_GROUP = "indicators"
+
+
+@dataclass
+class ConnectorContext:
+    """What a running connector shares with the others of its process.
+
+    Attributes:
+        settings: resolved settings.
+        catalogue: topic catalogue.
+        pool: PostgreSQL pool on the store's schema (checkpoints, leases).
+        publisher: the Kafka publisher (one producer per process).
+        session: the aiohttp session for sources.
+        log_identity: identity of the broker's log at start-up.
+    """
+
+    settings: Settings
+    catalogue: TopicCatalogue
+    pool: asyncpg.Pool
+    publisher: Publisher
+    session: aiohttp.ClientSession
+    log_identity: str
+
+    @classmethod
+    @asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, pool: asyncpg.Pool | None = None
+    ) -> AsyncIterator[ConnectorContext]:
+        """Start a producer, an HTTP session and (unless given) a pool; close them on exit."""
+        catalogue = TopicCatalogue.from_settings(settings)
+        log_identity = await read_log_identity(settings.kafka, catalogue)
+        own_pool = pool is None
+        if pool is None:
+            pool = await create_pool(settings.postgres)
+        producer = make_producer(settings.kafka)
+        await producer.start()
+        connector_settings = settings.connector
+        # No total timeout on the session: each request carries its own bounded timeout.
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=16),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connector_settings.request_timeout_s),
+        )
+        try:
+            yield cls(
+                settings=settings,
+                catalogue=catalogue,
+                pool=pool,
+                publisher=Publisher(producer, catalogue),
+                session=session,
+                log_identity=log_identity,
+            )
+        finally:
+            await session.close()
+            await producer.stop()
+            if own_pool:
+                await pool.close()
+
+
+class _Instruments:
+    """OpenTelemetry instruments of the connectors (shared by all sources, tagged per source)."""
+
+    def __init__(self) -> None:
+        m = meter()
+        self.records = m.create_counter("alcance.connector.records_pulled", unit="{record}")
+        self.events = m.create_counter("alcance.connector.events_published", unit="{event}")
+        self.dead = m.create_counter("alcance.connector.dead_lettered", unit="{record}")
+        self.skipped = m.create_counter("alcance.connector.records_skipped", unit="{record}")
+        self.retries = m.create_counter("alcance.connector.retries", unit="{retry}")
+        self.behind = m.create_gauge("alcance.connector.seconds_behind", unit="s")
+
+
+_instruments: _Instruments | None = None
+
+
+def _get_instruments() -> _Instruments:
+    global _instruments
+    if _instruments is None:
+        _instruments = _Instruments()
+    return _instruments
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for an unexpected mapping failure, never echoing input values (they may be personal)."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        return f"invalid event: {'; '.join(parts)}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+class PullLoop:
+    """Runs one `PollingConnector`: lease, resume, pull/publish/commit pages, retries, shutdown.
+
+    Args:
+        connector: the connector to run.
+        context: the shared process resources.
+    """
+
+    def __init__(self, connector: PollingConnector[Any], context: ConnectorContext) -> None:
+        self.connector = connector
+        self.context = context
+        settings = context.settings
+        self.store = CheckpointStore(context.pool, connector.name, lease_ttl_s=settings.connector.lease_ttl_s)
+        self._attrs = {"alcance.source": connector.name, "alcance.connector.kind": connector.kind}
+        self._metrics = _get_instruments()
+        self._lease_error: LeaseLost | None = None
+
+    def _on_retry(self, reason: str) -> None:
+        self.connector.stats.retries += 1
+        self.connector.stats.last_error = reason
+        self._metrics.retries.add(1, self._attrs)
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Pull until cancelled or, with `until_idle`, until the source is exhausted.
+
+        Raises:
+            FatalSourceError: when the source rejects the connector (health becomes FAILED).
+            LeaseLost: when another instance took the source over.
+        """
+        connector = self.connector
+        connector.http = HttpClient(
+            self.context.session,
+            connector.source,
+            self.context.settings.connector,
+            on_retry=self._on_retry,
+            default_headers=connector.default_headers(),
+        )
+        await self._acquire_lease()
+        renewer = asyncio.create_task(self._renew_lease(), name=f"lease-{connector.name}")
+        try:
+            cursor = await self.store.resume_cursor(
+                self.context.log_identity, self.context.catalogue.consumer_group(INDICATORS_GROUP)
+            )
+            await self._loop(cursor, until_idle=until_idle)
+            connector.set_health(Health.STOPPED)
+        except asyncio.CancelledError:
+            connector.set_health(Health.STOPPED)
+            raise
+        except BaseException as exc:
+            connector.set_health(Health.FAILED)
+            connector.stats.last_error = describe_error(exc)
+            raise
+        finally:
+            renewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LeaseLost):
+                await renewer
+            if self._lease_error is None:
+                with contextlib.suppress(Exception):
+                    await self.store.release()
+            s = connector.stats
+            logger.info(
+                "source %s stopped: %d pages, %d records, %d events, %d dead letters, %d skipped, %d retries",
+                connector.name,
+                s.pages,
+                s.records_pulled,
+                s.events_published,
+                s.dead_lettered,
+                sum(s.skipped.values()),
+                s.retries,
+            )
+
+    async def _acquire_lease(self) -> None:
+        ttl = self.store.lease_ttl_s
+        warned = False
+        while not await self.store.try_acquire():
+            if not warned:
+                logger.info("source %s: lease held by another instance, waiting", self.connector.name)
+                warned = True
+            await asyncio.sleep(min(1.0, ttl / 3))
+
+    async def _renew_lease(self) -> None:
+        interval = self.store.lease_ttl_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.store.renew()
+            except LeaseLost as exc:
+                self._lease_error = exc
+                logger.error("source %s: %s", self.connector.name, exc)
+                return
+            except (OSError, asyncpg.PostgresError) as exc:
+                # The next commit checks the lease anyway; a missed renewal is not fatal by itself.
+                logger.warning("source %s: lease renewal failed: %s", self.connector.name, exc)
+
+    async def _loop(self, cursor: Cursor | None, *, until_idle: bool) -> None:
+        connector = self.connector
+        poll_s = self.context.settings.connector.poll_interval_s
+        while True:
+            if self._lease_error is not None:
+                raise self._lease_error
+            page = await self._fetch(cursor)
+            connector.set_health(Health.PULLING)
+            # Once a page is in hand it is published and committed even if a stop is requested.
+            job = asyncio.ensure_future(self._publish_and_commit(page))
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(job, self.context.settings.connector.request_timeout_s)
+                raise
+            cursor = page.next_cursor
+            if page.exhausted:
+                connector.set_health(Health.CAUGHT_UP)
+                connector.exhausted.set()
+                if until_idle:
+                    return
+                await asyncio.sleep(poll_s)
+            elif page.records:
+                connector.exhausted.clear()
+
+    async def _fetch(self, cursor: Cursor | None) -> Page[Any]:
+        """Fetch and prepare the next page, retrying transient failures without bound."""
+        settings = self.context.settings.connector
+        attempt = 0
+        while True:
+            try:
+                page = await self.connector.fetch_page(cursor)
+                return await self.connector.prepare_page(page)
+            except RetryableError as exc:
+                self.connector.set_health(Health.RETRYING)
+                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
+                if exc.retry_after_s is not None:
+                    delay = max(delay, exc.retry_after_s)
+                attempt += 1
+                self._on_retry(str(exc))
+                logger.warning(
+                    "source %s: page failed (%s); trying again in %.1fs", self.connector.name, exc, delay
+                )
+                await asyncio.sleep(delay)
+
+    def _map(self, page: Page[Any]) -> tuple[list[Event], list[DeadLetter]]:
+        connector = self.connector
+        catalogue = self.context.catalogue
+        events: list[Event] = []
+        dead: list[DeadLetter] = []
+        for record in page.records:
+            family: str | None = None
+            try:
+                events.extend(connector.map_record(record))
+                continue
+            except SkipRecord as exc:
+                connector.stats.skipped[exc.reason] += 1
+                self._metrics.skipped.add(1, {**self._attrs, "alcance.reason": exc.reason})
+                continue
+            except DeadLetterRecord as exc:
+                reason, family = exc.reason, exc.family
+            except Exception as exc:
+                # A mapping bug or a model rejecting the record: the record is dead-lettered, not lost.
+                reason = describe_error(exc)
+            spec = getattr(catalogue, family or connector.family)
+            dead.append(
+                DeadLetter(
+                    topic=catalogue.dead_letter(spec).name,
+                    value=connector.record_json(record),
+                    reason=reason,
+                    source=connector.name,
+                )
+            )
+            logger.warning("source %s: record dead-lettered: %s", connector.name, reason)
+        return events, dead
+
+    async def _publish_and_commit(self, page: Page[Any]) -> None:
+        connector = self.connector
+        started = time.perf_counter()
+        events, dead = self._map(page)
+        offsets = await self.context.publisher.publish(events, dead)
+        await self.store.commit(
+            page.next_cursor,
+            log_identity=self.context.log_identity,
+            page_offsets=offsets,
+            records=len(page.records),
+        )
+        stats = connector.stats
+        stats.pages += 1
+        stats.records_pulled += len(page.records)
+        stats.events_published += len(events)
+        stats.dead_lettered += len(dead)
+        self._metrics.records.add(len(page.records), self._attrs)
+        self._metrics.events.add(len(events), self._attrs)
+        if dead:
+            self._metrics.dead.add(len(dead), self._attrs)
+        if page.newest_at is not None:
+            stats.seconds_behind = max(0.0, (datetime.now(UTC) - page.newest_at).total_seconds())
+        elif page.exhausted:
+            stats.seconds_behind = 0.0
+        if stats.seconds_behind is not None:
+            self._metrics.behind.set(stats.seconds_behind, self._attrs)
+        if page.records:
+            logger.info(
+                "source %s: page of %d records -> %d events, %d dead-lettered in %.0f ms",
+                connector.name,
+                len(page.records),
+                len(events),
+                len(dead),
+                (time.perf_counter() - started) * 1000,
+            )
+
+
+async def run_connectors(
+    context: ConnectorContext, connectors: Sequence[Connector], *, until_idle: bool = False
+) -> None:
+    """Run connectors side by side; a failing one is logged and does not stop the others.
+
+    Returns when all have stopped (with `until_idle`, once each has caught up). Cancelling it stops
+    them gracefully (each finishes and commits the page in hand).
+    """
+    tasks = [
+        asyncio.create_task(c.run(context, until_idle=until_idle), name=f"connector-{c.name}")
+        for c in connectors
+    ]
+    try:
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+    for connector, result in zip(connectors, results, strict=True):
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            logger.error("source %s failed: %s", connector.name, describe_error(result))
+
+
+async def run_until_signalled(
+    context: ConnectorContext, connectors: Sequence[Connector], *, until_idle: bool = False
+) -> None:
+    """`run_connectors`, stopped gracefully by SIGTERM or SIGINT."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(run_connectors(context, connectors, until_idle=until_idle))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)

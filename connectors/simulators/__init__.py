@@ -1,0 +1,1 @@
+"""Simulated sources (xAPI LRS, Moodle web services, PLGN feed) over one seeded world, with faults."""

@@ -1,0 +1,499 @@
+"""xAPI (1.0.3 and 2.0) connector: pulls statements from an LRS and publishes CVF training events.
+
+Pull contract. `GET <endpoint>statements?since=<cursor>&ascending=true&limit=<page>&format=exact`, then the
+`more` links (resolved against the LRS origin) until one is empty. Every request sends
+`X-Experience-API-Version` (option `version`). The cursor is the newest `stored` seen, never later than the
+`X-Experience-API-Consistent-Through` header, and each new pass re-reads `connector.cursor_overlap_s`
+before it because `since` is exclusive and statements can share one `stored`. A `more` link kept in the
+cursor is used after a restart; when the LRS no longer accepts it (4xx) the pass restarts from `since`.
+
+Event identity. Event ids derive from the statement's *content* (actor pseudonym, verb, object id,
+timestamp, registration), not from the LRS-assigned id: Moodle's logstore sends statements without ids and
+replays them, and each replay gets a new LRS id. The same content always gives the same event id.
+
+Voiding. A voiding statement (verb `voided`, object `StatementRef`) becomes one `cvf.event.retracted` per
+event of the voided statement. The voided statement is fetched with `voidedStatementId` and mapped again
+to compute those event ids (no local statement-id map is kept: the LRS is the record, and this still works
+after checkpoints were rewound or the store was rebuilt). A voided statement the LRS cannot return is
+dead-lettered.
+
+Verb table (extendable with option `verbs`, IRI -> one of the targets below):
+
+===================================================================  ========================
+verb IRI                                                              event
+===================================================================  ========================
+http://adlnet.gov/expapi/verbs/registered, EDLM .../verbs/enrolled    cvf.enrolment.created
+http://id.tincanapi.com/verb/unregistered                             cvf.enrolment.withdrawn
+http://adlnet.gov/expapi/verbs/completed, .../adl/verbs/satisfied      cvf.enrolment.completed
+                                                                      (progress 100 % on a module)
+http://adlnet.gov/expapi/verbs/passed, .../failed                     cvf.assessment.submitted
+https://w3id.org/xapi/tla/verbs/achieved, tincan .../verb/earned      cvf.certificate.issued
+http://adlnet.gov/expapi/verbs/progressed                             cvf.progress.recorded
+===================================================================  ========================
+
+Other verbs are counted (`records_skipped`, reason `verb <IRI>`) and skipped, never dead-lettered.
+
+Learner attributes. The actor becomes the person pseudonym: the e-mail of `mbox` (so that it matches
+other sources keyed by e-mail), `mbox_sha1sum`, `openid`, or `account` as `<homePage>|<name>`.
+alcance reads these context extensions (all optional; attributes absent are left empty):
+
+* `https://w3id.org/alcance/xapi/extensions/country`: ISO 3166-1 alpha-2 country of residence;
+* `.../audience`: audience segment (`TPO_AUTHORITY`, `BUSINESS_CHAMBER`, `SECTOR_ASSOCIATION`, `MSME`,
+  `GOVT_OTHER`, `ACADEMIA`, `OTHER`);
+* `.../organisation`: native id of the learner's organisation (pseudonymised with the org key);
+* `.../gender`: `F`, `M`, `OTHER`, `NOT_STATED`;
+* `.../course`, `.../offering`: native course and offering (cohort) ids; without them the course is the
+  object activity (or its `parent` for modules) and the offering is the course;
+* `.../enrolment`: enrolment id; without it `context.registration`, else the learner and course;
+* `https://w3id.org/xapi/lms/extensions/starting-date` / `ending-date`: the offering's dates;
+* result extensions `.../certificate` (certificate id, else the statement's content identity) and
+  `.../hours`.
+
+Delivery guarantee: at-least-once into Kafka with deterministic event ids (exactly-once in effect after
+de-duplication by event id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+from urllib.parse import urljoin, urlsplit
+
+from pydantic import Field, ValidationError
+
+from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
+from schemas.events.base import Audience, Event
+from schemas.events.training import (
+    AssessmentKind,
+    AssessmentSubmitted,
+    CertificateIssued,
+    EnrolmentCompleted,
+    EnrolmentCreated,
+    EnrolmentWithdrawn,
+    Gender,
+    ProgressRecorded,
+    TrainingEventRetracted,
+)
+
+logger = logging.getLogger(__name__)
+
+EXTENSION_BASE = "https://w3id.org/alcance/xapi/extensions/"
+EXT_COUNTRY = EXTENSION_BASE + "country"
+EXT_AUDIENCE = EXTENSION_BASE + "audience"
+EXT_ORGANISATION = EXTENSION_BASE + "organisation"
+EXT_GENDER = EXTENSION_BASE + "gender"
+EXT_COURSE = EXTENSION_BASE + "course"
+EXT_OFFERING = EXTENSION_BASE + "offering"
+EXT_ENROLMENT = EXTENSION_BASE + "enrolment"
+EXT_CERTIFICATE = EXTENSION_BASE + "certificate"
+EXT_HOURS = EXTENSION_BASE + "hours"
+LMS_STARTING_DATE = "https://w3id.org/xapi/lms/extensions/starting-date"
+LMS_ENDING_DATE = "https://w3id.org/xapi/lms/extensions/ending-date"
+CMI5_PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
+MODULE_TYPES = frozenset(
+    {"http://adlnet.gov/expapi/activities/module", "http://adlnet.gov/expapi/activities/lesson"}
+)
+VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
+
+Target = Literal["enrolled", "withdrawn", "completed", "assessed", "certified", "progressed"]
+
+DEFAULT_VERBS: dict[str, Target] = {
+    "http://adlnet.gov/expapi/verbs/registered": "enrolled",
+    "https://xapi.edlm/profiles/edlm-lms/concepts/verbs/enrolled": "enrolled",
+    "http://id.tincanapi.com/verb/unregistered": "withdrawn",
+    "http://adlnet.gov/expapi/verbs/completed": "completed",
+    "https://w3id.org/xapi/adl/verbs/satisfied": "completed",
+    "http://adlnet.gov/expapi/verbs/passed": "assessed",
+    "http://adlnet.gov/expapi/verbs/failed": "assessed",
+    "https://w3id.org/xapi/tla/verbs/achieved": "certified",
+    "http://id.tincanapi.com/verb/earned": "certified",
+    "http://adlnet.gov/expapi/verbs/progressed": "progressed",
+}
+
+_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
+_IDENT_UNSAFE = re.compile(r"[^A-Za-z0-9._:/#?=&%~+@-]")
+
+
+class XapiOptions(ConnectorOptions):
+    """Options of an xAPI source.
+
+    Attributes:
+        version: value of `X-Experience-API-Version` (the LRS selects the statement format by it).
+        statements_path: path of the statement resource relative to the endpoint.
+        verbs: extra or overriding verb IRI -> target mappings.
+    """
+
+    version: Literal["1.0.3", "2.0.0"] = "1.0.3"
+    statements_path: str = "statements"
+    verbs: dict[str, Target] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class XapiRecord:
+    """A statement as pulled, plus the voided statement it targets (for voiding statements).
+
+    Attributes:
+        statement: the statement exactly as the LRS returned it.
+        voided: the statement it voids, fetched with `voidedStatementId`; None for other statements or
+            when the LRS could not return it.
+    """
+
+    statement: dict[str, Any]
+    voided: dict[str, Any] | None = None
+
+
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _parse_time(value: Any, what: str) -> datetime:
+    if not isinstance(value, str):
+        raise DeadLetterRecord(f"{what} missing")
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise DeadLetterRecord(f"{what} is not an ISO 8601 timestamp") from exc
+    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def _ident(value: Any) -> str:
+    """A source id usable as an `Ident` (no whitespace, at most 256 characters)."""
+    text = _IDENT_UNSAFE.sub("_", str(value)).lstrip("._:/#?=&%~+@-")
+    if not text:
+        raise DeadLetterRecord("empty identifier")
+    if len(text) > 256:
+        text = text[:200] + "~" + hashlib.sha256(text.encode()).hexdigest()[:32]
+    return text
+
+
+def _seconds(duration: Any) -> int:
+    if not isinstance(duration, str):
+        return 0
+    match = _DURATION.match(duration)
+    if match is None:
+        return 0
+    days, hours, minutes, seconds = match.groups()
+    return int(
+        int(days or 0) * 86_400 + int(hours or 0) * 3_600 + int(minutes or 0) * 60 + float(seconds or 0)
+    )
+
+
+class XapiConnector(PollingConnector[XapiRecord]):
+    """Pulls an xAPI LRS (see the module docstring for the contract, identities and verb table).
+
+    Delivery guarantee: at-least-once into Kafka; event ids are deterministic from statement content, so
+    re-pulled and replayed statements are dropped by consumers.
+    """
+
+    kind: ClassVar[str] = "xapi"
+    family: ClassVar[str] = "training"
+    options_model: ClassVar[type[ConnectorOptions]] = XapiOptions
+    options: XapiOptions
+
+    @property
+    def statements_url(self) -> str:
+        """Absolute URL of the statement resource."""
+        endpoint = self.source.endpoint if self.source.endpoint.endswith("/") else self.source.endpoint + "/"
+        return urljoin(endpoint, self.options.statements_path)
+
+    @property
+    def verbs(self) -> dict[str, Target]:
+        """The effective verb table."""
+        return {**DEFAULT_VERBS, **self.options.verbs}
+
+    def default_headers(self) -> dict[str, str]:
+        """The xAPI version header, sent with every request."""
+        return {"X-Experience-API-Version": self.options.version}
+
+    def _origin(self) -> str:
+        parts = urlsplit(self.statements_url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    async def fetch_page(self, cursor: Cursor | None) -> Page[XapiRecord]:
+        """One page of statements after `cursor` (`{"since": <stored>, "more": <IRL or None>}`)."""
+        since: str | None = (cursor or {}).get("since")
+        more: str | None = (cursor or {}).get("more")
+        response = None
+        if more:
+            try:
+                response = await self.http.get_json(urljoin(self._origin(), more))
+            except FatalSourceError as exc:
+                if exc.status not in (400, 404, 410):
+                    raise
+                logger.info(
+                    "source %s: `more` link no longer valid (%s); restarting from since", self.name, exc
+                )
+        if response is None:
+            params = {"ascending": "true", "limit": str(self.page_size), "format": "exact"}
+            if since is not None:
+                params["since"] = self.overlap(_parse_time(since, "cursor")).isoformat()
+            response = await self.http.get_json(self.statements_url, params=params)
+        body = _as_dict(response.body)
+        statements = body.get("statements")
+        if not isinstance(statements, list):
+            raise RetryableError("statement result without a `statements` list")
+        next_more = body.get("more") or None
+        if next_more is not None and not isinstance(next_more, str):
+            raise RetryableError("`more` is not a string")
+
+        newest: datetime | None = None
+        for statement in statements:
+            stored = _as_dict(statement).get("stored")
+            if isinstance(stored, str):
+                try:
+                    when = _parse_time(stored, "stored")
+                except DeadLetterRecord:
+                    continue
+                newest = when if newest is None or when > newest else newest
+        position = _parse_time(since, "cursor") if since is not None else None
+        if newest is not None:
+            candidate = newest
+            consistent = response.headers.get("X-Experience-API-Consistent-Through")
+            if consistent:
+                try:
+                    candidate = min(candidate, _parse_time(consistent, "Consistent-Through"))
+                except DeadLetterRecord:
+                    logger.warning("source %s: unparseable Consistent-Through %r", self.name, consistent)
+            if position is None or candidate > position:
+                position = candidate
+        next_cursor: Cursor = {"since": position.isoformat() if position else None, "more": next_more}
+        records = [XapiRecord(statement) for statement in statements]
+        return Page(records=records, next_cursor=next_cursor, exhausted=next_more is None, newest_at=newest)
+
+    async def prepare_page(self, page: Page[XapiRecord]) -> Page[XapiRecord]:
+        """Fetch the statements voided by the page's voiding statements (`voidedStatementId`)."""
+        records: list[XapiRecord] = []
+        changed = False
+        for record in page.records:
+            target = self._voided_id(record.statement)
+            if target is None:
+                records.append(record)
+                continue
+            response = await self.http.get_json(
+                self.statements_url,
+                params={"voidedStatementId": target, "format": "exact"},
+                accept_statuses=(404,),
+            )
+            voided = _as_dict(response.body) if response.status == 200 else None
+            if voided is not None and voided.get("id") != target:
+                # A proxy or cache answered with something else: try the page again rather than trust it.
+                raise RetryableError("voidedStatementId answered with another statement")
+            records.append(XapiRecord(record.statement, voided))
+            changed = True
+        if not changed:
+            return page
+        return Page(records, page.next_cursor, page.exhausted, page.newest_at)
+
+    @staticmethod
+    def _voided_id(statement: Any) -> str | None:
+        statement = _as_dict(statement)
+        if _as_dict(statement.get("verb")).get("id") != VERB_VOIDED:
+            return None
+        obj = _as_dict(statement.get("object"))
+        target = obj.get("id")
+        return target if obj.get("objectType") == "StatementRef" and isinstance(target, str) else None
+
+    def record_json(self, record: XapiRecord) -> bytes:
+        """The statement as received (the dead-letter value)."""
+        return json.dumps(record.statement, ensure_ascii=False).encode()
+
+    def map_record(self, record: XapiRecord) -> list[Event]:
+        """Events of one statement (retractions for a voiding statement)."""
+        statement = record.statement
+        if not isinstance(statement, dict):
+            raise DeadLetterRecord("statement is not a JSON object")
+        if _as_dict(statement.get("verb")).get("id") == VERB_VOIDED:
+            return self._map_voiding(record)
+        return self._map_statement(statement)
+
+    def _map_voiding(self, record: XapiRecord) -> list[Event]:
+        statement = record.statement
+        if self._voided_id(statement) is None:
+            raise DeadLetterRecord("voiding statement without a StatementRef object")
+        if record.voided is None:
+            raise DeadLetterRecord("voided statement not returned by the LRS (voidedStatementId)")
+        try:
+            originals = self._map_statement(record.voided)
+        except (SkipRecord, DeadLetterRecord, ValidationError) as exc:
+            raise SkipRecord("voided statement produced no events") from exc
+        occurred = _parse_time(statement.get("timestamp") or statement.get("stored"), "timestamp")
+        identity = self._identity(statement)
+        return [
+            TrainingEventRetracted.create(
+                source=self.name,
+                record_identity=f"{identity}:retracts:{original.event_id}",
+                occurred_at=occurred,
+                source_ref=_ident(statement.get("id") or identity),
+                subject_key=original.subject_key,
+                country=original.country,
+                audience=original.audience,
+                retracted_event_id=original.event_id,
+                reason="xapi statement voided",
+            )
+            for original in originals
+        ]
+
+    def _person_key(self, actor: Any) -> str:
+        actor = _as_dict(actor)
+        if isinstance(actor.get("mbox"), str):
+            return self.pseudonyms.person(actor["mbox"].removeprefix("mailto:"))
+        if isinstance(actor.get("mbox_sha1sum"), str):
+            return self.pseudonyms.person("sha1:" + actor["mbox_sha1sum"])
+        if isinstance(actor.get("openid"), str):
+            return self.pseudonyms.person(actor["openid"])
+        account = _as_dict(actor.get("account"))
+        if isinstance(account.get("name"), str) and isinstance(account.get("homePage"), str):
+            return self.pseudonyms.person(f"{account['homePage']}|{account['name']}")
+        raise DeadLetterRecord("actor has no inverse functional identifier (mbox, account, ...)")
+
+    def _identity(self, statement: dict[str, Any]) -> str:
+        """Content identity of a statement: equal for replays of the same statement under new LRS ids."""
+        content = {
+            "actor": self._person_key(statement.get("actor")) if statement.get("actor") else None,
+            "verb": _as_dict(statement.get("verb")).get("id"),
+            "object": _as_dict(statement.get("object")).get("id"),
+            "timestamp": _parse_time(statement.get("timestamp"), "timestamp").isoformat()
+            if statement.get("timestamp")
+            else None,
+            "registration": _as_dict(statement.get("context")).get("registration"),
+        }
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:40]
+        return f"xapi:{digest}"
+
+    def _map_statement(self, statement: dict[str, Any]) -> list[Event]:
+        verb = _as_dict(statement.get("verb")).get("id")
+        if not isinstance(verb, str):
+            raise DeadLetterRecord("statement without a verb id")
+        target = self.verbs.get(verb)
+        if target is None:
+            raise SkipRecord(f"verb {verb}")
+        person = self._person_key(statement.get("actor"))
+        occurred = _parse_time(statement.get("timestamp"), "timestamp")
+        identity = self._identity(statement)
+        obj = _as_dict(statement.get("object"))
+        context = _as_dict(statement.get("context"))
+        ext = _as_dict(context.get("extensions"))
+        result = _as_dict(statement.get("result"))
+        result_ext = _as_dict(result.get("extensions"))
+        obj_type = _as_dict(obj.get("definition")).get("type")
+        parents = _as_dict(context.get("contextActivities")).get("parent")
+        course = ext.get(EXT_COURSE)
+        if course is None:
+            if obj_type in MODULE_TYPES and isinstance(parents, list) and parents:
+                course = _as_dict(parents[0]).get("id")
+            else:
+                course = obj.get("id")
+        if not course:
+            raise DeadLetterRecord("no course: neither a course extension nor an object activity id")
+        course_id = _ident(course)
+        enrolment = ext.get(EXT_ENROLMENT) or context.get("registration") or f"{person}:{course_id}"
+        enrolment_id = _ident(enrolment)
+        country = ext.get(EXT_COUNTRY)
+        audience_raw = ext.get(EXT_AUDIENCE)
+        try:
+            audience = Audience(audience_raw) if audience_raw is not None else None
+        except ValueError as exc:
+            raise DeadLetterRecord(f"unknown audience in {EXT_AUDIENCE}") from exc
+        common: dict[str, Any] = {
+            "source": self.name,
+            "record_identity": f"{identity}:{target}",
+            "occurred_at": occurred,
+            "source_ref": _ident(statement.get("id") or identity),
+            "subject_key": person,
+            "country": country.upper() if isinstance(country, str) else country,
+            "audience": audience,
+        }
+        score = _as_dict(result.get("score")).get("scaled")
+
+        if target == "enrolled":
+            org = ext.get(EXT_ORGANISATION)
+            gender_raw = ext.get(EXT_GENDER)
+            try:
+                gender = Gender(gender_raw) if gender_raw is not None else None
+            except ValueError as exc:
+                raise DeadLetterRecord(f"unknown gender in {EXT_GENDER}") from exc
+            starts = ext.get(LMS_STARTING_DATE)
+            ends = ext.get(LMS_ENDING_DATE)
+            return [
+                EnrolmentCreated.create(
+                    **common,
+                    enrolment_id=enrolment_id,
+                    offering_id=_ident(ext.get(EXT_OFFERING) or course_id),
+                    course_id=course_id,
+                    enrolled_at=occurred,
+                    org_key=self.pseudonyms.org(str(org)) if org is not None else None,
+                    gender=gender,
+                    offering_starts_at=_parse_time(starts, "starting-date") if starts else None,
+                    offering_ends_at=_parse_time(ends, "ending-date") if ends else None,
+                )
+            ]
+        if target == "withdrawn":
+            starts = ext.get(LMS_STARTING_DATE)
+            before_start = bool(starts) and occurred < _parse_time(starts, "starting-date")
+            return [
+                EnrolmentWithdrawn.create(
+                    **common, enrolment_id=enrolment_id, withdrawn_at=occurred, before_start=before_start
+                )
+            ]
+        if target == "progressed" or (target == "completed" and obj_type in MODULE_TYPES):
+            progress = result_ext.get(CMI5_PROGRESS)
+            if progress is None:
+                progress = (
+                    100
+                    if target == "completed"
+                    else (score * 100 if isinstance(score, int | float) else None)
+                )
+            if not isinstance(progress, int | float):
+                raise DeadLetterRecord("progressed statement without a progress value")
+            return [
+                ProgressRecorded.create(
+                    **common,
+                    enrolment_id=enrolment_id,
+                    module_id=_ident(obj.get("id") or course_id),
+                    progress_pct=float(progress),
+                    time_spent_s=_seconds(result.get("duration")),
+                )
+            ]
+        if target == "completed":
+            success = result.get("success")
+            return [
+                EnrolmentCompleted.create(
+                    **common,
+                    enrolment_id=enrolment_id,
+                    completed_at=occurred,
+                    final_score_scaled=score if isinstance(score, int | float) else None,
+                    # Completion without a success flag means the completion criteria were met.
+                    passed=success if isinstance(success, bool) else True,
+                )
+            ]
+        if target == "assessed":
+            if not isinstance(score, int | float):
+                raise DeadLetterRecord("passed/failed statement without result.score.scaled")
+            success = result.get("success")
+            return [
+                AssessmentSubmitted.create(
+                    **common,
+                    enrolment_id=enrolment_id,
+                    assessment_id=_ident(obj.get("id") or course_id),
+                    kind=AssessmentKind.FINAL,
+                    score_scaled=score,
+                    passed=success if isinstance(success, bool) else verb.endswith("/passed"),
+                )
+            ]
+        certificate = result_ext.get(EXT_CERTIFICATE) or identity
+        hours = result_ext.get(EXT_HOURS)
+        return [
+            CertificateIssued.create(
+                **common,
+                certificate_id=_ident(certificate),
+                enrolment_id=enrolment_id,
+                issued_at=occurred,
+                hours=hours if isinstance(hours, int | float) else None,
+            )
+        ]
