@@ -1,0 +1,229 @@
+"""Read-time aggregation: regroup stored parts into cells of the requested period and dimensions; pure.
+
+The input is what the store holds for one period kind: one row per sum cell, and one row per member
+for distinct and latest parts. The same code runs over the in-memory reference store of the tests and
+over rows read from PostgreSQL, so the rules live in one place:
+
+* sum parts add up; distinct parts count distinct members across the cells that are merged;
+* latest parts keep, per member, the row with the highest order key across every cell of the period
+  kind (a deal reported in March and again in June counts once, where its latest report falls);
+* a part whose indicator lacks a requested dimension is broadcast to every group (the stock of firms
+  of country C is the denominator of every recipient R in PLGN-16);
+* cumulative indicators read every row up to the end of each period (stocks, returns to date).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from processors.indicators import catalogue
+from processors.indicators.base import PeriodKind
+from processors.indicators.catalogue import Indicator, PartRef
+
+WILDCARD = "*"
+UNKNOWN = "UNKNOWN"
+
+GroupKey = tuple[date, tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One row of the store for one period kind.
+
+    Attributes:
+        indicator, part: The stored part.
+        period_start: First day of the period the row belongs to.
+        dimensions: The part's full grain.
+        value: For sum cells the total; for distinct members 1; for latest members the member's value.
+        member: The member of a distinct or latest row; None for sum cells.
+        order_key: The order key of a latest member's winning report.
+    """
+
+    indicator: str
+    part: str
+    period_start: date
+    dimensions: Mapping[str, str]
+    value: Decimal
+    member: str | None = None
+    order_key: str = ""
+
+
+@dataclass(frozen=True)
+class ReadContext:
+    """What a read asks for, and the settings the aggregation depends on.
+
+    Attributes:
+        period: Period kind of the rows and of the output cells.
+        by: Dimensions to group by (a subset of the indicator's dimensions); empty for totals.
+        as_of: The instant the read is made at: closes cohorts and ROI windows.
+        cohort_grace_days: Days after an offering ends before its cohort counts as closed.
+        targets: CVF-16 annual targets by (audience, year).
+    """
+
+    period: PeriodKind
+    by: tuple[str, ...] = ()
+    as_of: datetime = field(default_factory=lambda: datetime.now(UTC))
+    cohort_grace_days: int = 14
+    targets: Mapping[tuple[str, int], Decimal] = field(default_factory=dict)
+
+
+@dataclass
+class Cell:
+    """One output cell: the aggregated parts of one period and one combination of the `by` dimensions."""
+
+    period_start: date
+    dimensions: dict[str, str]
+    parts: dict[str, Decimal]
+    provisional: bool = False
+
+
+RowIndex = Mapping[tuple[str, str], Sequence[StoredRow]]
+Aggregator = Callable[[Indicator, RowIndex, ReadContext], list[Cell]]
+
+
+def dims_of(ref: PartRef) -> tuple[str, ...]:
+    """The dimensions rows of a stored part carry: those of the indicator that stores it."""
+    return catalogue.get(ref.indicator).dimensions
+
+
+def project(dimensions: Mapping[str, str], by: Sequence[str], available: Sequence[str]) -> tuple[str, ...]:
+    """The group key of a row: its value of each `by` dimension, or the wildcard if it lacks one."""
+    return tuple(dimensions.get(name, UNKNOWN) if name in available else WILDCARD for name in by)
+
+
+def lookup(
+    table: Mapping[tuple[str, ...], Decimal],
+    key: tuple[str, ...],
+    available: Sequence[str],
+    by: Sequence[str],
+) -> Decimal:
+    """The value of `table` for a full group key, seen through a part that has only `available` dims."""
+    projected = tuple(value if name in available else WILDCARD for name, value in zip(by, key, strict=True))
+    return table.get(projected, Decimal(0))
+
+
+def latest_per_member(rows: Iterable[StoredRow], until: date | None = None) -> dict[str, StoredRow]:
+    """Per member, the row with the highest order key (ties broken deterministically), up to `until`."""
+    best: dict[str, StoredRow] = {}
+    for row in rows:
+        if row.member is None or (until is not None and row.period_start > until):
+            continue
+        current = best.get(row.member)
+        if current is None or _rank(row) > _rank(current):
+            best[row.member] = row
+    return best
+
+
+def _rank(row: StoredRow) -> tuple[str, date, tuple[tuple[str, str], ...], Decimal]:
+    return (row.order_key, row.period_start, tuple(sorted(row.dimensions.items())), row.value)
+
+
+Table = dict[date, dict[tuple[str, ...], Decimal]]
+
+
+def _part_table(
+    rows: Sequence[StoredRow], kind: str, by: Sequence[str], available: Sequence[str], until: date | None
+) -> tuple[Table, Table]:
+    """Aggregate one part per period and key; with `until`, everything up to it under period `until`.
+
+    Returns:
+        The values, and for latest parts the number of members behind each value.
+    """
+    values: Table = defaultdict(lambda: defaultdict(Decimal))
+    counts: Table = defaultdict(lambda: defaultdict(Decimal))
+
+    def period(row: StoredRow) -> date:
+        return row.period_start if until is None else until
+
+    if kind == "sum":
+        for row in rows:
+            if until is None or row.period_start <= until:
+                values[period(row)][project(row.dimensions, by, available)] += row.value
+    elif kind == "distinct":
+        members: dict[date, dict[tuple[str, ...], set[str]]] = defaultdict(lambda: defaultdict(set))
+        for row in rows:
+            if row.member is not None and (until is None or row.period_start <= until):
+                members[period(row)][project(row.dimensions, by, available)].add(row.member)
+        for period_start, groups in members.items():
+            for key, found in groups.items():
+                values[period_start][key] = Decimal(len(found))
+    else:
+        for row in latest_per_member(rows, until).values():
+            key = project(row.dimensions, by, available)
+            values[period(row)][key] += row.value
+            counts[period(row)][key] += 1
+    return values, counts
+
+
+def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """The generic aggregation: each part read by the indicator, regrouped and broadcast."""
+    periods = sorted({row.period_start for ref in indicator.reads for row in index.get(_key(ref), ())})
+    cutoffs: list[date | None] = list(periods) if indicator.cumulative else [None]
+    by = ctx.by
+    cells: dict[GroupKey, Cell] = {}
+    for until in cutoffs:
+        tables = []
+        for ref in indicator.reads:
+            kind = catalogue.stored_part(ref.indicator, ref.part).kind
+            available = dims_of(ref)
+            values, counts = _part_table(index.get(_key(ref), ()), kind, by, available, until)
+            tables.append((ref, kind, available, values, counts))
+        full_keys = {
+            (period_start, key)
+            for _, _, available, values, _ in tables
+            if set(by) <= set(available)
+            for period_start, groups in values.items()
+            for key in groups
+        }
+        for period_start, key in full_keys:
+            parts: dict[str, Decimal] = {}
+            for ref, kind, available, values, counts in tables:
+                parts[ref.part] = lookup(values.get(period_start, {}), key, available, by)
+                if kind == "latest":
+                    parts[f"n_{ref.part}"] = lookup(counts.get(period_start, {}), key, available, by)
+            cells[(period_start, key)] = Cell(period_start, dict(zip(by, key, strict=True)), parts)
+    return [cells[key] for key in sorted(cells)]
+
+
+def _key(ref: PartRef) -> tuple[str, str]:
+    return (ref.indicator, ref.part)
+
+
+def index_rows(rows: Iterable[StoredRow]) -> dict[tuple[str, str], list[StoredRow]]:
+    """Group rows by (indicator, part)."""
+    index: dict[tuple[str, str], list[StoredRow]] = defaultdict(list)
+    for row in rows:
+        index[(row.indicator, row.part)].append(row)
+    return index
+
+
+def aggregate(indicator_id: str, rows: Iterable[StoredRow], ctx: ReadContext) -> list[Cell]:
+    """Cells of one indicator for `ctx.period` grouped by `ctx.by`, from the rows of that period kind.
+
+    Raises:
+        KeyError: when the indicator is unknown.
+        ValueError: when `ctx.by` names a dimension the indicator does not have.
+    """
+    indicator = catalogue.get(indicator_id)
+    unknown = [name for name in ctx.by if name not in indicator.dimensions]
+    if unknown:
+        raise ValueError(
+            f"{indicator_id} has no dimension {', '.join(unknown)}"
+            f" (it has: {', '.join(indicator.dimensions) or 'none'})"
+        )
+    if len(set(ctx.by)) != len(ctx.by):
+        raise ValueError(f"repeated dimension in {ctx.by}")
+    wanted = {_key(ref) for ref in indicator.reads}
+    index = index_rows(row for row in rows if (row.indicator, row.part) in wanted)
+    return _aggregators()[indicator.aggregation](indicator, index, ctx)
+
+
+def _aggregators() -> dict[str, Aggregator]:
+    # Imported here: the family aggregations import the helpers of this module.
+    from processors.indicators import business, cohorts
+
+    return {"parts": aggregate_parts, **cohorts.AGGREGATIONS, **business.AGGREGATIONS}

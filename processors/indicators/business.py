@@ -1,0 +1,230 @@
+"""Read-time aggregation of PLGN and activity indicators that join or window stored parts; pure."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import date, timedelta
+from decimal import Decimal
+
+from processors.indicators.aggregate import (
+    Aggregator,
+    Cell,
+    ReadContext,
+    RowIndex,
+    StoredRow,
+    aggregate_parts,
+    latest_per_member,
+    lookup,
+    project,
+)
+from processors.indicators.catalogue import (
+    CATALOGUE,
+    CONTACT_ANSWER_WINDOW_DAYS,
+    PLGN_ACTIVE_WINDOW_DAYS,
+    ROI_WINDOW_DAYS,
+    Indicator,
+)
+from processors.indicators.cohorts import quantile
+from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, period_end, period_start
+
+_REGISTERED = ("PLGN-01", "registered")
+
+
+def _periods(*row_sets: Iterable[StoredRow]) -> list[date]:
+    return sorted({row.period_start for rows in row_sets for row in rows})
+
+
+def _stock(index: RowIndex, ctx: ReadContext, until: date) -> dict[tuple[str, ...], Decimal]:
+    """Registered firms up to the end of `until`, by the `by` dimensions PLGN-01 has (others wildcard)."""
+    available = CATALOGUE["PLGN-01"].dimensions
+    members: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    for row in index.get(_REGISTERED, ()):
+        if row.member is not None and row.period_start <= until:
+            members[project(row.dimensions, ctx.by, available)].add(row.member)
+    return {key: Decimal(len(found)) for key, found in members.items()}
+
+
+def _cell(start: date, ctx: ReadContext, key: tuple[str, ...], parts: dict[str, Decimal]) -> Cell:
+    return Cell(start, dict(zip(ctx.by, key, strict=True)), parts)
+
+
+def aggregate_registered(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """PLGN-01: the stock of registered firms at each period end, and the new registrations in it."""
+    rows = index.get(_REGISTERED, ())
+    first: dict[str, date] = {}
+    for row in rows:
+        if row.member is not None and (row.member not in first or row.period_start < first[row.member]):
+            first[row.member] = row.period_start
+    cells = []
+    for start in _periods(rows):
+        new: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for row in rows:
+            if row.member is not None and row.period_start == start == first[row.member]:
+                new[project(row.dimensions, ctx.by, indicator.dimensions)].add(row.member)
+        for key, stock in sorted(_stock(index, ctx, start).items()):
+            cells.append(_cell(start, ctx, key, {"stock": stock, "new": Decimal(len(new.get(key, ())))}))
+    return cells
+
+
+def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """PLGN-02: firms acting in the 90 days up to each period end, over the stock at that end.
+
+    A firm's country is its registration country when known (so the parties to meetings and answers
+    count in their own country), else the country on the action.
+    """
+    country = {row.member: row.dimensions.get("country", "UNKNOWN") for row in index.get(_REGISTERED, ())}
+    actions: list[tuple[str, date, str]] = []
+    for row in index.get(("PLGN-02", "active_day"), ()):
+        if row.member is not None:
+            org, day_text = decode_member(row.member)
+            acted_on = date.fromisoformat(day_text)
+            actions.append((org, acted_on, country.get(org) or row.dimensions["country"]))
+    cells = []
+    for start in _periods(index.get(_REGISTERED, ()), index.get(("PLGN-02", "active_day"), ())):
+        end = period_end(start, ctx.period).date()
+        first_day = end - timedelta(days=PLGN_ACTIVE_WINDOW_DAYS)
+        active: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for org, acted_on, org_country in actions:
+            if first_day <= acted_on < end:
+                active[project({"country": org_country}, ctx.by, indicator.dimensions)].add(org)
+        stock = _stock(index, ctx, start)
+        for key in sorted(set(stock) | set(active)):
+            parts = {"active": Decimal(len(active.get(key, ()))), "stock": stock.get(key, Decimal(0))}
+            cells.append(_cell(start, ctx, key, parts))
+    return cells
+
+
+def aggregate_contacts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """PLGN-06: requests of the period answered within 7 days, and the median answer time in hours."""
+    answers = latest_per_member(index.get(("PLGN-06", "responded"), ()))
+    groups: dict[tuple[date, tuple[str, ...]], list[Decimal | None]] = defaultdict(list)
+    seen: set[str] = set()
+    for row in sorted(
+        index.get(("PLGN-06", "requested"), ()), key=lambda row: (row.member or "", row.period_start)
+    ):
+        if row.member is None:
+            continue
+        request_id, requested = decode_member(row.member)
+        if request_id in seen:
+            continue
+        seen.add(request_id)
+        answer = answers.get(request_id)
+        hours = None if answer is None else (answer.value - Decimal(requested)) / Decimal(3600)
+        groups[(row.period_start, project(row.dimensions, ctx.by, indicator.dimensions))].append(hours)
+    cells = []
+    for (start, key), hours_list in sorted(groups.items(), key=lambda item: item[0]):
+        answered = [hours for hours in hours_list if hours is not None]
+        parts = {
+            "requests": Decimal(len(hours_list)),
+            "answered_7d": Decimal(sum(1 for hours in answered if hours <= CONTACT_ANSWER_WINDOW_DAYS * 24)),
+            "answered": Decimal(len(answered)),
+        }
+        if answered:
+            parts["median_response_hours"] = quantile(answered, Decimal("0.5"))
+        cells.append(_cell(start, ctx, key, parts))
+    return cells
+
+
+def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """PLGN-16: firms with an active authorisation for R at each period end, over the stock of firms."""
+    rows = index.get(("PLGN-16", "authorised"), ())
+    withdrawals = index.get(("PLGN-16", "withdrawals"), ())
+    cells = []
+    for start in _periods(rows, withdrawals, index.get(_REGISTERED, ())):
+        firms: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for member, row in latest_per_member(rows, start).items():
+            if row.value > 0:
+                firms[project(row.dimensions, ctx.by, indicator.dimensions)].add(decode_member(member)[0])
+        withdrawn: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
+        for row in withdrawals:
+            if row.period_start == start:
+                withdrawn[project(row.dimensions, ctx.by, indicator.dimensions)] += row.value
+        stock = _stock(index, ctx, start)
+        full_keys = set(firms) | set(withdrawn)
+        if "recipient" not in ctx.by:
+            full_keys |= set(stock)
+        for key in sorted(full_keys):
+            parts = {
+                "authorised": Decimal(len(firms.get(key, ()))),
+                "withdrawals": withdrawn.get(key, Decimal(0)),
+                "stock": lookup(stock, key, CATALOGUE["PLGN-01"].dimensions, ctx.by),
+            }
+            cells.append(_cell(start, ctx, key, parts))
+    return cells
+
+
+def _last_sessions(index: RowIndex) -> dict[str, int]:
+    return {
+        member: int(row.value)
+        for member, row in latest_per_member(index.get(("ACT-07", "last_session"), ())).items()
+    }
+
+
+def aggregate_roi(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """ACT-07 and ACT-08: cumulative cost and business per activity; provisional until the 12-month window.
+
+    A cell is provisional while one of its activities has no known last session, or its last session
+    plus 365 days is after the period end or after the as-of instant.
+    """
+    last = _last_sessions(index)
+    activities: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    for part in (("ACT-01", "cost_usd"), ("ACT-05", "attributable_usd")):
+        for row in index.get(part, ()):
+            activities[(row.period_start, project(row.dimensions, ctx.by, indicator.dimensions))].add(
+                row.dimensions["activity"]
+            )
+    as_of_s = epoch_seconds(ctx.as_of)
+    cells = []
+    for cell in aggregate_parts(indicator, index, ctx):
+        cell.parts.pop("last_session", None)
+        cell.parts.pop("n_last_session", None)
+        horizon = min(epoch_seconds(period_end(cell.period_start, ctx.period)), as_of_s)
+        key = tuple(cell.dimensions[name] for name in ctx.by)
+        involved = set().union(
+            *(
+                found
+                for (start, group), found in activities.items()
+                if group == key and start <= cell.period_start
+            )
+        )
+        cell.provisional = any(
+            activity not in last or last[activity] + ROI_WINDOW_DAYS * 86_400 > horizon
+            for activity in involved
+        )
+        cells.append(cell)
+    return cells
+
+
+def aggregate_portfolio(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """ACT-13: whole cost and attributable business of the activities whose 12-month window closed in P."""
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    for row in index.get(("ACT-01", "cost_usd"), ()):
+        cost[row.dimensions["activity"]] += row.value
+    business: dict[str, Decimal] = defaultdict(Decimal)
+    for row in latest_per_member(index.get(("ACT-05", "attributable_usd"), ())).values():
+        business[row.dimensions["activity"]] += row.value
+    closed: dict[date, list[str]] = defaultdict(list)
+    for activity, last_s in _last_sessions(index).items():
+        closes = from_epoch(last_s + ROI_WINDOW_DAYS * 86_400)
+        if closes <= ctx.as_of:
+            closed[period_start(closes, ctx.period)].append(activity)
+    cells = []
+    for start, names in sorted(closed.items()):
+        parts = {
+            "attributable_usd": sum((business[name] for name in names), Decimal(0)),
+            "cost_usd": sum((cost[name] for name in names), Decimal(0)),
+            "activities": Decimal(len(names)),
+        }
+        cells.append(Cell(start, {}, parts))
+    return cells
+
+
+AGGREGATIONS: dict[str, Aggregator] = {
+    "registered_firms": aggregate_registered,
+    "active_firms": aggregate_active,
+    "contacts": aggregate_contacts,
+    "directory": aggregate_directory,
+    "roi": aggregate_roi,
+    "portfolio": aggregate_portfolio,
+}

@@ -1,0 +1,312 @@
+"""Read-time aggregation of training indicators over enrolment records joined from stored parts; pure.
+
+Each enrolment's anchor row (``CVF-01/enrolled``) gives its period, dimensions, learner, firm and
+cohort dates; withdrawal, start, completion and certificate parts join it by enrolment id. An
+enrolment's cohort is closed once ``offering_ends_at + cohort_grace_days`` is past the read's as-of
+instant; an enrolment without a known offering end stays in progress. Rates and durations count
+closed cohorts only, so open cohorts are not right-censored; cells with open cohorts are provisional.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from processors.indicators.aggregate import (
+    Aggregator,
+    Cell,
+    ReadContext,
+    RowIndex,
+    StoredRow,
+    latest_per_member,
+    project,
+)
+from processors.indicators.catalogue import (
+    CATALOGUE,
+    COUNTRY_COVERAGE_MIN_LEARNERS,
+    PLGN_CONVERSION_WINDOW_DAYS,
+    TRAINING_DIMS,
+    Indicator,
+)
+from processors.indicators.periods import decode_member, epoch_seconds, from_epoch
+from schemas.events.base import MEMBER_STATES
+
+ART7_AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
+_DAY_S = Decimal(86_400)
+_PERIOD_SHARE = {"month": Decimal(1) / Decimal(12), "quarter": Decimal(1) / Decimal(4), "year": Decimal(1)}
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """One enrolment as the read model sees it, joined from its stored parts."""
+
+    enrolment_id: str
+    learner: str
+    org: str
+    enrolled_s: int
+    ends_s: int | None
+    period_start: date
+    dimensions: Mapping[str, str]
+    withdrawn_before: bool
+    withdrawn_after: bool
+    started: bool
+    completed_s: int | None
+    certified_s: int | None
+    certified_period: date | None
+
+    @property
+    def net(self) -> bool:
+        """Not withdrawn before the offering started."""
+        return not self.withdrawn_before
+
+
+def _members(index: RowIndex, indicator: str, part: str) -> set[str]:
+    return {row.member for row in index.get((indicator, part), ()) if row.member is not None}
+
+
+def enrolments(index: RowIndex) -> list[Enrolment]:
+    """Join the stored training parts into enrolment records (one per anchored enrolment id)."""
+    anchors: dict[str, tuple[str, StoredRow]] = {}
+    for row in index.get(("CVF-01", "enrolled"), ()):
+        if row.member is None:
+            continue
+        enrolment_id = decode_member(row.member)[0]
+        # An enrolment re-published with other attributes has two anchors: keep one, deterministically.
+        current = anchors.get(enrolment_id)
+        if current is None or (row.member, row.period_start) > (current[0], current[1].period_start):
+            anchors[enrolment_id] = (row.member, row)
+    withdrawn_before = _members(index, "CVF-01", "withdrawn_before_start")
+    withdrawn_after = _members(index, "CVF-08", "withdrawn_after_start")
+    started = _members(index, "CVF-08", "started")
+    completed = latest_per_member(index.get(("CVF-05", "completed"), ()))
+    certified = latest_per_member(index.get(("CVF-07", "certified"), ()))
+    records = []
+    for enrolment_id, (member, row) in anchors.items():
+        _, learner, org, enrolled, ends = decode_member(member)
+        done = completed.get(enrolment_id)
+        cert = certified.get(enrolment_id)
+        has_cert = cert is not None and cert.value > 0
+        records.append(
+            Enrolment(
+                enrolment_id=enrolment_id,
+                learner=learner,
+                org=org,
+                enrolled_s=int(enrolled),
+                ends_s=int(ends) if ends else None,
+                period_start=row.period_start,
+                dimensions=row.dimensions,
+                withdrawn_before=enrolment_id in withdrawn_before,
+                withdrawn_after=enrolment_id in withdrawn_after,
+                started=enrolment_id in started or enrolment_id in withdrawn_after,
+                completed_s=int(done.value) if done is not None and done.value > 0 else None,
+                certified_s=int(cert.value) if cert is not None and has_cert else None,
+                certified_period=cert.period_start if cert is not None and has_cert else None,
+            )
+        )
+    return records
+
+
+def is_closed(record: Enrolment, ctx: ReadContext) -> bool:
+    """Whether the enrolment's cohort closed (offering end + grace) by the read's as-of instant."""
+    if record.ends_s is None:
+        return False
+    return record.ends_s + ctx.cohort_grace_days * 86_400 <= epoch_seconds(ctx.as_of)
+
+
+def quantile(values: Sequence[Decimal], q: Decimal) -> Decimal:
+    """The q-quantile by linear interpolation between closest ranks (q in [0, 1]; values not empty)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def _group(
+    records: Iterable[Enrolment], ctx: ReadContext, period_of: str = "enrolment"
+) -> dict[tuple[date, tuple[str, ...]], list[Enrolment]]:
+    groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
+    for record in records:
+        when = record.period_start if period_of == "enrolment" else record.certified_period
+        if when is None:
+            continue
+        groups[(when, project(record.dimensions, ctx.by, TRAINING_DIMS))].append(record)
+    return groups
+
+
+def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContext) -> dict[str, Decimal]:
+    net = [record for record in group if record.net]
+    closed = [record for record in net if is_closed(record, ctx)]
+    started = [record for record in closed if record.started]
+    all_parts = {
+        "gross": Decimal(len(group)),
+        "net": Decimal(len(net)),
+        "learners": Decimal(len({record.learner for record in net})),
+        "net_closed": Decimal(len(closed)),
+        "in_progress": Decimal(len(net) - len(closed)),
+        "completed_closed": Decimal(sum(1 for record in closed if record.completed_s is not None)),
+        "certified_closed": Decimal(sum(1 for record in closed if record.certified_s is not None)),
+        "started_closed": Decimal(len(started)),
+        "dropped_closed": Decimal(
+            sum(1 for record in started if record.withdrawn_after or record.completed_s is None)
+        ),
+    }
+    shown = {
+        "CVF-01": ("gross", "net"),
+        "CVF-02": ("learners", "net"),
+        "CVF-05": ("completed_closed", "net_closed", "in_progress"),
+        "CVF-07": ("certified_closed", "completed_closed", "net_closed", "in_progress"),
+        "CVF-08": ("dropped_closed", "started_closed", "net_closed", "in_progress"),
+        "CVF-10": ("in_progress",),
+        "CVF-11": ("in_progress",),
+    }[indicator_id]
+    parts = {name: all_parts[name] for name in shown}
+    if indicator_id in ("CVF-10", "CVF-11"):
+        ends = [record.completed_s if indicator_id == "CVF-10" else record.certified_s for record in closed]
+        days = [
+            (Decimal(end) - Decimal(record.enrolled_s)) / _DAY_S
+            for record, end in zip(closed, ends, strict=True)
+            if end is not None
+        ]
+        parts["n"] = Decimal(len(days))
+        if days:
+            parts["median_days"] = quantile(days, Decimal("0.5"))
+            parts["p90_days"] = quantile(days, Decimal("0.9"))
+    return parts
+
+
+def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-01, 02, 05, 07, 08, 10, 11: enrolment cohorts by enrolment period."""
+    cells = []
+    for (start, key), group in sorted(_group(enrolments(index), ctx).items(), key=lambda item: item[0]):
+        parts = _cohort_parts(indicator.id, group, ctx)
+        provisional = indicator.id not in ("CVF-01", "CVF-02") and parts["in_progress"] > 0
+        cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
+    return cells
+
+
+def _target(audience: str | None, start: date, ctx: ReadContext) -> Decimal | None:
+    audiences = ART7_AUDIENCES if audience is None else (audience,)
+    found = [ctx.targets.get((name, start.year)) for name in audiences]
+    if any(target is None for target in found):
+        return None
+    return sum((target for target in found if target is not None), Decimal(0)) * _PERIOD_SHARE[ctx.period]
+
+
+def aggregate_certified_learners(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-16 and CVF-19: learners and firms certified in the period, by the enrolment's dimensions."""
+    records = [record for record in enrolments(index) if record.certified_s is not None]
+    if indicator.id == "CVF-16":
+        records = [record for record in records if record.dimensions.get("audience") in ART7_AUDIENCES]
+    cells = []
+    for (start, key), group in sorted(_group(records, ctx, "certificate").items(), key=lambda item: item[0]):
+        dimensions = dict(zip(ctx.by, key, strict=True))
+        parts = {
+            "certified_learners": Decimal(len({record.learner for record in group})),
+            "firms": Decimal(len({record.org for record in group if record.org})),
+        }
+        if indicator.id == "CVF-16" and "country" not in dimensions:
+            target = _target(dimensions.get("audience"), start, ctx)
+            if target is not None:
+                parts["target"] = target
+        cells.append(Cell(start, dimensions, parts))
+    return cells
+
+
+def aggregate_country_coverage(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-17: member states with certified learners, and the concentration (HHI) across countries."""
+    records = [record for record in enrolments(index) if record.certified_s is not None]
+    cells = []
+    for (start, key), group in sorted(_group(records, ctx, "certificate").items(), key=lambda item: item[0]):
+        by_country: dict[str, set[str]] = defaultdict(set)
+        for record in group:
+            by_country[record.dimensions.get("country", "UNKNOWN")].add(record.learner)
+        total = sum(len(learners) for learners in by_country.values())
+        covered = sum(
+            1
+            for country, learners in by_country.items()
+            if country in MEMBER_STATES and len(learners) >= COUNTRY_COVERAGE_MIN_LEARNERS
+        )
+        hhi = sum(
+            ((Decimal(len(learners)) / Decimal(total)) ** 2 for learners in by_country.values()), Decimal(0)
+        )
+        parts = {
+            "countries_covered": Decimal(covered),
+            "certified_learners": Decimal(len({record.learner for record in group})),
+            "hhi": hhi,
+        }
+        cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts))
+    return cells
+
+
+def aggregate_cost_per_certificate(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-20: offering cost in the period over certificates issued in the period, by course."""
+    cost: dict[tuple[date, tuple[str, ...]], Decimal] = defaultdict(Decimal)
+    for row in index.get(("CVF-20", "cost_usd"), ()):
+        cost[(row.period_start, project(row.dimensions, ctx.by, CATALOGUE["CVF-20"].dimensions))] += row.value
+    certificates = {
+        group_key: Decimal(len(group))
+        for group_key, group in _group(
+            (record for record in enrolments(index) if record.certified_s is not None), ctx, "certificate"
+        ).items()
+    }
+    cells = []
+    for start, key in sorted(set(cost) | set(certificates)):
+        parts = {
+            "cost_usd": cost.get((start, key), Decimal(0)),
+            "certificates": certificates.get((start, key), Decimal(0)),
+        }
+        cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts))
+    return cells
+
+
+def aggregate_plgn_conversion(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-23: certified MSME learners with a firm whose firm acts on PLGN within 90 days of the certificate.
+
+    The join runs on the org key: the enrolment anchor carries the learner's firm, and the PLGN-02
+    part ``active_day`` holds one member per firm and UTC day of a qualifying action (registration
+    included).
+    """
+    days_by_org: dict[str, list[date]] = defaultdict(list)
+    for row in index.get(("PLGN-02", "active_day"), ()):
+        if row.member is not None:
+            org, day = decode_member(row.member)
+            days_by_org[org].append(date.fromisoformat(day))
+    for days in days_by_org.values():
+        days.sort()
+    records = [
+        record
+        for record in enrolments(index)
+        if record.certified_s is not None and record.org and record.dimensions.get("audience") == "MSME"
+    ]
+    window = timedelta(days=PLGN_CONVERSION_WINDOW_DAYS)
+    cells = []
+    for (start, key), group in sorted(_group(records, ctx, "certificate").items(), key=lambda item: item[0]):
+        converted = 0
+        provisional = False
+        for record in group:
+            if record.certified_s is None:
+                continue
+            certified_on = from_epoch(record.certified_s).date()
+            days = days_by_org.get(record.org, [])
+            first = bisect_left(days, certified_on)
+            if first < len(days) and days[first] <= certified_on + window:
+                converted += 1
+            elif from_epoch(record.certified_s) + window > ctx.as_of:
+                provisional = True
+        parts = {"converted": Decimal(converted), "certified_with_org": Decimal(len(group))}
+        cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
+    return cells
+
+
+AGGREGATIONS: dict[str, Aggregator] = {
+    "enrolments": aggregate_enrolments,
+    "certified_learners": aggregate_certified_learners,
+    "country_coverage": aggregate_country_coverage,
+    "cost_per_certificate": aggregate_cost_per_certificate,
+    "plgn_conversion": aggregate_plgn_conversion,
+}

@@ -1,0 +1,66 @@
+"""Calendar periods (UTC month, quarter, year) and the encoding of composite part members."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+from processors.indicators.base import PeriodKind
+
+_SEPARATOR = "|"
+
+
+def period_start(moment: datetime, kind: PeriodKind) -> date:
+    """First day of the UTC month, quarter or year containing `moment`."""
+    utc = moment.astimezone(UTC)
+    if kind == "month":
+        return date(utc.year, utc.month, 1)
+    if kind == "quarter":
+        return date(utc.year, 3 * ((utc.month - 1) // 3) + 1, 1)
+    return date(utc.year, 1, 1)
+
+
+def period_end(start: date, kind: PeriodKind) -> datetime:
+    """The instant the period beginning on `start` ends (exclusive), in UTC."""
+    months = {"month": 1, "quarter": 3, "year": 12}[kind]
+    month_index = start.month - 1 + months
+    return datetime(start.year + month_index // 12, month_index % 12 + 1, 1, tzinfo=UTC)
+
+
+def epoch_seconds(moment: datetime) -> int:
+    """Whole seconds since 1970-01-01T00:00:00Z; stored as the amount of time-valued "latest" parts."""
+    return int(moment.astimezone(UTC).timestamp())
+
+
+def from_epoch(seconds: int) -> datetime:
+    """Inverse of `epoch_seconds`."""
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def order_key(moment: datetime, rank: int = 0, tiebreak: str = "") -> str:
+    """A string that sorts like (`moment`, `rank`, `tiebreak`): the order of "latest" reports."""
+    return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')}|{rank:02d}|{tiebreak}"
+
+
+def day_key(moment: datetime) -> str:
+    """The UTC calendar day of `moment` as YYYY-MM-DD."""
+    return moment.astimezone(UTC).date().isoformat()
+
+
+def encode_member(*fields: str) -> str:
+    """Join fields into one member string; fields may contain any character."""
+    return _SEPARATOR.join(field.replace("%", "%25").replace(_SEPARATOR, "%7C") for field in fields)
+
+
+def decode_member(member: str) -> list[str]:
+    """Split a member made by `encode_member` back into its fields."""
+    return [field.replace("%7C", _SEPARATOR).replace("%25", "%") for field in member.split(_SEPARATOR)]
+
+
+def days_between(start_s: int, end_s: int) -> float:
+    """Days from one epoch-second instant to another (used only for window comparisons)."""
+    return (end_s - start_s) / 86_400
+
+
+def window_start(end: datetime, days: int) -> datetime:
+    """The start of the `days`-long window ending at `end`."""
+    return end - timedelta(days=days)
