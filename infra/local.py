@@ -106,7 +106,7 @@ def _file_tail(path: Path) -> str:
         return "(no output)"
 
 
-def _parent_death_preexec(death_signal: int) -> Callable[[], None]:
+def parent_death_preexec(death_signal: int) -> Callable[[], None]:
     """A preexec_fn that makes the child receive `death_signal` when its parent dies.
 
     subprocess runs preexec_fn after it has switched to `user=`/`group=`. That order matters: the kernel
@@ -153,7 +153,7 @@ def _spawn(
             env=env,
             # Its own group: stop() can end the child and anything it forks in one call.
             process_group=0,
-            preexec_fn=_parent_death_preexec(death_signal) if death_signal is not None else None,
+            preexec_fn=parent_death_preexec(death_signal) if death_signal is not None else None,
             **kwargs,
         )
     return _Child(name, process, log_path)

@@ -1,0 +1,97 @@
+"""Session fixtures: one real local stack per test run, and a fresh topic prefix and schema per test."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+import asyncpg
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+
+from infra.kafka import client_kwargs, ensure_topics
+from infra.local import running_stack
+from infra.postgres import create_pool, migrate
+from infra.settings import Settings, load_settings
+from schemas.topics import TopicCatalogue
+
+logger = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+async def local_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+    """Settings resolved against the broker and PostgreSQL started once for the whole test run.
+
+    `ALCANCE_KAFKA__BOOTSTRAP_SERVERS` / `ALCANCE_POSTGRES__DSN` in the environment point the suite at
+    external services instead; then nothing is started for them.
+    """
+    base = load_settings(state_dir=tmp_path_factory.mktemp("alcance-state"))
+    async with running_stack(base) as resolved:
+        yield resolved
+
+
+@pytest.fixture
+async def settings(local_stack: Settings) -> AsyncIterator[Settings]:
+    """Settings isolated for one test: its own topic prefix (topics created) and schema (migrated).
+
+    Consumer-group timings are short because the local broker makes every JoinGroup wait half the
+    session timeout. The topics and the schema are deleted after the test.
+    """
+    token = uuid.uuid4().hex[:8]
+    isolated = local_stack.model_copy(
+        update={
+            "kafka": local_stack.kafka.model_copy(
+                update={
+                    "topic_prefix": f"t{token}.",
+                    "partitions": 2,
+                    "session_timeout_ms": 2_000,
+                    "heartbeat_interval_ms": 300,
+                }
+            ),
+            "postgres": local_stack.postgres.model_copy(update={"db_schema": f"t_{token}"}),
+        }
+    )
+    pool = await create_pool(isolated.postgres)
+    try:
+        await migrate(pool)
+    finally:
+        await pool.close()
+    catalogue = TopicCatalogue.from_settings(isolated)
+    await ensure_topics(isolated.kafka, catalogue.all())
+    yield isolated
+    await _drop_schema(isolated)
+    await _delete_topics(isolated)
+
+
+@pytest.fixture
+async def pg_pool(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's own schema, with every migration applied."""
+    pool = await create_pool(settings.postgres)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+async def _drop_schema(settings: Settings) -> None:
+    assert settings.postgres.dsn is not None
+    connection = await asyncpg.connect(settings.postgres.dsn.get_secret_value())
+    try:
+        # A test that leaked a connection inside a transaction would block the drop: fail loudly instead.
+        await connection.execute("SET lock_timeout = '10s'")
+        await connection.execute(f'DROP SCHEMA IF EXISTS "{settings.postgres.db_schema}" CASCADE')
+    finally:
+        await connection.close()
+
+
+async def _delete_topics(settings: Settings) -> None:
+    # The memory broker keeps every topic until it stops: a long suite would otherwise pile them up.
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    try:
+        names = [name for name in await admin.list_topics() if name.startswith(settings.kafka.topic_prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
