@@ -93,7 +93,7 @@ async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec]) -> set
         missing = [spec for spec in specs if spec.name not in existing]
         created: set[str] = set()
         for spec in missing:
-            config = {"cleanup.policy": spec.cleanup_policy}
+            config: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
             if spec.retention_ms is not None:
                 config["retention.ms"] = str(spec.retention_ms)
             topic = NewTopic(
