@@ -19,11 +19,14 @@ from __future__ import annotations
 import logging
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from connectors.simulators.generator import World
 
 logger = logging.getLogger(__name__)
 
@@ -393,3 +396,62 @@ class MoodleSimulator:
                 }
             )
         return out
+
+
+def state_from_world(world: World) -> MoodleState:
+    """A Moodle site holding the shared generator's CVF world: one Moodle course per offering.
+
+    Enrolments withdrawn in the world are left out (Moodle deletes them); completions and certificate
+    issues are kept with their times.
+    """
+    state = MoodleState()
+    offering_ids = {offering.offering_id: index + 2 for index, offering in enumerate(world.offerings)}
+    for offering in world.offerings:
+        course_id = offering_ids[offering.offering_id]
+        state.courses[course_id] = MoodleCourse(
+            course_id,
+            offering.offering_id,
+            offering.course_id,
+            int(offering.starts_at.timestamp()),
+            int(offering.ends_at.timestamp()),
+        )
+        state.customcerts[100 + course_id] = course_id
+    for learner in world.learners:
+        first, _, last = learner.name.partition(" ")
+        state.users[learner.learner_id] = MoodleUser(
+            id=learner.learner_id,
+            username=f"u{learner.learner_id}",
+            firstname=first,
+            lastname=last,
+            email=learner.email,
+            country=learner.country,
+            institution=learner.org_id or "",
+            audience=learner.audience,
+            gender=learner.gender,
+        )
+    for enrolment in world.enrolments:
+        if enrolment.withdrawn_at is not None:
+            continue
+        course_id = offering_ids[enrolment.offering_id]
+        state.enrol(course_id, enrolment.learner_id, int(enrolment.enrolled_at.timestamp()))
+        if enrolment.completed_at is not None:
+            state.complete(course_id, enrolment.learner_id, int(enrolment.completed_at.timestamp()))
+        if enrolment.certificate is not None:
+            state.issue(100 + course_id, enrolment.learner_id, int(enrolment.certificate[1].timestamp()))
+    return state
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve `app` on a free local port; yields its base URL (`http://127.0.0.1:<port>`)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound port only through the server's sockets
+    assert server is not None  # noqa: S101 - set by start()
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()

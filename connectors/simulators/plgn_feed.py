@@ -13,11 +13,15 @@ from __future__ import annotations
 import base64
 import binascii
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp import web
+
+from connectors.simulators.generator import World
 
 AS_CONTEXT = "https://www.w3.org/ns/activitystreams"
 MAX_PAGE = 500
@@ -300,3 +304,200 @@ class PlgnFeedSimulator:
             "orderedItems": chosen,
         }
         return web.json_response(body, content_type="application/activity+json")
+
+
+def _ts(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn.example") -> PlgnFeedState:
+    """The shared generator's PLGN world as an activity log in publication order.
+
+    Firms, authorisations (granted and withdrawn), opportunities, contact requests and answers, round
+    registrations, meetings (scheduled, then held or no-show), expected business of held meetings and
+    deal reports, sorted by time; then `invalid` contract violations spread through the log.
+    Firm names and tax ids are in the items, as a real platform would serve them.
+    """
+    feed = PlgnFeedState(base=base)
+    org = {firm.org_id: f"{base}/orgs/{firm.org_id}" for firm in world.firms}
+    pending: list[tuple[datetime, str, str, Any, dict[str, Any]]] = []
+
+    def add(when: datetime, kind: str, actor: str, obj: Any, **extra: Any) -> None:
+        pending.append((when, kind, actor, obj, extra))
+
+    for firm in world.firms:
+        add(
+            firm.registered_at,
+            "Create",
+            org[firm.org_id],
+            {
+                "type": "Organization",
+                "id": org[firm.org_id],
+                "name": firm.name,
+                "taxId": firm.tax_id,
+                "country": firm.country,
+                "orgType": firm.org_type,
+                "sizeBand": firm.size_band,
+                "sizeBasis": "NATIONAL_DEFINITION",
+                "isicRev4": firm.isic_rev4,
+                "hsChapters": firm.hs_chapters,
+                "exporterStatus": firm.exporter_status,
+                **({"womenLed": firm.women_led} if firm.women_led is not None else {}),
+            },
+        )
+    for auth in world.authorisations:
+        consent = {
+            "type": "DirectoryAuthorisation",
+            "id": f"{base}/consents/{auth.consent_id}",
+            "recipients": auth.recipients,
+            "fields": ["country", "sizeBand", "hsChapters"],
+            "noticeVersion": "2025-01",
+        }
+        add(auth.granted_at, "Create", org[auth.org_id], consent)
+        if auth.withdrawn_at is not None:
+            add(auth.withdrawn_at, "Remove", org[auth.org_id], consent)
+    for opp in world.opportunities:
+        add(
+            opp.published_at,
+            "Create",
+            org[opp.org_id],
+            {
+                "type": "Opportunity",
+                "id": f"{base}/opportunities/{opp.opp_id}",
+                "kind": opp.kind,
+                "hsCode": opp.hs_code,
+                "targetCountries": opp.target_countries,
+            },
+        )
+    for contact in world.contacts:
+        request = {
+            "type": "ContactRequest",
+            "id": f"{base}/contact-requests/{contact.request_id}",
+            "attributedTo": org[contact.from_org],
+            "audience": org[contact.to_org],
+            **({"inReplyTo": f"{base}/opportunities/{contact.opp_id}"} if contact.opp_id else {}),
+        }
+        add(
+            contact.requested_at,
+            "Create",
+            org[contact.from_org],
+            {**request, "content": "Hola, ¿conversamos?"},
+        )
+        if contact.responded_at is not None:
+            add(contact.responded_at, "Accept", org[contact.to_org], request)
+    for activity in world.activities:
+        for org_id, role in activity.participants:
+            add(
+                activity.starts_at - timedelta(days=10),
+                "Join",
+                org[org_id],
+                {"type": "BusinessRound", "id": f"{base}/rounds/{activity.activity_id}"},
+                role=role,
+            )
+    for meeting in world.meetings:
+        body = {
+            "type": "Meeting",
+            "id": f"{base}/meetings/{meeting.meeting_id}",
+            "context": f"{base}/rounds/{meeting.activity_id}",
+            "attendee": [org[meeting.org_a], org[meeting.org_b]],
+            "startTime": _ts(meeting.slot_at),
+            "modality": "IN_PERSON",
+        }
+        add(meeting.slot_at - timedelta(days=3), "Create", org[meeting.org_a], body)
+        if meeting.status in {"HELD", "NO_SHOW"}:
+            status = "held" if meeting.status == "HELD" else "no_show"
+            add(
+                meeting.slot_at + timedelta(minutes=40),
+                "Update",
+                org[meeting.org_a],
+                {**body, "status": status},
+            )
+        if meeting.status == "HELD" and meeting.expected_usd is not None and meeting.horizon is not None:
+            add(
+                meeting.slot_at + timedelta(minutes=45),
+                "Create",
+                org[meeting.org_a],
+                {
+                    "type": "MeetingOutcome",
+                    "id": f"{base}/meeting-outcomes/{meeting.meeting_id}",
+                    "inReplyTo": body["id"],
+                    "interestLevel": 4,
+                    "horizon": meeting.horizon,
+                    "expectedValue": {"amount": f"{meeting.expected_usd:.2f}", "currency": "USD"},
+                },
+            )
+    for deal in world.deals:
+        money = {
+            "amount": f"{deal.amount:.2f}",
+            "currency": deal.currency,
+            "usdAmount": f"{deal.usd_amount:.2f}",
+        }
+        add(
+            deal.reported_at,
+            "Create",
+            org[deal.org_id],
+            {
+                "type": "DealReport",
+                "id": f"{base}/deals/{deal.deal_id}/{deal.wave}",
+                "dealId": f"{base}/deals/{deal.deal_id}",
+                "context": f"{base}/rounds/{deal.activity_id}",
+                "counterpartCountry": deal.counterpart_country,
+                "hsCode": deal.hs_code,
+                "wave": deal.wave,
+                "realisedValueCumulative": money,
+                "attributionPct": deal.attribution_pct,
+                "confidencePct": deal.confidence_pct,
+                "additionality": deal.additionality,
+                **({"inReplyTo": f"{base}/meetings/{deal.meeting_id}"} if deal.meeting_id else {}),
+            },
+        )
+    pending.sort(key=lambda entry: entry[0])
+    for when, kind, actor, obj, extra in pending:
+        feed._clock = when - timedelta(minutes=1)
+        item = feed.append(kind, actor, obj, **extra)
+        item["published"] = _ts(when)
+    rng = random.Random(world.seed)
+    for number in range(invalid):
+        position = rng.randrange(1, len(feed.items))
+        published = feed.items[position]["published"]
+        if number % 2 == 0:
+            bad = {
+                "id": f"{base}/activities/bad-{number}",
+                "type": "Create",
+                "published": published,
+                "actor": org[world.firms[0].org_id],
+                "object": {
+                    "type": "Organization",
+                    "id": f"{base}/orgs/bad-{number}",
+                    "orgType": "FIRM",
+                    "sizeBand": "SMALL",
+                    "sizeBasis": "SELF_DECLARED",
+                    "exporterStatus": "UNKNOWN",
+                },
+            }
+        else:
+            bad = {
+                "id": f"{base}/activities/bad-{number}",
+                "type": "Like",
+                "published": published,
+                "actor": org[world.firms[0].org_id],
+                "object": f"{base}/orgs/{world.firms[1].org_id}",
+            }
+        feed.items.insert(position, bad)
+    return feed
+
+
+@asynccontextmanager
+async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve `app` on a free local port; yields its base URL (`http://127.0.0.1:<port>`)."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, 0)
+    await site.start()
+    server = site._server  # aiohttp exposes the bound port only through the server's sockets
+    assert server is not None  # noqa: S101 - set by start()
+    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        await runner.cleanup()
