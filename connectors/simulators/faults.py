@@ -13,6 +13,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from aiohttp import web
 
@@ -43,6 +44,9 @@ class Faults:
         injected: count of each fault injected.
     """
 
+    # Marks instances as new-style aiohttp middlewares (what `@web.middleware` does to a function).
+    __middleware_version__: ClassVar[int] = 1
+
     error_rate: float = 0.0
     burst_length: int = 3
     throttle_rate: float = 0.0
@@ -72,7 +76,6 @@ class Faults:
     def _count(self, name: str) -> None:
         self.injected[name] = self.injected.get(name, 0) + 1
 
-    @web.middleware
     async def __call__(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Answer `request`, possibly with a fault instead of (or on top of) the handler's answer."""
         if self.paths and not request.path.startswith(self.paths):

@@ -1,0 +1,93 @@
+"""Helpers of the connector tests: read a topic back, build xAPI source settings."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from pydantic import SecretStr
+
+from infra.kafka import client_kwargs
+from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
+from schemas.cloudevents import decode
+from schemas.events.base import Event
+
+
+async def read_topic(
+    settings: Settings, topic: str, *, quiet_s: float = 1.5, timeout_s: float = 30.0
+) -> list[Any]:
+    """Every record of `topic` from offset 0, read until nothing new arrives for `quiet_s`.
+
+    End offsets are not trusted (the local broker reports them wrongly), hence the quiet period.
+    """
+    consumer = AIOKafkaConsumer(**client_kwargs(settings.kafka), enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = None
+        for _ in range(50):
+            await consumer.topics()
+            partitions = consumer.partitions_for_topic(topic)
+            if partitions:
+                break
+            await asyncio.sleep(0.1)
+        assert partitions, f"topic {topic} has no partitions"
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, 0)
+        records: list[Any] = []
+        deadline = time.monotonic() + timeout_s
+        last_new = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
+            batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
+            for recs in batch.values():
+                records.extend(recs)
+                last_new = time.monotonic()
+        return records
+    finally:
+        await consumer.stop()
+
+
+def decode_all(records: list[Any]) -> list[Event]:
+    return [decode(list(record.headers), record.value) for record in records]
+
+
+def xapi_settings(
+    settings: Settings,
+    endpoint: str,
+    *,
+    name: str = "cvf-lrs",
+    page_size: int = 50,
+    **connector: Any,
+) -> Settings:
+    """`settings` with one xAPI source at `endpoint`, fixed pseudonym keys and fast retry timings."""
+    timings = {
+        "request_timeout_s": 2.0,
+        "max_attempts": 4,
+        "backoff_base_s": 0.02,
+        "backoff_max_s": 0.2,
+        "poll_interval_s": 0.2,
+        "lease_ttl_s": 1.5,
+        **connector,
+    }
+    return settings.model_copy(
+        update={
+            "sources": [
+                SourceConfig(
+                    name=name,
+                    kind="xapi",
+                    endpoint=endpoint,
+                    username="cvf",
+                    password=SecretStr("secret"),
+                    page_size=page_size,
+                )
+            ],
+            "connector": ConnectorSettings(**timings),
+            "pseudonym": PseudonymSettings(
+                person_key=SecretStr("test-person-key-0123456789"),
+                org_key=SecretStr("test-org-key-0123456789"),
+            ),
+        }
+    )
