@@ -753,3 +753,22 @@ def stored_part(indicator_id: str, part: str) -> StoredPart:
         if spec.name == part:
             return spec
     raise KeyError(f"{indicator_id} stores no part {part!r}")
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def definitions_sql() -> str:
+    """The VALUES rows of table ``indicator_definition`` (migration 0150 embeds them; a test compares)."""
+    rows = []
+    for entry in INDICATORS:
+        dims = "ARRAY[" + ", ".join(_sql_text(name) for name in entry.dimensions) + "]::text[]"
+        rows.append(
+            f"    ({_sql_text(entry.id)}, {_sql_text(entry.family)}, {_sql_text(entry.article)},\n"
+            f"     {_sql_text(entry.name_es)}, {_sql_text(entry.name_pt)}, {_sql_text(entry.name_en)},\n"
+            f"     {_sql_text(entry.unit)}, {dims}, {str(entry.cumulative).lower()},\n"
+            f"     {_sql_text(entry.formula)},\n"
+            f"     {_sql_text(entry.definition)})"
+        )
+    return ",\n".join(rows) + ";\n"

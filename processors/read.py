@@ -1,0 +1,216 @@
+"""The read model: indicator values from the evaluation store, regrouped, derived and (externally) suppressed.
+
+Reads load the stored rows of the parts an indicator reads (sum cells from ``indicator_part``, live
+members from ``indicator_member``, per-cell winning reports from ``indicator_report``) for one period
+kind, then aggregate and derive in Python with the same pure code the tests check against a naive
+computation (`processors.indicators.aggregate`). For BI tools, migration 0150 adds documented SQL views
+over the same tables.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+import asyncpg
+
+from infra.settings import Settings
+from processors.indicators import catalogue
+from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate
+from processors.indicators.base import PeriodKind
+from processors.indicators.derive import derive_value
+
+logger = logging.getLogger(__name__)
+
+Audience = Literal["internal", "external"]
+
+__all__ = ["derive_value", "read_indicators", "suppress", "to_results"]
+
+_SUMS = """
+SELECT indicator, part, period_start, dims, value, NULL::text AS member, '' AS order_key
+  FROM indicator_part
+ WHERE period_kind = $1 AND kind = 'sum'
+   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
+_MEMBERS = """
+SELECT indicator, part, period_start, dims, 1::numeric AS value, member, '' AS order_key
+  FROM indicator_member
+ WHERE period_kind = $1 AND refcount > 0
+   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+"""
+# Per cell and member the winning report (the store's rule); the aggregation then picks across cells.
+_REPORTS = """
+SELECT DISTINCT ON (indicator, part, period_start, dims, member)
+       indicator, part, period_start, dims, amount AS value, member, order_key
+  FROM indicator_report
+ WHERE period_kind = $1
+   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ ORDER BY indicator, part, period_start, dims, member, order_key DESC, event_id DESC
+"""
+
+
+async def load_rows(
+    connection: asyncpg.Connection, period: PeriodKind, parts: Iterable[tuple[str, str]]
+) -> list[StoredRow]:
+    """The stored rows of `parts` (indicator, part) for one period kind."""
+    by_kind: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for indicator_id, part in sorted(set(parts)):
+        by_kind[catalogue.stored_part(indicator_id, part).kind].append((indicator_id, part))
+    rows: list[StoredRow] = []
+    for kind, query in (("sum", _SUMS), ("distinct", _MEMBERS), ("latest", _REPORTS)):
+        wanted = by_kind.get(kind)
+        if not wanted:
+            continue
+        records = await connection.fetch(query, period, [w[0] for w in wanted], [w[1] for w in wanted])
+        rows.extend(
+            StoredRow(
+                indicator=record["indicator"],
+                part=record["part"],
+                period_start=record["period_start"],
+                dimensions=json.loads(record["dims"]),
+                value=record["value"],
+                member=record["member"],
+                order_key=record["order_key"],
+            )
+            for record in records
+        )
+    return rows
+
+
+async def load_targets(connection: asyncpg.Connection) -> dict[tuple[str, int], Decimal]:
+    """CVF-16 annual targets by (audience, year), from table ``reach_target``."""
+    records = await connection.fetch(
+        "SELECT audience, year, target FROM reach_target WHERE indicator = 'CVF-16'"
+    )
+    return {(record["audience"], record["year"]): record["target"] for record in records}
+
+
+async def read_indicators(
+    pool: asyncpg.Pool,
+    *,
+    indicator: str | None,
+    period: PeriodKind,
+    by: Sequence[str],
+    audience: Audience = "internal",
+    settings: Settings,
+    as_of: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """Indicator cells of one period kind, grouped by `by` (no `by`: totals).
+
+    Args:
+        pool: Pool on the evaluation store's schema.
+        indicator: A catalogue id, or None for every indicator that has all the `by` dimensions.
+        period: Period kind of the cells.
+        by: Dimensions to group by; each must be one of the indicator's dimensions.
+        audience: ``"external"`` applies small-cell suppression (primary and secondary).
+        settings: Resolved settings (threshold, ROI margin coefficient, cohort grace days).
+        as_of: The instant cohorts and ROI windows are judged at; now by default.
+
+    Returns:
+        One object per period and combination of the `by` dimensions: ``indicator``, ``period``
+        (``kind``, ``start``), ``dimensions``, ``value``, ``parts``, ``unit``, ``provisional``, and for
+        external reads ``suppressed``.
+
+    Raises:
+        KeyError: when the indicator is unknown.
+        ValueError: when a `by` dimension is not one of the indicator's.
+    """
+    if indicator is not None:
+        indicators = [catalogue.get(indicator)]
+    else:
+        indicators = [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
+    ctx = ReadContext(
+        period=period,
+        by=tuple(by),
+        as_of=as_of or datetime.now(UTC),
+        cohort_grace_days=settings.processor.cohort_grace_days,
+    )
+    wanted = {(ref.indicator, ref.part) for entry in indicators for ref in entry.reads}
+    async with pool.acquire() as connection:
+        rows = await load_rows(connection, period, wanted)
+        if any(entry.id == "CVF-16" for entry in indicators):
+            ctx = ReadContext(
+                ctx.period, ctx.by, ctx.as_of, ctx.cohort_grace_days, await load_targets(connection)
+            )
+    margin = Decimal(str(settings.processor.roi_margin_coefficient))
+    results: list[dict[str, Any]] = []
+    for entry in indicators:
+        cells = aggregate(entry.id, rows, ctx)
+        found = to_results(entry.id, cells, period, margin_coefficient=margin)
+        if audience == "external":
+            found = suppress(entry.id, found, by, threshold=settings.processor.small_cell_threshold)
+        results.extend(found)
+    logger.debug("read %d cells of %d indicators (%s, by %s)", len(results), len(indicators), period, by)
+    return results
+
+
+def to_results(
+    indicator_id: str, cells: Sequence[Cell], period: PeriodKind, *, margin_coefficient: Decimal = Decimal(1)
+) -> list[dict[str, Any]]:
+    """The API objects of aggregated cells, with their derived values."""
+    unit = catalogue.get(indicator_id).unit
+    return [
+        {
+            "indicator": indicator_id,
+            "period": {"kind": period, "start": cell.period_start.isoformat()},
+            "dimensions": dict(cell.dimensions),
+            "value": derive_value(indicator_id, cell.parts, margin_coefficient=margin_coefficient),
+            "parts": dict(cell.parts),
+            "unit": unit,
+            "provisional": cell.provisional,
+        }
+        for cell in cells
+    ]
+
+
+def suppress(
+    indicator_id: str, results: Sequence[Mapping[str, Any]], by: Sequence[str], *, threshold: int
+) -> list[dict[str, Any]]:
+    """Small-cell suppression for external audiences.
+
+    Primary: a cell counting fewer than `threshold` units (but some) is withheld. Secondary: along
+    every `by` dimension, cells sharing the period and the other dimensions form a line whose total
+    is published at the coarser level; if exactly one cell of a line is withheld it could be
+    recovered from that total, so the line's smallest published cell is withheld too, until stable.
+    Withheld cells keep their coordinates, with value None, no parts, and ``suppressed: true``.
+    Indicators without a unit count (money totals) are not suppressed.
+    """
+    units_part = catalogue.get(indicator_id).units_part
+    out = [{**result, "suppressed": False} for result in results]
+    if not units_part:
+        return out
+
+    def units(result: Mapping[str, Any]) -> Decimal:
+        value = result["parts"].get(units_part, Decimal(0))
+        return value if isinstance(value, Decimal) else Decimal(value)
+
+    for result in out:
+        if 0 < units(result) < threshold:
+            result["suppressed"] = True
+    changed = bool(by)
+    while changed:
+        changed = False
+        for name in by:
+            lines: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+            for result in out:
+                others = tuple(result["dimensions"][other] for other in by if other != name)
+                lines[(result["period"]["start"], others)].append(result)
+            for line in lines.values():
+                withheld = [result for result in line if result["suppressed"]]
+                published = [result for result in line if not result["suppressed"] and units(result) > 0]
+                if len(withheld) == 1 and published:
+                    smallest = min(
+                        published, key=lambda result: (units(result), sorted(result["dimensions"].items()))
+                    )
+                    smallest["suppressed"] = True
+                    changed = True
+    for result in out:
+        if result["suppressed"]:
+            result["value"] = None
+            result["parts"] = {}
+    return out
