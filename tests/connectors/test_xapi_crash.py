@@ -1,4 +1,4 @@
-"""Crash safety: a connector process SIGKILLed at random points and restarted loses nothing and invents nothing."""
+"""Crash safety: a connector SIGKILLed at random points and restarted loses nothing and invents nothing."""
 
 from __future__ import annotations
 
