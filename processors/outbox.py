@@ -1,0 +1,228 @@
+"""The outbox relay: publish indicator cell changes from PostgreSQL to the indicators topic, in order.
+
+Delivery guarantee: at-least-once, in version order. Each batch transaction of the processors wrote
+one outbox row per changed cell with a version from one sequence; the relay reads the oldest rows,
+keeps the newest version per cell, produces them, waits for the broker's acks and only then deletes
+the rows. A crash between ack and delete re-sends the same versions, which readers that keep the
+highest version per key ignore. Nothing relies on compaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from opentelemetry.trace import SpanKind
+from pydantic import ValidationError
+
+from infra import telemetry
+from infra.kafka import make_producer
+from infra.settings import Settings
+from processors.indicators import catalogue
+from processors.indicators.derive import derive_value
+from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
+from schemas.events.base import EVENT_ID_NAMESPACE
+from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
+from schemas.registry import CE_TYPE_PREFIX
+from schemas.topics import TopicCatalogue
+
+logger = logging.getLogger(__name__)
+
+CE_SOURCE = "urn:alcance:processor:indicators"
+CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v1"
+
+_FETCH = """
+SELECT version, indicator, period_kind, period_start, dims, parts::text, created_at
+FROM indicator_outbox
+ORDER BY version
+LIMIT $1
+FOR UPDATE SKIP LOCKED
+"""
+
+
+def indicator_record(
+    *,
+    indicator: str,
+    period_kind: str,
+    period_start: date,
+    dimensions: Mapping[str, str],
+    parts: Mapping[str, Decimal],
+    version: int,
+    as_of: datetime,
+    margin_coefficient: Decimal = Decimal(1),
+) -> KafkaRecord:
+    """The indicators-topic record of one cell state: key, `IndicatorValue` JSON, CloudEvents headers.
+
+    The value is derived from the cell's own parts; it is None when the derivation needs parts the
+    cell does not hold (rates across indicators are derived by the read model) or is undefined.
+
+    Raises:
+        pydantic.ValidationError: when the cell does not fit the published contract.
+    """
+    try:
+        value = derive_value(indicator, parts, margin_coefficient=margin_coefficient)
+        unit: str = catalogue.get(indicator).unit
+    except KeyError:
+        value, unit = None, "count"
+    payload = IndicatorValue.model_validate(
+        {
+            "indicator": indicator,
+            "period": {"kind": period_kind, "start": period_start},
+            "dimensions": dict(dimensions),
+            "value": None if value is None else float(value),
+            "parts": {name: float(amount) for name, amount in parts.items()},
+            "version": version,
+            "as_of": as_of.astimezone(UTC),
+            "unit": unit,
+        }
+    )
+    key = indicator_key(indicator, period_kind, period_start, dimensions)
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", str(uuid.uuid5(EVENT_ID_NAMESPACE, f"indicator\x1f{key}\x1f{version}")).encode()),
+        ("ce_source", CE_SOURCE.encode()),
+        ("ce_type", CE_TYPE.encode()),
+        ("ce_time", payload.as_of.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_subject", key.encode()),
+        ("ce_dataschema", INDICATOR_SCHEMA_ID.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return KafkaRecord(key=key.encode(), value=payload.model_dump_json().encode(), headers=headers)
+
+
+class OutboxRelay:
+    """Moves outbox rows to the indicators topic; one relay at a time per schema does the work.
+
+    Args:
+        settings: Resolved settings.
+        pool: A pool on the store's schema.
+        producer: A started producer to share; the relay makes (and stops) its own when omitted.
+    """
+
+    def __init__(
+        self, settings: Settings, pool: asyncpg.Pool, *, producer: AIOKafkaProducer | None = None
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.topic = TopicCatalogue.from_settings(settings).indicators.name
+        self.published = 0
+        self.rejected = 0
+        self._producer = producer
+        # Advisory locks are per database: name the lock after the schema so tenants do not contend.
+        self._lock_name = f"{settings.postgres.db_schema}.indicator_outbox"
+        self._margin = Decimal(str(settings.processor.roi_margin_coefficient))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Relay until `stop` is set, then relay what is left once more and return.
+
+        Errors reaching the broker or PostgreSQL are logged and retried at the next poll.
+        """
+        own = self._producer is None
+        if self._producer is None:
+            self._producer = make_producer(self.settings.kafka)
+            await self._producer.start()
+        interval_s = self.settings.processor.outbox_poll_interval_ms / 1000
+        try:
+            while True:
+                stopping = stop.is_set()
+                try:
+                    relayed = await self.publish_pending()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    logger.warning("outbox relay round failed (%s: %s); retrying", type(exc).__name__, exc)
+                    relayed = 0
+                if stopping and relayed == 0:
+                    return
+                if relayed == 0:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), interval_s)
+        finally:
+            if own:
+                await self._producer.stop()
+                self._producer = None
+
+    async def publish_pending(self) -> int:
+        """Relay one round of the oldest outbox rows.
+
+        Returns:
+            The number of outbox rows relayed (0 when none are pending or another relay holds the lock).
+        """
+        if self._producer is None:
+            raise RuntimeError("the relay has no producer; call run() or pass one")
+        limit = self.settings.processor.outbox_batch_size
+        async with self.pool.acquire() as connection, connection.transaction():
+            if not await connection.fetchval(
+                "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name
+            ):
+                return 0
+            rows = await connection.fetch(_FETCH, limit)
+            if not rows:
+                return 0
+            newest: dict[tuple[str, str, date, str], Any] = {}
+            for row in rows:
+                newest[(row[1], row[2], row[3], row[4])] = row
+            with telemetry.tracer().start_as_current_span(
+                f"send {self.topic}",
+                kind=SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "send",
+                    "messaging.destination.name": self.topic,
+                    "messaging.batch.message_count": len(newest),
+                },
+            ):
+                deliveries = []
+                for row in newest.values():
+                    record = self._record(row)
+                    if record is None:
+                        continue
+                    headers = telemetry.inject_headers(list(record.headers))
+                    deliveries.append(
+                        await self._producer.send(
+                            self.topic, key=record.key, value=record.value, headers=headers
+                        )
+                    )
+                await asyncio.gather(*deliveries)
+            await connection.execute(
+                "DELETE FROM indicator_outbox WHERE version = ANY($1::bigint[])", [row[0] for row in rows]
+            )
+        self.published += len(deliveries)
+        logger.debug("relayed %d outbox rows as %d records", len(rows), len(deliveries))
+        return len(rows)
+
+    def _record(self, row: Any) -> KafkaRecord | None:
+        version, indicator, period_kind, period_start, dims, parts_text, created_at = row
+        parts = {name: Decimal(value) for name, value in json.loads(parts_text).items()}
+        try:
+            return indicator_record(
+                indicator=indicator,
+                period_kind=period_kind,
+                period_start=period_start,
+                dimensions=json.loads(dims),
+                parts=parts,
+                version=version,
+                as_of=created_at,
+                margin_coefficient=self._margin,
+            )
+        except ValidationError as exc:
+            # A cell outside the published contract (e.g. a dimension value with a key separator):
+            # it stays readable in the store; say so loudly rather than stall the relay.
+            self.rejected += 1
+            logger.error(
+                "indicator cell %s %s %s %s v%d not publishable: %s",
+                indicator,
+                period_kind,
+                period_start,
+                dims,
+                version,
+                exc.errors(include_url=False, include_input=False)[:1],
+            )
+            return None

@@ -1,0 +1,200 @@
+"""Rebuild every indicator part from the stored facts (``alcance recompute``), with a progress line.
+
+The rebuild runs in one transaction: it empties the part tables, re-derives each live fact's parts
+with the current indicator functions (retracted events contribute nothing, as in incremental
+processing), stores the re-derived parts on the fact so later retractions negate exactly them, and
+publishes every cell once, including cells that no longer exist (with no parts). Processors and
+readers wait on the table locks meanwhile; processors then continue on top of the rebuilt parts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+import asyncpg
+
+from infra.postgres import create_pool
+from infra.settings import Settings
+from processors.base import CellKey, part_to_json
+from processors.indicators.base import Part
+from processors.store import PartDeltas, apply_deltas, publish_cells
+from schemas.events.base import Event
+from schemas.registry import EVENT_ADAPTER
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 5_000
+
+_LIVE_FACTS = """
+SELECT event_id, payload::text
+FROM fact
+WHERE received AND NOT retracted AND retracts IS NULL AND event_id > $1
+ORDER BY event_id
+LIMIT $2
+"""
+
+_STORE_PARTS = """
+UPDATE fact AS f SET parts = u.parts::jsonb
+FROM unnest($1::uuid[], $2::text[]) AS u(event_id, parts)
+WHERE f.event_id = u.event_id
+"""
+
+
+@dataclass
+class RecomputeSummary:
+    """What a rebuild did."""
+
+    facts: int = 0
+    parts: int = 0
+    cells: int = 0
+    seconds: float = 0.0
+
+
+class Progress:
+    """A one-line progress display with rate and ETA, redrawn in place on a terminal.
+
+    Args:
+        total: Units expected.
+        label: What is counted.
+        stream: Where to draw (stderr by default); off a terminal a line is printed every few seconds.
+    """
+
+    def __init__(self, total: int, label: str = "facts", stream: TextIO | None = None) -> None:
+        self.total = total
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.done = 0
+        self._started = time.monotonic()
+        self._last_draw = 0.0
+        self._tty = self.stream.isatty()
+
+    def advance(self, count: int) -> None:
+        """Count `count` more units and redraw when due."""
+        self.done += count
+        now = time.monotonic()
+        if now - self._last_draw >= (0.2 if self._tty else 5.0) or self.done >= self.total:
+            self._last_draw = now
+            self._draw(now)
+
+    def line(self, now: float | None = None) -> str:
+        """The current progress line."""
+        elapsed = max((now or time.monotonic()) - self._started, 1e-9)
+        rate = self.done / elapsed
+        share = self.done / self.total if self.total else 1.0
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta_text = f"{eta:.0f} s" if eta != float("inf") else "?"
+        width = 30
+        filled = int(share * width)
+        bar = "#" * filled + "-" * (width - filled)
+        return (
+            f"recompute [{bar}] {self.done}/{self.total} {self.label} ({share:.0%})"
+            f" {rate:,.0f} {self.label}/s ETA {eta_text}"
+        )
+
+    def finish(self) -> None:
+        """Draw the final line and end it."""
+        self._draw(time.monotonic())
+        if self._tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self, now: float) -> None:
+        text = self.line(now)
+        self.stream.write(f"\r{text}" if self._tty else f"{text}\n")
+        self.stream.flush()
+
+
+def _decode_payload(payload: str) -> Event:
+    event: Event = EVENT_ADAPTER.validate_json(payload, strict=True)
+    return event
+
+
+async def rebuild(
+    connection: asyncpg.Connection,
+    *,
+    contribute: Callable[[Event], list[Part]] | None = None,
+    progress: bool = True,
+    chunk: int = _CHUNK,
+    stream: TextIO | None = None,
+) -> RecomputeSummary:
+    """Rebuild the parts from the facts inside the caller's transaction.
+
+    Raises:
+        pydantic.ValidationError: when a stored fact no longer validates against its event model.
+    """
+    if contribute is None:
+        from processors.indicators import contributions
+
+        contribute = contributions
+    started = time.monotonic()
+    summary = RecomputeSummary()
+    # Processors wait until the rebuild commits (and readers too, from the TRUNCATE on).
+    await connection.execute(
+        "LOCK TABLE fact, indicator_cell, indicator_part, indicator_member, indicator_report"
+        " IN EXCLUSIVE MODE"
+    )
+    old_cells: set[CellKey] = {
+        (r[0], r[1], r[2], r[3])
+        for r in await connection.fetch(
+            "SELECT indicator, period_kind, period_start, dims FROM indicator_cell"
+        )
+    }
+    await connection.execute("TRUNCATE indicator_part, indicator_member, indicator_report, indicator_cell")
+    total = await connection.fetchval(
+        "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
+    )
+    display = Progress(total, stream=stream) if progress else None
+    last = "00000000-0000-0000-0000-000000000000"
+    new_cells: set[CellKey] = set()
+    while True:
+        rows = await connection.fetch(_LIVE_FACTS, last, chunk)
+        if not rows:
+            break
+        deltas = PartDeltas()
+        stored: list[tuple[object, str]] = []
+        for event_id, payload in rows:
+            parts = contribute(_decode_payload(payload))
+            for part in parts:
+                deltas.add(part, event_id)
+            stored.append((event_id, json.dumps([part_to_json(p) for p in parts], separators=(",", ":"))))
+        new_cells.update(key[:4] for key in deltas.kinds)
+        changed, _ = await apply_deltas(connection, deltas, publish=False)
+        summary.parts += changed
+        await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
+        summary.facts += len(rows)
+        last = rows[-1][0]
+        if display is not None:
+            display.advance(len(rows))
+    if display is not None:
+        display.finish()
+    cells = old_cells | new_cells
+    if cells:
+        await publish_cells(connection, cells)
+    summary.cells = len(cells)
+    summary.parts = await connection.fetchval("SELECT count(*) FROM indicator_part")
+    summary.seconds = time.monotonic() - started
+    return summary
+
+
+async def recompute(settings: Settings, *, progress: bool = True) -> RecomputeSummary:
+    """Rebuild every indicator part of the configured store from its facts (one transaction)."""
+    pool = await create_pool(settings.postgres)
+    try:
+        async with pool.acquire() as connection, connection.transaction():
+            summary = await rebuild(connection, progress=progress)
+    finally:
+        await pool.close()
+    logger.info(
+        "recomputed %d parts in %d cells from %d facts in %.1f s",
+        summary.parts,
+        summary.cells,
+        summary.facts,
+        summary.seconds,
+    )
+    return summary

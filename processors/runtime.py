@@ -1,0 +1,447 @@
+"""The indicator processor: consume events in batches, write each batch exactly once into PostgreSQL.
+
+Delivery guarantee: exactly-once effects. Each batch's facts (de-duplicated by event id), indicator
+part deltas, outbox rows and next offsets commit in one PostgreSQL transaction; offsets live only in
+PostgreSQL (``kafka_offset``), and an epoch per partition, bumped on every assignment, stops a
+consumer that lost its partitions from committing. Invalid records go to the dead-letter topic,
+acknowledged by the broker before the batch commits, and the partition keeps moving.
+
+Run it alone with ``python -m processors.runtime`` (settings from the environment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from opentelemetry.trace import Link, SpanKind, get_current_span
+
+from infra import telemetry
+from infra.kafka import make_consumer, make_producer, read_log_identity
+from infra.postgres import create_pool
+from infra.settings import Settings
+from processors.base import FactIn
+from processors.indicators.base import Part
+from processors.outbox import OutboxRelay
+from processors.store import TRANSIENT_ERRORS, Store, TopicPartitionKey
+from schemas.cloudevents import InvalidEvent, decode
+from schemas.events.base import Event, EventRetracted
+from schemas.topics import TopicCatalogue
+
+logger = logging.getLogger(__name__)
+
+Contribute = Callable[[Event], list[Part]]
+_Client = TypeVar("_Client", AIOKafkaConsumer, AIOKafkaProducer)
+
+# The SDK keeps at most 128 links per span; extracting more trace contexts would be wasted work.
+_MAX_LINKS = 128
+# How long a batch keeps retrying while PostgreSQL is unreachable before the processor gives up.
+_DB_OUTAGE_LIMIT_S = 300.0
+
+
+def default_contribute() -> Contribute:
+    """The catalogue's dispatch over every indicator family (imported late: it is a large module)."""
+    from processors.indicators import contributions
+
+    return contributions
+
+
+@dataclass
+class ProcessorStats:
+    """Running totals of one processor instance."""
+
+    batches: int = 0
+    records: int = 0
+    facts_new: int = 0
+    duplicates: int = 0
+    retracted_on_arrival: int = 0
+    retractions_applied: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    dropped_lost: int = 0
+    cells_published: int = 0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Claims partitions in PostgreSQL on assignment; waits for the batch in hand on revocation."""
+
+    def __init__(self, processor: IndicatorProcessor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        """Runs before the group rebalances: let the batch in hand commit, then forget the partitions.
+
+        A failure here only delays the rebalance; the epoch check keeps correctness either way.
+        """
+        async with self.processor.batch_lock:
+            for tp in revoked:
+                self.processor.owned.pop((tp.topic, tp.partition), None)
+        logger.info("partitions revoked: %s", _names(revoked))
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        """Runs after the rebalance: bump each partition's epoch and seek to its stored offset.
+
+        If PostgreSQL cannot be reached the partitions stay unclaimed; the batch loop claims them
+        before it processes any of their records.
+        """
+        try:
+            await self.processor.claim(assigned)
+        except TRANSIENT_ERRORS:
+            logger.warning("could not claim %s now; will claim before processing them", _names(assigned))
+
+
+def _names(partitions: Sequence[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in sorted(partitions)) or "none"
+
+
+class IndicatorProcessor:
+    """One member of the indicators consumer group.
+
+    Args:
+        settings: Resolved settings (broker and store addresses known).
+        pool: A pool on the store's schema; created (and closed) by the processor when omitted.
+        contribute: What an event contributes; the indicator catalogue's dispatch by default.
+        relay: Also run the outbox relay that publishes indicator changes.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pool: asyncpg.Pool | None = None,
+        contribute: Contribute | None = None,
+        relay: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.catalogue = TopicCatalogue.from_settings(settings)
+        self.group = self.catalogue.consumer_group("indicators")
+        self.contribute = contribute or default_contribute()
+        self.stats = ProcessorStats()
+        self.owned: dict[TopicPartitionKey, tuple[int, int]] = {}
+        self.batch_lock = asyncio.Lock()
+        self._pool = pool
+        self._own_pool = pool is None
+        self._relay_enabled = relay
+        self._stop = asyncio.Event()
+        self._store: Store | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._dead_letter_topics = {
+            spec.name: self.catalogue.dead_letter(spec).name for spec in self.catalogue.input_topics()
+        }
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the batch in hand (safe from a signal handler)."""
+        self._stop.set()
+
+    @property
+    def store(self) -> Store:
+        """The store, once `run` has started."""
+        if self._store is None:
+            raise RuntimeError("the processor is not running")
+        return self._store
+
+    async def run(
+        self, *, max_batches: int | None = None, until: Callable[[], bool] | None = None
+    ) -> ProcessorStats:
+        """Consume and process batches until stopped, cancelled, `max_batches` or `until()`.
+
+        On cancellation or `request_stop` the batch in hand still commits; then the consumer
+        leaves the group and the relay publishes what is pending.
+
+        Returns:
+            The running totals.
+        """
+        log_identity = await read_log_identity(self.settings.kafka, self.catalogue)
+        if self._pool is None:
+            self._pool = await create_pool(self.settings.postgres)
+        self._store = Store(self._pool, log_identity=log_identity, consumer_group=self.group)
+        producer = make_producer(self.settings.kafka)
+        consumer = make_consumer(self.settings.kafka, self.group)
+        self._producer, self._consumer = producer, consumer
+        relay_task: asyncio.Task[None] | None = None
+        await producer.start()
+        try:
+            await consumer.start()
+            consumer.subscribe(
+                topics=[spec.name for spec in self.catalogue.input_topics()], listener=_Rebalance(self)
+            )
+            if self._relay_enabled:
+                relay = OutboxRelay(self.settings, self._pool, producer=producer)
+                relay_task = asyncio.create_task(relay.run(self._stop), name="outbox-relay")
+            await self._loop(consumer, max_batches, until)
+        finally:
+            self._stop.set()
+            await consumer.stop()
+            if relay_task is not None:
+                await asyncio.gather(relay_task, return_exceptions=True)
+            await producer.stop()
+            if self._own_pool:
+                await self._pool.close()
+                self._pool = None
+            logger.info(
+                "processor stopped after %d batches: %d records, %d new facts, %d duplicates, "
+                "%d dead-lettered",
+                self.stats.batches,
+                self.stats.records,
+                self.stats.facts_new,
+                self.stats.duplicates,
+                self.stats.dead_lettered,
+            )
+        return self.stats
+
+    async def _loop(
+        self, consumer: AIOKafkaConsumer, max_batches: int | None, until: Callable[[], bool] | None
+    ) -> None:
+        settings = self.settings.processor
+        while not self._stop.is_set():
+            if max_batches is not None and self.stats.batches >= max_batches:
+                return
+            if until is not None and until():
+                return
+            batch = await consumer.getmany(
+                timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
+            )
+            if not batch:
+                continue
+            # Shielded: a cancellation lets the batch in hand finish and commit, then propagates.
+            work = asyncio.ensure_future(self._process(batch))
+            try:
+                await asyncio.shield(work)
+            except asyncio.CancelledError:
+                await work
+                raise
+
+    async def claim(self, partitions: Sequence[TopicPartition]) -> None:
+        """Own `partitions`: bump their epochs in PostgreSQL and seek to the offsets stored there."""
+        if not partitions:
+            return
+        claims = await self.store.claim_partitions((tp.topic, tp.partition) for tp in partitions)
+        consumer = self._require(self._consumer)
+        for tp in partitions:
+            next_offset, epoch = claims[(tp.topic, tp.partition)]
+            self.owned[(tp.topic, tp.partition)] = (next_offset, epoch)
+            consumer.seek(tp, next_offset)
+        logger.info(
+            "partitions claimed: %s",
+            ", ".join(f"{t}[{p}]@{claims[(t, p)][0]}#{claims[(t, p)][1]}" for t, p in sorted(claims)),
+        )
+
+    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        async with self.batch_lock:
+            started = time.perf_counter()
+            topics = sorted({tp.topic for tp in batch})
+            name = f"process {topics[0]}" if len(topics) == 1 else "process"
+            links = [
+                Link(get_current_span(telemetry.extract_context(record.headers)).get_span_context())
+                for records in batch.values()
+                for record in records[: _MAX_LINKS // max(1, len(batch))]
+                if record.headers
+            ]
+            with telemetry.tracer().start_as_current_span(
+                name,
+                kind=SpanKind.CONSUMER,
+                links=[link for link in links if link.context.is_valid],
+                attributes={
+                    "messaging.system": "kafka",
+                    "messaging.operation.type": "process",
+                    "messaging.consumer.group.name": self.group,
+                    "messaging.destination.name": ",".join(topics),
+                    "messaging.batch.message_count": sum(len(r) for r in batch.values()),
+                },
+            ) as span:
+                counts = await self._process_locked(batch)
+                span.set_attributes({f"alcance.{key}": value for key, value in counts.items()})
+            self.stats.batches += 1
+            logger.info(
+                "batch %d: %d records, %d new, %d duplicate, %d retracted, %d dead-lettered, "
+                "%d skipped, %d dropped (lost), %d cells published in %.1f ms",
+                self.stats.batches,
+                counts["records"],
+                counts["new"],
+                counts["duplicates"],
+                counts["retractions"],
+                counts["dead_lettered"],
+                counts["skipped"],
+                counts["dropped"],
+                counts["cells"],
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def _process_locked(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[str, int]:
+        consumer = self._require(self._consumer)
+        facts: list[FactIn] = []
+        dead: list[tuple[ConsumerRecord, str]] = []
+        positions: dict[TopicPartitionKey, tuple[int, int]] = {}
+        unclaimed: list[TopicPartition] = []
+        skipped = records_seen = 0
+        assignment = consumer.assignment()
+        for tp, records in batch.items():
+            key = (tp.topic, tp.partition)
+            own = self.owned.get(key)
+            if own is None:
+                # Assigned but never claimed (PostgreSQL was down during the rebalance): claim it now
+                # and drop these records; the seek brings them back from the stored offset.
+                if tp in assignment:
+                    unclaimed.append(tp)
+                continue
+            next_offset, epoch = own
+            last = -1
+            for record in records:
+                if record.offset < next_offset:
+                    skipped += 1
+                    continue
+                records_seen += 1
+                last = record.offset
+                self._decode(record, facts, dead)
+            if last >= 0:
+                positions[key] = (last + 1, epoch)
+        if unclaimed:
+            await self._with_db_retries(lambda: self.claim(unclaimed))
+        if dead:
+            await self._dead_letter(dead)
+        outcome = await self._with_db_retries(lambda: self.store.commit_batch(positions, facts))
+        dropped = 0
+        for key in outcome.lost:
+            self.owned.pop(key, None)
+            dropped += sum(1 for fact in facts if (fact.topic, fact.partition) == key)
+        for key, position in positions.items():
+            if key not in outcome.lost and key in self.owned:
+                self.owned[key] = position
+        if outcome.lost:
+            logger.warning(
+                "partitions lost to another consumer, batch records dropped: %s", sorted(outcome.lost)
+            )
+        stats = self.stats
+        stats.records += records_seen
+        stats.facts_new += outcome.facts_new
+        stats.duplicates += outcome.duplicates
+        stats.retracted_on_arrival += outcome.retracted_on_arrival
+        stats.retractions_applied += outcome.retractions_applied
+        stats.dead_lettered += len(dead)
+        stats.skipped += skipped
+        stats.dropped_lost += dropped
+        stats.cells_published += outcome.cells_published
+        return {
+            "records": records_seen,
+            "new": outcome.facts_new,
+            "duplicates": outcome.duplicates,
+            "retractions": outcome.retractions_applied + outcome.retractions_pending,
+            "dead_lettered": len(dead),
+            "skipped": skipped,
+            "dropped": dropped,
+            "cells": outcome.cells_published,
+        }
+
+    def _decode(
+        self, record: ConsumerRecord, facts: list[FactIn], dead: list[tuple[ConsumerRecord, str]]
+    ) -> None:
+        try:
+            event = decode(record.headers, record.value)
+        except InvalidEvent as exc:
+            dead.append((record, exc.reason))
+            return
+        retracts = event.retracted_event_id if isinstance(event, EventRetracted) else None
+        try:
+            parts = [] if retracts is not None else self.contribute(event)
+        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
+            # A valid event the indicator code cannot digest: park it rather than stall the partition.
+            logger.warning("event %s could not be evaluated: %s", event.event_id, exc)
+            dead.append((record, f"indicator evaluation failed: {type(exc).__name__}: {exc}"[:300]))
+            return
+        facts.append(
+            FactIn(
+                event_id=event.event_id,
+                event_type=event.event_type,
+                occurred_at=event.occurred_at,
+                subject_key=event.subject_key,
+                source=event.source,
+                payload=record.value.decode(),
+                parts=parts,
+                retracts=retracts,
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+            )
+        )
+
+    async def _dead_letter(self, dead: list[tuple[ConsumerRecord, str]]) -> None:
+        """Produce rejected records to their dead-letter topics and wait for the broker's acks."""
+        producer = self._require(self._producer)
+        deliveries = []
+        for record, reason in dead:
+            headers = [
+                *[(k, v) for k, v in (record.headers or ()) if v is not None],
+                ("dlq_reason", reason.encode()),
+                ("dlq_source_topic", record.topic.encode()),
+                ("dlq_source_partition", str(record.partition).encode()),
+                ("dlq_source_offset", str(record.offset).encode()),
+            ]
+            deliveries.append(
+                await producer.send(
+                    self._dead_letter_topics[record.topic],
+                    value=record.value,
+                    key=record.key,
+                    headers=headers,
+                )
+            )
+            logger.warning(
+                "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
+            )
+        await asyncio.gather(*deliveries)
+
+    @staticmethod
+    def _require(client: _Client | None) -> _Client:
+        if client is None:
+            raise RuntimeError("the processor is not running")
+        return client
+
+    async def _with_db_retries(self, operation: Callable[[], Any]) -> Any:
+        """Run a store operation, retrying while PostgreSQL is unreachable (a restart, a failover)."""
+        deadline = time.monotonic() + _DB_OUTAGE_LIMIT_S
+        delay = 0.1
+        while True:
+            try:
+                return await operation()
+            except TRANSIENT_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    raise
+                logger.warning("store unreachable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+async def run_processor(settings: Settings, *, relay: bool = True) -> ProcessorStats:
+    """Run one processor until SIGTERM or SIGINT, then finish the batch in hand and stop."""
+    processor = IndicatorProcessor(settings, relay=relay)
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, processor.request_stop)
+    try:
+        return await processor.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def main() -> None:
+    """Entry point of ``python -m processors.runtime``: settings from the environment, logs on stderr."""
+    from infra.logs import setup_logging
+    from infra.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log)
+    telemetry.setup_telemetry(settings.telemetry)
+    asyncio.run(run_processor(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The evaluation store: exact, idempotent application of facts, retractions and offsets."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import asyncpg
+
+from processors.base import FactIn
+from processors.indicators.base import Part
+from processors.store import Store
+
+AT = datetime(2026, 5, 10, 12, tzinfo=UTC)
+DIMS = {"country": "UY"}
+TOPIC = "events"
+
+
+def fact(
+    parts: list[Part], *, event_id: uuid.UUID | None = None, retracts: uuid.UUID | None = None
+) -> FactIn:
+    return FactIn(
+        event_id=event_id or uuid.uuid4(),
+        event_type="test.retracted" if retracts else "test.event",
+        occurred_at=AT,
+        subject_key="s",
+        source="test",
+        payload="{}",
+        parts=parts,
+        retracts=retracts,
+        topic=TOPIC,
+        partition=0,
+        offset=0,
+    )
+
+
+def total(amount: str) -> Part:
+    return Part("T-01", "total", "sum", AT, DIMS, amount=Decimal(amount))
+
+
+def learner(member: str) -> Part:
+    return Part("T-02", "learners", "distinct", AT, DIMS, member=member)
+
+
+def deal(member: str, order_key: str, amount: str) -> Part:
+    return Part(
+        "T-03", "deals", "latest", AT, DIMS, amount=Decimal(amount), member=member, order_key=order_key
+    )
+
+
+async def new_store(pool: asyncpg.Pool) -> tuple[Store, dict[tuple[str, int], tuple[int, int]]]:
+    store = Store(pool, log_identity="log-a", consumer_group="g")
+    claims = await store.claim_partitions([(TOPIC, 0)])
+    return store, claims
+
+
+async def apply(store: Store, position: dict[tuple[str, int], tuple[int, int]], *facts: FactIn) -> None:
+    (next_offset, epoch) = position[(TOPIC, 0)]
+    outcome = await store.commit_batch({(TOPIC, 0): (next_offset + 1, epoch)}, list(facts))
+    assert not outcome.lost
+    position[(TOPIC, 0)] = (next_offset + 1, epoch)
+
+
+async def month_value(pool: asyncpg.Pool, indicator: str) -> Decimal | None:
+    value: Decimal | None = await pool.fetchval(
+        "SELECT value FROM indicator_part WHERE indicator = $1 AND period_kind = 'month'", indicator
+    )
+    return value
+
+
+async def test_a_duplicate_event_id_contributes_nothing(pg_pool: asyncpg.Pool) -> None:
+    store, position = await new_store(pg_pool)
+    first = fact([total("10.5"), learner("a")])
+    await apply(store, position, first, fact(first.parts, event_id=first.event_id))
+    await apply(store, position, fact(first.parts, event_id=first.event_id))
+    assert await month_value(pg_pool, "T-01") == Decimal("10.5")
+    assert await month_value(pg_pool, "T-02") == 1
+    assert await pg_pool.fetchval("SELECT count(*) FROM fact") == 1
+
+
+async def test_every_part_is_stored_for_its_month_quarter_and_year(pg_pool: asyncpg.Pool) -> None:
+    store, position = await new_store(pg_pool)
+    await apply(store, position, fact([total("2")]), fact([total("3")]))
+    rows = await pg_pool.fetch("SELECT period_kind, period_start, value FROM indicator_part ORDER BY 1")
+    assert [(r[0], r[1], r[2]) for r in rows] == [
+        ("month", date(2026, 5, 1), Decimal(5)),
+        ("quarter", date(2026, 4, 1), Decimal(5)),
+        ("year", date(2026, 1, 1), Decimal(5)),
+    ]
+
+
+async def test_a_distinct_member_counts_once_until_all_its_events_are_retracted(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    one, two = fact([learner("a")]), fact([learner("a")])
+    await apply(store, position, one, two, fact([learner("b")]))
+    assert await month_value(pg_pool, "T-02") == 2
+    await apply(store, position, fact([], retracts=one.event_id))
+    assert await month_value(pg_pool, "T-02") == 2
+    await apply(store, position, fact([], retracts=two.event_id))
+    assert await month_value(pg_pool, "T-02") == 1
+
+
+async def test_a_retraction_after_the_event_negates_exactly_its_parts(pg_pool: asyncpg.Pool) -> None:
+    store, position = await new_store(pg_pool)
+    kept, dropped = fact([total("1")]), fact([total("41"), learner("z")])
+    await apply(store, position, kept, dropped)
+    retraction = fact([], retracts=dropped.event_id)
+    await apply(store, position, retraction)
+    await apply(store, position, fact([], event_id=retraction.event_id, retracts=dropped.event_id))
+    assert await month_value(pg_pool, "T-01") == 1
+    # The learner's only contribution is gone, so the part itself is gone, as if never seen.
+    assert await month_value(pg_pool, "T-02") is None
+
+
+async def test_a_retraction_before_the_event_makes_the_event_contribute_nothing(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    event = fact([total("7")])
+    await apply(store, position, fact([], retracts=event.event_id))
+    await apply(store, position, event)
+    await apply(store, position, fact(event.parts, event_id=event.event_id))
+    assert await month_value(pg_pool, "T-01") is None
+    row = await pg_pool.fetchrow("SELECT received, retracted FROM fact WHERE event_id = $1", event.event_id)
+    assert (row[0], row[1]) == (True, True)
+
+
+async def test_an_event_and_its_retraction_in_one_batch_cancel_out(pg_pool: asyncpg.Pool) -> None:
+    store, position = await new_store(pg_pool)
+    event = fact([total("7"), deal("d1", "2", "100")])
+    await apply(store, position, fact([], retracts=event.event_id), event, fact([total("1")]))
+    assert await month_value(pg_pool, "T-01") == 1
+    assert await month_value(pg_pool, "T-03") is None
+
+
+async def test_latest_keeps_the_highest_order_key_and_falls_back_when_it_is_retracted(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    early, late, other = (
+        fact([deal("d1", "1", "100")]),
+        fact([deal("d1", "3", "250")]),
+        fact([deal("d2", "1", "5")]),
+    )
+    await apply(store, position, late)
+    await apply(store, position, early, other)  # an older report arriving later does not win
+    assert await month_value(pg_pool, "T-03") == 255
+    await apply(store, position, fact([], retracts=late.event_id))
+    assert await month_value(pg_pool, "T-03") == 105
+
+
+async def test_each_changed_cell_gets_an_outbox_row_with_all_its_parts_and_a_higher_version(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    both = [
+        Part("T-04", "num", "sum", AT, DIMS, Decimal(1)),
+        Part("T-04", "den", "sum", AT, DIMS, Decimal(4)),
+    ]
+    await apply(store, position, fact(both))
+    await apply(store, position, fact([Part("T-04", "num", "sum", AT, DIMS, Decimal(2))]))
+    rows = await pg_pool.fetch(
+        "SELECT version, parts::text FROM indicator_outbox WHERE period_kind = 'month' ORDER BY version"
+    )
+    assert [json.loads(r[1]) for r in rows] == [{"num": "1", "den": "4"}, {"num": "3", "den": "4"}]
+    assert rows[0][0] < rows[1][0]
+    version = await pg_pool.fetchval("SELECT version FROM indicator_cell WHERE period_kind = 'month'")
+    assert version == rows[1][0]
+
+
+async def test_a_consumer_whose_epoch_moved_on_cannot_commit(pg_pool: asyncpg.Pool) -> None:
+    zombie, position = await new_store(pg_pool)
+    successor = Store(pg_pool, log_identity="log-a", consumer_group="g")
+    claims = await successor.claim_partitions([(TOPIC, 0)])
+    assert claims[(TOPIC, 0)][1] == position[(TOPIC, 0)][1] + 1
+    outcome = await zombie.commit_batch({(TOPIC, 0): (50, position[(TOPIC, 0)][1])}, [fact([total("9")])])
+    assert outcome.lost == {(TOPIC, 0)}
+    assert await pg_pool.fetchval("SELECT count(*) FROM fact") == 0
+    assert await pg_pool.fetchval("SELECT next_offset FROM kafka_offset") == 0
+    assert (
+        await successor.commit_batch({(TOPIC, 0): (3, claims[(TOPIC, 0)][1])}, [fact([total("9")])])
+    ).facts_new == 1
+    assert await pg_pool.fetchval("SELECT next_offset FROM kafka_offset") == 3
