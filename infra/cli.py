@@ -7,7 +7,9 @@ import asyncio
 import json
 import sys
 from collections.abc import Sequence
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -85,7 +87,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         rows = await app.read_indicators(
             settings, indicator=args.indicator, period=args.period, by=by, external=args.external
         )
-        print(json.dumps(rows, ensure_ascii=False, indent=2, default=str))
+        print(json.dumps(_json_ready(rows), ensure_ascii=False, indent=2, default=str))
         return 0
     if args.command == "catalogue":
         print(json.dumps(app.catalogue_as_data(), ensure_ascii=False, indent=2))
@@ -98,6 +100,17 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{kind}\t{target}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _json_ready(value: Any) -> Any:
+    """Decimals as JSON numbers (integers when whole), so dashboards and `jq` read values as numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(item) for item in value]
+    return value
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -198,3 +199,30 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         return Settings(**overrides)
     finally:
         _toml_file_in_use = None
+
+
+def settings_as_environment(settings: Settings) -> dict[str, str]:
+    """`settings` as `ALCANCE_*` environment variables, secrets included, for child processes.
+
+    Each section becomes one JSON-valued variable (pydantic-settings parses JSON for nested models), so
+    a child started with this environment sees exactly the parent's resolved settings.
+    """
+
+    def reveal(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return value.get_secret_value()
+        if isinstance(value, BaseModel):
+            return {name: reveal(getattr(value, name)) for name in type(value).model_fields}
+        if isinstance(value, list):
+            return [reveal(item) for item in value]
+        if isinstance(value, dict):
+            return {key: reveal(item) for key, item in value.items()}
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    environment: dict[str, str] = {}
+    for name in Settings.model_fields:
+        value = reveal(getattr(settings, name))
+        environment[f"ALCANCE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
+    return environment

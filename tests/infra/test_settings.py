@@ -57,3 +57,20 @@ def test_invalid_schema_names_are_rejected(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("ALCANCE_POSTGRES__DB_SCHEMA", "drop table; --")
     with pytest.raises(ValidationError):
         load_settings()
+
+
+def test_settings_survive_the_trip_to_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import settings_as_environment
+
+    original = load_settings(EXAMPLE_TOML, state_dir=Path("/tmp/alcance-state"))
+    original = original.model_copy(
+        update={"kafka": original.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:9999"})}
+    )
+    for name, value in settings_as_environment(original).items():
+        monkeypatch.setenv(name, value)
+    child = load_settings()
+    assert child.kafka.bootstrap_servers == "127.0.0.1:9999"
+    assert child.state_dir == Path("/tmp/alcance-state")
+    assert child.sources[0].password is not None
+    assert child.sources[0].password.get_secret_value() == "change-me"
+    assert child.model_dump() == original.model_dump()

@@ -1,0 +1,313 @@
+"""The pipeline as one command: local stack, topics, migrations, connectors and processors, and their stop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+from pydantic import SecretStr
+
+from connectors.base import Connector, Health
+from connectors.registry import available_kinds, load_connector_class
+from connectors.runtime import ConnectorContext, run_connectors
+from infra.kafka import ensure_topics
+from infra.local import LocalStack, LocalStackError, parent_death_preexec, running_stack
+from infra.postgres import create_pool, migrate
+from infra.settings import Settings, settings_as_environment
+from infra.telemetry import setup_telemetry, shutdown_telemetry
+from processors.runtime import IndicatorProcessor
+from schemas.topics import TopicCatalogue
+
+logger = logging.getLogger(__name__)
+
+STACK_FILE = "stack.env"
+"""File in the state directory naming the running local services, for commands run beside `run`."""
+
+IDLE_CHECK_INTERVAL_S = 0.5
+# Processors spawned beside the in-process one get this long to finish their batch on stop.
+WORKER_STOP_TIMEOUT_S = 30.0
+
+
+async def run_pipeline(settings: Settings, *, until_idle: bool = False) -> int:
+    """Run connectors and processors until SIGTERM/SIGINT or, with `until_idle`, until all is processed.
+
+    Returns:
+        0 on a clean stop; 1 when a source failed or a processor stopped on an error.
+    """
+    setup_telemetry(settings.telemetry)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    started = time.monotonic()
+    try:
+        async with running_stack(settings) as resolved, AsyncExitStack() as stack:
+            _write_stack_file(settings, resolved)
+            stack.callback(_remove_stack_file, resolved)
+            return await _run_resolved(resolved, stack, stop, until_idle=until_idle, started=started)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        shutdown_telemetry()
+
+
+async def _run_resolved(
+    settings: Settings, stack: AsyncExitStack, stop: asyncio.Event, *, until_idle: bool, started: float
+) -> int:
+    pool = await create_pool(settings.postgres)
+    stack.push_async_callback(pool.close)
+    await migrate(pool)
+    catalogue = TopicCatalogue.from_settings(settings)
+    await ensure_topics(settings.kafka, catalogue.all())
+
+    sources = settings.sources
+    if not sources:
+        from connectors.simulators.sources import simulated_sources
+
+        simulated = await stack.enter_async_context(simulated_sources(settings))
+        sources = simulated.sources
+        logger.info("no sources configured: pulling from %d simulated sources", len(sources))
+    connectors: list[Connector] = [load_connector_class(source.kind)(source, settings) for source in sources]
+
+    context = await stack.enter_async_context(ConnectorContext.open(settings, pool=pool))
+    workers = await stack.enter_async_context(_processor_workers(settings, settings.processor.processes - 1))
+    processor = IndicatorProcessor(settings, pool=pool)
+    processor_task = asyncio.create_task(processor.run(), name="processor")
+    connectors_task = asyncio.create_task(
+        run_connectors(context, connectors, until_idle=until_idle), name="connectors"
+    )
+    stop_task = asyncio.create_task(stop.wait(), name="stop-signal")
+    waits: set[asyncio.Task[Any]] = {stop_task, processor_task}
+    if until_idle:
+        waits.add(
+            asyncio.create_task(
+                _wait_until_idle(pool, context, connectors_task, catalogue), name="idle-detection"
+            )
+        )
+    else:
+        waits.add(connectors_task)
+    _done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        if task is not processor_task and task is not connectors_task:
+            task.cancel()
+
+    # Stop intake first (each connector commits the page in hand), then let the processor finish.
+    connectors_task.cancel()
+    await asyncio.gather(connectors_task, return_exceptions=True)
+    processor.request_stop()
+    processor_failed = False
+    try:
+        await processor_task
+    except Exception:
+        logger.exception("the processor stopped on an error")
+        processor_failed = True
+    failed_workers = await _stop_workers(workers)
+
+    failed_sources = [c.name for c in connectors if c.health() == Health.FAILED]
+    stats = processor.stats
+    logger.info(
+        "stopped after %.1f s: %d events published by %d sources, %d records processed here "
+        "(%d new facts, %d duplicates, %d dead-lettered)%s",
+        time.monotonic() - started,
+        sum(c.stats.events_published for c in connectors),
+        len(connectors),
+        stats.records,
+        stats.facts_new,
+        stats.duplicates,
+        stats.dead_lettered,
+        f"; failed sources: {', '.join(failed_sources)}" if failed_sources else "",
+    )
+    return 1 if failed_sources or processor_failed or failed_workers else 0
+
+
+async def _wait_until_idle(
+    pool: asyncpg.Pool,
+    context: ConnectorContext,
+    connectors_task: asyncio.Task[None],
+    catalogue: TopicCatalogue,
+) -> None:
+    """Return once every connector has stopped and every event it published is processed and relayed.
+
+    End offsets are not trusted (the local broker misreports them); instead the offsets the publisher
+    saw acknowledged are compared with the offsets the processors committed in PostgreSQL.
+    """
+    group = catalogue.consumer_group("indicators")
+    while True:
+        if connectors_task.done():
+            produced = context.publisher.produced_offsets()
+            async with pool.acquire() as connection:
+                rows = await connection.fetch(
+                    "SELECT topic, partition, next_offset FROM kafka_offset"
+                    " WHERE log_identity = $1 AND consumer_group = $2",
+                    context.log_identity,
+                    group,
+                )
+                outbox_left = await connection.fetchval("SELECT count(*) FROM indicator_outbox")
+            committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+            behind = [tp for tp, offset in produced.items() if committed.get(tp, 0) <= offset]
+            if not behind and outbox_left == 0:
+                logger.info("idle: every source is exhausted and every published event is processed")
+                return
+        await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+
+
+@asynccontextmanager
+async def _processor_workers(
+    settings: Settings, count: int
+) -> AsyncIterator[list[asyncio.subprocess.Process]]:
+    """Start `count` extra processor processes in the indicators group; they die with this process."""
+    workers: list[asyncio.subprocess.Process] = []
+    if count > 0:
+        environment = {**os.environ, **settings_as_environment(settings)}
+        for _ in range(count):
+            workers.append(
+                await asyncio.create_subprocess_exec(
+                    sys.executable,
+                    "-m",
+                    "processors.runtime",
+                    env=environment,
+                    preexec_fn=parent_death_preexec(signal.SIGKILL),
+                )
+            )
+        logger.info("started %d more processor processes", count)
+    try:
+        yield workers
+    finally:
+        await _stop_workers(workers)
+
+
+async def _stop_workers(workers: Sequence[asyncio.subprocess.Process]) -> bool:
+    """SIGTERM the processor processes and wait for them; returns whether any failed."""
+    failed = False
+    for worker in workers:
+        if worker.returncode is None:
+            worker.send_signal(signal.SIGTERM)
+    for worker in workers:
+        try:
+            code = await asyncio.wait_for(worker.wait(), WORKER_STOP_TIMEOUT_S)
+        except TimeoutError:
+            worker.kill()
+            code = await worker.wait()
+        failed = failed or code not in (0, -signal.SIGTERM)
+    return failed
+
+
+def _write_stack_file(configured: Settings, resolved: Settings) -> None:
+    lines = []
+    if configured.kafka.bootstrap_servers is None and resolved.kafka.bootstrap_servers:
+        lines.append(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={resolved.kafka.bootstrap_servers}")
+    if configured.postgres.dsn is None and resolved.postgres.dsn is not None:
+        # The local server trusts local connections: its address carries no secret.
+        lines.append(f"ALCANCE_POSTGRES__DSN={resolved.postgres.dsn.get_secret_value()}")
+    if lines:
+        (resolved.state_dir / STACK_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _remove_stack_file(settings: Settings) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (settings.state_dir / STACK_FILE).unlink()
+
+
+def _running_stack_dsn(state_dir: Path) -> str | None:
+    with contextlib.suppress(FileNotFoundError):
+        for line in (state_dir / STACK_FILE).read_text(encoding="utf-8").splitlines():
+            name, _, value = line.partition("=")
+            if name == "ALCANCE_POSTGRES__DSN":
+                return value
+    return None
+
+
+@asynccontextmanager
+async def store_settings(settings: Settings) -> AsyncIterator[Settings]:
+    """`settings` pointing at the evaluation store, for commands that only read or rebuild it.
+
+    The store is the configured one, the one a running `alcance run` started, or the local PostgreSQL
+    started (and migrated) for the duration of the block.
+    """
+    async with AsyncExitStack() as stack:
+        if settings.postgres.dsn is None:
+            local = LocalStack(settings.state_dir, broker=False, postgres=True)
+            try:
+                await local.start()
+                stack.push_async_callback(local.stop)
+                dsn = local.dsn
+            except LocalStackError:
+                running = _running_stack_dsn(settings.state_dir)
+                if running is None:
+                    raise
+                dsn = running
+            settings = settings.model_copy(
+                update={"postgres": settings.postgres.model_copy(update={"dsn": SecretStr(dsn)})}
+            )
+        pool = await create_pool(settings.postgres)
+        try:
+            await migrate(pool)
+        finally:
+            await pool.close()
+        yield settings
+
+
+async def read_indicators(
+    settings: Settings, *, indicator: str | None, period: str, by: Sequence[str], external: bool
+) -> list[dict[str, Any]]:
+    """Current indicator values, one object per period and combination of the `by` dimensions."""
+    from processors import read
+
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            return await read.read_indicators(
+                pool,
+                indicator=indicator,
+                period=period,  # type: ignore[arg-type]
+                by=list(by),
+                audience="external" if external else "internal",
+                settings=resolved,
+            )
+        finally:
+            await pool.close()
+
+
+async def recompute(settings: Settings) -> None:
+    """Rebuild every indicator from the stored facts (`alcance recompute`)."""
+    from processors.recompute import recompute as recompute_store
+
+    async with store_settings(settings) as resolved:
+        await recompute_store(resolved, progress=True)
+
+
+def catalogue_as_data() -> list[dict[str, Any]]:
+    """The indicator catalogue as JSON-ready objects (`alcance catalogue`)."""
+    from processors.indicators import catalogue
+
+    return [
+        {
+            "id": entry.id,
+            "names": entry.names,
+            "article": entry.article,
+            "definition": entry.definition,
+            "formula": entry.formula,
+            "unit": str(entry.unit),
+            "dimensions": list(entry.dimensions),
+        }
+        for entry in catalogue.INDICATORS
+    ]
+
+
+def list_connectors() -> list[tuple[str, str]]:
+    """Installed connector kinds and the class each names (`alcance connectors list`)."""
+    kinds = []
+    for kind in available_kinds():
+        cls = load_connector_class(kind)
+        kinds.append((kind, f"{cls.__module__}:{cls.__qualname__}"))
+    return kinds
