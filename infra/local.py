@@ -39,6 +39,8 @@ HOST = "127.0.0.1"
 
 _PR_SET_PDEATHSIG = 1
 _LOG_TAIL_BYTES = 3_000
+# Ports are picked free, but another process may bind one before our child does: then pick again.
+_BIND_ATTEMPTS = 3
 
 
 class LocalStackError(RuntimeError):
@@ -56,10 +58,11 @@ class _RunAs:
 class _Child:
     """One long-running child process in its own process group, logging to a file."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log_path: Path, log_offset: int) -> None:
         self.name = name
         self.process = process
         self.log_path = log_path
+        self.log_offset = log_offset
 
     @property
     def pid(self) -> int:
@@ -91,19 +94,18 @@ class _Child:
         return True
 
     def log_tail(self) -> str:
-        """The last lines the child wrote, for error messages."""
-        return _file_tail(self.log_path)
+        """The last lines this child wrote (not earlier runs sharing the log file), for error messages."""
+        try:
+            with self.log_path.open("rb") as handle:
+                size = handle.seek(0, os.SEEK_END)
+                handle.seek(max(self.log_offset, size - _LOG_TAIL_BYTES))
+                return handle.read().decode("utf-8", errors="replace").strip() or "(no output)"
+        except OSError:
+            return "(no output)"
 
-
-def _file_tail(path: Path) -> str:
-    try:
-        with path.open("rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - _LOG_TAIL_BYTES))
-            return handle.read().decode("utf-8", errors="replace").strip() or "(no output)"
-    except OSError:
-        return "(no output)"
+    def lost_port_race(self) -> bool:
+        """Whether the child exited because another process bound its port after we picked it."""
+        return not self.alive() and "in use" in self.log_tail()
 
 
 def parent_death_preexec(death_signal: int) -> Callable[[], None]:
@@ -145,6 +147,7 @@ def _spawn(
         kwargs.update(user=run_as.uid, group=run_as.gid, extra_groups=[])
     log: IO[bytes]
     with log_path.open("ab") as log:
+        log_offset = log.seek(0, os.SEEK_END)
         process = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -156,7 +159,7 @@ def _spawn(
             preexec_fn=parent_death_preexec(death_signal) if death_signal is not None else None,
             **kwargs,
         )
-    return _Child(name, process, log_path)
+    return _Child(name, process, log_path, log_offset)
 
 
 def free_port() -> int:
@@ -226,8 +229,8 @@ class _Broker:
             if key not in ("CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE")
             and not key.startswith("OTEL_")
         }
-        attempts = 3
-        for attempt in range(1, attempts + 1):
+        env["NO_COLOR"] = "1"
+        for attempt in range(1, _BIND_ATTEMPTS + 1):
             self.port = free_port()
             url = f"tcp://{self.bootstrap_servers}"
             self.child = _spawn(
@@ -249,18 +252,21 @@ class _Broker:
             )
             try:
                 await self._wait_ready(self.child, timeout_s)
-                logger.info(
-                    "local Kafka broker (Tansu, memory storage) ready on %s in %.2f s",
-                    self.bootstrap_servers,
-                    time.monotonic() - started_at,
-                )
-                return
             except LocalStackError:
-                exited = not self.child.alive()
+                retry = self.child.lost_port_race() and attempt < _BIND_ATTEMPTS
                 await self.stop()
-                # Another process may have taken the free port between our probe and the broker's bind.
-                if not exited or attempt == attempts:
-                    raise
+                if retry:
+                    continue
+                raise
+            except BaseException:
+                await self.stop()
+                raise
+            logger.info(
+                "local Kafka broker (Tansu, memory storage) ready on %s in %.2f s",
+                self.bootstrap_servers,
+                time.monotonic() - started_at,
+            )
+            return
 
     async def _wait_ready(self, child: _Child, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
@@ -331,33 +337,16 @@ class _Postgres:
             bin_dir = postgres_bin_dir()
             if not (self.pgdata / "PG_VERSION").exists():
                 await self._initdb(bin_dir, run_as)
-            self.port = free_port()
-            self.child = _spawn(
-                "postgres",
-                [
-                    str(bin_dir / "postgres"),
-                    "-D",
-                    str(self.pgdata),
-                    "-h",
-                    HOST,
-                    "-p",
-                    str(self.port),
-                    # TCP only: no socket or socket lock file in /tmp that could clash between stacks.
-                    "-k",
-                    "",
-                    "-c",
-                    "max_connections=200",
-                    "-c",
-                    "logging_collector=off",
-                ],
-                self.log_path,
-                # SIGINT is PostgreSQL's fast shutdown: sessions end, a checkpoint is written, and the next
-                # start needs no crash recovery. It cannot hang on us: the postmaster bounds it, and its
-                # backends also exit on their own when the postmaster goes.
-                death_signal=signal.SIGINT,
-                run_as=run_as,
-            )
-            await self._wait_ready(self.child, timeout_s)
+            for attempt in range(1, _BIND_ATTEMPTS + 1):
+                self.child = self._spawn_server(bin_dir, run_as)
+                try:
+                    await self._wait_ready(self.child, timeout_s)
+                    break
+                except LocalStackError:
+                    retry = self.child.lost_port_race() and attempt < _BIND_ATTEMPTS
+                    await self._stop_server()
+                    if not retry:
+                        raise
             logger.info(
                 "local PostgreSQL ready on %s:%d (data in %s) in %.2f s",
                 HOST,
@@ -368,6 +357,23 @@ class _Postgres:
         except BaseException:
             await self.stop()
             raise
+
+    def _spawn_server(self, bin_dir: Path, run_as: _RunAs) -> _Child:
+        self.port = free_port()
+        argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", HOST, "-p", str(self.port)]
+        # TCP only: no socket or socket lock file in /tmp that could clash between stacks.
+        argv += ["-k", ""]
+        argv += ["-c", "max_connections=200", "-c", "logging_collector=off"]
+        return _spawn(
+            "postgres",
+            argv,
+            self.log_path,
+            # SIGINT is PostgreSQL's fast shutdown: sessions end, a checkpoint is written, and the next
+            # start needs no crash recovery. It needs nobody to wait for it, and the backends would exit
+            # on their own anyway once the postmaster is gone. SIGKILL would force crash recovery.
+            death_signal=signal.SIGINT,
+            run_as=run_as,
+        )
 
     def _lock_state_dir(self) -> None:
         # A lock the kernel releases when we die, even by SIGKILL: if we can take it, any postmaster
@@ -447,6 +453,12 @@ class _Postgres:
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
+        await self._stop_server()
+        if self._lock_file is not None:
+            self._lock_file.close()
+            self._lock_file = None
+
+    async def _stop_server(self) -> None:
         child, self.child = self.child, None
         if child is not None:
             child.signal(signal.SIGINT)
@@ -456,9 +468,6 @@ class _Postgres:
                 if not await child.wait(5.0):
                     child.signal_group(signal.SIGKILL)
                     await child.wait(5.0)
-        if self._lock_file is not None:
-            self._lock_file.close()
-            self._lock_file = None
 
 
 def _postgres_identity(pgdata: Path) -> _RunAs:

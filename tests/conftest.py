@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,16 +22,36 @@ from schemas.topics import TopicCatalogue
 logger = logging.getLogger(__name__)
 
 
+def make_state_dir() -> Path:
+    """A fresh state directory for a local stack, outside pytest's own temporary tree.
+
+    Run as root, PostgreSQL runs as another user that must traverse every parent of its data directory,
+    and every pytest session (ours or a concurrent one) resets its `pytest-of-<user>` root to 0700.
+    """
+    return Path(tempfile.mkdtemp(prefix="alcance-test-"))
+
+
+@pytest.fixture
+def stack_state_dir() -> Iterator[Path]:
+    """A state directory for a test that starts its own local stack; removed afterwards."""
+    path = make_state_dir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-async def local_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+async def local_stack() -> AsyncIterator[Settings]:
     """Settings resolved against the broker and PostgreSQL started once for the whole test run.
 
     `ALCANCE_KAFKA__BOOTSTRAP_SERVERS` / `ALCANCE_POSTGRES__DSN` in the environment point the suite at
     external services instead; then nothing is started for them.
     """
-    base = load_settings(state_dir=tmp_path_factory.mktemp("alcance-state"))
-    async with running_stack(base) as resolved:
-        yield resolved
+    state_dir = make_state_dir()
+    try:
+        async with running_stack(load_settings(state_dir=state_dir)) as resolved:
+            yield resolved
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
 
 
 @pytest.fixture

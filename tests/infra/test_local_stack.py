@@ -6,6 +6,7 @@ import asyncio
 import os
 import pwd
 import signal
+import socket
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
+import infra.local
 from infra.local import (
     PG_SYSTEM_USER,
     LocalStack,
@@ -95,8 +97,8 @@ def _service_processes(parent_pid: int) -> tuple[list[int], list[int]]:
     return brokers, postgres
 
 
-async def test_stack_starts_answers_and_stops_leaving_nothing_behind(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path / "state")
+async def test_stack_starts_answers_and_stops_leaving_nothing_behind(stack_state_dir: Path) -> None:
+    stack = LocalStack(stack_state_dir)
     await stack.start()
     try:
         pids = stack.pids
@@ -115,31 +117,31 @@ async def test_stack_starts_answers_and_stops_leaving_nothing_behind(tmp_path: P
         _ = stack.dsn
 
 
-async def test_running_stack_starts_only_what_is_not_configured(tmp_path: Path) -> None:
+async def test_running_stack_starts_only_what_is_not_configured(stack_state_dir: Path) -> None:
     external_kafka = "kafka.example.invalid:9092"
-    settings = load_settings(state_dir=tmp_path / "state", kafka={"bootstrap_servers": external_kafka})
+    settings = load_settings(state_dir=stack_state_dir, kafka={"bootstrap_servers": external_kafka})
     async with running_stack(settings) as resolved:
         assert resolved.kafka.bootstrap_servers == external_kafka
         assert resolved.postgres.dsn is not None
         assert await _fetch(resolved.postgres.dsn.get_secret_value(), "SELECT 1") == 1
-        assert not (tmp_path / "state" / "tansu.log").exists()
+        assert not (stack_state_dir / "tansu.log").exists()
         # Everything else in the settings is carried over untouched.
         assert resolved.model_copy(update={"postgres": settings.postgres}) == settings
 
 
-async def test_nothing_is_started_when_both_services_are_external(tmp_path: Path) -> None:
+async def test_nothing_is_started_when_both_services_are_external(stack_state_dir: Path) -> None:
     settings = load_settings(
-        state_dir=tmp_path / "state",
+        state_dir=stack_state_dir,
         kafka={"bootstrap_servers": "kafka.example.invalid:9092"},
         postgres={"dsn": "postgresql://app@db.example.invalid/alcance"},
     )
     async with running_stack(settings) as resolved:
         assert resolved == settings
-    assert not (tmp_path / "state" / "postgres").exists()
+    assert not (stack_state_dir / "postgres").exists()
 
 
-async def test_postgres_data_persists_across_starts(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+async def test_postgres_data_persists_across_starts(stack_state_dir: Path) -> None:
+    state_dir = stack_state_dir
     first = LocalStack(state_dir, broker=False)
     await first.start()
     try:
@@ -160,11 +162,11 @@ async def test_postgres_data_persists_across_starts(tmp_path: Path) -> None:
         await second.stop()
 
 
-async def test_a_second_stack_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
-    first = LocalStack(tmp_path / "state", broker=False)
+async def test_a_second_stack_on_the_same_state_dir_is_refused(stack_state_dir: Path) -> None:
+    first = LocalStack(stack_state_dir, broker=False)
     await first.start()
     try:
-        second = LocalStack(tmp_path / "state")
+        second = LocalStack(stack_state_dir)
         with pytest.raises(LocalStackError, match="used by another running local stack"):
             await second.start()
         assert second.pids == {}
@@ -173,19 +175,19 @@ async def test_a_second_stack_on_the_same_state_dir_is_refused(tmp_path: Path) -
         await first.stop()
 
 
-async def test_a_postgres_that_cannot_start_fails_with_its_log(tmp_path: Path) -> None:
-    stack = LocalStack(tmp_path / "state", broker=False, start_timeout_s=20)
+async def test_a_postgres_that_cannot_start_fails_with_its_log(stack_state_dir: Path) -> None:
+    stack = LocalStack(stack_state_dir, broker=False, start_timeout_s=20)
     await stack.start()
     await stack.stop()
-    (tmp_path / "state" / "postgres" / "PG_VERSION").write_text("9\n")
-    broken = LocalStack(tmp_path / "state", broker=False, start_timeout_s=20)
+    (stack_state_dir / "postgres" / "PG_VERSION").write_text("9\n")
+    broken = LocalStack(stack_state_dir, broker=False, start_timeout_s=20)
     with pytest.raises(LocalStackError, match=r"(?s)exited with code.*incompatible with server"):
         await broken.start()
     assert broken.pids == {}
 
 
-async def test_postmaster_left_by_a_dead_run_is_stopped_before_starting(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+async def test_postmaster_left_by_a_dead_run_is_stopped_before_starting(stack_state_dir: Path) -> None:
+    state_dir = stack_state_dir
     stack = LocalStack(state_dir, broker=False)
     await stack.start()
     await stack.stop()
@@ -239,8 +241,8 @@ def _starts_with(prefix: str, line: str) -> bool:
     return line.startswith(prefix)
 
 
-async def test_sigterm_to_alcance_stack_stops_broker_and_postgres(tmp_path: Path) -> None:
-    async with python_child(SERVE_STACK, env={"ALCANCE_STATE_DIR": str(tmp_path / "state")}) as child:
+async def test_sigterm_to_alcance_stack_stops_broker_and_postgres(stack_state_dir: Path) -> None:
+    async with python_child(SERVE_STACK, env={"ALCANCE_STATE_DIR": str(stack_state_dir)}) as child:
         bootstrap, dsn = await _served_addresses(child)
         ports = {_port(bootstrap), _port(dsn)}
         assert await _fetch(dsn, "SELECT 1") == 1
@@ -253,8 +255,10 @@ async def test_sigterm_to_alcance_stack_stops_broker_and_postgres(tmp_path: Path
     assert await wait_until_closed(ports, timeout_s=5) == set()
 
 
-async def test_sigkill_of_alcance_stack_leaves_no_orphans_and_the_next_start_works(tmp_path: Path) -> None:
-    state_dir = tmp_path / "state"
+async def test_sigkill_of_alcance_stack_leaves_no_orphans_and_the_next_start_works(
+    stack_state_dir: Path,
+) -> None:
+    state_dir = stack_state_dir
     async with python_child(SERVE_STACK, env={"ALCANCE_STATE_DIR": str(state_dir)}) as child:
         bootstrap, dsn = await _served_addresses(child)
         ports = {_port(bootstrap), _port(dsn)}
@@ -292,3 +296,23 @@ async def test_settings_fixture_gives_each_test_its_own_topics_and_migrated_sche
         await admin.close()
     expected = {spec.name for spec in TopicCatalogue.from_settings(settings).all()}
     assert expected <= existing
+
+
+async def test_a_port_taken_before_the_service_binds_it_is_replaced(
+    stack_state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        # Both services are first offered the taken port, as if someone bound it after our probe.
+        offers = iter([taken, taken])
+        monkeypatch.setattr(infra.local, "free_port", lambda: next(offers, None) or free_port())
+        stack = LocalStack(stack_state_dir)
+        await stack.start()
+        try:
+            assert taken not in {_port(stack.bootstrap_servers), _port(stack.dsn)}
+            assert await _fetch(stack.dsn, "SELECT 1") == 1
+            assert await _roundtrip_kafka(stack.bootstrap_servers) == b"hello"
+        finally:
+            await stack.stop()
