@@ -21,6 +21,7 @@ from pydantic import (
     PlainValidator,
     ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
 
@@ -82,8 +83,9 @@ TIMESTAMP_PATTERN = anchored(
 )
 # Non-negative decimal string with at most 15 integer and 6 fractional digits: no exponent, no sign.
 AMOUNT_PATTERN = anchored("(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?")
-# Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not.
-_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+@-]{0,511}"
+# Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not, and
+# neither is "@", so that an e-mail address can never pass for an id.
+_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+-]{0,511}"
 IDENT_PATTERN = anchored(_IDENT_BODY)
 
 
@@ -139,10 +141,14 @@ OrgKey = Annotated[str, Field(pattern=ORG_KEY_PATTERN)]
 Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
 """A non-personal identifier of a source entity (course, offering, meeting, ...)."""
 
+EventIdKey = Annotated[str, Field(pattern=UUID_PATTERN)]
+"""An event id used as a Kafka key (retractions whose original key is unknown)."""
 
-def _parse_amount(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise ValueError("not a decimal amount")
+
+def _parse_amount(value: Any, info: ValidationInfo) -> Decimal:
+    if isinstance(value, bool) or (info.mode == "json" and not isinstance(value, str)):
+        # JSON numbers are refused: binary floats cannot carry money exactly.
+        raise ValueError("amount must be a decimal string")
     if isinstance(value, Decimal | int):
         try:
             text = format(Decimal(value), "f")
@@ -151,7 +157,6 @@ def _parse_amount(value: Any) -> Decimal:
     elif isinstance(value, str):
         text = value
     else:
-        # JSON numbers are refused: binary floats cannot carry money exactly.
         raise ValueError("amount must be a decimal string")
     if re.search(AMOUNT_PATTERN, text) is None:
         raise ValueError("amount must be a non-negative decimal string (at most 6 decimals, no exponent)")
@@ -204,6 +209,14 @@ class Event(BaseModel):
     country: CountryCode | None = None
     audience: Audience | None = None
 
+    @field_validator("schema_version", mode="before")
+    @classmethod
+    def _no_bool_version(cls, value: Any) -> Any:
+        # True == 1 in Python, so Literal[1] alone would accept it; JSON Schema's const does not.
+        if isinstance(value, bool):
+            raise ValueError("schema_version must be an integer")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _fill_subject_key(cls, data: Any, info: ValidationInfo) -> Any:
@@ -241,8 +254,8 @@ class EventRetracted(Event):
     """A previously published event is withdrawn (deleted or corrected at the source).
 
     Published to the topic of the retracted event. `subject_key` is the key of the retracted event when
-    the source still knows it (so the retraction is ordered after it), else the retracted event id.
-    Concrete classes exist per family.
+    the source still knows it (so the retraction is ordered after it), else the retracted event id
+    (canonical UUID text). Concrete classes exist per family and narrow `subject_key` accordingly.
     """
 
     retracted_event_id: EventUUID

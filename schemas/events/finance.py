@@ -54,6 +54,8 @@ class FinanceEvent(Event):
 
     family: ClassVar[str] = "finance"
 
+    subject_key: Ident
+
 
 class CostRecorded(FinanceEvent):
     """A cost entry of an activity or course offering (ACT-01, CVF-20). Key: `activity_id`.
@@ -91,6 +93,7 @@ class FinanceEventRetracted(EventRetracted):
 
     event_type: Literal["finance.event.retracted"] = "finance.event.retracted"
     schema_version: Literal[1] = 1
+    subject_key: Ident
 
 
 FINANCE_EVENTS: tuple[type[Event], ...] = (CostRecorded, FinanceEventRetracted)

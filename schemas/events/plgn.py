@@ -16,6 +16,7 @@ from pydantic import Field
 from schemas.events.base import (
     CountryCode,
     Event,
+    EventIdKey,
     EventRetracted,
     Ident,
     Money,
@@ -455,6 +456,7 @@ class PlgnEventRetracted(EventRetracted):
 
     event_type: Literal["plgn.event.retracted"] = "plgn.event.retracted"
     schema_version: Literal[1] = 1
+    subject_key: OrgKey | EventIdKey
 
 
 PLGN_EVENTS: tuple[type[Event], ...] = (

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from schemas.events.base import (
     Event,
+    EventIdKey,
     EventRetracted,
     Ident,
     OrgKey,
@@ -248,6 +249,7 @@ class TrainingEventRetracted(EventRetracted):
 
     event_type: Literal["cvf.event.retracted"] = "cvf.event.retracted"
     schema_version: Literal[1] = 1
+    subject_key: PersonKey | EventIdKey
 
 
 TRAINING_EVENTS: tuple[type[Event], ...] = (
