@@ -73,6 +73,10 @@ class Faults:
         self.truncate_rate = self.duplicate_rate = 0.0
         self._burst_left = 0
 
+    def outage(self, requests: int) -> None:
+        """Answer the next `requests` requests with 5xx, whatever the rates."""
+        self._burst_left = requests
+
     def _count(self, name: str) -> None:
         self.injected[name] = self.injected.get(name, 0) + 1
 
