@@ -94,6 +94,8 @@ class MoodleState:
     issues: dict[int, CertIssue] = field(default_factory=dict)
     calls: dict[str, int] = field(default_factory=dict)
     """Calls served per function, for cost assertions."""
+    fail_next: list[str] = field(default_factory=list)
+    """Error codes to answer (HTTP 200 + exception body) to the next calls, one per call."""
 
     def withdraw(self, course_id: int, user_id: int) -> None:
         """Remove an enrolment (Moodle deletes the user_enrolments row)."""
@@ -292,6 +294,9 @@ class MoodleSimulator:
                 exception="dml_missing_record_exception",
             )
         self.state.calls[function] = self.state.calls.get(function, 0) + 1
+        if self.state.fail_next:
+            code = self.state.fail_next.pop(0)
+            raise MoodleError(code, f"simulated {code}", exception="dml_read_exception")
         return handler(unflatten(params))
 
     def _courses(self, params: dict[str, Any]) -> list[dict[str, Any]]:
