@@ -90,7 +90,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         """Runs after the rebalance: bump each partition's epoch and seek to its stored offset.
 
         If PostgreSQL cannot be reached the partitions stay unclaimed; the batch loop claims them
-        before it processes any of their records.
+        later and, until then, drops their records.
         """
         try:
             await self.processor.claim(assigned)
@@ -127,6 +127,9 @@ class IndicatorProcessor:
         self.stats = ProcessorStats()
         self.owned: dict[TopicPartitionKey, tuple[int, int]] = {}
         self.batch_lock = asyncio.Lock()
+        # Per partition: how many times we claimed it, and since when we hold it unclaimed.
+        self._claim_serial: dict[TopicPartitionKey, int] = {}
+        self._unowned_since: dict[TopicPartitionKey, float] = {}
         self._pool = pool
         self._own_pool = pool is None
         self._relay_enabled = relay
@@ -207,13 +210,15 @@ class IndicatorProcessor:
                 return
             if until is not None and until():
                 return
+            claims_before = dict(self._claim_serial)
             batch = await consumer.getmany(
                 timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
             )
+            await self._reclaim_orphans(consumer)
             if not batch:
                 continue
             # Shielded: a cancellation lets the batch in hand finish and commit, then propagates.
-            work = asyncio.ensure_future(self._process(batch))
+            work = asyncio.ensure_future(self._process(batch, claims_before))
             try:
                 await asyncio.shield(work)
             except asyncio.CancelledError:
@@ -227,15 +232,45 @@ class IndicatorProcessor:
         claims = await self.store.claim_partitions((tp.topic, tp.partition) for tp in partitions)
         consumer = self._require(self._consumer)
         for tp in partitions:
-            next_offset, epoch = claims[(tp.topic, tp.partition)]
-            self.owned[(tp.topic, tp.partition)] = (next_offset, epoch)
+            key = (tp.topic, tp.partition)
+            next_offset, epoch = claims[key]
+            self.owned[key] = (next_offset, epoch)
+            self._claim_serial[key] = self._claim_serial.get(key, 0) + 1
+            self._unowned_since.pop(key, None)
             consumer.seek(tp, next_offset)
         logger.info(
             "partitions claimed: %s",
             ", ".join(f"{t}[{p}]@{claims[(t, p)][0]}#{claims[(t, p)][1]}" for t, p in sorted(claims)),
         )
 
-    async def _process(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+    async def _reclaim_orphans(self, consumer: AIOKafkaConsumer) -> None:
+        """Claim partitions the group still assigns to us but that we do not own in PostgreSQL.
+
+        That happens when PostgreSQL was unreachable during the rebalance, or when a batch found
+        our epoch superseded. A grace period of one session timeout lets a real rebalance, which
+        would take the partition away from us, happen first.
+        """
+        now = time.monotonic()
+        grace_s = self.settings.kafka.session_timeout_ms / 1000
+        due: list[TopicPartition] = []
+        for tp in consumer.assignment():
+            key = (tp.topic, tp.partition)
+            if key in self.owned:
+                continue
+            if now - self._unowned_since.setdefault(key, now) >= grace_s:
+                due.append(tp)
+        if not due:
+            return
+        async with self.batch_lock:
+            due = [tp for tp in due if (tp.topic, tp.partition) not in self.owned]
+            try:
+                await self.claim(due)
+            except TRANSIENT_ERRORS:
+                logger.warning("could not claim %s yet", _names(due))
+
+    async def _process(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], claims_before: dict[TopicPartitionKey, int]
+    ) -> None:
         async with self.batch_lock:
             started = time.perf_counter()
             topics = sorted({tp.topic for tp in batch})
@@ -258,7 +293,7 @@ class IndicatorProcessor:
                     "messaging.batch.message_count": sum(len(r) for r in batch.values()),
                 },
             ) as span:
-                counts = await self._process_locked(batch)
+                counts = await self._process_locked(batch, claims_before)
                 span.set_attributes({f"alcance.{key}": value for key, value in counts.items()})
             self.stats.batches += 1
             logger.info(
@@ -276,22 +311,26 @@ class IndicatorProcessor:
                 (time.perf_counter() - started) * 1000,
             )
 
-    async def _process_locked(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> dict[str, int]:
+    async def _process_locked(
+        self, batch: dict[TopicPartition, list[ConsumerRecord]], claims_before: dict[TopicPartitionKey, int]
+    ) -> dict[str, int]:
         consumer = self._require(self._consumer)
         facts: list[FactIn] = []
         dead: list[tuple[ConsumerRecord, str]] = []
         positions: dict[TopicPartitionKey, tuple[int, int]] = {}
-        unclaimed: list[TopicPartition] = []
         skipped = records_seen = 0
-        assignment = consumer.assignment()
         for tp, records in batch.items():
             key = (tp.topic, tp.partition)
             own = self.owned.get(key)
             if own is None:
-                # Assigned but never claimed (PostgreSQL was down during the rebalance): claim it now
-                # and drop these records; the seek brings them back from the stored offset.
-                if tp in assignment:
-                    unclaimed.append(tp)
+                # Not ours (any more, or not yet claimed): the next owner, or our own later claim,
+                # reads these records again from the offset stored in PostgreSQL.
+                self._unowned_since.setdefault(key, time.monotonic())
+                continue
+            if self._claim_serial.get(key) != claims_before.get(key):
+                # Claimed while this batch was being fetched: the records may come from the position
+                # before the claim's seek. Seek again to the stored offset and read them anew.
+                consumer.seek(tp, own[0])
                 continue
             next_offset, epoch = own
             last = -1
@@ -304,14 +343,13 @@ class IndicatorProcessor:
                 self._decode(record, facts, dead)
             if last >= 0:
                 positions[key] = (last + 1, epoch)
-        if unclaimed:
-            await self._with_db_retries(lambda: self.claim(unclaimed))
         if dead:
             await self._dead_letter(dead)
         outcome = await self._with_db_retries(lambda: self.store.commit_batch(positions, facts))
         dropped = 0
         for key in outcome.lost:
             self.owned.pop(key, None)
+            self._unowned_since[key] = time.monotonic()
             dropped += sum(1 for fact in facts if (fact.topic, fact.partition) == key)
         for key, position in positions.items():
             if key not in outcome.lost and key in self.owned:
