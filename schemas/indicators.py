@@ -8,8 +8,9 @@ from datetime import date
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
+from schemas.cloudevents import CONTENT_TYPE, InvalidEvent, KafkaRecord
 from schemas.events.base import Timestamp, anchored
 
 INDICATOR_SCHEMA_ID = "urn:alcance:schema:indicator.v1"
@@ -110,6 +111,31 @@ class IndicatorValue(BaseModel):
     def key(self) -> str:
         """The cell's topic key (see `indicator_key`)."""
         return indicator_key(self.indicator, self.period.kind, self.period.start, self.dimensions)
+
+
+def encode_indicator(value: IndicatorValue) -> KafkaRecord:
+    """The `indicators` record of a cell: key `value.key`, JSON value, content-type and schema headers."""
+    return KafkaRecord(
+        key=value.key.encode(),
+        value=value.model_dump_json().encode(),
+        headers=[("content-type", CONTENT_TYPE.encode()), ("dataschema", INDICATOR_SCHEMA_ID.encode())],
+    )
+
+
+def decode_indicator(value: bytes | None) -> IndicatorValue:
+    """Parse an `indicators` topic value.
+
+    Raises:
+        InvalidEvent: when the value is missing, not JSON, or not a valid indicator value.
+    """
+    if value is None:
+        raise InvalidEvent("record has no value")
+    try:
+        return IndicatorValue.model_validate_json(value, strict=True)
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+        where = ".".join(str(part) for part in errors[0]["loc"]) or "value"
+        raise InvalidEvent(f"invalid indicator value: {where}: {errors[0]['msg']}") from None
 
 
 def indicator_key(indicator: str, period_kind: str, period_start: date, dimensions: Mapping[str, str]) -> str:

@@ -61,6 +61,9 @@ _FAMILY_TOPICS: dict[str, tuple[str, str, str, str]] = {
     ),
 }
 
+FAMILIES: tuple[str, ...] = tuple(_FAMILY_TOPICS)
+"""Every event family, in topic order ("training", "plgn", "finance")."""
+
 INPUT_RETENTION_MS = 90 * DAY_MS
 DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
 
@@ -82,7 +85,14 @@ class TopicCatalogue:
         """The catalogue of `settings.kafka` (prefix and partition count)."""
         return cls(prefix=settings.kafka.topic_prefix, partitions=settings.kafka.partitions)
 
-    def _family(self, family: str) -> TopicSpec:
+    def family_topic(self, family: str) -> TopicSpec:
+        """The topic of an event family.
+
+        Raises:
+            KeyError: when the family has no topic.
+        """
+        if family not in _FAMILY_TOPICS:
+            raise KeyError(f"no topic for event family {family!r}")
         suffix, key, schema, description = _FAMILY_TOPICS[family]
         return TopicSpec(
             name=f"{self.prefix}{suffix}",
@@ -97,17 +107,17 @@ class TopicCatalogue:
     @property
     def training(self) -> TopicSpec:
         """CVF events, keyed by learner pseudonym."""
-        return self._family("training")
+        return self.family_topic("training")
 
     @property
     def plgn(self) -> TopicSpec:
         """PLGN events, keyed by organisation pseudonym."""
-        return self._family("plgn")
+        return self.family_topic("plgn")
 
     @property
     def finance(self) -> TopicSpec:
         """Cost entries, keyed by activity id."""
-        return self._family("finance")
+        return self.family_topic("finance")
 
     @property
     def indicators(self) -> TopicSpec:
@@ -153,7 +163,7 @@ class TopicCatalogue:
 
     def input_topics(self) -> list[TopicSpec]:
         """The topics processors consume: one per event family."""
-        return [self.training, self.plgn, self.finance]
+        return [self.family_topic(family) for family in FAMILIES]
 
     def all(self) -> list[TopicSpec]:
         """Every topic alcance uses, dead-letter topics included (what `ensure_topics` creates)."""
@@ -171,10 +181,7 @@ class TopicCatalogue:
         Raises:
             KeyError: when the event's family has no topic.
         """
-        family = event.family
-        if family not in _FAMILY_TOPICS:
-            raise KeyError(f"no topic for event family {family!r}")
-        return self._family(family)
+        return self.family_topic(event.family)
 
     def consumer_group(self, name: str) -> str:
         """The consumer group id for `name` (e.g. "indicators")."""
