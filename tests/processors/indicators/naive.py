@@ -1,0 +1,375 @@
+"""Naive indicator computations straight from the domain formulas, over the live events of a history.
+
+Written independently of `processors.indicators` (no parts, no aggregation code): each function walks
+the distinct, non-retracted events and applies the definition of domain research section 5.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from schemas.events.base import MEMBER_STATES, Event
+from schemas.events.finance import ActivityType, CostRecorded
+from schemas.events.plgn import (
+    ContactRequested,
+    ContactResponded,
+    DealReported,
+    DirectoryAuthorisationGranted,
+    DirectoryAuthorisationWithdrawn,
+    MeetingHeld,
+    MeetingNoShow,
+    MeetingScheduled,
+    OpportunityPublished,
+    OrganisationRegistered,
+    RoundRegistered,
+    RoundRole,
+)
+from schemas.events.training import (
+    AssessmentSubmitted,
+    CertificateIssued,
+    CertificateRevoked,
+    EnrolmentCompleted,
+    EnrolmentCreated,
+    EnrolmentWithdrawn,
+    ProgressRecorded,
+)
+
+Expected = dict[tuple[date, tuple[str, ...]], dict[str, Any]]
+
+
+def month_of(moment: datetime) -> date:
+    utc = moment.astimezone(UTC)
+    return date(utc.year, utc.month, 1)
+
+
+def quarter_of(moment: datetime) -> date:
+    utc = moment.astimezone(UTC)
+    return date(utc.year, (utc.month - 1) // 3 * 3 + 1, 1)
+
+
+def year_of(moment: datetime) -> date:
+    return date(moment.astimezone(UTC).year, 1, 1)
+
+
+def year_end(start: date) -> datetime:
+    return datetime(start.year + 1, 1, 1, tzinfo=UTC)
+
+
+def quarter_end(start: date) -> datetime:
+    month = start.month + 3
+    return datetime(start.year + (month > 12), (month - 1) % 12 + 1, 1, tzinfo=UTC)
+
+
+@dataclass
+class Enrolment:
+    id: str
+    learner: str
+    org: str | None
+    dims: dict[str, str]
+    enrolled_at: datetime
+    ends_at: datetime | None
+    net: bool
+    started: bool
+    withdrawn_after: bool
+    completed_at: datetime | None
+    certified_at: datetime | None
+
+
+def enrolments(live: Sequence[Event]) -> list[Enrolment]:
+    created = [e for e in live if isinstance(e, EnrolmentCreated)]
+    before = {e.enrolment_id for e in live if isinstance(e, EnrolmentWithdrawn) and e.before_start}
+    after = {e.enrolment_id for e in live if isinstance(e, EnrolmentWithdrawn) and not e.before_start}
+    activity = {e.enrolment_id for e in live if isinstance(e, ProgressRecorded | AssessmentSubmitted)}
+    completed: dict[str, datetime] = {}
+    for e in live:
+        if isinstance(e, EnrolmentCompleted):
+            completed[e.enrolment_id] = max(completed.get(e.enrolment_id, e.completed_at), e.completed_at)
+    certificate_history: dict[str, list[tuple[datetime, int, str, datetime | None]]] = defaultdict(list)
+    for e in live:
+        if isinstance(e, CertificateIssued):
+            certificate_history[e.enrolment_id].append((e.issued_at, 0, e.certificate_id, e.issued_at))
+        elif isinstance(e, CertificateRevoked):
+            certificate_history[e.enrolment_id].append((e.revoked_at, 1, e.certificate_id, None))
+    result = []
+    for e in created:
+        history = certificate_history.get(e.enrolment_id)
+        result.append(
+            Enrolment(
+                id=e.enrolment_id,
+                learner=e.subject_key,
+                org=e.org_key,
+                dims={
+                    "country": e.country or "UNKNOWN",
+                    "audience": e.audience.value if e.audience else "UNKNOWN",
+                    "course": e.course_id,
+                    "offering": e.offering_id,
+                    "gender": e.gender.value if e.gender else "UNKNOWN",
+                },
+                enrolled_at=e.enrolled_at,
+                ends_at=e.offering_ends_at,
+                net=e.enrolment_id not in before,
+                started=e.enrolment_id in activity or e.enrolment_id in after,
+                withdrawn_after=e.enrolment_id in after,
+                completed_at=completed.get(e.enrolment_id),
+                certified_at=max(history)[3] if history else None,
+            )
+        )
+    return result
+
+
+def _key(dims: dict[str, str], by: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dims[name] for name in by)
+
+
+def training(
+    live: Sequence[Event], by: Sequence[str], as_of: datetime, grace_days: int
+) -> dict[str, Expected]:
+    """CVF-01, 02, 05, 07, 08, 10 by enrolment month; CVF-19 and CVF-23 by certificate month."""
+    out: dict[str, Expected] = defaultdict(dict)
+    groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
+    records = enrolments(live)
+    for record in records:
+        groups[(month_of(record.enrolled_at), _key(record.dims, by))].append(record)
+    for key, group in groups.items():
+        net = [r for r in group if r.net]
+        closed = [r for r in net if r.ends_at is not None and r.ends_at + timedelta(days=grace_days) <= as_of]
+        started = [r for r in closed if r.started]
+        completed = [r for r in closed if r.completed_at is not None]
+        out["CVF-01"][key] = {"value": len(net), "gross": len(group)}
+        out["CVF-02"][key] = {"value": len({r.learner for r in net})}
+        open_ = len(net) > len(closed)
+        out["CVF-05"][key] = {"value": _ratio(len(completed), len(closed)), "provisional": open_}
+        certified = sum(1 for r in closed if r.certified_at is not None)
+        out["CVF-07"][key] = {"value": _ratio(certified, len(closed)), "provisional": open_}
+        dropped = sum(1 for r in started if r.withdrawn_after or r.completed_at is None)
+        out["CVF-08"][key] = {"value": _ratio(dropped, len(started)), "provisional": open_}
+        days = [
+            Decimal(int((r.completed_at - r.enrolled_at).total_seconds())) / Decimal(86400)
+            for r in completed
+            if r.completed_at is not None
+        ]
+        out["CVF-10"][key] = {
+            "value": statistics.median(days) if days else None,
+            "p90_days": statistics.quantiles(days, n=10, method="inclusive")[8]
+            if len(days) > 1
+            else (days[0] if days else None),
+        }
+    certified_groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
+    for record in records:
+        if record.certified_at is not None:
+            certified_groups[(month_of(record.certified_at), _key(record.dims, by))].append(record)
+    active_days = plgn_action_days(live)
+    for key, group in certified_groups.items():
+        out["CVF-19"][key] = {"value": len({r.org for r in group if r.org})}
+        eligible = [r for r in group if r.org and r.dims["audience"] == "MSME"]
+        if eligible:
+            converted = 0
+            for r in eligible:
+                assert r.certified_at is not None and r.org is not None
+                start = r.certified_at.astimezone(UTC).date()
+                if any(start <= day <= start + timedelta(days=90) for day in active_days.get(r.org, ())):
+                    converted += 1
+            out["CVF-23"][key] = {"value": _ratio(converted, len(eligible))}
+    return out
+
+
+def country_coverage(live: Sequence[Event]) -> Expected:
+    """CVF-17 totals by certificate month: member states with >= 1 certified learner."""
+    learners: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for record in enrolments(live):
+        if record.certified_at is not None:
+            learners[month_of(record.certified_at)][record.dims["country"]].add(record.learner)
+    return {
+        (month, ()): {"value": sum(1 for country in found if country in MEMBER_STATES)}
+        for month, found in learners.items()
+    }
+
+
+def plgn_action_days(live: Sequence[Event]) -> dict[str, set[date]]:
+    days: dict[str, set[date]] = defaultdict(set)
+    for e in live:
+        if isinstance(e, OrganisationRegistered):
+            days[e.org_key].add(e.registered_at.date())
+        elif isinstance(e, OpportunityPublished | RoundRegistered):
+            days[e.org_key].add(e.occurred_at.astimezone(UTC).date())
+        elif isinstance(e, ContactRequested):
+            days[e.from_org_key].add(e.occurred_at.astimezone(UTC).date())
+        elif isinstance(e, ContactResponded):
+            days[e.to_org_key].add(e.responded_at.astimezone(UTC).date())
+        elif isinstance(e, MeetingHeld):
+            days[e.org_a_key].add(e.slot_at.astimezone(UTC).date())
+            days[e.org_b_key].add(e.slot_at.astimezone(UTC).date())
+    return days
+
+
+def registered_stock(live: Sequence[Event]) -> Expected:
+    """PLGN-01 by quarter (cumulative) and country, for quarters with registrations."""
+    registrations = [e for e in live if isinstance(e, OrganisationRegistered)]
+    quarters = {quarter_of(e.registered_at) for e in registrations}
+    out: Expected = {}
+    for quarter in quarters:
+        stock: dict[str, set[str]] = defaultdict(set)
+        for e in registrations:
+            if e.registered_at < quarter_end(quarter):
+                stock[e.country or "UNKNOWN"].add(e.org_key)
+        for country, orgs in stock.items():
+            out[(quarter, (country,))] = {"value": len(orgs)}
+    return out
+
+
+def meetings(live: Sequence[Event]) -> Expected:
+    """PLGN-07 by slot month and activity: held / scheduled."""
+    scheduled: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    held: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    no_show: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    for e in live:
+        table = {MeetingScheduled: scheduled, MeetingHeld: held, MeetingNoShow: no_show}.get(type(e))
+        if table is not None:
+            assert isinstance(e, MeetingScheduled | MeetingHeld | MeetingNoShow)
+            table[(month_of(e.slot_at), (e.activity_id,))].add(e.meeting_id)
+    keys = set(scheduled) | set(held) | set(no_show)
+    return {key: {"value": _ratio(len(held[key]), len(scheduled[key]))} for key in keys}
+
+
+def winning_deal_reports(live: Sequence[Event], until: datetime | None = None) -> dict[str, DealReported]:
+    """Rules 1 and 2: per deal the exporter's report if any, its latest wave, its latest report."""
+    wave_rank = {"M3": 1, "M6": 2, "M12": 3}
+    best: dict[str, DealReported] = {}
+
+    def rank(e: DealReported) -> tuple[int, int, datetime, str]:
+        exporter = 1 if e.reporter_role in (RoundRole.SELLER, RoundRole.BOTH) else 0
+        return (exporter, wave_rank[e.wave.value], e.occurred_at, str(e.event_id))
+
+    for e in live:
+        if not isinstance(e, DealReported) or (until is not None and e.occurred_at >= until):
+            continue
+        if e.deal_id not in best or rank(e) > rank(best[e.deal_id]):
+            best[e.deal_id] = e
+    return best
+
+
+def realised_by_exporter_country(live: Sequence[Event]) -> Expected:
+    """PLGN-10 by year (cumulative) and exporter country."""
+    years = {year_of(e.occurred_at) for e in live if isinstance(e, DealReported)}
+    out: Expected = {}
+    for year in years:
+        totals: dict[str, Decimal] = defaultdict(Decimal)
+        for e in winning_deal_reports(live, year_end(year)).values():
+            exporter = (
+                e.counterpart_country if e.reporter_role == RoundRole.BUYER else (e.country or "UNKNOWN")
+            )
+            totals[exporter] += e.realised_value_cumulative.usd_amount
+        for country, total in totals.items():
+            out[(year, (country,))] = {"value": total}
+    return out
+
+
+def directory(live: Sequence[Event]) -> Expected:
+    """PLGN-16 by year (cumulative) and recipient: firms authorised for R / all registered firms."""
+    grants = [
+        e for e in live if isinstance(e, DirectoryAuthorisationGranted | DirectoryAuthorisationWithdrawn)
+    ]
+    registrations = [e for e in live if isinstance(e, OrganisationRegistered)]
+    out: Expected = {}
+    for year in {year_of(e.occurred_at) for e in grants}:
+        state: dict[tuple[str, str, str], tuple[datetime, int, str, bool]] = {}
+        for e in grants:
+            if e.occurred_at >= year_end(year):
+                continue
+            granted = isinstance(e, DirectoryAuthorisationGranted)
+            recipients = (
+                sorted(MEMBER_STATES) if not e.recipients or "ALL_MEMBERS" in e.recipients else e.recipients
+            )
+            for recipient in recipients:
+                candidate = (e.occurred_at, 0 if granted else 1, str(e.event_id), granted)
+                slot = (e.org_key, recipient, e.consent_id)
+                if slot not in state or candidate > state[slot]:
+                    state[slot] = candidate
+        stock = len({e.org_key for e in registrations if e.registered_at < year_end(year)})
+        firms: dict[str, set[str]] = defaultdict(set)
+        for (org_key, recipient, _), (*_, granted) in state.items():
+            if granted:
+                firms[recipient].add(org_key)
+        for recipient, orgs in firms.items():
+            out[(year, (recipient,))] = {"value": _ratio(len(orgs), stock), "authorised": len(orgs)}
+    return out
+
+
+def activity_costs(live: Sequence[Event]) -> Expected:
+    """ACT-01 by month (totals)."""
+    out: dict[tuple[date, tuple[str, ...]], dict[str, Any]] = {}
+    for e in live:
+        if isinstance(e, CostRecorded) and e.activity_type != ActivityType.COURSE_OFFERING:
+            entry = out.setdefault((month_of(e.occurred_at), ()), {"value": Decimal(0)})
+            entry["value"] += e.money.usd_amount
+    return out
+
+
+def _last_sessions(live: Sequence[Event]) -> dict[str, datetime]:
+    last: dict[str, datetime] = {}
+    for e in live:
+        if isinstance(e, MeetingScheduled | MeetingHeld):
+            last[e.activity_id] = max(last.get(e.activity_id, e.slot_at), e.slot_at)
+    return last
+
+
+def roi(live: Sequence[Event], as_of: datetime, margin: Decimal) -> Expected:
+    """ACT-07 by year (cumulative) and activity, with its provisional flag."""
+    costs = [
+        e for e in live if isinstance(e, CostRecorded) and e.activity_type != ActivityType.COURSE_OFFERING
+    ]
+    deals = [e for e in live if isinstance(e, DealReported)]
+    last = _last_sessions(live)
+    out: Expected = {}
+    for year in {year_of(e.occurred_at) for e in [*costs, *deals]}:
+        end = year_end(year)
+        cost: dict[str, Decimal] = defaultdict(Decimal)
+        for e in costs:
+            if e.occurred_at < end:
+                cost[e.activity_id] += e.money.usd_amount
+        benefit: dict[str, Decimal] = defaultdict(Decimal)
+        for e in winning_deal_reports(live, end).values():
+            factor = Decimal(str(e.attribution_pct)) / 100 * Decimal(str(e.confidence_pct)) / 100
+            benefit[e.activity_id] += e.realised_value_cumulative.usd_amount * factor
+        for activity in set(cost) | set(benefit):
+            value = None
+            if cost[activity]:
+                value = (benefit[activity] * margin - cost[activity]) / cost[activity] * 100
+            closes = last[activity] + timedelta(days=365) if activity in last else None
+            provisional = closes is None or closes > min(end, as_of)
+            out[(year, (activity,))] = {"value": value, "provisional": provisional}
+    return out
+
+
+def portfolio(live: Sequence[Event], as_of: datetime, margin: Decimal) -> Expected:
+    """ACT-13 by year of window close: (sum benefit x m - sum cost) / sum cost x 100."""
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    for e in live:
+        if isinstance(e, CostRecorded) and e.activity_type != ActivityType.COURSE_OFFERING:
+            cost[e.activity_id] += e.money.usd_amount
+    benefit: dict[str, Decimal] = defaultdict(Decimal)
+    for e in winning_deal_reports(live).values():
+        factor = Decimal(str(e.attribution_pct)) / 100 * Decimal(str(e.confidence_pct)) / 100
+        benefit[e.activity_id] += e.realised_value_cumulative.usd_amount * factor
+    closed: dict[date, list[str]] = defaultdict(list)
+    for activity, last in _last_sessions(live).items():
+        closes = last + timedelta(days=365)
+        if closes <= as_of:
+            closed[year_of(closes)].append(activity)
+    out: Expected = {}
+    for year, names in closed.items():
+        total_cost = sum((cost[n] for n in names), Decimal(0))
+        total_benefit = sum((benefit[n] for n in names), Decimal(0))
+        value = (total_benefit * margin - total_cost) / total_cost * 100 if total_cost else None
+        out[(year, ())] = {"value": value, "activities": len(names)}
+    return out
+
+
+def _ratio(numerator: int, denominator: int) -> Decimal | None:
+    return None if denominator == 0 else Decimal(numerator) / Decimal(denominator)
