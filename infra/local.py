@@ -276,7 +276,7 @@ class _Broker:
                     f"the local Kafka broker exited with code {child.process.returncode}; "
                     f"its output ({self.log_path}):\n{child.log_tail()}"
                 )
-            if await self._answers_metadata():
+            if await self._answers_metadata(child):
                 return
             if time.monotonic() >= deadline:
                 raise LocalStackError(
@@ -285,7 +285,7 @@ class _Broker:
                 )
             await asyncio.sleep(0.05)
 
-    async def _answers_metadata(self) -> bool:
+    async def _answers_metadata(self, child: _Child) -> bool:
         # A plain TCP probe first, so aiokafka does not log a connection error per attempt.
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(HOST, self.port), 1.0)
@@ -295,14 +295,21 @@ class _Broker:
         with contextlib.suppress(OSError):
             await writer.wait_closed()
         client = AIOKafkaClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2_000)
+        # If our broker failed to bind, whatever else listens there may never answer: stop asking as
+        # soon as the broker exits.
+        bootstrap = asyncio.ensure_future(client.bootstrap())
+        exited = asyncio.ensure_future(child.wait(2.0))
         try:
-            await asyncio.wait_for(client.bootstrap(), 3.0)
-            return True
-        except Exception as exc:  # aiokafka raises its own error classes, none of them fatal here
-            logger.debug("local Kafka broker not ready yet: %r", exc)
-            return False
+            await asyncio.wait({bootstrap, exited}, timeout=2.0, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            bootstrap.cancel()
+            exited.cancel()
+            outcome = (await asyncio.gather(bootstrap, exited, return_exceptions=True))[0]
             await client.close()
+        if isinstance(outcome, BaseException):
+            logger.debug("local Kafka broker not ready yet: %r", outcome)
+            return False
+        return child.alive()
 
     async def stop(self) -> None:
         if self.child is None:
