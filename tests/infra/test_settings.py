@@ -59,10 +59,12 @@ def test_invalid_schema_names_are_rejected(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
 
 
-def test_settings_survive_the_trip_to_a_child_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_settings_survive_the_trip_to_a_child_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from infra.settings import settings_as_environment
 
-    original = load_settings(EXAMPLE_TOML, state_dir=Path("/tmp/alcance-state"))
+    original = load_settings(EXAMPLE_TOML, state_dir=tmp_path)
     original = original.model_copy(
         update={"kafka": original.kafka.model_copy(update={"bootstrap_servers": "127.0.0.1:9999"})}
     )
@@ -70,7 +72,7 @@ def test_settings_survive_the_trip_to_a_child_environment(monkeypatch: pytest.Mo
         monkeypatch.setenv(name, value)
     child = load_settings()
     assert child.kafka.bootstrap_servers == "127.0.0.1:9999"
-    assert child.state_dir == Path("/tmp/alcance-state")
+    assert child.state_dir == tmp_path
     assert child.sources[0].password is not None
     assert child.sources[0].password.get_secret_value() == "change-me"
     assert child.model_dump() == original.model_dump()
