@@ -719,10 +719,13 @@ async def serve_stack(settings: Settings) -> None:
             sys.stdout.flush()
             stop_wait = asyncio.create_task(stop_requested.wait())
             exit_wait = asyncio.create_task(stack.wait_for_exit())
-            done, pending = await asyncio.wait({stop_wait, exit_wait}, return_when=asyncio.FIRST_COMPLETED)
-            for task in pending:
-                task.cancel()
-            if exit_wait in done:
+            try:
+                await asyncio.wait({stop_wait, exit_wait}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for task in (stop_wait, exit_wait):
+                    task.cancel()
+                await asyncio.gather(stop_wait, exit_wait, return_exceptions=True)
+            if not exit_wait.cancelled():
                 raise LocalStackError(f"the local {exit_wait.result()} exited unexpectedly; stopping")
             logger.info("stop requested: stopping the local stack")
         finally:

@@ -316,3 +316,14 @@ async def test_a_port_taken_before_the_service_binds_it_is_replaced(
             assert await _roundtrip_kafka(stack.bootstrap_servers) == b"hello"
         finally:
             await stack.stop()
+
+
+async def test_alcance_stack_fails_and_stops_postgres_when_the_broker_dies(stack_state_dir: Path) -> None:
+    async with python_child(SERVE_STACK, env={"ALCANCE_STATE_DIR": str(stack_state_dir)}) as child:
+        _, dsn = await _served_addresses(child)
+        brokers, postgres = _service_processes(child.pid)
+        os.kill(brokers[0], signal.SIGKILL)
+        assert await child.wait(timeout_s=20) != 0
+        assert "Kafka broker exited unexpectedly" in child.output
+    assert [pid for pid in postgres if is_running(pid)] == []
+    assert await wait_until_closed([_port(dsn)], timeout_s=5) == set()
