@@ -14,7 +14,7 @@ from typing import Any
 
 from schemas.cloudevents import CONTENT_TYPE, SOURCE_PREFIX, SPEC_VERSION
 from schemas.events.base import TIMESTAMP_PATTERN, UUID_PATTERN, Event, anchored
-from schemas.indicators import INDICATOR_SCHEMA_ID
+from schemas.indicators import INDICATOR_CE_SOURCE, INDICATOR_CE_TYPE, INDICATOR_SCHEMA_ID
 from schemas.jsonschema_gen import INDICATOR_FILE, SCHEMA_DIR, file_name
 from schemas.registry import ALL_EVENT_CLASSES, ce_type, event_type_of, schema_id, schema_version_of
 from schemas.topics import TopicCatalogue, TopicSpec
@@ -72,6 +72,25 @@ def _cloudevents_headers(cls: type[Event]) -> dict[str, Any]:
             "ce_time": {"type": "string", "pattern": TIMESTAMP_PATTERN, "description": "equals occurred_at"},
             "ce_subject": {"type": "string", "description": "equals subject_key (the record key)"},
             "ce_dataschema": {"const": schema_id(event_type, version)},
+            "content-type": {"const": CONTENT_TYPE},
+            "traceparent": {"type": "string", "description": "W3C trace context of the producer"},
+        },
+    }
+
+
+def _indicator_headers() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "CloudEvents 1.0 attributes in Kafka binary mode (ce_* headers, UTF-8).",
+        "required": ["ce_specversion", "ce_id", "ce_source", "ce_type", "content-type"],
+        "properties": {
+            "ce_specversion": {"const": SPEC_VERSION},
+            "ce_id": {"type": "string", "pattern": UUID_PATTERN, "description": "uuid5 of key and version"},
+            "ce_source": {"const": INDICATOR_CE_SOURCE},
+            "ce_type": {"const": INDICATOR_CE_TYPE},
+            "ce_time": {"type": "string", "pattern": TIMESTAMP_PATTERN, "description": "equals as_of"},
+            "ce_subject": {"type": "string", "description": "equals the record key"},
+            "ce_dataschema": {"const": INDICATOR_SCHEMA_ID},
             "content-type": {"const": CONTENT_TYPE},
             "traceparent": {"type": "string", "description": "W3C trace context of the producer"},
         },
@@ -195,13 +214,7 @@ def build(catalogue: TopicCatalogue | None = None) -> dict[str, Any]:
         "title": "Indicator value",
         "summary": "One indicator cell; the highest version per key is the current value.",
         "contentType": CONTENT_TYPE,
-        "headers": {
-            "type": "object",
-            "properties": {
-                "content-type": {"const": CONTENT_TYPE},
-                "dataschema": {"const": INDICATOR_SCHEMA_ID},
-            },
-        },
+        "headers": _indicator_headers(),
         "payload": _schema_ref(INDICATOR_FILE),
         "bindings": _key_binding(indicators.key),
     }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
@@ -10,11 +11,16 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from schemas.cloudevents import CONTENT_TYPE, InvalidEvent, KafkaRecord
-from schemas.events.base import Timestamp, anchored
+from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, InvalidEvent, KafkaRecord
+from schemas.events.base import EVENT_ID_NAMESPACE, Timestamp, anchored
+from schemas.registry import CE_TYPE_PREFIX
 
 INDICATOR_SCHEMA_ID = "urn:alcance:schema:indicator.v1"
 INDICATOR_SCHEMA_VERSION = 1
+INDICATOR_CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v{INDICATOR_SCHEMA_VERSION}"
+"""CloudEvents `type` of an indicator record."""
+INDICATOR_CE_SOURCE = "urn:alcance:processor:indicators"
+"""CloudEvents `source` of an indicator record."""
 
 
 class PeriodKind(StrEnum):
@@ -113,13 +119,25 @@ class IndicatorValue(BaseModel):
         return indicator_key(self.indicator, self.period.kind, self.period.start, self.dimensions)
 
 
+def indicator_event_id(key: str, version: int) -> uuid.UUID:
+    """The CloudEvents id of one version of a cell: the same cell state always gets the same id."""
+    return uuid.uuid5(EVENT_ID_NAMESPACE, f"indicator\x1f{key}\x1f{version}")
+
+
 def encode_indicator(value: IndicatorValue) -> KafkaRecord:
-    """The `indicators` record of a cell: key `value.key`, JSON value, content-type and schema headers."""
-    return KafkaRecord(
-        key=value.key.encode(),
-        value=value.model_dump_json().encode(),
-        headers=[("content-type", CONTENT_TYPE.encode()), ("dataschema", INDICATOR_SCHEMA_ID.encode())],
-    )
+    """The `indicators` record of a cell: key `value.key`, JSON value, CloudEvents binary-mode headers."""
+    key = value.key
+    headers = [
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_id", str(indicator_event_id(key, value.version)).encode()),
+        ("ce_source", INDICATOR_CE_SOURCE.encode()),
+        ("ce_type", INDICATOR_CE_TYPE.encode()),
+        ("ce_time", value.as_of.isoformat().replace("+00:00", "Z").encode()),
+        ("ce_subject", key.encode()),
+        ("ce_dataschema", INDICATOR_SCHEMA_ID.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return KafkaRecord(key=key.encode(), value=value.model_dump_json().encode(), headers=headers)
 
 
 def decode_indicator(value: bytes | None) -> IndicatorValue:

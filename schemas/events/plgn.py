@@ -1,9 +1,9 @@
 """Events of the PLGN business platform: firms, authorisations, opportunities, contacts, rounds, meetings.
 
 Expected and realised business are reported on meetings and deals. Every PLGN event is keyed by an
-organisation pseudonym (`subject_key`, `o-...`), so the events of one
-firm stay in order on one partition. Which organisation, for events that involve two, is stated on
-each class (and enforced: `subject_key` must equal that field).
+organisation pseudonym (`subject_key`, `o-...`), so the events of one firm stay in order on one
+partition. Which organisation, for events that involve two, is stated on each class (and enforced:
+`subject_key` must equal that field).
 """
 
 from __future__ import annotations

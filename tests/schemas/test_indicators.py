@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -86,11 +87,39 @@ def test_record_round_trip() -> None:
     value = make_value()
     record = encode_indicator(value)
     assert record.key == value.key.encode()
-    assert dict(record.headers) == {
-        "content-type": b"application/json",
-        "dataschema": INDICATOR_SCHEMA_ID.encode(),
-    }
+    headers = dict(record.headers)
+    assert headers["ce_type"] == b"org.aladi.alcance.indicator.changed.v1"
+    assert headers["ce_dataschema"] == INDICATOR_SCHEMA_ID.encode()
+    assert headers["ce_subject"] == record.key
+    assert headers["ce_time"] == b"2026-07-01T00:00:00Z"
+    assert headers["content-type"] == b"application/json"
     assert decode_indicator(record.value) == value
+
+
+def test_same_cell_version_gets_the_same_id_and_a_new_version_a_new_one() -> None:
+    first = dict(encode_indicator(make_value()).headers)["ce_id"]
+    assert dict(encode_indicator(make_value(value=0.7)).headers)["ce_id"] == first
+    assert dict(encode_indicator(make_value(version=2)).headers)["ce_id"] != first
+
+
+def test_processors_outbox_publishes_the_same_record_headers() -> None:
+    # The outbox builds its records itself; this keeps the two in step with the published contract.
+    from processors.outbox import indicator_record
+
+    value = make_value(indicator="CVF-01", value=20, parts={"gross": 20}, unit="count")
+    theirs = indicator_record(
+        indicator=value.indicator,
+        period_kind=value.period.kind,
+        period_start=value.period.start,
+        dimensions=value.dimensions,
+        parts={"gross": Decimal(20)},
+        version=value.version,
+        as_of=value.as_of,
+    )
+    ours = encode_indicator(value)
+    assert theirs.key == ours.key
+    assert theirs.headers == ours.headers
+    assert decode_indicator(theirs.value).key == value.key
 
 
 @pytest.mark.parametrize(
