@@ -229,9 +229,14 @@ def meetings(live: Sequence[Event]) -> Expected:
     held: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
     no_show: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
     for e in live:
-        table = {MeetingScheduled: scheduled, MeetingHeld: held, MeetingNoShow: no_show}.get(type(e))
-        if table is not None:
-            assert isinstance(e, MeetingScheduled | MeetingHeld | MeetingNoShow)
+        if isinstance(e, MeetingScheduled | MeetingHeld | MeetingNoShow):
+            table = (
+                scheduled
+                if isinstance(e, MeetingScheduled)
+                else held
+                if isinstance(e, MeetingHeld)
+                else no_show
+            )
             table[(month_of(e.slot_at), (e.activity_id,))].add(e.meeting_id)
     keys = set(scheduled) | set(held) | set(no_show)
     return {key: {"value": _ratio(len(held[key]), len(scheduled[key]))} for key in keys}
@@ -334,9 +339,9 @@ def roi(live: Sequence[Event], as_of: datetime, margin: Decimal) -> Expected:
             if e.occurred_at < end:
                 cost[e.activity_id] += e.money.usd_amount
         benefit: dict[str, Decimal] = defaultdict(Decimal)
-        for e in winning_deal_reports(live, end).values():
-            factor = Decimal(str(e.attribution_pct)) / 100 * Decimal(str(e.confidence_pct)) / 100
-            benefit[e.activity_id] += e.realised_value_cumulative.usd_amount * factor
+        for deal in winning_deal_reports(live, end).values():
+            factor = Decimal(str(deal.attribution_pct)) / 100 * Decimal(str(deal.confidence_pct)) / 100
+            benefit[deal.activity_id] += deal.realised_value_cumulative.usd_amount * factor
         for activity in set(cost) | set(benefit):
             value = None
             if cost[activity]:

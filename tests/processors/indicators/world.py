@@ -323,7 +323,7 @@ def plgn_history(draw: st.DrawFn) -> list[Event]:
         activity = ACTIVITIES[draw(st.integers(0, 1))]
         a, b = draw(st.integers(0, 3)), draw(st.integers(0, 3))
         slot = _at(draw(st.integers(0, 200)) + 0.4)
-        meeting = {
+        meeting: dict[str, Any] = {
             "meeting_id": f"mt-{n}",
             "activity_id": activity,
             "org_a_key": org(a),
@@ -450,10 +450,12 @@ def cost_history(draw: st.DrawFn) -> list[Event]:
 
 
 def retraction_of(event: Event) -> Event:
-    cls = {"training": TrainingEventRetracted, "plgn": PlgnEventRetracted, "finance": FinanceEventRetracted}[
-        type(event).family
-    ]
-    return _create(
+    cls: type[Event] = {
+        "training": TrainingEventRetracted,
+        "plgn": PlgnEventRetracted,
+        "finance": FinanceEventRetracted,
+    }[type(event).family]
+    retraction: Event = _create(
         cls,
         source=event.source,
         record_identity=f"retract:{event.event_id}",
@@ -462,6 +464,7 @@ def retraction_of(event: Event) -> Event:
         retracted_event_id=event.event_id,
         reason="deleted at source",
     )
+    return retraction
 
 
 @st.composite

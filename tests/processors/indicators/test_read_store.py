@@ -1,0 +1,149 @@
+"""The read model over the real PostgreSQL store, fed through Kafka by the real processor, equals the naive
+computation and the in-memory reference for random histories with duplicates, reordering and retractions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from hypothesis import HealthCheck, Phase, given, settings
+
+from infra.kafka import ensure_topics
+from infra.postgres import create_pool, migrate
+from infra.settings import Settings
+from processors.indicators.aggregate import Cell
+from processors.indicators.catalogue import INDICATORS
+from processors.read import read_indicators
+from processors.runtime import IndicatorProcessor
+from schemas.topics import TopicCatalogue
+from tests.processors.support import produce, records_for
+
+from . import naive, scenario
+from .test_properties import GRACE_DAYS, check, stored_rows
+from .test_properties import read as read_reference
+from .world import World, worlds
+
+AS_OF = datetime(2026, 9, 1, tzinfo=UTC)
+
+
+@asynccontextmanager
+async def isolated_store(base: Settings) -> AsyncIterator[tuple[Settings, asyncpg.Pool]]:
+    """A fresh topic prefix and schema for one hypothesis example (function fixtures would be shared)."""
+    token = uuid.uuid4().hex[:8]
+    fresh = base.model_copy(
+        update={
+            "kafka": base.kafka.model_copy(
+                update={
+                    "topic_prefix": f"t{token}.",
+                    "partitions": 2,
+                    "session_timeout_ms": 2_000,
+                    "heartbeat_interval_ms": 300,
+                }
+            ),
+            "postgres": base.postgres.model_copy(update={"db_schema": f"t_{token}"}),
+            "processor": base.processor.model_copy(update={"cohort_grace_days": GRACE_DAYS}),
+        }
+    )
+    pool = await create_pool(fresh.postgres)
+    try:
+        await migrate(pool)
+        await ensure_topics(fresh.kafka, TopicCatalogue.from_settings(fresh).all())
+        yield fresh, pool
+    finally:
+        await pool.execute(f'DROP SCHEMA "{fresh.postgres.db_schema}" CASCADE')
+        await pool.close()
+
+
+async def process(settings_: Settings, pool: asyncpg.Pool, world: World) -> None:
+    records = records_for(settings_, world.stream)
+    await produce(settings_, records)
+    processor = IndicatorProcessor(settings_, pool=pool, relay=False)
+    task = asyncio.create_task(processor.run())
+    try:
+        deadline = asyncio.get_running_loop().time() + 30
+        while int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset")) < len(
+            records
+        ):
+            assert asyncio.get_running_loop().time() < deadline, "the processor did not catch up"
+            assert not task.done(), "the processor stopped"
+            await asyncio.sleep(0.05)
+    finally:
+        processor.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
+def keyed(
+    results: list[dict[str, Any]], by: tuple[str, ...]
+) -> dict[tuple[Any, ...], tuple[Decimal | None, Cell]]:
+    return {
+        (date.fromisoformat(r["period"]["start"]), tuple(r["dimensions"][name] for name in by)): (
+            r["value"],
+            Cell(date.fromisoformat(r["period"]["start"]), r["dimensions"], r["parts"], r["provisional"]),
+        )
+        for r in results
+    }
+
+
+@settings(
+    max_examples=3,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(world=worlds(max_enrolments=12))
+async def test_indicators_read_from_the_store_equal_the_naive_computation(
+    local_stack: Settings, world: World
+) -> None:
+    async with isolated_store(local_stack) as (fresh, pool):
+        await process(fresh, pool, world)
+        reference = stored_rows(world)
+
+        async def read(indicator: str, period: Any, by: tuple[str, ...]) -> dict[tuple[Any, ...], Any]:
+            found = await read_indicators(
+                pool, indicator=indicator, period=period, by=by, settings=fresh, as_of=AS_OF
+            )
+            return keyed(found, by)
+
+        expected = naive.training(world.live, ("country",), AS_OF, GRACE_DAYS)
+        for indicator in ("CVF-01", "CVF-02", "CVF-05", "CVF-07", "CVF-08", "CVF-10", "CVF-19", "CVF-23"):
+            check(indicator, expected.get(indicator, {}), await read(indicator, "month", ("country",)))
+        check(
+            "PLGN-10",
+            naive.realised_by_exporter_country(world.live),
+            await read("PLGN-10", "year", ("country",)),
+        )
+        check("PLGN-16", naive.directory(world.live), await read("PLGN-16", "year", ("recipient",)))
+        check("ACT-07", naive.roi(world.live, AS_OF, Decimal(1)), await read("ACT-07", "year", ("activity",)))
+        # Every indicator, for every period kind, equals the in-memory reference store's reading.
+        for entry in INDICATORS:
+            by = entry.dimensions[:1]
+            for period in ("month", "quarter", "year"):
+                from_store = {
+                    key: (value, cell.parts)
+                    for key, (value, cell) in (await read(entry.id, period, by)).items()
+                }
+                from_reference = {
+                    key: (value, cell.parts)
+                    for key, (value, cell) in read_reference(reference, entry.id, period, by, AS_OF).items()
+                }
+                assert from_store == from_reference, f"{entry.id} by {by} per {period}"
+
+
+async def test_the_conversion_view_agrees_with_the_read_api(local_stack: Settings) -> None:
+    history = scenario.history()
+    async with isolated_store(local_stack) as (fresh, pool):
+        await process(fresh, pool, history)
+        rows = await pool.fetch("SELECT converted FROM cvf_plgn_conversion")
+        results = await read_indicators(
+            pool, indicator="CVF-23", period="year", by=(), settings=fresh, as_of=AS_OF
+        )
+        assert len(results) == 1
+        parts = results[0]["parts"]
+        assert parts["certified_with_org"] == len(rows) > 0
+        assert parts["converted"] == sum(1 for row in rows if row["converted"]) > 0
