@@ -147,3 +147,45 @@ async def test_the_conversion_view_agrees_with_the_read_api(local_stack: Setting
         parts = results[0]["parts"]
         assert parts["certified_with_org"] == len(rows) > 0
         assert parts["converted"] == sum(1 for row in rows if row["converted"]) > 0
+
+
+async def test_external_reads_suppress_small_cells_and_targets_come_from_the_reach_target_table(
+    local_stack: Settings,
+) -> None:
+    async with isolated_store(local_stack) as (fresh, pool):
+        await process(fresh, pool, scenario.history())
+        await pool.execute(
+            "INSERT INTO reach_target (audience, year, target, source) VALUES ('MSME', 2026, 4, 'test plan')"
+        )
+        reach = await read_indicators(
+            pool, indicator="CVF-16", period="year", by=("audience",), settings=fresh, as_of=AS_OF
+        )
+        assert [(r["dimensions"], r["value"], r["parts"]["target"]) for r in reach] == [
+            ({"audience": "MSME"}, Decimal("0.5"), Decimal(4))
+        ]
+        internal = await read_indicators(
+            pool, indicator="CVF-01", period="month", by=("country",), settings=fresh, as_of=AS_OF
+        )
+        assert {r["dimensions"]["country"]: r["value"] for r in internal} == {
+            "AR": Decimal(2),
+            "BR": Decimal(1),
+            "UY": Decimal(0),
+        }
+        external = await read_indicators(
+            pool,
+            indicator="CVF-01",
+            period="month",
+            by=("country",),
+            audience="external",
+            settings=fresh,
+            as_of=AS_OF,
+        )
+        assert {r["dimensions"]["country"]: (r["value"], r["suppressed"]) for r in external} == {
+            "AR": (None, True),
+            "BR": (None, True),
+            "UY": (None, True),
+        }
+        everything = await read_indicators(
+            pool, indicator=None, period="year", by=(), settings=fresh, as_of=AS_OF
+        )
+        assert {r["indicator"] for r in everything} >= {"CVF-01", "PLGN-10", "ACT-07"}
