@@ -309,7 +309,9 @@ class ConnectorConformance:
         assert result.dead_letters >= simulated_source.expected_dead_letters
         catalogue = TopicCatalogue.from_settings(fast)
         topic = catalogue.dead_letter(getattr(catalogue, connector.family)).name
-        records = await read_topic(fast, topic, expect_at_least=simulated_source.expected_dead_letters)
+        records = await read_topic(
+            fast, topic, expect_at_least=simulated_source.expected_dead_letters, idle_s=0.4
+        )
         assert len({record.value for record in records}) == simulated_source.expected_dead_letters
         for record in records:
             headers = dict(record.headers)
