@@ -232,3 +232,44 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
     # No personal data left the edge: neither in events nor in the dead-lettered copy.
     emails = [user.email.encode() for user in state.users.values()]
     assert not any(email in record.value for record in [*records, *dead] for email in emails)
+
+
+async def test_users_vanishing_during_a_scan_shift_no_one_out_of_the_window(settings: Settings) -> None:
+    state = state_from_world(generate(32, learners=30, courses=1))
+    course = next(iter(state.courses))
+    simulator = MoodleSimulator(state, token=TOKEN)
+    serve_users = simulator._functions["core_enrol_get_enrolled_users"]
+    vanishing: list[int] = []
+
+    def shifting(params: dict[str, Any]) -> Any:
+        answer = serve_users(params)
+        # Right after the first page of the second cycle, three users before the window disappear.
+        if armed and not vanishing:
+            low = sorted(user for c, user in state.enrolments if c == course)[:3]
+            for user in low:
+                state.withdraw(course, user)
+            vanishing.extend(low)
+        return answer
+
+    simulator._functions["core_enrol_get_enrolled_users"] = shifting
+    armed = False
+    async with serving(simulator.app()) as url:
+        run_settings = moodle_settings(settings, url, page_size=4)
+        # An overlap of one user is less than the three that vanish: the connector must move back.
+        source = run_settings.sources[0].model_copy(update={"options": {"page_overlap": 1}})
+        run_settings = run_settings.model_copy(update={"sources": [source]})
+        catalogue = TopicCatalogue.from_settings(run_settings)
+        async with ConnectorContext.open(run_settings) as context:
+            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            armed = True
+            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            after_shift = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+            # They were read on the first page of that cycle, so the next cycle finds them gone.
+            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+    events = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+    assert len(vanishing) == 3
+    assert not [e for e in after_shift if e.event_type == "cvf.enrolment.withdrawn"]
+    withdrawn = {e.subject_key for e in events if e.event_type == "cvf.enrolment.withdrawn"}
+    assert withdrawn == {user_key(state, user) for user in vanishing}
+    # Nobody was taken for a new enrolment either.
+    assert not [e for e in events if getattr(e, "enrolment_id", "").endswith("-r1")]
