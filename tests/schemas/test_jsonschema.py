@@ -420,3 +420,47 @@ def test_valid_indicator_values_pass_model_and_schema(document: dict[str, Any]) 
 def test_invalid_indicator_values_fail_model_and_schema(document: dict[str, Any]) -> None:
     assert not model_accepts(IndicatorValue, document)
     assert not schema_accepts("indicator", document)
+
+
+PERIOD_VALUES: list[Any] = [
+    {"kind": "month", "start": "2026-03-01"},
+    {"kind": "quarter", "start": "2026-03-01"},
+    {"kind": "quarter", "start": "2026-07-01"},
+    {"kind": "year", "start": "2026-01-01"},
+    {"kind": "week", "start": "2026-03-02"},
+    {"kind": "month"},
+    {"kind": "month", "start": "2026-03-01", "end": "2026-03-31"},
+    {"kind": "month", "start": "2026-3-01"},
+]
+dimension_maps = st.dictionaries(
+    st.sampled_from(["country", "audience", "Country", "a b", "k" * 40, ""]),
+    st.one_of(st.sampled_from(["UY", "MSME", "U|Y", "a=b", "", "v" * 200]), st.integers(0, 3), st.none()),
+    max_size=3,
+)
+part_maps = st.dictionaries(
+    st.sampled_from(["gross", "numerator", "Bad", "n"]),
+    st.one_of(
+        st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False), st.sampled_from(["1", None])
+    ),
+    max_size=3,
+)
+indicator_field_values = st.one_of(values, st.sampled_from(PERIOD_VALUES), dimension_maps, part_maps)
+
+
+@st.composite
+def mutated_indicator_documents(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid indicator document with up to three fields replaced or removed."""
+    document = indicator_document()
+    names = [*IndicatorValue.model_fields, "extra"]
+    for name in draw(st.lists(st.sampled_from(names), max_size=3, unique=True)):
+        if draw(st.booleans()) and name in document:
+            del document[name]
+        else:
+            document[name] = draw(indicator_field_values)
+    return document
+
+
+@settings(max_examples=500, deadline=None)
+@given(mutated_indicator_documents())
+def test_indicator_model_accepts_exactly_what_its_schema_accepts(document: dict[str, Any]) -> None:
+    assert model_accepts(IndicatorValue, document) == schema_accepts("indicator", document), document
