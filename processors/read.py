@@ -177,13 +177,29 @@ def suppress(
     every `by` dimension, cells sharing the period and the other dimensions form a line whose total
     is published at the coarser level; if exactly one cell of a line is withheld it could be
     recovered from that total, so the line's smallest published cell is withheld too, until stable.
-    Withheld cells keep their coordinates, with value None, no parts, and ``suppressed: true``.
-    Indicators without a unit count (money totals) are not suppressed.
+    Dominance: a money cell summed over members (deals, meetings) where one member holds more than
+    `catalogue.DOMINANCE_SHARE` is withheld too. Withheld cells keep their coordinates, with value None,
+    no parts, and ``suppressed: true``; published cells lose the ``max_*`` parts (a member's value).
+    Cost totals, which count no units, are not suppressed.
     """
-    units_part = catalogue.get(indicator_id).units_part
-    out = [{**result, "suppressed": False} for result in results]
+    entry = catalogue.get(indicator_id)
+    units_part = entry.units_part
+    out = [
+        {
+            **result,
+            "parts": {k: v for k, v in result["parts"].items() if not k.startswith("max_")},
+            "suppressed": False,
+        }
+        for result in results
+    ]
     if not units_part:
         return out
+    if entry.dominant_part:
+        for result, original in zip(out, results, strict=True):
+            total = original["parts"].get(entry.dominant_part, Decimal(0))
+            top = original["parts"].get(f"max_{entry.dominant_part}", Decimal(0))
+            if total > 0 and top > catalogue.DOMINANCE_SHARE * total:
+                result["suppressed"] = True
 
     def units(result: Mapping[str, Any]) -> Decimal:
         value = result["parts"].get(units_part, Decimal(0))

@@ -127,14 +127,16 @@ Table = dict[date, dict[tuple[str, ...], Decimal]]
 
 def _part_table(
     rows: Sequence[StoredRow], kind: str, by: Sequence[str], available: Sequence[str], until: date | None
-) -> tuple[Table, Table]:
+) -> tuple[Table, Table, Table]:
     """Aggregate one part per period and key; with `until`, everything up to it under period `until`.
 
     Returns:
-        The values, and for latest parts the number of members behind each value.
+        The values, and for latest parts the number of members behind each value and the largest
+        member value (for the dominance rule of small-cell suppression).
     """
     values: Table = defaultdict(lambda: defaultdict(Decimal))
     counts: Table = defaultdict(lambda: defaultdict(Decimal))
+    largest: Table = defaultdict(lambda: defaultdict(Decimal))
 
     def period(row: StoredRow) -> date:
         return row.period_start if until is None else until
@@ -156,7 +158,8 @@ def _part_table(
             key = project(row.dimensions, by, available)
             values[period(row)][key] += row.value
             counts[period(row)][key] += 1
-    return values, counts
+            largest[period(row)][key] = max(largest[period(row)][key], row.value)
+    return values, counts, largest
 
 
 def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
@@ -170,21 +173,22 @@ def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> 
         for ref in indicator.reads:
             kind = catalogue.stored_part(ref.indicator, ref.part).kind
             available = dims_of(ref)
-            values, counts = _part_table(index.get(_key(ref), ()), kind, by, available, until)
-            tables.append((ref, kind, available, values, counts))
+            values, counts, largest = _part_table(index.get(_key(ref), ()), kind, by, available, until)
+            tables.append((ref, kind, available, values, counts, largest))
         full_keys = {
             (period_start, key)
-            for _, _, available, values, _ in tables
+            for _, _, available, values, _, _ in tables
             if set(by) <= set(available)
             for period_start, groups in values.items()
             for key in groups
         }
         for period_start, key in full_keys:
             parts: dict[str, Decimal] = {}
-            for ref, kind, available, values, counts in tables:
+            for ref, kind, available, values, counts, largest in tables:
                 parts[ref.part] = lookup(values.get(period_start, {}), key, available, by)
                 if kind == "latest":
                     parts[f"n_{ref.part}"] = lookup(counts.get(period_start, {}), key, available, by)
+                    parts[f"max_{ref.part}"] = lookup(largest.get(period_start, {}), key, available, by)
             cells[(period_start, key)] = Cell(period_start, dict(zip(by, key, strict=True)), parts)
     return [cells[key] for key in sorted(cells)]
 

@@ -162,7 +162,7 @@ def _last_sessions(index: RowIndex) -> dict[str, int]:
 
 
 def aggregate_roi(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """ACT-07 and ACT-08: cumulative cost and business per activity; provisional until the 12-month window.
+    """ACT-05 to ACT-08: cumulative cost and business per activity; provisional until the 12-month window.
 
     A cell is provisional while one of its activities has no known last session, or its last session
     plus 365 days is after the period end or after the as-of instant.
@@ -177,8 +177,8 @@ def aggregate_roi(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> li
     as_of_s = epoch_seconds(ctx.as_of)
     cells = []
     for cell in aggregate_parts(indicator, index, ctx):
-        cell.parts.pop("last_session", None)
-        cell.parts.pop("n_last_session", None)
+        for name in ("last_session", "n_last_session", "max_last_session"):
+            cell.parts.pop(name, None)
         horizon = min(epoch_seconds(period_end(cell.period_start, ctx.period)), as_of_s)
         key = tuple(cell.dimensions[name] for name in ctx.by)
         involved = set().union(

@@ -20,6 +20,8 @@ PLGN_CONVERSION_WINDOW_DAYS = 90
 PLGN_ACTIVE_WINDOW_DAYS = 90
 # PLGN-06: a contact request counts as answered when the answer came within this many days.
 CONTACT_ANSWER_WINDOW_DAYS = 7
+# Money cells where one member (deal, meeting) holds more than this share are withheld externally.
+DOMINANCE_SHARE = Decimal("0.85")
 # ACT-07/08/13: returns stay provisional until this many days after the activity's last session.
 ROI_WINDOW_DAYS = 365
 
@@ -80,6 +82,8 @@ class Indicator:
         derivation: How the value follows from the aggregated parts.
         units_part: The aggregated part counting units (learners, firms) for small-cell suppression.
         cumulative: The value at period P is "as of the end of P" (stocks, ROI) rather than a flow in P.
+        dominant_part: A money part summed over members (deals, meetings): external reads withhold a
+            cell where one member holds more than `DOMINANCE_SHARE` of it.
     """
 
     id: str
@@ -98,6 +102,7 @@ class Indicator:
     derivation: Derivation
     units_part: str
     cumulative: bool = False
+    dominant_part: str = ""
 
     @property
     def names(self) -> dict[str, str]:
@@ -484,6 +489,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="parts",
         derivation=Derivation("part", ("expected_usd",)),
         units_part="n_expected_usd",
+        dominant_part="expected_usd",
     ),
     Indicator(
         id="PLGN-10",
@@ -509,6 +515,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="parts",
         derivation=Derivation("part", ("realised_usd",)),
         units_part="n_realised_usd",
+        dominant_part="realised_usd",
         cumulative=True,
     ),
     Indicator(
@@ -527,6 +534,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="parts",
         derivation=Derivation("ratio", ("realised_usd", "expected_usd")),
         units_part="n_realised_usd",
+        dominant_part="realised_usd",
         cumulative=True,
     ),
     Indicator(
@@ -629,7 +637,7 @@ INDICATORS: tuple[Indicator, ...] = (
         name_pt="Volume de negócios atribuível",
         name_en="Attributable business volume",
         definition="Sum over deduplicated deals of realised value x attribution% x confidence% (latest "
-        "report per deal, exporter first); part realised_usd is the unadjusted sum.",
+        "report per deal, exporter first); part realised_usd is the unadjusted sum. Provisional like ACT-07.",
         formula="sum_deals realised x attribution% x confidence%",
         unit="usd",
         dimensions=("activity",),
@@ -640,10 +648,11 @@ INDICATORS: tuple[Indicator, ...] = (
                 "member = deal id; amount = realised USD x attribution x confidence; same order as PLGN-10",
             ),
         ),
-        reads=_refs("ACT-05/attributable_usd", "PLGN-10/realised_usd"),
-        aggregation="parts",
+        reads=_refs("ACT-05/attributable_usd", "PLGN-10/realised_usd", "ACT-07/last_session"),
+        aggregation="roi",
         derivation=Derivation("part", ("attributable_usd",)),
         units_part="n_attributable_usd",
+        dominant_part="attributable_usd",
         cumulative=True,
     ),
     Indicator(
@@ -653,15 +662,17 @@ INDICATORS: tuple[Indicator, ...] = (
         name_es="Negocios por dólar invertido",
         name_pt="Negócios por dólar investido",
         name_en="Business per USD",
-        definition="Attributable business volume over fully loaded cost, per activity, as of the period end.",
+        definition="Attributable business volume over fully loaded cost, per activity, as of the period end; "
+        "provisional like ACT-07.",
         formula="ACT-05 / ACT-01",
         unit="usd_per_unit",
         dimensions=("activity",),
         stores=(),
-        reads=_refs("ACT-05/attributable_usd", "ACT-01/cost_usd"),
-        aggregation="parts",
+        reads=_refs("ACT-05/attributable_usd", "ACT-01/cost_usd", "ACT-07/last_session"),
+        aggregation="roi",
         derivation=Derivation("ratio", ("attributable_usd", "cost_usd")),
         units_part="n_attributable_usd",
+        dominant_part="attributable_usd",
         cumulative=True,
     ),
     Indicator(
@@ -687,6 +698,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="roi",
         derivation=Derivation("roi", ("attributable_usd", "cost_usd")),
         units_part="n_attributable_usd",
+        dominant_part="attributable_usd",
         cumulative=True,
     ),
     Indicator(
@@ -706,6 +718,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="roi",
         derivation=Derivation("bcr", ("attributable_usd", "cost_usd")),
         units_part="n_attributable_usd",
+        dominant_part="attributable_usd",
         cumulative=True,
     ),
     Indicator(

@@ -85,6 +85,7 @@ def test_roi_uses_the_margin_coefficient_and_is_provisional_for_twelve_months() 
     assert values("ACT-07", "year", as_of=late)[(YEAR, ())] == (Decimal(60), True)  # as of end 2026: open
     assert values("ACT-13", "year", as_of=late) == {(date(2027, 1, 1), ()): (Decimal(60), False)}
     assert values("ACT-13", "year") == {}
+    assert values("ACT-05", "year")[(YEAR, ())] == (Decimal(1600), True)
 
 
 def test_grouping_by_a_dimension_splits_the_cells() -> None:

@@ -80,3 +80,17 @@ def test_totals_have_no_secondary_suppression_and_periods_are_separate_lines() -
 def test_money_totals_without_a_unit_count_are_not_suppressed() -> None:
     row = {**cell("AR", 1), "indicator": "ACT-01", "parts": {"cost_usd": Decimal(10)}}
     assert withheld(suppress("ACT-01", [row], (), threshold=5)) == set()
+
+
+@pytest.mark.parametrize(("largest", "withheld_expected"), [(Decimal(900), True), (Decimal(500), False)])
+def test_a_money_cell_dominated_by_one_deal_is_withheld(largest: Decimal, withheld_expected: bool) -> None:
+    row = {
+        **cell("AR", 1),
+        "indicator": "PLGN-10",
+        "value": Decimal(1000),
+        "parts": {"realised_usd": Decimal(1000), "n_realised_usd": Decimal(8), "max_realised_usd": largest},
+    }
+    (out,) = suppress("PLGN-10", [row], (), threshold=5)
+    assert out["suppressed"] is withheld_expected
+    # A member's own value never leaves in an external read.
+    assert "max_realised_usd" not in out["parts"]
