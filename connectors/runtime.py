@@ -8,7 +8,8 @@ Order of effects per page, and why it is safe:
 4. one PostgreSQL transaction checks the lease and stores the page's cursor and produced offsets.
 
 A crash between 3 and 4 re-sends the page on restart, which is harmless because event ids are
-deterministic. The producer's acks gate the next fetch, so memory holds at most one page.
+deterministic. The next page is fetched while a page is being published, and the page after it only
+once that page's events are acked and its cursor committed, so memory holds at most two pages.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 import asyncpg
 from pydantic import ValidationError
-from schemas.topics import TopicCatalogue
 
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
 from connectors.checkpoints import CheckpointStore
@@ -37,6 +37,7 @@ from connectors.publisher import DeadLetter, Publisher
 from infra.kafka import make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.telemetry import meter
+from schemas.topics import TopicCatalogue
 
 if TYPE_CHECKING:
     from infra.settings import Settings
@@ -234,28 +235,41 @@ class PullLoop:
     async def _loop(self, cursor: Cursor | None, *, until_idle: bool) -> None:
         connector = self.connector
         poll_s = self.context.settings.connector.poll_interval_s
-        while True:
-            if self._lease_error is not None:
-                raise self._lease_error
-            page = await self._fetch(cursor)
-            connector.set_health(Health.PULLING)
-            # Once a page is in hand it is published and committed even if a stop is requested.
-            job = asyncio.ensure_future(self._publish_and_commit(page))
-            try:
-                await asyncio.shield(job)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(job, self.context.settings.connector.request_timeout_s)
-                raise
-            cursor = page.next_cursor
-            if page.exhausted:
-                connector.set_health(Health.CAUGHT_UP)
-                connector.exhausted.set()
-                if until_idle:
-                    return
-                await asyncio.sleep(poll_s)
-            elif page.records:
-                connector.exhausted.clear()
+        prefetch: asyncio.Task[Page[Any]] | None = None
+        try:
+            while True:
+                if self._lease_error is not None:
+                    raise self._lease_error
+                if prefetch is not None:
+                    page, prefetch = await prefetch, None
+                else:
+                    page = await self._fetch(cursor)
+                connector.set_health(Health.PULLING)
+                if not page.exhausted:
+                    # The next page is fetched while this one is published: at most two pages in memory.
+                    prefetch = asyncio.create_task(self._fetch(page.next_cursor))
+                # Once a page is in hand it is published and committed even if a stop is requested.
+                job = asyncio.ensure_future(self._publish_and_commit(page))
+                try:
+                    await asyncio.shield(job)
+                except asyncio.CancelledError:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(job, self.context.settings.connector.request_timeout_s)
+                    raise
+                cursor = page.next_cursor
+                if page.exhausted:
+                    connector.set_health(Health.CAUGHT_UP)
+                    connector.exhausted.set()
+                    if until_idle:
+                        return
+                    await asyncio.sleep(poll_s)
+                elif page.records:
+                    connector.exhausted.clear()
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
+                with contextlib.suppress(BaseException):
+                    await prefetch
 
     async def _fetch(self, cursor: Cursor | None) -> Page[Any]:
         """Fetch and prepare the next page, retrying transient failures without bound."""

@@ -352,19 +352,28 @@ class XapiConnector(PollingConnector[XapiRecord]):
             return self.pseudonyms.person(f"{account['homePage']}|{account['name']}")
         raise DeadLetterRecord("actor has no inverse functional identifier (mbox, account, ...)")
 
-    def _identity(self, statement: dict[str, Any]) -> str:
-        """Content identity of a statement: equal for replays of the same statement under new LRS ids."""
-        content = {
-            "actor": self._person_key(statement.get("actor")) if statement.get("actor") else None,
-            "verb": _as_dict(statement.get("verb")).get("id"),
-            "object": _as_dict(statement.get("object")).get("id"),
-            "timestamp": _parse_time(statement.get("timestamp"), "timestamp").isoformat()
-            if statement.get("timestamp")
-            else None,
-            "registration": _as_dict(statement.get("context")).get("registration"),
-        }
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:40]
-        return f"xapi:{digest}"
+    def _identity(
+        self, statement: dict[str, Any], person: str | None = None, occurred: datetime | None = None
+    ) -> str:
+        """Content identity of a statement: equal for replays of the same statement under new LRS ids.
+
+        `person` and `occurred` may be passed when already computed (they are the actor's pseudonym and
+        the parsed timestamp).
+        """
+        if person is None and statement.get("actor"):
+            person = self._person_key(statement.get("actor"))
+        if occurred is None and statement.get("timestamp"):
+            occurred = _parse_time(statement.get("timestamp"), "timestamp")
+        content = "\x1f".join(
+            (
+                person or "",
+                str(_as_dict(statement.get("verb")).get("id")),
+                str(_as_dict(statement.get("object")).get("id")),
+                occurred.isoformat() if occurred is not None else "",
+                str(_as_dict(statement.get("context")).get("registration")),
+            )
+        )
+        return f"xapi:{hashlib.sha256(content.encode()).hexdigest()[:40]}"
 
     def _map_statement(self, statement: dict[str, Any]) -> list[Event]:
         verb = _as_dict(statement.get("verb")).get("id")
@@ -375,7 +384,7 @@ class XapiConnector(PollingConnector[XapiRecord]):
             raise SkipRecord(f"verb {verb}")
         person = self._person_key(statement.get("actor"))
         occurred = _parse_time(statement.get("timestamp"), "timestamp")
-        identity = self._identity(statement)
+        identity = self._identity(statement, person, occurred)
         obj = _as_dict(statement.get("object"))
         context = _as_dict(statement.get("context"))
         ext = _as_dict(context.get("extensions"))

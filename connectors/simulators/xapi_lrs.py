@@ -256,6 +256,7 @@ class XapiLrs:
     requests: int = 0
     _keys: list[tuple[str, int]] = field(default_factory=list, init=False, repr=False)
     _by_id: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
+    _raw: list[bytes] = field(default_factory=list, init=False, repr=False)
     _voided: set[str] = field(default_factory=set, init=False, repr=False)
     _runner: web.AppRunner | None = field(default=None, init=False, repr=False)
     _seq: int = field(default=0, init=False, repr=False)
@@ -273,6 +274,8 @@ class XapiLrs:
             raise ValueError("statements must be added in stored order")
         self._keys.append(key)
         self.statements.append(statement)
+        # Serialised once: pages are served by joining these, which keeps the simulator fast.
+        self._raw.append(json.dumps(statement, separators=(",", ":")).encode())
         self._by_id[statement["id"]] = statement
         obj = statement.get("object", {})
         if statement["verb"]["id"] == VERB_VOIDED and obj.get("objectType") == "StatementRef":
@@ -382,16 +385,15 @@ class XapiLrs:
         elif since is not None:
             # `since` is exclusive: skip every statement stored at or before it.
             start = bisect.bisect_right(self._keys, (since, 1 << 62))
-        page: list[dict[str, Any]] = []
+        page: list[bytes] = []
         last_key: tuple[str, int] | None = None
         index = start
         while index < len(self._keys) and len(page) < limit:
             key = self._keys[index]
             if until is not None and key[0] > until:
                 break
-            statement = self.statements[index]
-            if statement["id"] not in self._voided:
-                page.append(statement)
+            if self.statements[index]["id"] not in self._voided:
+                page.append(self._raw[index])
             last_key = key
             index += 1
         more = ""
@@ -401,7 +403,8 @@ class XapiLrs:
             params = {k: v for k, v in query.items() if k != "after"}
             params["after"] = token
             more = f"{self.base_path}/statements?{urlencode(params)}"
-        return web.json_response({"statements": page, "more": more}, headers=headers)
+        body = b'{"statements":[' + b",".join(page) + b'],"more":' + json.dumps(more).encode() + b"}"
+        return web.Response(body=body, headers=headers, content_type="application/json")
 
 
 def content_digest(statement: dict[str, Any]) -> str:
