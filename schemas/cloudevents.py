@@ -7,8 +7,10 @@ built once in `schemas.registry` (no jsonschema here) and checks that headers an
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from pydantic import ValidationError
 
@@ -156,16 +158,29 @@ def decode(headers: Sequence[tuple[str, bytes | None]], value: bytes | None) -> 
 def _check_agreement(found: dict[str, str], event: Event, event_type: str, version: int) -> None:
     if event.event_type != event_type:
         raise InvalidEvent(f"ce_type says {event_type!r} but the body is {event.event_type!r}")
-    if found["ce_id"] != str(event.event_id):
+    if found["ce_id"] != str(event.event_id) and _uuid_or_none(found["ce_id"]) != event.event_id:
         raise InvalidEvent("ce_id does not match event_id")
     if found["ce_source"] != source_uri(event.source):
         raise InvalidEvent("ce_source does not match source")
     if "ce_subject" in found and found["ce_subject"] != event.subject_key:
         raise InvalidEvent("ce_subject does not match subject_key")
     if "ce_time" in found and found["ce_time"] != _time_text(event):
-        raise InvalidEvent("ce_time does not match occurred_at")
+        # Other producers may spell the same instant differently (an offset instead of Z).
+        try:
+            same = datetime.fromisoformat(found["ce_time"]) == event.occurred_at
+        except ValueError:
+            raise InvalidEvent("ce_time is not an RFC 3339 timestamp") from None
+        if not same:
+            raise InvalidEvent("ce_time does not match occurred_at")
     if "ce_dataschema" in found and found["ce_dataschema"] != schema_id(event_type, version):
         raise InvalidEvent(f"unexpected ce_dataschema {found['ce_dataschema']!r}")
+
+
+def _uuid_or_none(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
 
 
 def peek_json(value: bytes) -> object:

@@ -98,7 +98,7 @@ def _record() -> KafkaRecord:
     return encode(make_enrolment_created())
 
 
-def _replace(headers: list[tuple[str, bytes]], name: str, value: bytes | None) -> Headers:
+def _replace(headers: Headers, name: str, value: bytes | None) -> Headers:
     return [(key, value if key == name else raw) for key, raw in headers]
 
 
@@ -221,6 +221,20 @@ def test_type_header_and_body_disagree() -> None:
 def test_header_and_body_mismatch(header: str, value: bytes, reason: str) -> None:
     record = _record()
     assert _reason(_replace(record.headers, header, value), record.value) == reason
+
+
+def test_equivalent_spellings_of_id_and_time_are_accepted() -> None:
+    record = _record()
+    event = decode(record.headers, record.value)
+    headers = _replace(record.headers, "ce_time", b"2026-03-02T09:00:00-03:00")
+    headers = _replace(headers, "ce_id", str(event.event_id).upper().encode())
+    assert decode(headers, record.value) == event
+
+
+def test_time_header_that_is_not_a_timestamp() -> None:
+    record = _record()
+    headers = _replace(record.headers, "ce_time", b"yesterday")
+    assert _reason(headers, record.value) == "ce_time is not an RFC 3339 timestamp"
 
 
 def test_duplicate_header() -> None:
