@@ -1,6 +1,7 @@
 """A connector process for crash tests: runs the configured sources until idle, then prints a summary.
 
-Run as `python -m tests.connectors.pull_worker` with the settings in `ALCANCE_*` variables.
+Run as `python -m tests.connectors.pull_worker [--follow]` with the settings in `ALCANCE_*` variables;
+`--follow` keeps polling after catching up (until SIGTERM).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ async def main() -> int:
     connectors = [load_connector_class(s.kind)(s, settings) for s in settings.sources]
     async with ConnectorContext.open(settings) as context:
         print("WORKER STARTED", flush=True)
-        await run_until_signalled(context, connectors, until_idle=True)
+        await run_until_signalled(context, connectors, until_idle="--follow" not in sys.argv)
     summary = {
         c.name: {
             "health": str(c.health()),
@@ -34,7 +35,7 @@ async def main() -> int:
         for c in connectors
     }
     print("WORKER DONE " + json.dumps(summary), flush=True)
-    return 0 if all(c.exhausted.is_set() for c in connectors) else 1
+    return 0 if "--follow" in sys.argv or all(c.exhausted.is_set() for c in connectors) else 1
 
 
 if __name__ == "__main__":

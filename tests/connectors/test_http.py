@@ -52,7 +52,7 @@ def client(session: aiohttp.ClientSession, retries: list[str], **overrides: floa
         "backoff_max_s": 0.05,
         **overrides,
     }
-    return HttpClient(session, SOURCE, ConnectorSettings(**values), on_retry=retries.append)  # type: ignore[arg-type]
+    return HttpClient(session, SOURCE, ConnectorSettings(**values), on_retry=retries.append)
 
 
 @pytest.mark.parametrize(

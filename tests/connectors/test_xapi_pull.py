@@ -65,7 +65,7 @@ async def test_pull_publishes_each_statement_once_retracts_voided_and_dead_lette
     assert [r.retracted_event_id for r in retractions] == [e.event_id for e in early_events]  # type: ignore[attr-defined]
     assert retractions[0].source_ref == voiding["id"]
     # Every measured statement of the source appears once (by content), nothing else does.
-    expected = set()
+    expected: set[tuple[Any, ...]] = set()
     for statement in server.statements:
         if statement["id"] in (bad["id"], voiding["id"]):
             continue
