@@ -384,36 +384,50 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
     async def _certificate_page(self, state: dict[str, Any]) -> Page[dict[str, Any]]:
         if not self.opts.certificates or not state["certmap"]:
             return self._next_cycle(state, [])
-        limit = min(self.page_size, MAX_ISSUES_PAGE)
+        overlap = self.opts.page_overlap
+        limit = max(1, min(self.page_size, MAX_ISSUES_PAGE - overlap))
         offset = int(state.get("cert_offset", 0))
-        batch = await self._call_or_fatal(
-            "mod_customcert_list_issues", timecreatedfrom=int(state["cert_from"]), limit=limit, offset=offset
-        )
-        if not isinstance(batch, list):
-            raise RetryableError("mod_customcert_list_issues did not return a list")
         floor = state.get("cert_floor")
         floor_ids = set(state.get("cert_floor_ids", []))
-        if offset == 0 and batch:
-            state["cert_top"] = max(int(item["issue"]["timecreated"]) for item in batch)
-        fresh = []
-        for item in batch:
+
+        def already_read(item: dict[str, Any]) -> bool:
+            # Newer than the oldest issue this sweep has passed: read before, or a new arrival that the
+            # next sweep reads (its watermark is the newest issue of this sweep's first page).
             created = int(item["issue"]["timecreated"])
-            issue_id = int(item["issue"]["id"])
-            # Newer than what this sweep already passed: a new arrival, read by the next sweep.
-            if floor is not None and (created > floor or (created == floor and issue_id in floor_ids)):
-                continue
-            fresh.append(item)
+            return floor is not None and (
+                created > floor or (created == floor and int(item["issue"]["id"]) in floor_ids)
+            )
+
+        # Offsets shift when issues are deleted during a sweep: read back `page_overlap` issues and,
+        # when none of them was read before, move further back so that no issue is skipped.
+        start = max(0, offset - overlap)
+        while True:
+            count = min(MAX_ISSUES_PAGE, limit + (offset - start))
+            batch = await self._call_or_fatal(
+                "mod_customcert_list_issues",
+                timecreatedfrom=int(state["cert_from"]),
+                limit=count,
+                offset=start,
+            )
+            if not isinstance(batch, list):
+                raise RetryableError("mod_customcert_list_issues did not return a list")
+            if start == 0 or floor is None or any(already_read(item) for item in batch):
+                break
+            start = max(0, start - limit - overlap)
+        if start == 0 and offset == 0 and batch:
+            state["cert_top"] = max(int(item["issue"]["timecreated"]) for item in batch)
+        fresh = [item for item in batch if not already_read(item)]
         if fresh:
             new_floor = min(int(item["issue"]["timecreated"]) for item in fresh)
             ids = {int(i["issue"]["id"]) for i in fresh if int(i["issue"]["timecreated"]) == new_floor}
             state["cert_floor_ids"] = sorted(ids | floor_ids) if new_floor == floor else sorted(ids)
             state["cert_floor"] = new_floor
         records = await self._certificate_records(fresh, state["certmap"])
-        if len(batch) < limit:
+        if len(batch) < count:
             if "cert_top" in state:
                 state["cert_from"] = state["cert_top"]
             return self._next_cycle(state, records)
-        state["cert_offset"] = offset + limit
+        state["cert_offset"] = start + len(batch)
         return Page(records=records, next_cursor=state, exhausted=False)
 
     async def _certificate_records(

@@ -273,3 +273,36 @@ async def test_users_vanishing_during_a_scan_shift_no_one_out_of_the_window(sett
     assert withdrawn == {user_key(state, user) for user in vanishing}
     # Nobody was taken for a new enrolment either.
     assert not [e for e in events if getattr(e, "enrolment_id", "").endswith("-r1")]
+
+
+async def test_certificates_deleted_during_a_sweep_shift_no_issue_out_of_the_window(
+    settings: Settings,
+) -> None:
+    state = state_from_world(generate(33, learners=60, courses=2))
+    simulator = MoodleSimulator(state, token=TOKEN)
+    serve_issues = simulator._functions["mod_customcert_list_issues"]
+    deleted: list[int] = []
+
+    def deleting(params: dict[str, Any]) -> Any:
+        answer = serve_issues(params)
+        # After the first (newest) page, three of its issues are deleted: older ones move to lower offsets.
+        if not deleted:
+            for item in answer[:3]:
+                del state.issues[item["issue"]["id"]]
+                deleted.append(item["issue"]["id"])
+        return answer
+
+    simulator._functions["mod_customcert_list_issues"] = deleting
+    issued = set(state.issues)
+    assert len(issued) >= 12, "the dataset must span several certificate pages"
+    async with serving(simulator.app()) as url:
+        run_settings = moodle_settings(settings, url, page_size=4)
+        source = run_settings.sources[0].model_copy(update={"options": {"page_overlap": 1}})
+        run_settings = run_settings.model_copy(update={"sources": [source]})
+        async with ConnectorContext.open(run_settings) as context:
+            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+    catalogue = TopicCatalogue.from_settings(run_settings)
+    events = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+    certificates = {e.event_id for e in events if e.event_type == "cvf.certificate.issued"}
+    assert len(deleted) == 3
+    assert certificates == {event_id_for(SOURCE, f"cert:{issue_id}") for issue_id in issued}
