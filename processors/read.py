@@ -23,7 +23,7 @@ from infra.settings import Settings
 from processors.indicators import catalogue
 from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate
 from processors.indicators.base import PeriodKind
-from processors.indicators.derive import derive_value
+from processors.indicators.derive import derive_value, extra_ratios
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def to_results(
             "period": {"kind": period, "start": cell.period_start.isoformat()},
             "dimensions": dict(cell.dimensions),
             "value": derive_value(indicator_id, cell.parts, margin_coefficient=margin_coefficient),
-            "parts": dict(cell.parts),
+            "parts": {**cell.parts, **extra_ratios(indicator_id, cell.parts)},
             "unit": unit,
             "provisional": cell.provisional,
         }

@@ -84,6 +84,7 @@ class Indicator:
         cumulative: The value at period P is "as of the end of P" (stocks, ROI) rather than a flow in P.
         dominant_part: A money part summed over members (deals, meetings): external reads withhold a
             cell where one member holds more than `DOMINANCE_SHARE` of it.
+        extra_ratios: Secondary rates shown among the parts, as (name, numerator part, denominator part).
     """
 
     id: str
@@ -103,6 +104,7 @@ class Indicator:
     units_part: str
     cumulative: bool = False
     dominant_part: str = ""
+    extra_ratios: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def names(self) -> dict[str, str]:
@@ -215,6 +217,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="enrolments",
         derivation=Derivation("ratio", ("certified_closed", "net_closed")),
         units_part="net_closed",
+        extra_ratios=(("certified_per_completion", "certified_closed", "completed_closed"),),
     ),
     Indicator(
         id="CVF-08",
@@ -447,6 +450,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="contacts",
         derivation=Derivation("ratio", ("answered_7d", "requests")),
         units_part="requests",
+        extra_ratios=(("answered_rate", "answered", "requests"),),
     ),
     Indicator(
         id="PLGN-07",
@@ -468,6 +472,7 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="parts",
         derivation=Derivation("ratio", ("held", "scheduled")),
         units_part="scheduled",
+        extra_ratios=(("no_show_rate", "no_show", "scheduled"),),
     ),
     Indicator(
         id="PLGN-09",

@@ -46,3 +46,13 @@ def derive_value(
         else:
             result = numerator * margin_coefficient / denominator
     return result.quantize(VALUE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def extra_ratios(indicator_id: str, parts: Mapping[str, Decimal]) -> dict[str, Decimal]:
+    """The indicator's secondary rates (e.g. PLGN-07's no-show rate), where their denominator is not zero."""
+    found = {}
+    for name, numerator, denominator in catalogue.get(indicator_id).extra_ratios:
+        top, bottom = parts.get(numerator), parts.get(denominator)
+        if top is not None and bottom:
+            found[name] = (top / bottom).quantize(VALUE_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return found

@@ -9,7 +9,7 @@ import pytest
 
 from processors.indicators.aggregate import ReadContext, aggregate
 from processors.indicators.base import PeriodKind
-from processors.indicators.derive import derive_value
+from processors.indicators.derive import derive_value, extra_ratios
 
 from . import scenario
 from .reference import ReferenceStore
@@ -101,3 +101,11 @@ def test_grouping_by_a_dimension_splits_the_cells() -> None:
 def test_a_dimension_the_indicator_lacks_is_refused() -> None:
     with pytest.raises(ValueError, match="no dimension"):
         values("CVF-23", "month", ("course",))
+
+
+def test_secondary_rates_are_shown_beside_the_value() -> None:
+    store = ReferenceStore()
+    for event in scenario.history().stream:
+        store.apply(event)
+    (cell,) = aggregate("PLGN-07", store.rows("month"), ReadContext(period="month", as_of=AS_OF))
+    assert extra_ratios("PLGN-07", cell.parts) == {"no_show_rate": Decimal(0)}

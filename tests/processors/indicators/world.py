@@ -468,10 +468,10 @@ def retraction_of(event: Event) -> Event:
 
 
 @st.composite
-def worlds(draw: st.DrawFn, *, max_enrolments: int = 8) -> World:
+def worlds(draw: st.DrawFn, *, min_enrolments: int = 0, max_enrolments: int = 8) -> World:
     """Events with duplicates, retractions (some arriving before their event) and any arrival order."""
     events: list[Event] = []
-    for n in range(draw(st.integers(0, max_enrolments))):
+    for n in range(draw(st.integers(min_enrolments, max_enrolments))):
         events.extend(draw(enrolment_history(n)))
     events.extend(draw(plgn_history()))
     events.extend(draw(cost_history()))
