@@ -8,8 +8,7 @@ Order of effects per page, and why it is safe:
 4. one PostgreSQL transaction checks the lease and stores the page's cursor and produced offsets.
 
 A crash between 3 and 4 re-sends the page on restart, which is harmless because event ids are
-deterministic. The next page is fetched while a page is being published, and the page after it only
-once that page's events are acked and its cursor committed, so memory holds at most two pages.
+deterministic. The producer's acks (and the commit) gate the next fetch, so memory holds one page.
 """
 
 from __future__ import annotations
@@ -235,41 +234,30 @@ class PullLoop:
     async def _loop(self, cursor: Cursor | None, *, until_idle: bool) -> None:
         connector = self.connector
         poll_s = self.context.settings.connector.poll_interval_s
-        prefetch: asyncio.Task[Page[Any]] | None = None
-        try:
-            while True:
-                if self._lease_error is not None:
-                    raise self._lease_error
-                if prefetch is not None:
-                    page, prefetch = await prefetch, None
-                else:
-                    page = await self._fetch(cursor)
-                connector.set_health(Health.PULLING)
-                if not page.exhausted:
-                    # The next page is fetched while this one is published: at most two pages in memory.
-                    prefetch = asyncio.create_task(self._fetch(page.next_cursor))
-                # Once a page is in hand it is published and committed even if a stop is requested.
-                job = asyncio.ensure_future(self._publish_and_commit(page))
-                try:
-                    await asyncio.shield(job)
-                except asyncio.CancelledError:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(job, self.context.settings.connector.request_timeout_s)
-                    raise
-                cursor = page.next_cursor
-                if page.exhausted:
-                    connector.set_health(Health.CAUGHT_UP)
-                    connector.exhausted.set()
-                    if until_idle:
-                        return
-                    await asyncio.sleep(poll_s)
-                elif page.records:
-                    connector.exhausted.clear()
-        finally:
-            if prefetch is not None:
-                prefetch.cancel()
-                with contextlib.suppress(BaseException):
-                    await prefetch
+        while True:
+            if self._lease_error is not None:
+                raise self._lease_error
+            # No prefetch: the next page is requested only once this one is acked and committed, so
+            # memory holds one page and a crash re-reads at most that page.
+            page = await self._fetch(cursor)
+            connector.set_health(Health.PULLING)
+            # Once a page is in hand it is published and committed even if a stop is requested.
+            job = asyncio.ensure_future(self._publish_and_commit(page))
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(job, self.context.settings.connector.request_timeout_s)
+                raise
+            cursor = page.next_cursor
+            if page.exhausted:
+                connector.set_health(Health.CAUGHT_UP)
+                connector.exhausted.set()
+                if until_idle:
+                    return
+                await asyncio.sleep(poll_s)
+            elif page.records:
+                connector.exhausted.clear()
 
     async def _fetch(self, cursor: Cursor | None) -> Page[Any]:
         """Fetch and prepare the next page, retrying transient failures without bound."""
