@@ -20,7 +20,8 @@ What is checked, against the real broker and PostgreSQL:
 
 * idempotent event ids: pulling the same data twice from scratch publishes the same set of event ids;
 * resume after a crash: a run killed after a page was published but before its checkpoint was
-  committed, restarted again and again, loses no event and re-reads at most that page each time;
+  committed, restarted again and again, loses no event and re-reads at most that page (and the one
+  prefetched meanwhile) each time;
 * dead-lettering: unmappable records reach the family's dead-letter topic with a `dlq_reason`;
 * graceful shutdown: cancelling a running connector returns promptly, commits what was published,
   leaves it STOPPED and releases the source lease.
@@ -293,8 +294,9 @@ class ConnectorConformance:
             pytest.fail("the connector never finished between simulated crashes")
         assert crashes >= 1
         assert seen == set(reference.event_ids)
-        # Each restart resumes from the last committed page: one page re-read per crash at most.
-        assert fetches <= reference.fetches + crashes
+        # Each restart resumes from the last committed page: a crash costs at most the uncommitted page
+        # and the page the runtime was prefetching meanwhile, never a restart from the beginning.
+        assert fetches <= reference.fetches + 2 * crashes, (fetches, reference.fetches, crashes)
 
     async def test_dead_letters_unmappable_records(
         self, settings: Settings, simulated_source: SimulatedSource
