@@ -23,6 +23,7 @@ from decimal import Decimal
 from processors.indicators import catalogue
 from processors.indicators.base import PeriodKind
 from processors.indicators.catalogue import Indicator, PartRef
+from processors.indicators.periods import period_end, period_start
 
 WILDCARD = "*"
 UNKNOWN = "UNKNOWN"
@@ -164,8 +165,8 @@ def _part_table(
 
 def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
     """The generic aggregation: each part read by the indicator, regrouped and broadcast."""
-    periods = sorted({row.period_start for ref in indicator.reads for row in index.get(_key(ref), ())})
-    cutoffs: list[date | None] = list(periods) if indicator.cumulative else [None]
+    starts = (row.period_start for ref in indicator.reads for row in index.get(_key(ref), ()))
+    cutoffs: list[date | None] = list(period_range(starts, ctx)) if indicator.cumulative else [None]
     by = ctx.by
     cells: dict[GroupKey, Cell] = {}
     for until in cutoffs:
@@ -176,21 +177,37 @@ def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> 
             values, counts, largest = _part_table(index.get(_key(ref), ()), kind, by, available, until)
             tables.append((ref, kind, available, values, counts, largest))
         full_keys = {
-            (period_start, key)
+            (start, key)
             for _, _, available, values, _, _ in tables
             if set(by) <= set(available)
-            for period_start, groups in values.items()
+            for start, groups in values.items()
             for key in groups
         }
-        for period_start, key in full_keys:
+        for start, key in full_keys:
             parts: dict[str, Decimal] = {}
             for ref, kind, available, values, counts, largest in tables:
-                parts[ref.part] = lookup(values.get(period_start, {}), key, available, by)
+                parts[ref.part] = lookup(values.get(start, {}), key, available, by)
                 if kind == "latest":
-                    parts[f"n_{ref.part}"] = lookup(counts.get(period_start, {}), key, available, by)
-                    parts[f"max_{ref.part}"] = lookup(largest.get(period_start, {}), key, available, by)
-            cells[(period_start, key)] = Cell(period_start, dict(zip(by, key, strict=True)), parts)
+                    parts[f"n_{ref.part}"] = lookup(counts.get(start, {}), key, available, by)
+                    parts[f"max_{ref.part}"] = lookup(largest.get(start, {}), key, available, by)
+            cells[(start, key)] = Cell(start, dict(zip(by, key, strict=True)), parts)
     return [cells[key] for key in sorted(cells)]
+
+
+def period_range(starts: Iterable[date], ctx: ReadContext) -> list[date]:
+    """Every period from the earliest of `starts` to the later of the latest one and the as-of period.
+
+    Cumulative indicators (stocks, returns to date) have a value in every period after their first
+    row, whether or not anything changed in it.
+    """
+    found = sorted(set(starts))
+    if not found:
+        return []
+    last = max(found[-1], period_start(ctx.as_of, ctx.period))
+    periods = [found[0]]
+    while periods[-1] < last:
+        periods.append(period_end(periods[-1], ctx.period).date())
+    return periods
 
 
 def _key(ref: PartRef) -> tuple[str, str]:

@@ -16,6 +16,7 @@ from processors.indicators.aggregate import (
     aggregate_parts,
     latest_per_member,
     lookup,
+    period_range,
     project,
 )
 from processors.indicators.catalogue import (
@@ -31,8 +32,8 @@ from processors.indicators.periods import decode_member, epoch_seconds, from_epo
 _REGISTERED = ("PLGN-01", "registered")
 
 
-def _periods(*row_sets: Iterable[StoredRow]) -> list[date]:
-    return sorted({row.period_start for rows in row_sets for row in rows})
+def _periods(ctx: ReadContext, *row_sets: Iterable[StoredRow]) -> list[date]:
+    return period_range((row.period_start for rows in row_sets for row in rows), ctx)
 
 
 def _stock(index: RowIndex, ctx: ReadContext, until: date) -> dict[tuple[str, ...], Decimal]:
@@ -57,7 +58,7 @@ def aggregate_registered(indicator: Indicator, index: RowIndex, ctx: ReadContext
         if row.member is not None and (row.member not in first or row.period_start < first[row.member]):
             first[row.member] = row.period_start
     cells = []
-    for start in _periods(rows):
+    for start in _periods(ctx, rows):
         new: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for row in rows:
             if row.member is not None and row.period_start == start == first[row.member]:
@@ -81,7 +82,7 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
             acted_on = date.fromisoformat(day_text)
             actions.append((org, acted_on, country.get(org) or row.dimensions["country"]))
     cells = []
-    for start in _periods(index.get(_REGISTERED, ()), index.get(("PLGN-02", "active_day"), ())):
+    for start in _periods(ctx, index.get(_REGISTERED, ()), index.get(("PLGN-02", "active_day"), ())):
         end = period_end(start, ctx.period).date()
         first_day = end - timedelta(days=PLGN_ACTIVE_WINDOW_DAYS)
         active: dict[tuple[str, ...], set[str]] = defaultdict(set)
@@ -131,7 +132,7 @@ def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext)
     rows = index.get(("PLGN-16", "authorised"), ())
     withdrawals = index.get(("PLGN-16", "withdrawals"), ())
     cells = []
-    for start in _periods(rows, withdrawals, index.get(_REGISTERED, ())):
+    for start in _periods(ctx, rows, withdrawals, index.get(_REGISTERED, ())):
         firms: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for member, row in latest_per_member(rows, start).items():
             if row.value > 0:

@@ -66,6 +66,18 @@ def quarter_end(start: date) -> datetime:
     return datetime(start.year + (month > 12), (month - 1) % 12 + 1, 1, tzinfo=UTC)
 
 
+def quarters_through(first: date, moment: datetime) -> list[date]:
+    """Quarter starts from `first` through the quarter of `moment` (cumulative indicators carry on)."""
+    found = [first]
+    while found[-1] < quarter_of(moment):
+        found.append(quarter_end(found[-1]).date())
+    return found
+
+
+def years_through(first: date, moment: datetime) -> list[date]:
+    return [date(year, 1, 1) for year in range(first.year, max(first.year, moment.year) + 1)]
+
+
 @dataclass
 class Enrolment:
     id: str
@@ -208,10 +220,13 @@ def plgn_action_days(live: Sequence[Event]) -> dict[str, set[date]]:
     return days
 
 
-def registered_stock(live: Sequence[Event]) -> Expected:
-    """PLGN-01 by quarter (cumulative) and country, for quarters with registrations."""
+def registered_stock(live: Sequence[Event], as_of: datetime) -> Expected:
+    """PLGN-01 by quarter (cumulative) and country, from the first registration on."""
     registrations = [e for e in live if isinstance(e, OrganisationRegistered)]
-    quarters = {quarter_of(e.registered_at) for e in registrations}
+    if not registrations:
+        return {}
+    last = max(max(e.registered_at for e in registrations), as_of)
+    quarters = quarters_through(min(quarter_of(e.registered_at) for e in registrations), last)
     out: Expected = {}
     for quarter in quarters:
         stock: dict[str, set[str]] = defaultdict(set)
@@ -259,9 +274,10 @@ def winning_deal_reports(live: Sequence[Event], until: datetime | None = None) -
     return best
 
 
-def realised_by_exporter_country(live: Sequence[Event]) -> Expected:
+def realised_by_exporter_country(live: Sequence[Event], as_of: datetime) -> Expected:
     """PLGN-10 by year (cumulative) and exporter country."""
-    years = {year_of(e.occurred_at) for e in live if isinstance(e, DealReported)}
+    reports = [e.occurred_at for e in live if isinstance(e, DealReported)]
+    years = years_through(year_of(min(reports)), max(*reports, as_of)) if reports else []
     out: Expected = {}
     for year in years:
         totals: dict[str, Decimal] = defaultdict(Decimal)
@@ -275,14 +291,15 @@ def realised_by_exporter_country(live: Sequence[Event]) -> Expected:
     return out
 
 
-def directory(live: Sequence[Event]) -> Expected:
+def directory(live: Sequence[Event], as_of: datetime) -> Expected:
     """PLGN-16 by year (cumulative) and recipient: firms authorised for R / all registered firms."""
     grants = [
         e for e in live if isinstance(e, DirectoryAuthorisationGranted | DirectoryAuthorisationWithdrawn)
     ]
     registrations = [e for e in live if isinstance(e, OrganisationRegistered)]
     out: Expected = {}
-    for year in {year_of(e.occurred_at) for e in grants}:
+    moments = [e.occurred_at for e in grants] + [e.registered_at for e in registrations]
+    for year in years_through(year_of(min(moments)), max(*moments, as_of)) if moments else []:
         state: dict[tuple[str, str, str], tuple[datetime, int, str, bool]] = {}
         for e in grants:
             if e.occurred_at >= year_end(year):
@@ -332,7 +349,8 @@ def roi(live: Sequence[Event], as_of: datetime, margin: Decimal) -> Expected:
     deals = [e for e in live if isinstance(e, DealReported)]
     last = _last_sessions(live)
     out: Expected = {}
-    for year in {year_of(e.occurred_at) for e in [*costs, *deals]}:
+    moments = [e.occurred_at for e in [*costs, *deals]]
+    for year in years_through(year_of(min(moments)), max(*moments, as_of)) if moments else []:
         end = year_end(year)
         cost: dict[str, Decimal] = defaultdict(Decimal)
         for e in costs:
