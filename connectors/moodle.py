@@ -20,20 +20,24 @@ can only be read whole. The connector therefore works in poll cycles. Each cycle
    (`completion_concurrency` at a time); a course without completion criteria (`nocriteriaset`) is
    skipped for the rest of the cycle. A completion gives `EnrolmentCompleted` once.
 4. `mod_customcert_list_issues` from the last watermark. That function orders by `timecreated DESC`
-   with offset paging, so one sweep reads offsets 0, L, 2L... (L <= 500), drops issues newer than the
-   oldest one already read in the sweep (new arrivals: the next sweep reads them) and de-duplicates on
-   issue id at the boundary; when the sweep ends the watermark moves to the newest issue of its first
-   page (`timecreatedfrom` is inclusive, so issues at that second are read again and de-duplicated by
-   event id). Each issue gives `CertificateIssued`.
+   with offset paging, so one sweep reads offsets 0, L, 2L... (L <= 500 - `page_overlap`), drops
+   issues newer than the oldest one already read in the sweep (new arrivals: the next sweep reads them)
+   and de-duplicates on issue id at the boundary. Like enrolment pages, each page reads back
+   `page_overlap` issues and moves further back when none of them had been read (issues deleted during
+   the sweep shift the offsets). When the sweep ends the watermark (`timecreatedfrom`, inclusive) moves
+   to the newest issue of its first page; issues at that second are read again and dropped by event id.
+   Each issue gives `CertificateIssued`.
 
 Calls per cycle = 2 + sum over courses of ceil(enrolled / page_size) + enrolments not yet complete
 (minus courses without criteria) + ceil(new issues / L) + 1. With 50 courses of 200 learners, a page
 size of 500 and 30 % complete: 2 + 50 + 7,000 + a few = about 7,060 calls; completion status
 dominates, so `poll_interval_s` for Moodle should be minutes, not seconds. The snapshot table holds
-one row per (course, learner) ever enrolled. Withdrawals are seen one cycle late at most, with the
-detection time as `withdrawn_at` (Moodle does not say when). A course deleted from Moodle is not
-scanned again, so its enrolments are not withdrawn. Errors come back as HTTP 200 with an `exception`
-body: database and maintenance error codes are retried, every other code stops the connector.
+one row per (course, learner) ever enrolled. Moodle does not say when an enrolment was created or
+withdrawn: `enrolled_at` is when the connector first saw it and `withdrawn_at` when it found it gone
+(one cycle late at most); `completed_at` is the latest completion time of the course criteria. A course
+deleted from Moodle is not scanned again, so its enrolments are not withdrawn. Errors come back as HTTP
+200 with an `exception` body: database and maintenance error codes are retried, every other code stops
+the connector.
 """
 
 from __future__ import annotations
