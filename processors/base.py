@@ -126,7 +126,7 @@ class BatchOutcome:
     retracted_on_arrival: int = 0
     retractions_applied: int = 0
     retractions_pending: int = 0
-    parts_changed: int = 0
+    rows_written: int = 0
     cells_published: int = 0
     lost: set[tuple[str, int]] = field(default_factory=set)
 

@@ -1,10 +1,11 @@
 """The outbox relay: publish indicator cell changes from PostgreSQL to the indicators topic, in order.
 
-Delivery guarantee: at-least-once, in version order. Each batch transaction of the processors wrote
-one outbox row per changed cell with a version from one sequence; the relay reads the oldest rows,
-keeps the newest version per cell, produces them, waits for the broker's acks and only then deletes
-the rows. A crash between ack and delete re-sends the same versions, which readers that keep the
-highest version per key ignore. Nothing relies on compaction.
+Delivery guarantee: at-least-once; the highest version of a key carries the store's newest state.
+Each batch transaction of the processors marks the cells it changed in the outbox; one relay at a
+time (an advisory lock per schema) takes the oldest marks, draws a fresh version per cell from a
+sequence, reads the cells' current parts, produces them, waits for the broker's acks and only then
+deletes the marks. A crash between ack and delete publishes the cells again under higher versions.
+Readers keep the highest version per key; nothing relies on compaction.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -27,8 +27,10 @@ from pydantic import ValidationError
 from infra import telemetry
 from infra.kafka import make_producer
 from infra.settings import Settings
+from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
+from processors.store import cell_parts
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
 from schemas.events.base import EVENT_ID_NAMESPACE
 from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
@@ -41,12 +43,14 @@ CE_SOURCE = "urn:alcance:processor:indicators"
 CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v1"
 
 _FETCH = """
-SELECT version, indicator, period_kind, period_start, dims, parts::text, created_at
+SELECT id, indicator, period_kind, period_start, dims
 FROM indicator_outbox
-ORDER BY version
+ORDER BY id
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
+
+_VERSIONS = "SELECT nextval('indicator_version_seq') FROM generate_series(1, $1)"
 
 
 def indicator_record(
@@ -166,9 +170,16 @@ class OutboxRelay:
             rows = await connection.fetch(_FETCH, limit)
             if not rows:
                 return 0
-            newest: dict[tuple[str, str, date, str], Any] = {}
-            for row in rows:
-                newest[(row[1], row[2], row[3], row[4])] = row
+            cells: list[CellKey] = list(dict.fromkeys((row[1], row[2], row[3], row[4]) for row in rows))
+            # Versions are drawn before the parts are read: a later round draws higher versions and
+            # reads a newer state, so the highest version of a key always carries its newest state.
+            versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]
+            values: dict[CellKey, dict[str, Decimal]] = {cell: {} for cell in cells}
+            for (indicator, kind, start, dims, part), (_, value, _) in (
+                await cell_parts(connection, cells)
+            ).items():
+                values[(indicator, kind, start, dims)][part] = value
+            as_of = datetime.now(UTC)
             with telemetry.tracer().start_as_current_span(
                 f"send {self.topic}",
                 kind=SpanKind.PRODUCER,
@@ -176,12 +187,12 @@ class OutboxRelay:
                     "messaging.system": "kafka",
                     "messaging.operation.type": "send",
                     "messaging.destination.name": self.topic,
-                    "messaging.batch.message_count": len(newest),
+                    "messaging.batch.message_count": len(cells),
                 },
             ):
                 deliveries = []
-                for row in newest.values():
-                    record = self._record(row)
+                for cell, version in zip(cells, versions, strict=True):
+                    record = self._record(cell, values[cell], version, as_of)
                     if record is None:
                         continue
                     headers = telemetry.inject_headers(list(record.headers))
@@ -192,15 +203,16 @@ class OutboxRelay:
                     )
                 await asyncio.gather(*deliveries)
             await connection.execute(
-                "DELETE FROM indicator_outbox WHERE version = ANY($1::bigint[])", [row[0] for row in rows]
+                "DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )
         self.published += len(deliveries)
         logger.debug("relayed %d outbox rows as %d records", len(rows), len(deliveries))
         return len(rows)
 
-    def _record(self, row: Any) -> KafkaRecord | None:
-        version, indicator, period_kind, period_start, dims, parts_text, created_at = row
-        parts = {name: Decimal(value) for name, value in json.loads(parts_text).items()}
+    def _record(
+        self, cell: CellKey, parts: dict[str, Decimal], version: int, as_of: datetime
+    ) -> KafkaRecord | None:
+        indicator, period_kind, period_start, dims = cell
         try:
             return indicator_record(
                 indicator=indicator,
@@ -209,7 +221,7 @@ class OutboxRelay:
                 dimensions=json.loads(dims),
                 parts=parts,
                 version=version,
-                as_of=created_at,
+                as_of=as_of,
                 margin_coefficient=self._margin,
             )
         except ValidationError as exc:

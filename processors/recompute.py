@@ -23,7 +23,7 @@ from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey, part_to_json
 from processors.indicators.base import Part
-from processors.store import PartDeltas, apply_deltas, publish_cells
+from processors.store import PartDeltas, apply_deltas, mark_changed
 from schemas.events.base import Event
 from schemas.registry import EVENT_ADAPTER
 
@@ -51,7 +51,7 @@ class RecomputeSummary:
     """What a rebuild did."""
 
     facts: int = 0
-    parts: int = 0
+    rows: int = 0
     cells: int = 0
     seconds: float = 0.0
 
@@ -115,6 +115,17 @@ def _decode_payload(payload: str) -> Event:
     return event
 
 
+_CELLS = """
+SELECT indicator, period_kind, period_start, dims FROM indicator_part
+UNION SELECT indicator, period_kind, period_start, dims FROM indicator_member
+UNION SELECT indicator, period_kind, period_start, dims FROM indicator_report
+"""
+
+
+async def _stored_cells(connection: asyncpg.Connection) -> set[CellKey]:
+    return {(r[0], r[1], r[2], r[3]) for r in await connection.fetch(_CELLS)}
+
+
 async def rebuild(
     connection: asyncpg.Connection,
     *,
@@ -136,22 +147,15 @@ async def rebuild(
     summary = RecomputeSummary()
     # Processors wait until the rebuild commits (and readers too, from the TRUNCATE on).
     await connection.execute(
-        "LOCK TABLE fact, indicator_cell, indicator_part, indicator_member, indicator_report"
-        " IN EXCLUSIVE MODE"
+        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report IN EXCLUSIVE MODE"
     )
-    old_cells: set[CellKey] = {
-        (r[0], r[1], r[2], r[3])
-        for r in await connection.fetch(
-            "SELECT indicator, period_kind, period_start, dims FROM indicator_cell"
-        )
-    }
-    await connection.execute("TRUNCATE indicator_part, indicator_member, indicator_report, indicator_cell")
+    old_cells = await _stored_cells(connection)
+    await connection.execute("TRUNCATE indicator_part, indicator_member, indicator_report")
     total = await connection.fetchval(
         "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
     )
     display = Progress(total, stream=stream) if progress else None
     last = "00000000-0000-0000-0000-000000000000"
-    new_cells: set[CellKey] = set()
     while True:
         rows = await connection.fetch(_LIVE_FACTS, last, chunk)
         if not rows:
@@ -163,9 +167,8 @@ async def rebuild(
             for part in parts:
                 deltas.add(part, event_id)
             stored.append((event_id, json.dumps([part_to_json(p) for p in parts], separators=(",", ":"))))
-        new_cells.update(key[:4] for key in deltas.kinds)
-        changed, _ = await apply_deltas(connection, deltas, publish=False)
-        summary.parts += changed
+        written, _ = await apply_deltas(connection, deltas, publish=False)
+        summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
         summary.facts += len(rows)
         last = rows[-1][0]
@@ -173,11 +176,10 @@ async def rebuild(
             display.advance(len(rows))
     if display is not None:
         display.finish()
-    cells = old_cells | new_cells
-    if cells:
-        await publish_cells(connection, cells)
-    summary.cells = len(cells)
-    summary.parts = await connection.fetchval("SELECT count(*) FROM indicator_part")
+    new_cells = await _stored_cells(connection)
+    if old_cells | new_cells:
+        await mark_changed(connection, old_cells | new_cells)
+    summary.cells = len(new_cells)
     summary.seconds = time.monotonic() - started
     return summary
 
@@ -191,9 +193,9 @@ async def recompute(settings: Settings, *, progress: bool = True) -> RecomputeSu
     finally:
         await pool.close()
     logger.info(
-        "recomputed %d parts in %d cells from %d facts in %.1f s",
-        summary.parts,
+        "recomputed %d cells (%d stored rows) from %d facts in %.1f s",
         summary.cells,
+        summary.rows,
         summary.facts,
         summary.seconds,
     )

@@ -12,7 +12,7 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -31,7 +31,7 @@ from processors.base import (
     part_to_json,
     periods,
 )
-from processors.indicators.base import Part, PartKind
+from processors.indicators.base import Part
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +59,12 @@ class PartDeltas:
     """The net effect of a set of contributions and negations, aggregated in memory before any SQL.
 
     Attributes:
-        kinds: The kind of every part touched.
         sums: Per part of kind "sum": [value delta, contributions delta].
         distinct: Per (part, member) of kind "distinct": reference-count delta.
         latest_add: Per (part, member, event id) of kind "latest": the report to add (order key, amount).
         latest_remove: Reports of kind "latest" to remove (their event was retracted).
     """
 
-    kinds: dict[PartKey, PartKind] = field(default_factory=dict)
     sums: dict[PartKey, list[Any]] = field(default_factory=dict)
     distinct: dict[MemberKey, int] = field(default_factory=lambda: defaultdict(int))
     latest_add: dict[ReportKey, tuple[str, Decimal]] = field(default_factory=dict)
@@ -80,20 +78,20 @@ class PartDeltas:
             event_id: The event that contributed it (identifies "latest" reports).
             sign: +1 to apply the contribution, -1 to negate it (a retraction).
         """
-        dims = dims_key(part.dimensions)
+        dims = cached_dims_key(part.dimensions)
         kind = part.kind
+        indicator, name = part.indicator, part.part
         for period_kind, period_start in periods(part.occurred_at):
-            key: PartKey = (part.indicator, period_kind, period_start, dims, part.part)
-            self.kinds[key] = kind
-            if kind == "sum":
+            key: PartKey = (indicator, period_kind, period_start, dims, name)
+            if kind == "distinct":
+                self.distinct[(key, part.member or "")] += sign
+            elif kind == "sum":
                 entry = self.sums.get(key)
                 if entry is None:
                     self.sums[key] = [part.amount * sign, sign]
                 else:
                     entry[0] += part.amount * sign
                     entry[1] += sign
-            elif kind == "distinct":
-                self.distinct[(key, part.member or "")] += sign
             else:
                 report: ReportKey = (key, part.member or "", event_id)
                 if sign > 0:
@@ -103,14 +101,19 @@ class PartDeltas:
                 else:
                     self.latest_remove.add(report)
 
-    def is_empty(self) -> bool:
-        """Whether nothing is left to apply."""
-        return not (
-            any(amount or count for amount, count in self.sums.values())
-            or any(self.distinct.values())
-            or self.latest_add
-            or self.latest_remove
-        )
+
+_DIMS_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
+
+
+def cached_dims_key(dimensions: Mapping[str, str]) -> str:
+    """`dims_key`, memoised: the same few thousand dimension combinations recur in every batch."""
+    items = tuple(dimensions.items())
+    found = _DIMS_CACHE.get(items)
+    if found is None:
+        if len(_DIMS_CACHE) > 200_000:
+            _DIMS_CACHE.clear()
+        found = _DIMS_CACHE[items] = dims_key(dimensions)
+    return found
 
 
 def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -120,19 +123,12 @@ def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
     return [list(column) for column in zip(*rows, strict=True)]
 
 
-_LOCK_CELLS = """
-INSERT INTO indicator_cell AS c (indicator, period_kind, period_start, dims)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[]) ORDER BY 1, 2, 3, 4
-ON CONFLICT (indicator, period_kind, period_start, dims) DO UPDATE SET version = c.version
-"""
-
 _UPSERT_MEMBERS = """
 INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
 ORDER BY 1, 2, 3, 4, 5, 6
 ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
 DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
-RETURNING m.indicator, m.period_kind, m.period_start, m.dims, m.part, m.member, m.refcount
 """
 
 _DELETE_DEAD_MEMBERS = """
@@ -141,18 +137,6 @@ USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::tex
     AS u(indicator, period_kind, period_start, dims, part, member)
 WHERE m.indicator = u.indicator AND m.period_kind = u.period_kind AND m.period_start = u.period_start
   AND m.dims = u.dims AND m.part = u.part AND m.member = u.member AND m.refcount <= 0
-"""
-
-_CURRENT_REPORTS = """
-SELECT DISTINCT ON (r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member)
-       r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member, r.amount
-FROM indicator_report AS r
-JOIN unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[])
-    AS u(indicator, period_kind, period_start, dims, part, member)
-  ON r.indicator = u.indicator AND r.period_kind = u.period_kind AND r.period_start = u.period_start
- AND r.dims = u.dims AND r.part = u.part AND r.member = u.member
-ORDER BY r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member,
-         r.order_key DESC, r.event_id DESC
 """
 
 _INSERT_REPORTS = """
@@ -172,16 +156,17 @@ WHERE r.indicator = u.indicator AND r.period_kind = u.period_kind AND r.period_s
   AND r.dims = u.dims AND r.part = u.part AND r.member = u.member AND r.event_id = u.event_id
 """
 
-_UPSERT_PARTS = """
+_UPSERT_SUMS = """
 INSERT INTO indicator_part AS p (indicator, period_kind, period_start, dims, part, kind, value, contributions)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
-                     $7::numeric[], $8::bigint[])
+SELECT u.indicator, u.period_kind, u.period_start, u.dims, u.part, 'sum', u.value, u.contributions
+FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::numeric[], $7::bigint[])
+    AS u(indicator, period_kind, period_start, dims, part, value, contributions)
 ORDER BY 1, 2, 3, 4, 5
 ON CONFLICT (indicator, period_kind, period_start, dims, part)
 DO UPDATE SET value = p.value + EXCLUDED.value, contributions = p.contributions + EXCLUDED.contributions
 """
 
-_DELETE_DEAD_PARTS = """
+_DELETE_DEAD_SUMS = """
 DELETE FROM indicator_part AS p
 USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[])
     AS u(indicator, period_kind, period_start, dims, part)
@@ -189,118 +174,116 @@ WHERE p.indicator = u.indicator AND p.period_kind = u.period_kind AND p.period_s
   AND p.dims = u.dims AND p.part = u.part AND p.contributions <= 0
 """
 
-# One outbox row per changed cell, carrying all of the cell's parts as they are now (this statement
-# runs after the cell's row lock was taken, so no concurrent batch can interleave its parts).
-_PUBLISH_CELLS = """
-WITH changed AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
-        AS u(indicator, period_kind, period_start, dims)
-    ORDER BY 1, 2, 3, 4
-), published AS (
-    INSERT INTO indicator_outbox (indicator, period_kind, period_start, dims, parts)
-    SELECT c.indicator, c.period_kind, c.period_start, c.dims,
-           COALESCE((SELECT jsonb_object_agg(p.part, p.value::text)
-                       FROM indicator_part AS p
-                      WHERE p.indicator = c.indicator AND p.period_kind = c.period_kind
-                        AND p.period_start = c.period_start AND p.dims = c.dims), '{}'::jsonb)
-    FROM changed AS c
-    RETURNING version, indicator, period_kind, period_start, dims
-)
-UPDATE indicator_cell AS cell SET version = published.version, updated_at = now()
-FROM published
-WHERE cell.indicator = published.indicator AND cell.period_kind = published.period_kind
-  AND cell.period_start = published.period_start AND cell.dims = published.dims
+# Changed cells are only marked here; the relay reads their parts when it publishes them, so a
+# batch takes no lock per cell and concurrent batches on one cell cannot publish a torn state.
+_MARK_CHANGED = """
+INSERT INTO indicator_outbox (indicator, period_kind, period_start, dims)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
 """
 
 
 async def apply_deltas(
     connection: asyncpg.Connection, deltas: PartDeltas, *, publish: bool = True
 ) -> tuple[int, int]:
-    """Apply aggregated part deltas and write one outbox row per changed cell.
+    """Apply aggregated part deltas and mark every changed cell in the outbox.
 
-    Must run inside the caller's transaction. Rows are always touched in key order so that
-    concurrent batches take their locks in the same order.
+    Must run inside the caller's transaction. Rows are always written in key order so that
+    concurrent batches take their row locks in the same order.
 
     Args:
         connection: A connection inside a transaction.
         deltas: What to apply.
-        publish: Write the outbox rows (a rebuild publishes every cell once at its end instead).
+        publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
 
     Returns:
-        (parts changed, cells published).
+        (stored rows written, cells changed).
     """
-    value_delta: dict[PartKey, Decimal] = defaultdict(Decimal)
-    count_delta: dict[PartKey, int] = defaultdict(int)
-    for key, (amount, count) in deltas.sums.items():
-        if amount or count:
-            value_delta[key] += amount
-            count_delta[key] += count
-    member_changes = {key: delta for key, delta in deltas.distinct.items() if delta}
-    reports_touched = {(key, member) for key, member, _ in deltas.latest_add} | {
-        (key, member) for key, member, _ in deltas.latest_remove
-    }
-    cells: set[CellKey] = {key[:4] for key in value_delta}
-    cells.update(key[:4] for key, _ in member_changes)
-    cells.update(key[:4] for key, _ in reports_touched)
-    if not cells:
-        return 0, 0
-    await connection.execute(_LOCK_CELLS, *_columns(sorted(cells), 4))
-
-    if member_changes:
-        rows = sorted((*key, member, delta) for (key, member), delta in member_changes.items())
-        returned = await connection.fetch(_UPSERT_MEMBERS, *_columns(rows, 7))
-        any_dead = False
-        for record in returned:
-            key = (record[0], record[1], record[2], record[3], record[4])
-            delta = member_changes[(key, record[5])]
-            new = record[6]
-            old = new - delta
-            count_delta[key] += delta
-            value_delta[key] += (new > 0) - (old > 0)
-            any_dead = any_dead or new <= 0
-        if any_dead:
-            await connection.execute(_DELETE_DEAD_MEMBERS, *_columns([row[:6] for row in rows], 6))
-
-    if reports_touched:
-        touched = sorted((*key, member) for key, member in reports_touched)
-        columns = _columns(touched, 6)
-        before = {tuple(r[:6]): r[6] for r in await connection.fetch(_CURRENT_REPORTS, *columns)}
-        if deltas.latest_add:
-            adds = sorted(
-                (*key, member, event_id, order_key, amount)
-                for (key, member, event_id), (order_key, amount) in deltas.latest_add.items()
-            )
-            await connection.execute(_INSERT_REPORTS, *_columns(adds, 9))
-            for key, _, _ in deltas.latest_add:
-                count_delta[key] += 1
-        if deltas.latest_remove:
-            removes = sorted((*key, member, event_id) for key, member, event_id in deltas.latest_remove)
-            await connection.execute(_DELETE_REPORTS, *_columns(removes, 7))
-            for key, _, _ in deltas.latest_remove:
-                count_delta[key] -= 1
-        after = {tuple(r[:6]): r[6] for r in await connection.fetch(_CURRENT_REPORTS, *columns)}
-        for row in touched:
-            change = after.get(row, Decimal(0)) - before.get(row, Decimal(0))
-            value_delta[row[:5]] += change
-
-    keys = sorted(set(value_delta) | set(count_delta))
-    part_rows = [
-        (*key, deltas.kinds[key], value_delta.get(key, Decimal(0)), count_delta.get(key, 0))
-        for key in keys
-        if value_delta.get(key) or count_delta.get(key)
-    ]
-    if part_rows:
-        await connection.execute(_UPSERT_PARTS, *_columns(part_rows, 8))
-        if any(row[7] < 0 for row in part_rows):
-            await connection.execute(_DELETE_DEAD_PARTS, *_columns([row[:5] for row in part_rows], 5))
-    if publish:
-        await publish_cells(connection, cells)
-    return len(part_rows), len(cells)
+    cells: set[CellKey] = set()
+    written = 0
+    sums = sorted((*key, amount, count) for key, (amount, count) in deltas.sums.items() if amount or count)
+    if sums:
+        await connection.execute(_UPSERT_SUMS, *_columns(sums, 7))
+        if any(row[6] < 0 for row in sums):
+            await connection.execute(_DELETE_DEAD_SUMS, *_columns([row[:5] for row in sums], 5))
+        cells.update((row[0], row[1], row[2], row[3]) for row in sums)
+        written += len(sums)
+    members = sorted((*key, member, delta) for (key, member), delta in deltas.distinct.items() if delta)
+    if members:
+        await connection.execute(_UPSERT_MEMBERS, *_columns(members, 7))
+        negative = [row[:6] for row in members if row[6] < 0]
+        if negative:
+            await connection.execute(_DELETE_DEAD_MEMBERS, *_columns(negative, 6))
+        cells.update((row[0], row[1], row[2], row[3]) for row in members)
+        written += len(members)
+    if deltas.latest_add:
+        adds = sorted(
+            (*key, member, event_id, order_key, amount)
+            for (key, member, event_id), (order_key, amount) in deltas.latest_add.items()
+        )
+        await connection.execute(_INSERT_REPORTS, *_columns(adds, 9))
+        cells.update((row[0], row[1], row[2], row[3]) for row in adds)
+        written += len(adds)
+    if deltas.latest_remove:
+        removes = sorted((*key, member, event_id) for key, member, event_id in deltas.latest_remove)
+        await connection.execute(_DELETE_REPORTS, *_columns(removes, 7))
+        cells.update((row[0], row[1], row[2], row[3]) for row in removes)
+        written += len(removes)
+    if publish and cells:
+        await mark_changed(connection, cells)
+    return written, len(cells)
 
 
-async def publish_cells(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
-    """Write an outbox row with the current parts of each cell and record its new version."""
-    await connection.execute(_PUBLISH_CELLS, *_columns(sorted(set(cells)), 4))
+async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
+    """Queue cells for publication by the relay (in the caller's transaction)."""
+    await connection.execute(_MARK_CHANGED, *_columns(sorted(set(cells)), 4))
+
+
+# The value of every stored part of the given cells (all cells when $5 is false): sums as stored,
+# distinct parts as the count of live members, latest parts as the sum of each member's winning report.
+# `contributions` counts what backs the value: contributing events, member references, reports.
+_CELL_PARTS = """
+WITH cell AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
+        AS u(indicator, period_kind, period_start, dims)
+), winner AS (
+    SELECT DISTINCT ON (r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member)
+           r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.amount
+      FROM indicator_report AS r
+     WHERE NOT $5 OR (r.indicator, r.period_kind, r.period_start, r.dims) IN (SELECT * FROM cell)
+     ORDER BY r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member,
+              r.order_key DESC, r.event_id DESC
+)
+SELECT p.indicator, p.period_kind, p.period_start, p.dims, p.part, 'sum' AS kind, p.value, p.contributions
+  FROM indicator_part AS p
+ WHERE NOT $5 OR (p.indicator, p.period_kind, p.period_start, p.dims) IN (SELECT * FROM cell)
+UNION ALL
+SELECT m.indicator, m.period_kind, m.period_start, m.dims, m.part, 'distinct', count(*)::numeric,
+       sum(m.refcount)::bigint
+  FROM indicator_member AS m
+ WHERE m.refcount > 0
+   AND (NOT $5 OR (m.indicator, m.period_kind, m.period_start, m.dims) IN (SELECT * FROM cell))
+ GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT w.indicator, w.period_kind, w.period_start, w.dims, w.part, 'latest', sum(w.amount),
+       (SELECT count(*) FROM indicator_report AS r
+         WHERE r.indicator = w.indicator AND r.period_kind = w.period_kind
+           AND r.period_start = w.period_start AND r.dims = w.dims AND r.part = w.part)
+  FROM winner AS w
+ GROUP BY 1, 2, 3, 4, 5
+"""
+
+
+async def cell_parts(
+    connection: asyncpg.Connection | asyncpg.Pool, cells: Iterable[CellKey] | None = None
+) -> dict[PartKey, tuple[str, Decimal, int]]:
+    """The value of every part of `cells` (of every cell when None).
+
+    Returns:
+        {(indicator, period kind, period start, dims, part): (kind, value, contributions)}.
+    """
+    selected = sorted(set(cells)) if cells is not None else []
+    records = await connection.fetch(_CELL_PARTS, *_columns(selected, 4), cells is not None)
+    return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
 
 
 _COMMIT_OFFSETS = """
@@ -506,16 +489,5 @@ class Store:
             if missing:
                 raise PartitionsLostError(missing)
         deltas, outcome = await record_facts(connection, facts)
-        outcome.parts_changed, outcome.cells_published = await apply_deltas(connection, deltas)
+        outcome.rows_written, outcome.cells_published = await apply_deltas(connection, deltas)
         return outcome
-
-
-async def read_parts(
-    connection: asyncpg.Connection | asyncpg.Pool,
-) -> dict[PartKey, tuple[str, Decimal, int]]:
-    """Every stored part: {(indicator, period kind, start, dims, part): (kind, value, contributions)}."""
-    records = await connection.fetch(
-        "SELECT indicator, period_kind, period_start, dims, part, kind, value, contributions"
-        " FROM indicator_part"
-    )
-    return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}

@@ -18,7 +18,7 @@ from infra.settings import Settings
 from processors.base import PartKey, dims_key, periods
 from processors.indicators import contributions
 from processors.indicators.base import Part
-from processors.store import read_parts
+from processors.store import cell_parts
 from schemas.cloudevents import KafkaRecord, encode
 from schemas.events.base import Event, EventRetracted
 from schemas.events.plgn import Wave
@@ -203,7 +203,7 @@ def normalise(parts: dict[PartKey, tuple[str, Decimal, int]]) -> dict[PartKey, t
 
 
 async def stored_parts(pool: asyncpg.Pool) -> dict[PartKey, tuple[str, Decimal, int]]:
-    return normalise(await read_parts(pool))
+    return normalise(await cell_parts(pool))
 
 
 def records_for(settings: Settings, events: Sequence[Event]) -> list[tuple[str, KafkaRecord]]:

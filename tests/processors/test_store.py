@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -11,7 +10,7 @@ import asyncpg
 
 from processors.base import FactIn
 from processors.indicators.base import Part
-from processors.store import Store
+from processors.store import Store, cell_parts
 
 AT = datetime(2026, 5, 10, 12, tzinfo=UTC)
 DIMS = {"country": "UY"}
@@ -64,10 +63,13 @@ async def apply(store: Store, position: dict[tuple[str, int], tuple[int, int]], 
 
 
 async def month_value(pool: asyncpg.Pool, indicator: str) -> Decimal | None:
-    value: Decimal | None = await pool.fetchval(
-        "SELECT value FROM indicator_part WHERE indicator = $1 AND period_kind = 'month'", indicator
-    )
-    return value
+    values = [
+        value
+        for key, (_, value, _) in (await cell_parts(pool)).items()
+        if key[0] == indicator and key[1] == "month"
+    ]
+    assert len(values) <= 1
+    return values[0] if values else None
 
 
 async def test_a_duplicate_event_id_contributes_nothing(pg_pool: asyncpg.Pool) -> None:
@@ -153,23 +155,21 @@ async def test_latest_keeps_the_highest_order_key_and_falls_back_when_it_is_retr
     assert await month_value(pg_pool, "T-03") == 105
 
 
-async def test_each_changed_cell_gets_an_outbox_row_with_all_its_parts_and_a_higher_version(
-    pg_pool: asyncpg.Pool,
-) -> None:
+async def test_each_batch_marks_the_cells_it_changed_for_publication(pg_pool: asyncpg.Pool) -> None:
     store, position = await new_store(pg_pool)
     both = [
         Part("T-04", "num", "sum", AT, DIMS, Decimal(1)),
         Part("T-04", "den", "sum", AT, DIMS, Decimal(4)),
     ]
-    await apply(store, position, fact(both))
+    await apply(store, position, fact(both), fact([learner("a")]))
     await apply(store, position, fact([Part("T-04", "num", "sum", AT, DIMS, Decimal(2))]))
     rows = await pg_pool.fetch(
-        "SELECT version, parts::text FROM indicator_outbox WHERE period_kind = 'month' ORDER BY version"
+        "SELECT id, indicator FROM indicator_outbox WHERE period_kind = 'month' ORDER BY id"
     )
-    assert [json.loads(r[1]) for r in rows] == [{"num": "1", "den": "4"}, {"num": "3", "den": "4"}]
-    assert rows[0][0] < rows[1][0]
-    version = await pg_pool.fetchval("SELECT version FROM indicator_cell WHERE period_kind = 'month'")
-    assert version == rows[1][0]
+    assert [r[1] for r in rows] == ["T-02", "T-04", "T-04"]
+    assert rows[1][0] < rows[2][0]
+    parts = {key[4]: value for key, (_, value, _) in (await cell_parts(pg_pool)).items() if key[1] == "month"}
+    assert parts == {"num": 3, "den": 4, "learners": 1}
 
 
 async def test_a_consumer_whose_epoch_moved_on_cannot_commit(pg_pool: asyncpg.Pool) -> None:

@@ -1,0 +1,436 @@
+"""Throughput, latency and memory of the indicator processors on the local broker and PostgreSQL, as JSON.
+
+Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2] [--rate 5000]`
+
+1. A stream of N distinct events (a realistic mix: enrolments, completions, certificates, progress,
+   costs, deal reports, meetings; 1 % retractions, 2 % duplicates) is generated and encoded up front
+   and produced to the input topics before any processor starts.
+2. Throughput, for 1 and for 2 processor processes (`python -m processors.runtime`, each with its
+   outbox relay) on a fresh PostgreSQL schema: sustained events/s from the first committed batch
+   until every record is committed (`kafka_offset`), sampled peak RSS of each process.
+3. Latency at a fixed lower rate (default 5,000 ev/s) on fresh topics: each record's publish time
+   (the `send` call) against the moment the benchmark sees its offset committed in `kafka_offset`
+   (polled every 5 ms, so figures are up to ~5 ms late); p50/p99 reported.
+
+Broker, PostgreSQL, the processors and the load generator share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, SecretStr
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def generate(count: int, seed: int) -> list[Any]:
+    """`count` distinct events plus ~1 % retractions and ~2 % duplicates, in a shuffled-in-time order."""
+    from schemas.events.plgn import Wave
+    from tests.schemas.factories import (
+        make_certificate_issued,
+        make_cost_recorded,
+        make_deal_reported,
+        make_enrolment_completed,
+        make_enrolment_created,
+        make_meeting_held,
+        make_progress_recorded,
+        make_training_event_retracted,
+        money,
+        org_key,
+        person_key,
+    )
+
+    rng = random.Random(seed)
+    learners = [person_key(f"l{i}") for i in range(max(100, count // 10))]
+    firms = [org_key(f"f{i}") for i in range(max(20, count // 200))]
+    countries = ("AR", "BO", "BR", "CL", "CO", "MX", "PE", "UY")
+    enrolments: list[tuple[str, str]] = []
+    stream: list[Any] = []
+    for i in range(count):
+        at = START + timedelta(days=rng.randrange(720), seconds=rng.randrange(86_400))
+        kind = rng.random()
+        rid = f"b{i}"
+        if kind < 0.30 or not enrolments:
+            learner = rng.choice(learners)
+            enrolments.append((f"e{i}", learner))
+            event = make_enrolment_created(
+                record_identity=rid,
+                occurred_at=at,
+                enrolled_at=at,
+                subject_key=learner,
+                enrolment_id=f"e{i}",
+                course_id=f"course-{rng.randrange(40)}",
+                offering_id=f"offering-{rng.randrange(120)}",
+                country=rng.choice(countries),
+            )
+        elif kind < 0.42:
+            enrolment, learner = rng.choice(enrolments)
+            event = make_enrolment_completed(
+                record_identity=rid,
+                occurred_at=at,
+                completed_at=at,
+                subject_key=learner,
+                enrolment_id=enrolment,
+            )
+        elif kind < 0.50:
+            enrolment, learner = rng.choice(enrolments)
+            event = make_certificate_issued(
+                record_identity=rid,
+                occurred_at=at,
+                issued_at=at,
+                subject_key=learner,
+                enrolment_id=enrolment,
+                certificate_id=f"c-{enrolment}",
+            )
+        elif kind < 0.70:
+            enrolment, learner = rng.choice(enrolments)
+            event = make_progress_recorded(
+                record_identity=rid, occurred_at=at, subject_key=learner, enrolment_id=enrolment
+            )
+        elif kind < 0.80:
+            event = make_cost_recorded(
+                record_identity=rid,
+                occurred_at=at,
+                cost_id=f"cost-{i}",
+                activity_id=f"round-{rng.randrange(30)}",
+                money=money(f"{rng.randrange(1, 50_000)}.00"),
+            )
+        elif kind < 0.90:
+            deal = rng.randrange(max(50, count // 50))
+            event = make_deal_reported(
+                record_identity=rid,
+                occurred_at=at,
+                deal_id=f"deal-{deal}",
+                org_key=firms[deal % len(firms)],
+                wave=rng.choice(list(Wave)),
+                realised_value_cumulative=money(f"{rng.randrange(1, 90_000)}.00"),
+            )
+        else:
+            event = make_meeting_held(
+                record_identity=rid,
+                occurred_at=at,
+                slot_at=at,
+                meeting_id=f"m{i}",
+                activity_id=f"round-{rng.randrange(30)}",
+                org_a_key=rng.choice(firms),
+                org_b_key=rng.choice(firms),
+                country=rng.choice(countries),
+            )
+        stream.append(event)
+        if rng.random() < 0.01 and event.family == "training":
+            stream.append(
+                make_training_event_retracted(
+                    record_identity=f"x{i}",
+                    source=event.source,
+                    source_ref=f"{event.source_ref}-deleted",
+                    subject_key=event.subject_key,
+                    retracted_event_id=event.event_id,
+                    occurred_at=at,
+                )
+            )
+        if rng.random() < 0.02:
+            stream.append(rng.choice(stream))
+    return stream
+
+
+def _env(settings: BaseModel, prefix: str = "ALCANCE_") -> dict[str, str]:
+    env: dict[str, str] = {}
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        key = f"{prefix}{name.upper()}"
+        if value is None or isinstance(value, list | dict):
+            continue
+        if isinstance(value, BaseModel):
+            env.update(_env(value, f"{key}__"))
+        elif isinstance(value, SecretStr):
+            env[key] = value.get_secret_value()
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
+
+
+def _rss_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) of a process in KiB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
+
+
+async def _spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALCANCE_")}
+    env.update(_env(settings))
+    env["ALCANCE_LOG__LEVEL"] = "WARNING"
+    return [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "processors.runtime", env=env, stdin=asyncio.subprocess.DEVNULL
+        )
+        for _ in range(count)
+    ]
+
+
+async def _stop(processes: list[asyncio.subprocess.Process]) -> None:
+    for process in processes:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            await asyncio.wait_for(process.wait(), 60)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
+async def _fresh_schema(settings: Any, name: str) -> Any:
+    from infra.postgres import create_pool, migrate
+
+    fresh = settings.model_copy(update={"postgres": settings.postgres.model_copy(update={"db_schema": name})})
+    pool = await create_pool(fresh.postgres)
+    await migrate(pool)
+    return fresh, pool
+
+
+async def _produce(settings: Any, records: list[tuple[str, Any]]) -> list[Any]:
+    from infra.kafka import make_producer
+
+    producer = make_producer(settings.kafka, linger_ms=20)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, key=r.key, value=r.value, headers=r.headers) for topic, r in records
+        ]
+        return list(await asyncio.gather(*futures))
+    finally:
+        await producer.stop()
+
+
+async def _throughput(settings: Any, processes: int, total: int) -> dict[str, Any]:
+    fresh, pool = await _fresh_schema(settings, f"bench_p{processes}")
+    children = await _spawn(fresh, processes)
+    rss_samples: list[list[int]] = []
+    started: float | None = None
+    first_done = 0
+    try:
+        deadline = time.monotonic() + 3600
+        while True:
+            done = int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
+            now = time.monotonic()
+            if done > 0 and started is None:
+                started, first_done = now, done
+            rss_samples.append([_rss_kib(child.pid)[0] for child in children if child.returncode is None])
+            if done >= total:
+                break
+            if now > deadline or any(child.returncode is not None for child in children):
+                raise RuntimeError(f"processors stopped or stalled at {done}/{total}")
+            await asyncio.sleep(0.25)
+        elapsed = time.monotonic() - (started or time.monotonic())
+        peaks = [_rss_kib(child.pid)[1] for child in children]
+        facts = await pool.fetchval("SELECT count(*) FROM fact")
+        parts = await pool.fetchval("SELECT count(*) FROM indicator_part")
+    finally:
+        await _stop(children)
+        await pool.close()
+    quarter = max(1, len(rss_samples) // 4)
+    return {
+        "processes": processes,
+        "records": total,
+        "facts": facts,
+        "parts": parts,
+        "seconds": round(elapsed, 2),
+        "events_per_s": round((total - first_done) / elapsed) if elapsed > 0 else None,
+        "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks],
+        "rss_mib_at_quartiles": [
+            [round(kib / 1024, 1) for kib in rss_samples[min(i * quarter, len(rss_samples) - 1)]]
+            for i in range(4)
+        ]
+        + [[round(kib / 1024, 1) for kib in rss_samples[-1]]],
+    }
+
+
+async def _latency(
+    settings: Any, processes: int, events: list[Any], rate: int, seconds: float
+) -> dict[str, Any]:
+    from infra.kafka import ensure_topics, make_producer
+    from schemas.cloudevents import encode
+    from schemas.topics import TopicCatalogue
+
+    prefix = f"lat{processes}."
+    lat_settings = settings.model_copy(
+        update={"kafka": settings.kafka.model_copy(update={"topic_prefix": prefix})}
+    )
+    catalogue = TopicCatalogue.from_settings(lat_settings)
+    await ensure_topics(lat_settings.kafka, catalogue.all())
+    fresh, pool = await _fresh_schema(lat_settings, f"bench_lat{processes}")
+    count = int(rate * seconds)
+    records = [(catalogue.topic_for(e).name, encode(e)) for e in events[:count]]
+    children = await _spawn(fresh, processes)
+    producer = make_producer(fresh.kafka, linger_ms=2)
+    await producer.start()
+    sent: list[tuple[float, Any]] = []
+    seen: dict[tuple[str, int], list[tuple[float, int]]] = {}
+    stop_polling = asyncio.Event()
+
+    async def poll() -> None:
+        while not stop_polling.is_set():
+            rows = await pool.fetch("SELECT topic, partition, next_offset FROM kafka_offset")
+            now = time.monotonic()
+            for topic, partition, next_offset in rows:
+                history = seen.setdefault((topic, partition), [])
+                if not history or history[-1][1] != next_offset:
+                    history.append((now, next_offset))
+            await asyncio.sleep(0.005)
+
+    try:
+        # Wait until every partition is claimed, so the group's join is not measured as latency.
+        expected = len(catalogue.input_topics()) * fresh.kafka.partitions
+        while await pool.fetchval("SELECT count(*) FROM kafka_offset") < expected:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(2 * fresh.kafka.session_timeout_ms / 1000)
+        poller = asyncio.create_task(poll())
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        begin = time.monotonic()
+        for start in range(0, len(records), per_tick):
+            target = begin + (start // per_tick) * tick
+            delay = target - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            for topic, record in records[start : start + per_tick]:
+                future = await producer.send(
+                    topic, key=record.key, value=record.value, headers=record.headers
+                )
+                sent.append((time.monotonic(), future))
+        achieved = len(records) / (time.monotonic() - begin)
+        metadata = [(t, await future) for t, future in sent]
+        deadline = time.monotonic() + 120
+        while True:
+            done = int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
+            if done >= len(records) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)
+        stop_polling.set()
+        await poller
+    finally:
+        await producer.stop()
+        await _stop(children)
+        await pool.close()
+    latencies = []
+    for published, meta in metadata:
+        history = seen.get((meta.topic, meta.partition), [])
+        committed = next((t for t, next_offset in history if next_offset > meta.offset), None)
+        if committed is not None:
+            latencies.append((committed - published) * 1000)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))], 1)
+
+    return {
+        "processes": processes,
+        "target_rate": rate,
+        "achieved_rate": round(achieved),
+        "records": len(records),
+        "measured": len(latencies),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": round(latencies[-1], 1),
+        "mean_ms": round(statistics.fmean(latencies), 1),
+    }
+
+
+async def _run(args: argparse.Namespace) -> dict[str, Any]:
+    from infra.kafka import ensure_topics
+    from infra.local import running_stack
+    from infra.settings import load_settings
+    from schemas.cloudevents import encode
+    from schemas.topics import TopicCatalogue
+
+    began = time.monotonic()
+    events = generate(args.events, args.seed)
+    generated_s = time.monotonic() - began
+    with tempfile.TemporaryDirectory(prefix="alcance-bench-") as state:
+        base = load_settings(state_dir=Path(state))
+        async with running_stack(base) as resolved:
+            settings = resolved.model_copy(
+                update={
+                    "kafka": resolved.kafka.model_copy(
+                        update={
+                            "topic_prefix": "bench.",
+                            "session_timeout_ms": 3000,
+                            "heartbeat_interval_ms": 500,
+                        }
+                    ),
+                    "processor": resolved.processor.model_copy(update={"batch_max_records": args.batch}),
+                }
+            )
+            catalogue = TopicCatalogue.from_settings(settings)
+            await ensure_topics(settings.kafka, catalogue.all())
+            began = time.monotonic()
+            records = [(catalogue.topic_for(e).name, encode(e)) for e in events]
+            encoded_s = time.monotonic() - began
+            began = time.monotonic()
+            for start in range(0, len(records), 100_000):
+                await _produce(settings, records[start : start + 100_000])
+            produced_s = time.monotonic() - began
+            throughput = [await _throughput(settings, n, len(records)) for n in args.processes]
+            latency = [
+                await _latency(
+                    settings,
+                    n,
+                    generate(int(args.rate * args.seconds), args.seed + 1),
+                    args.rate,
+                    args.seconds,
+                )
+                for n in args.processes
+            ]
+    return {
+        "benchmark": "processors",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "events": args.events,
+        "records": len(records),
+        "batch_max_records": args.batch,
+        "generate_s": round(generated_s, 1),
+        "encode_s": round(encoded_s, 1),
+        "produce_s": round(produced_s, 1),
+        "throughput": throughput,
+        "latency": latency,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--processes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2])
+    parser.add_argument("--rate", type=int, default=5_000, help="events/s of the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--batch", type=int, default=2_000, help="processor batch_max_records")
+    parser.add_argument("--seed", type=int, default=503)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(_run(args)), indent=2))
+
+
+if __name__ == "__main__":
+    main()
