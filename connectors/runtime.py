@@ -33,7 +33,7 @@ from connectors.checkpoints import CheckpointStore
 from connectors.exceptions import DeadLetterRecord, LeaseLost, RetryableError, SkipRecord
 from connectors.http import HttpClient, backoff_delay
 from connectors.publisher import DeadLetter, Publisher
-from infra.kafka import make_producer, read_log_identity
+from infra.kafka import ensure_topics, make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.telemetry import meter
 from schemas.topics import TopicCatalogue
@@ -75,6 +75,8 @@ class ConnectorContext:
     ) -> AsyncIterator[ConnectorContext]:
         """Start a producer, an HTTP session and (unless given) a pool; close them on exit."""
         catalogue = TopicCatalogue.from_settings(settings)
+        # Creating missing topics here means a connector never publishes into auto-created defaults.
+        await ensure_topics(settings.kafka, catalogue.all())
         log_identity = await read_log_identity(settings.kafka, catalogue)
         own_pool = pool is None
         if pool is None:

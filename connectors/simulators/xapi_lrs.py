@@ -254,6 +254,7 @@ class XapiLrs:
     max_limit: int = 500
     base_path: str = "/xapi"
     requests: int = 0
+    last_version: str | None = None
     _keys: list[tuple[str, int]] = field(default_factory=list, init=False, repr=False)
     _by_id: dict[str, dict[str, Any]] = field(default_factory=dict, init=False, repr=False)
     _raw: list[bytes] = field(default_factory=list, init=False, repr=False)
@@ -335,6 +336,7 @@ class XapiLrs:
         if request.headers.get("Authorization") != expected:
             return web.json_response({"error": "unauthorised"}, status=401)
         version = request.headers.get("X-Experience-API-Version", "")
+        self.last_version = version or None
         if not (version.startswith("1.0") or version.startswith("2.0")):
             return web.json_response({"error": "X-Experience-API-Version missing or unsupported"}, status=400)
         return None
