@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from pathlib import Path
 
 from infra.settings import Settings
@@ -96,8 +97,15 @@ def load_or_create_keys(path: Path) -> tuple[bytes, bytes]:
             with os.fdopen(fd, "w") as handle:
                 handle.write(content)
             logger.info("created local pseudonym keys in %s", path)
+    content = path.read_text()
+    for _ in range(40):
+        # Another process may have created the file an instant ago and not written it yet.
+        if content:
+            break
+        time.sleep(0.05)
+        content = path.read_text()
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(content)
         return bytes.fromhex(data["person_key"]), bytes.fromhex(data["org_key"])
     except (ValueError, KeyError, TypeError) as exc:
         # The message names the file only: the content is secret.
