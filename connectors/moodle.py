@@ -235,12 +235,32 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
                 )
             if row["completed_cycle"] is None or row["completed_cycle"] >= cycle:
                 to_check.append((row["user_key"], user, row))
+        await self._learner_first_seen(records)
         if not state.get("nocriteria"):
             records.extend(await self._completions(state, course, to_check, cycle))
         if complete_course:
             records.extend(await self._withdrawals(course, cycle, now))
             state.update(course_idx=state["course_idx"] + 1, limitfrom=0, after_id=0, nocriteria=False)
         return Page(records=records, next_cursor=state, exhausted=False)
+
+    async def _learner_first_seen(self, records: list[dict[str, Any]]) -> None:
+        """Give each new enrolment its learner's first sighting in any course of the source.
+
+        `LearnerRegistered` is emitted with every new enrolment under one event id per learner; taking
+        its time from the learner's earliest snapshot row keeps those copies identical.
+        """
+        keys = sorted({record["user_key"] for record in records})
+        if not keys:
+            return
+        rows = await self._pool().fetch(
+            "SELECT user_key, min(first_seen_at) AS first_seen FROM moodle_enrolment_snapshot"
+            " WHERE source = $1 AND user_key = ANY($2::text[]) GROUP BY user_key",
+            self.name,
+            keys,
+        )
+        first = {row["user_key"]: row["first_seen"].isoformat() for row in rows}
+        for record in records:
+            record["learner_seen_at"] = first.get(record["user_key"], record["seen_at"])
 
     async def _read_window(self, state: dict[str, Any], course_id: int) -> tuple[list[dict[str, Any]], bool]:
         """Users after `after_id`, reading back `page_overlap` users so that no one is skipped.
@@ -524,7 +544,7 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
         learner = LearnerRegistered.create(
             source=self.name,
             record_identity=f"learner:{key}",
-            occurred_at=seen,
+            occurred_at=record.get("learner_seen_at", seen),
             source_ref=f"user:{key}",
             subject_key=key,
             **profile,

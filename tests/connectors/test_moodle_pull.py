@@ -223,6 +223,11 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
     assert interrupted >= 2
     assert sum(faults.injected.values()) > 0
     assert set(ids) == expected_ids(state, withdrawn)
+    # A re-published record is the same event, not just the same id.
+    copies: dict[Any, set[str]] = {}
+    for event in events:
+        copies.setdefault(event.event_id, set()).add(event.model_dump_json())
+    assert all(len(payloads) == 1 for payloads in copies.values())
     types = Counter(event.event_type for event in {event.event_id: event for event in events}.values())
     assert types["cvf.enrolment.withdrawn"] == len(withdrawn)
     dead = await read_topic(run_settings, catalogue.dead_letter(catalogue.training).name, quiet_s=0.3)

@@ -217,6 +217,11 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
     assert interrupted >= 2
     assert sum(faults.injected.values()) > 0
     assert set(ids) == {event_id_for(SOURCE, identity(item)) for item in valid}
+    # A re-published record is the same event, not just the same id.
+    copies: dict[Any, set[str]] = {}
+    for event in events:
+        copies.setdefault(event.event_id, set()).add(event.model_dump_json())
+    assert all(len(payloads) == 1 for payloads in copies.values())
     by_id = {event.event_id: event for event in events}
     retractions = {e.retracted_event_id: e for e in by_id.values() if isinstance(e, PlgnEventRetracted)}
     assert set(retractions) == {
