@@ -62,6 +62,8 @@ async def load_rows(
     for indicator_id, part in sorted(set(parts)):
         by_kind[catalogue.stored_part(indicator_id, part).kind].append((indicator_id, part))
     rows: list[StoredRow] = []
+    # Many rows share a cell: parse each distinct dimensions text once (the mappings are read-only).
+    parsed: dict[str, Mapping[str, str]] = {}
     for kind, query in (("sum", _SUMS), ("distinct", _MEMBERS), ("latest", _REPORTS)):
         wanted = by_kind.get(kind)
         if not wanted:
@@ -72,7 +74,7 @@ async def load_rows(
                 indicator=record["indicator"],
                 part=record["part"],
                 period_start=record["period_start"],
-                dimensions=json.loads(record["dims"]),
+                dimensions=_dimensions(parsed, record["dims"]),
                 value=record["value"],
                 member=record["member"],
                 order_key=record["order_key"],
@@ -80,6 +82,13 @@ async def load_rows(
             for record in records
         )
     return rows
+
+
+def _dimensions(parsed: dict[str, Mapping[str, str]], text: str) -> Mapping[str, str]:
+    found = parsed.get(text)
+    if found is None:
+        found = parsed[text] = json.loads(text)
+    return found
 
 
 async def load_targets(connection: asyncpg.Connection) -> dict[tuple[str, int], Decimal]:

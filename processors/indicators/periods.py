@@ -53,6 +53,8 @@ def encode_member(*fields: str) -> str:
 
 def decode_member(member: str) -> list[str]:
     """Split a member made by `encode_member` back into its fields."""
+    if "%" not in member:
+        return member.split(_SEPARATOR)
     return [field.replace("%7C", _SEPARATOR).replace("%25", "%") for field in member.split(_SEPARATOR)]
 
 
