@@ -65,7 +65,7 @@ INSERT INTO indicator_definition (id, family, article, name_es, name_pt, name_en
      'Alcance por segmento vs meta', 'Alcance por segmento vs meta', 'Segment reach against target',
      'ratio', ARRAY['audience', 'country']::text[], false,
      '#distinct certified learners in segment s / target_s',
-     'Unique learners certified in the period in an art. 7 audience, over that audience''s target (table reach_target: annual targets of the activity plan; a month gets 1/12 and a quarter 1/4 of the year''s target).'),
+     'Unique learners certified in the period in an art. 7 audience, over that audience''s target (table reach_target: annual targets of the activity plan; a month gets 1/12 and a quarter 1/4 of the year''s target). Targets are per audience, so a cell split by country has no value.'),
     ('CVF-17', 'training', '7',
      'Cobertura por país', 'Cobertura por país', 'Country coverage',
      'count', ARRAY['country']::text[], false,

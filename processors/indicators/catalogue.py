@@ -287,7 +287,8 @@ INDICATORS: tuple[Indicator, ...] = (
         name_en="Segment reach against target",
         definition="Unique learners certified in the period in an art. 7 audience, over that audience's "
         "target (table reach_target: annual targets of the activity plan; a month gets 1/12 and a "
-        "quarter 1/4 of the year's target).",
+        "quarter 1/4 of the year's target). Targets are per audience, so a cell split by country has "
+        "no value.",
         formula="#distinct certified learners in segment s / target_s",
         unit="ratio",
         dimensions=("audience", "country"),
