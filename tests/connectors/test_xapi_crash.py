@@ -26,14 +26,14 @@ async def test_killed_and_restarted_connector_publishes_every_statement_and_noth
     rng = random.Random(11)
     statements, truths = statements_from_world(generate(11, learners=150), seed=11)
     faults = Faults(
-        error_rate=0.03,
+        error_rate=0.06,
         burst_length=2,
-        throttle_rate=0.03,
+        throttle_rate=0.06,
         retry_after_s=0.05,
-        slow_rate=0.02,
+        slow_rate=0.04,
         slow_s=1.0,
-        truncate_rate=0.03,
-        duplicate_rate=0.03,
+        truncate_rate=0.06,
+        duplicate_rate=0.06,
         seed=11,
     )
     server = XapiLrs(statements, faults=faults)
@@ -107,3 +107,4 @@ async def test_killed_and_restarted_connector_publishes_every_statement_and_noth
     replays = [t for t in truths if t.duplicate_of]
     assert replays and all(event_ids(t.statement_id) == event_ids(t.duplicate_of or "") for t in replays)
     assert kills >= 3
+    assert len(faults.injected) >= 3, "several kinds of source faults were exercised"
