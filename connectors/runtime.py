@@ -332,10 +332,11 @@ class PullLoop:
         self._metrics.events.add(len(events), self._attrs)
         if dead:
             self._metrics.dead.add(len(dead), self._attrs)
-        if page.newest_at is not None:
-            stats.seconds_behind = max(0.0, (datetime.now(UTC) - page.newest_at).total_seconds())
-        elif page.exhausted:
+        if page.exhausted:
+            # Caught up: whatever the age of the newest record, nothing is waiting at the source.
             stats.seconds_behind = 0.0
+        elif page.newest_at is not None:
+            stats.seconds_behind = max(0.0, (datetime.now(UTC) - page.newest_at).total_seconds())
         if stats.seconds_behind is not None:
             self._metrics.behind.set(stats.seconds_behind, self._attrs)
         if page.records:
