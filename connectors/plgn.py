@@ -151,7 +151,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
                 except ValueError:
                     newest = None
                 break
-        exhausted = not items or not following or len(items) < self.page_size
+        # A short page does not prove the end: a feed may cap pages below our limit. Only an empty page,
+        # or one without `next`, says that nothing follows yet.
+        exhausted = not items or not following
         return Page(records=items, next_cursor={"next": next_url}, exhausted=exhausted, newest_at=newest)
 
     async def _first_page_url(self) -> str:

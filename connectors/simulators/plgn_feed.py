@@ -253,11 +253,13 @@ class PlgnFeedSimulator:
     Args:
         state: the log to serve.
         token: bearer token required on every request, or None for an open feed.
+        max_page: the most items a page holds, whatever `limit` asks for.
     """
 
-    def __init__(self, state: PlgnFeedState, token: str | None = None) -> None:
+    def __init__(self, state: PlgnFeedState, token: str | None = None, *, max_page: int = MAX_PAGE) -> None:
         self.state = state
         self.token = token
+        self.max_page = max_page
 
     def app(self, *, middlewares: list[Any] | None = None) -> web.Application:
         """The aiohttp application; `middlewares` may add faults (see `connectors.simulators.faults`)."""
@@ -290,7 +292,7 @@ class PlgnFeedSimulator:
             limit = int(request.query.get("limit", "50"))
         except ValueError:
             return web.json_response({"error": "bad cursor or limit"}, status=400)
-        limit = max(1, min(limit, MAX_PAGE))
+        limit = max(1, min(limit, self.max_page))
         chosen = self.state.items[position : position + limit]
         origin = f"{request.scheme}://{request.host}"
         after = position + len(chosen)

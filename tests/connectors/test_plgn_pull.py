@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from connectors.exceptions import DeadLetterRecord
 from connectors.plgn import PlgnConnector, contract_violation, feed_validator
 from connectors.pseudonym import Pseudonymiser
+from connectors.runtime import ConnectorContext
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world, serving
@@ -238,3 +239,15 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
     # Firm names and tax ids stay at the edge.
     secrets = [firm.name.encode() for firm in world.firms] + [firm.tax_id.encode() for firm in world.firms]
     assert not any(secret in record.value for record in [*records, *dead] for secret in secrets)
+
+
+async def test_a_feed_capping_pages_below_the_page_size_is_still_read_to_the_end(settings: Settings) -> None:
+    feed = feed_from_world(generate(52, learners=5, firms=6), invalid=0)
+    async with serving(PlgnFeedSimulator(feed, token=TOKEN, max_page=4).app()) as url:
+        run_settings = plgn_settings(settings, f"{url}/activities", page_size=50)
+        async with ConnectorContext.open(run_settings) as context:
+            plgn = PlgnConnector(run_settings.sources[0], run_settings)
+            await plgn.run(context, until_idle=True)
+    assert plgn.stats.events_published == len(feed.items)
+    # Every page of four, then one empty page that says the feed has nothing more.
+    assert feed.page_requests == -(-len(feed.items) // 4) + 1
