@@ -17,7 +17,6 @@ The state is a plain `MoodleState` that tests mutate between polls (withdraw, co
 from __future__ import annotations
 
 import logging
-import random
 import re
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -115,62 +114,6 @@ class MoodleState:
         cert = CertIssue(issue_id, customcertid, user_id, f"C{issue_id:06d}X", when)
         self.issues[issue_id] = cert
         return cert
-
-
-def seeded_state(
-    seed: int,
-    *,
-    courses: int = 4,
-    users: int = 60,
-    enrolments_per_user: int = 2,
-    completion_rate: float = 0.4,
-    certificate_rate: float = 0.8,
-    base_time: int = 1_767_225_600,
-) -> MoodleState:
-    """A deterministic site for tests and local runs.
-
-    Args:
-        seed: the random seed; the same seed gives the same site.
-        courses: number of courses (ids 2.., the site course 1 is implicit).
-        users: number of accounts.
-        enrolments_per_user: courses each user is enrolled in (capped at `courses`).
-        completion_rate: share of enrolments completed.
-        certificate_rate: share of completions with an issued certificate.
-        base_time: Unix time of the first course start.
-    """
-    rng = random.Random(seed)
-    countries = ["AR", "BO", "BR", "CL", "CO", "CU", "EC", "MX", "PA", "PY", "PE", "UY", "VE"]
-    audiences = ["TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME", "ACADEMIA", ""]
-    state = MoodleState()
-    for index in range(courses):
-        course_id = index + 2
-        start = base_time + index * 86_400 * 7
-        state.courses[course_id] = MoodleCourse(
-            course_id, f"CVF-{course_id}", f"Curso {course_id}", start, start + 86_400 * 42
-        )
-        state.customcerts[100 + course_id] = course_id
-    for index in range(users):
-        user_id = 1_000 + index
-        state.users[user_id] = MoodleUser(
-            id=user_id,
-            username=f"user{user_id}",
-            firstname=f"Nombre{index}",
-            lastname=f"Apellido{index}",
-            email=f"user{user_id}@example.org",
-            country=rng.choice(countries),
-            institution=f"Empresa {rng.randrange(20)}",
-            audience=rng.choice(audiences),
-            gender=rng.choice(["F", "M", ""]),
-        )
-        for course_id in rng.sample(sorted(state.courses), min(enrolments_per_user, courses)):
-            course = state.courses[course_id]
-            state.enrol(course_id, user_id, course.startdate - rng.randrange(86_400 * 10))
-            if rng.random() < completion_rate:
-                when = course.startdate + rng.randrange(86_400 * 40)
-                state.complete(course_id, user_id, when)
-                if rng.random() < certificate_rate:
-                    state.issue(100 + course_id, user_id, when + rng.randrange(3_600))
-    return state
 
 
 class MoodleError(Exception):
