@@ -18,14 +18,15 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import aiohttp
 import asyncpg
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
@@ -43,6 +44,24 @@ if TYPE_CHECKING:
     from schemas.events.base import Event
 
 logger = logging.getLogger(__name__)
+
+# Failures of the broker or the store that may pass (Kafka errors only when marked retriable, or a
+# send timeout); anything else stops the connector.
+TRANSIENT_INFRA_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # The server shut the session down (restart, failover, pg_terminate_backend) or cancelled it.
+    asyncpg.exceptions.OperatorInterventionError,
+    # asyncpg's protocol state after a session was cut mid-operation; a fresh connection works.
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.SerializationError,
+    asyncpg.exceptions.DeadlockDetectedError,
+    OSError,
+    TimeoutError,
+)
+
+T = TypeVar("T")
 
 # Consumer group whose committed offsets tell which produced events have been processed.
 INDICATORS_GROUP = "indicators"
@@ -179,8 +198,9 @@ class PullLoop:
         await self._acquire_lease()
         renewer = asyncio.create_task(self._renew_lease(), name=f"lease-{connector.name}")
         try:
-            cursor = await self.store.resume_cursor(
-                self.context.log_identity, self.context.catalogue.consumer_group(INDICATORS_GROUP)
+            group = self.context.catalogue.consumer_group(INDICATORS_GROUP)
+            cursor = await self._with_store_retries(
+                "reading the checkpoint", lambda: self.store.resume_cursor(self.context.log_identity, group)
             )
             await self._loop(cursor, until_idle=until_idle)
             connector.set_health(Health.STOPPED)
@@ -213,11 +233,27 @@ class PullLoop:
     async def _acquire_lease(self) -> None:
         ttl = self.store.lease_ttl_s
         warned = False
-        while not await self.store.try_acquire():
+        while not await self._with_store_retries("acquiring the lease", self.store.try_acquire):
             if not warned:
                 logger.info("source %s: lease held by another instance, waiting", self.connector.name)
                 warned = True
             await asyncio.sleep(min(1.0, ttl / 3))
+
+    async def _with_store_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, retried with backoff while the store fails transiently."""
+        settings = self.context.settings.connector
+        attempt = 0
+        while True:
+            try:
+                return await call()
+            except TRANSIENT_INFRA_ERRORS as exc:
+                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
+                attempt += 1
+                self._on_retry(f"{what} failed: {type(exc).__name__}")
+                logger.warning(
+                    "source %s: %s failed (%s); again in %.1fs", self.connector.name, what, exc, delay
+                )
+                await asyncio.sleep(delay)
 
     async def _renew_lease(self) -> None:
         interval = self.store.lease_ttl_s / 3
@@ -229,7 +265,7 @@ class PullLoop:
                 self._lease_error = exc
                 logger.error("source %s: %s", self.connector.name, exc)
                 return
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (asyncpg.PostgresError, *TRANSIENT_INFRA_ERRORS) as exc:
                 # The next commit checks the lease anyway; a missed renewal is not fatal by itself.
                 logger.warning("source %s: lease renewal failed: %s", self.connector.name, exc)
 
@@ -316,13 +352,34 @@ class PullLoop:
         connector = self.connector
         started = time.perf_counter()
         events, dead = self._map(page)
-        offsets = await self.context.publisher.publish(events, dead)
-        await self.store.commit(
-            page.next_cursor,
-            log_identity=self.context.log_identity,
-            page_offsets=offsets,
-            records=len(page.records),
-        )
+        settings = self.context.settings.connector
+        attempt = 0
+        while True:
+            try:
+                offsets = await self.context.publisher.publish(events, dead)
+                await self.store.commit(
+                    page.next_cursor,
+                    log_identity=self.context.log_identity,
+                    page_offsets=offsets,
+                    records=len(page.records),
+                )
+                break
+            except TRANSIENT_INFRA_ERRORS as exc:
+                if isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
+                    raise
+                # The broker or the store is briefly unreachable: send the whole page again (the event
+                # ids make the copies harmless) rather than stop the source.
+                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
+                attempt += 1
+                self._on_retry(f"publish/commit failed: {type(exc).__name__}")
+                logger.warning(
+                    "source %s: publishing or committing failed (%s: %s); page sent again in %.1fs",
+                    connector.name,
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
+                await asyncio.sleep(delay)
         stats = connector.stats
         stats.pages += 1
         stats.records_pulled += len(page.records)
