@@ -131,6 +131,9 @@ async def read_indicators(
     """
     if indicator is not None:
         indicators = [catalogue.get(indicator)]
+        unknown = [name for name in by if name not in indicators[0].dimensions]
+        if unknown:
+            raise ValueError(f"{indicator} has no dimension {', '.join(unknown)}")
     else:
         indicators = [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
     ctx = ReadContext(

@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 
 from infra.kafka import ensure_topics, make_producer
@@ -206,6 +207,10 @@ async def test_external_reads_suppress_small_cells_and_targets_come_from_the_rea
             "BR": (None, True),
             "UY": (None, True),
         }
+        with pytest.raises(ValueError, match="no dimension course"):
+            await read_indicators(pool, indicator="CVF-23", period="year", by=("course",), settings=fresh)
+        with pytest.raises(KeyError, match="CVF-99"):
+            await read_indicators(pool, indicator="CVF-99", period="year", by=(), settings=fresh)
         everything = await read_indicators(
             pool, indicator=None, period="year", by=(), settings=fresh, as_of=AS_OF
         )
