@@ -396,3 +396,89 @@ def portfolio(live: Sequence[Event], as_of: datetime, margin: Decimal) -> Expect
 
 def _ratio(numerator: int, denominator: int) -> Decimal | None:
     return None if denominator == 0 else Decimal(numerator) / Decimal(denominator)
+
+
+def time_to_certification(live: Sequence[Event], as_of: datetime, grace_days: int) -> Expected:
+    """CVF-11 totals by enrolment month: median days to an unrevoked certificate, closed cohorts."""
+    groups: dict[date, list[Decimal]] = defaultdict(list)
+    months: set[date] = set()
+    for r in enrolments(live):
+        months.add(month_of(r.enrolled_at))
+        closed = r.ends_at is not None and r.ends_at + timedelta(days=grace_days) <= as_of
+        if r.net and closed and r.certified_at is not None:
+            seconds = int((r.certified_at - r.enrolled_at).total_seconds())
+            groups[month_of(r.enrolled_at)].append(Decimal(seconds) / Decimal(86400))
+    return {(m, ()): {"value": statistics.median(groups[m]) if groups[m] else None} for m in months}
+
+
+def cost_per_certificate(live: Sequence[Event]) -> Expected:
+    """CVF-20 by month and offering: offering costs booked in the month / certificates issued in it."""
+    cost: dict[tuple[date, tuple[str, ...]], Decimal] = defaultdict(Decimal)
+    for e in live:
+        if isinstance(e, CostRecorded) and e.activity_type == ActivityType.COURSE_OFFERING:
+            cost[(month_of(e.occurred_at), (e.activity_id,))] += e.money.usd_amount
+    certificates: dict[tuple[date, tuple[str, ...]], int] = defaultdict(int)
+    for r in enrolments(live):
+        if r.certified_at is not None:
+            certificates[(month_of(r.certified_at), (r.dims["offering"],))] += 1
+    return {
+        key: {"value": cost[key] / certificates[key] if certificates[key] else None}
+        for key in set(cost) | set(certificates)
+    }
+
+
+def contact_answers(live: Sequence[Event]) -> Expected:
+    """PLGN-06 by request month and requester country: requests answered within 7 days / requests."""
+    first_answer: dict[str, datetime] = {}
+    for e in live:
+        if isinstance(e, ContactResponded):
+            first_answer[e.request_id] = min(first_answer.get(e.request_id, e.responded_at), e.responded_at)
+    groups: dict[tuple[date, tuple[str, ...]], list[bool]] = defaultdict(list)
+    for e in live:
+        if isinstance(e, ContactRequested):
+            answer = first_answer.get(e.request_id)
+            within = answer is not None and answer - e.occurred_at <= timedelta(days=7)
+            groups[(month_of(e.occurred_at), (e.country or "UNKNOWN",))].append(within)
+    return {key: {"value": _ratio(sum(found), len(found))} for key, found in groups.items()}
+
+
+def active_firms(live: Sequence[Event], as_of: datetime) -> Expected:
+    """PLGN-02 by month and country: firms acting in the 90 days to the month end / registered firms.
+
+    A firm's country is its registration country; a firm never registered counts under the country
+    on the action (unknown for meetings and answers, which name two firms).
+    """
+    registered = {e.org_key: e for e in live if isinstance(e, OrganisationRegistered)}
+    actions: list[tuple[str, date, str]] = []
+    for e in live:
+        if isinstance(e, OrganisationRegistered):
+            actions.append((e.org_key, e.registered_at.date(), e.country or "UNKNOWN"))
+        elif isinstance(e, OpportunityPublished | RoundRegistered):
+            actions.append((e.org_key, e.occurred_at.date(), e.country or "UNKNOWN"))
+        elif isinstance(e, ContactRequested):
+            actions.append((e.from_org_key, e.occurred_at.date(), e.country or "UNKNOWN"))
+        elif isinstance(e, ContactResponded):
+            actions.append((e.to_org_key, e.responded_at.date(), "UNKNOWN"))
+        elif isinstance(e, MeetingHeld):
+            actions.append((e.org_a_key, e.slot_at.date(), "UNKNOWN"))
+            actions.append((e.org_b_key, e.slot_at.date(), "UNKNOWN"))
+    if not actions:
+        return {}
+    out: Expected = {}
+    month = min(day for _, day, _ in actions).replace(day=1)
+    last = max(max(day for _, day, _ in actions), as_of.date())
+    while month <= last:
+        end = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+        active: dict[str, set[str]] = defaultdict(set)
+        for org_key, day, country in actions:
+            if end - timedelta(days=90) <= day < end:
+                reg = registered.get(org_key)
+                active[(reg.country or "UNKNOWN") if reg else country].add(org_key)
+        stock: dict[str, set[str]] = defaultdict(set)
+        for org_key, reg in registered.items():
+            if reg.registered_at.date() < end:
+                stock[reg.country or "UNKNOWN"].add(org_key)
+        for country in set(active) | set(stock):
+            out[(month, (country,))] = {"value": _ratio(len(active[country]), len(stock[country]))}
+        month = end
+    return out

@@ -92,6 +92,14 @@ def test_training_indicators_equal_naive_computation(
         check(indicator, expected.get(indicator, {}), read(rows, indicator, "month", by, as_of))
     if not by:
         check("CVF-17", naive.country_coverage(world.live), read(rows, "CVF-17", "month", by, as_of))
+        check(
+            "CVF-11",
+            naive.time_to_certification(world.live, as_of, GRACE_DAYS),
+            read(rows, "CVF-11", "month", by, as_of),
+        )
+    check(
+        "CVF-20", naive.cost_per_certificate(world.live), read(rows, "CVF-20", "month", ("offering",), as_of)
+    )
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -105,6 +113,8 @@ def test_plgn_and_activity_indicators_equal_naive_computation(
         "PLGN-01", naive.registered_stock(live, as_of), read(rows, "PLGN-01", "quarter", ("country",), as_of)
     )
     check("PLGN-07", naive.meetings(live), read(rows, "PLGN-07", "month", ("activity",), as_of))
+    check("PLGN-06", naive.contact_answers(live), read(rows, "PLGN-06", "month", ("country",), as_of))
+    check("PLGN-02", naive.active_firms(live, as_of), read(rows, "PLGN-02", "month", ("country",), as_of))
     check(
         "PLGN-10",
         naive.realised_by_exporter_country(live, as_of),
