@@ -7,6 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from processors.read import suppress
 
@@ -94,3 +96,27 @@ def test_a_money_cell_dominated_by_one_deal_is_withheld(largest: Decimal, withhe
     assert out["suppressed"] is withheld_expected
     # A member's own value never leaves in an external read.
     assert "max_realised_usd" not in out["parts"]
+
+
+@given(
+    units=st.lists(st.integers(0, 12), min_size=1, max_size=12),
+    threshold=st.integers(1, 6),
+)
+def test_no_published_cell_is_small_and_no_line_has_a_lone_withheld_cell(
+    units: list[int], threshold: int
+) -> None:
+    countries = ["AR", "BR", "UY"]
+    audiences = ["MSME", "TPO_AUTHORITY", "OTHER", "ACADEMIA"]
+    rows = [cell(countries[i % 3], n, audiences[i // 3]) for i, n in enumerate(units)]
+    out = suppress("CVF-01", rows, ("country", "audience"), threshold=threshold)
+    for row in out:
+        if not row["suppressed"]:
+            assert not 0 < row["value"] < threshold
+    for name, other in (("country", "audience"), ("audience", "country")):
+        lines: dict[str, list[Row]] = {}
+        for row in out:
+            lines.setdefault(row["dimensions"][other], []).append(row)
+        for line in lines.values():
+            withheld_cells = [row for row in line if row["suppressed"]]
+            published = [row for row in line if not row["suppressed"] and row["value"] > 0]
+            assert not (len(withheld_cells) == 1 and published), (name, line)
