@@ -80,6 +80,10 @@ async def _run_resolved(
     connectors: list[Connector] = [load_connector_class(source.kind)(source, settings) for source in sources]
 
     context = await stack.enter_async_context(ConnectorContext.open(settings, pool=pool))
+    if settings.intake.enabled:
+        from connectors.intake import serving_intake
+
+        await stack.enter_async_context(serving_intake(context))
     workers = await stack.enter_async_context(_processor_workers(settings, settings.processor.processes - 1))
     processor = IndicatorProcessor(settings, pool=pool)
     processor_task = asyncio.create_task(processor.run(), name="processor")

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -387,19 +386,3 @@ def state_from_world(world: World) -> MoodleState:
         if enrolment.certificate is not None:
             state.issue(100 + course_id, enrolment.learner_id, int(enrolment.certificate[1].timestamp()))
     return state
-
-
-@asynccontextmanager
-async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve `app` on a free local port; yields its base URL (`http://127.0.0.1:<port>`)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only through the server's sockets
-    assert server is not None  # noqa: S101 - set by start()
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import base64
 import binascii
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -335,19 +333,3 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
             }
         feed.items.insert(position, bad)
     return feed
-
-
-@asynccontextmanager
-async def serving(app: web.Application, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve `app` on a free local port; yields its base URL (`http://127.0.0.1:<port>`)."""
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, 0)
-    await site.start()
-    server = site._server  # aiohttp exposes the bound port only through the server's sockets
-    assert server is not None  # noqa: S101 - set by start()
-    port = server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        await runner.cleanup()

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from connectors.simulators.generator import World, generate
 from connectors.simulators.moodle_ws import MoodleSimulator, state_from_world
-from connectors.simulators.moodle_ws import serving as serving_app
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
+from connectors.simulators.serving import serving
 from connectors.simulators.xapi_lrs import StatementTruth, XapiLrs, statements_from_world
 from infra.settings import Settings, SourceConfig
 
@@ -93,9 +93,9 @@ async def simulated_sources(settings: Settings) -> AsyncIterator[SimulatedSource
         lrs_endpoint = await lrs.start()
         stack.push_async_callback(lrs.stop)
         moodle_app = MoodleSimulator(state_from_world(moodle_world), moodle_token).app()
-        moodle_url = await stack.enter_async_context(serving_app(moodle_app))
+        moodle_url = await stack.enter_async_context(serving(moodle_app))
         plgn_app = PlgnFeedSimulator(feed_from_world(world), plgn_token).app()
-        plgn_url = await stack.enter_async_context(serving_app(plgn_app))
+        plgn_url = await stack.enter_async_context(serving(plgn_app))
         sources = [
             SourceConfig(
                 name="cvf-lrs",

@@ -16,8 +16,9 @@ from aiohttp import web
 from connectors.conformance import ConnectorConformance, SimulatedSource
 from connectors.registry import load_connector_class
 from connectors.simulators.generator import generate
-from connectors.simulators.moodle_ws import CertIssue, MoodleSimulator, serving, state_from_world
+from connectors.simulators.moodle_ws import CertIssue, MoodleSimulator, state_from_world
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
+from connectors.simulators.serving import serving
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 
 

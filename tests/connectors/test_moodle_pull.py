@@ -25,10 +25,10 @@ from connectors.simulators.moodle_ws import (
     CertIssue,
     MoodleSimulator,
     MoodleState,
-    serving,
     state_from_world,
     unflatten,
 )
+from connectors.simulators.serving import serving
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.events.base import event_id_for
 from schemas.topics import TopicCatalogue

@@ -20,7 +20,8 @@ from connectors.pseudonym import Pseudonymiser
 from connectors.runtime import ConnectorContext
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
-from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world, serving
+from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
+from connectors.simulators.serving import serving
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.events.base import event_id_for
 from schemas.events.plgn import PlgnEventRetracted

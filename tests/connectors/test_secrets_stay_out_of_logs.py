@@ -14,7 +14,8 @@ from pydantic import SecretStr
 from connectors.moodle import MoodleConnector
 from connectors.runtime import ConnectorContext
 from connectors.simulators.generator import generate
-from connectors.simulators.moodle_ws import MoodleSimulator, serving, state_from_world
+from connectors.simulators.moodle_ws import MoodleSimulator, state_from_world
+from connectors.simulators.serving import serving
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
