@@ -101,7 +101,8 @@ class Connector(ABC):
 
     Subclasses set `kind` (the `kind` of the source entry and the entry-point name), `family` (the
     topic family whose dead-letter topic receives its rejected records) and `options_model`.
-    Construction validates the options and must not do I/O.
+    Construction validates the options and does no network I/O (without configured pseudonym keys
+    it reads, or creates once, the local keys file).
 
     Delivery guarantee of every connector built on this runtime: at-least-once into Kafka with
     deterministic event ids, so consumers de-duplicate to exactly-once in effect.
