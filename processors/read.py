@@ -143,7 +143,11 @@ async def read_indicators(
         cohort_grace_days=settings.processor.cohort_grace_days,
     )
     wanted = {(ref.indicator, ref.part) for entry in indicators for ref in entry.reads}
-    async with pool.acquire() as connection:
+    # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
+    async with (
+        pool.acquire() as connection,
+        connection.transaction(isolation="repeatable_read", readonly=True),
+    ):
         rows = await load_rows(connection, period, wanted)
         if any(entry.id == "CVF-16" for entry in indicators):
             ctx = ReadContext(
