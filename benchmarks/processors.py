@@ -301,8 +301,10 @@ async def _latency(
     try:
         # Wait until every partition is claimed, so the group's join is not measured as latency.
         expected = len(catalogue.input_topics()) * fresh.kafka.partitions
-        while await pool.fetchval("SELECT count(*) FROM kafka_offset") < expected:
+        claimed = 0
+        while claimed < expected:
             await asyncio.sleep(0.1)
+            claimed = await pool.fetchval("SELECT count(*) FROM kafka_offset")
         await asyncio.sleep(2 * fresh.kafka.session_timeout_ms / 1000)
         poller = asyncio.create_task(poll())
         tick = 0.01

@@ -102,6 +102,7 @@ class FactIn:
         topic: Source topic of the record.
         partition: Source partition of the record.
         offset: Source offset of the record.
+        parts_json: The stored form of `parts`, when computed ahead of the transaction.
     """
 
     event_id: UUID
@@ -115,6 +116,7 @@ class FactIn:
     topic: str = ""
     partition: int = 0
     offset: int = -1
+    parts_json: str | None = None
 
 
 @dataclass(slots=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -58,17 +57,31 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 class PartDeltas:
     """The net effect of a set of contributions and negations, aggregated in memory before any SQL.
 
+    Values are immutable, so `copy` is a cheap shallow copy that later `add` calls do not share.
+
     Attributes:
-        sums: Per part of kind "sum": [value delta, contributions delta].
+        sum_amount: Per part of kind "sum": value delta.
+        sum_count: Per part of kind "sum": contributions delta.
         distinct: Per (part, member) of kind "distinct": reference-count delta.
         latest_add: Per (part, member, event id) of kind "latest": the report to add (order key, amount).
         latest_remove: Reports of kind "latest" to remove (their event was retracted).
     """
 
-    sums: dict[PartKey, list[Any]] = field(default_factory=dict)
-    distinct: dict[MemberKey, int] = field(default_factory=lambda: defaultdict(int))
+    sum_amount: dict[PartKey, Decimal] = field(default_factory=dict)
+    sum_count: dict[PartKey, int] = field(default_factory=dict)
+    distinct: dict[MemberKey, int] = field(default_factory=dict)
     latest_add: dict[ReportKey, tuple[str, Decimal]] = field(default_factory=dict)
     latest_remove: set[ReportKey] = field(default_factory=set)
+
+    def copy(self) -> PartDeltas:
+        """An independent copy."""
+        return PartDeltas(
+            dict(self.sum_amount),
+            dict(self.sum_count),
+            dict(self.distinct),
+            dict(self.latest_add),
+            set(self.latest_remove),
+        )
 
     def add(self, part: Part, event_id: UUID, sign: int = 1) -> None:
         """Account for one part of one event, expanded into its month, quarter and year cells.
@@ -84,14 +97,11 @@ class PartDeltas:
         for period_kind, period_start in periods(part.occurred_at):
             key: PartKey = (indicator, period_kind, period_start, dims, name)
             if kind == "distinct":
-                self.distinct[(key, part.member or "")] += sign
+                member_key = (key, part.member or "")
+                self.distinct[member_key] = self.distinct.get(member_key, 0) + sign
             elif kind == "sum":
-                entry = self.sums.get(key)
-                if entry is None:
-                    self.sums[key] = [part.amount * sign, sign]
-                else:
-                    entry[0] += part.amount * sign
-                    entry[1] += sign
+                self.sum_amount[key] = self.sum_amount.get(key, _ZERO) + part.amount * sign
+                self.sum_count[key] = self.sum_count.get(key, 0) + sign
             else:
                 report: ReportKey = (key, part.member or "", event_id)
                 if sign > 0:
@@ -102,6 +112,7 @@ class PartDeltas:
                     self.latest_remove.add(report)
 
 
+_ZERO = Decimal(0)
 _DIMS_CACHE: dict[tuple[tuple[str, str], ...], str] = {}
 
 
@@ -200,7 +211,11 @@ async def apply_deltas(
     """
     cells: set[CellKey] = set()
     written = 0
-    sums = sorted((*key, amount, count) for key, (amount, count) in deltas.sums.items() if amount or count)
+    sums = sorted(
+        (*key, amount, deltas.sum_count[key])
+        for key, amount in deltas.sum_amount.items()
+        if amount or deltas.sum_count[key]
+    )
     if sums:
         await connection.execute(_UPSERT_SUMS, *_columns(sums, 7))
         if any(row[6] < 0 for row in sums):
@@ -238,39 +253,41 @@ async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey])
     await connection.execute(_MARK_CHANGED, *_columns(sorted(set(cells)), 4))
 
 
-# The value of every stored part of the given cells (all cells when $5 is false): sums as stored,
-# distinct parts as the count of live members, latest parts as the sum of each member's winning report.
-# `contributions` counts what backs the value: contributing events, member references, reports.
-_CELL_PARTS = """
-WITH cell AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
-        AS u(indicator, period_kind, period_start, dims)
-), winner AS (
-    SELECT DISTINCT ON (r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member)
-           r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.amount
-      FROM indicator_report AS r
-     WHERE NOT $5 OR (r.indicator, r.period_kind, r.period_start, r.dims) IN (SELECT * FROM cell)
-     ORDER BY r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member,
-              r.order_key DESC, r.event_id DESC
-)
-SELECT p.indicator, p.period_kind, p.period_start, p.dims, p.part, 'sum' AS kind, p.value, p.contributions
-  FROM indicator_part AS p
- WHERE NOT $5 OR (p.indicator, p.period_kind, p.period_start, p.dims) IN (SELECT * FROM cell)
+# The value of every stored part: sums as stored, distinct parts as the count of live members, latest
+# parts as the sum of each member's winning report. `contributions` counts what backs the value
+# (contributing events, member references, reports). Each source is a table or the cells joined to it.
+_PART_VALUES = """
+SELECT p.indicator, p.period_kind, p.period_start, p.dims, p.part, 'sum', p.value, p.contributions
+  FROM {part}
 UNION ALL
 SELECT m.indicator, m.period_kind, m.period_start, m.dims, m.part, 'distinct', count(*)::numeric,
        sum(m.refcount)::bigint
-  FROM indicator_member AS m
+  FROM {member}
  WHERE m.refcount > 0
-   AND (NOT $5 OR (m.indicator, m.period_kind, m.period_start, m.dims) IN (SELECT * FROM cell))
  GROUP BY 1, 2, 3, 4, 5
 UNION ALL
-SELECT w.indicator, w.period_kind, w.period_start, w.dims, w.part, 'latest', sum(w.amount),
-       (SELECT count(*) FROM indicator_report AS r
-         WHERE r.indicator = w.indicator AND r.period_kind = w.period_kind
-           AND r.period_start = w.period_start AND r.dims = w.dims AND r.part = w.part)
-  FROM winner AS w
+SELECT r.indicator, r.period_kind, r.period_start, r.dims, r.part, 'latest',
+       sum(r.amount) FILTER (WHERE r.rank = 1), count(*)
+  FROM (SELECT r.*, row_number() OVER (
+                PARTITION BY r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member
+                ORDER BY r.order_key DESC, r.event_id DESC) AS rank
+          FROM {report}) AS r
  GROUP BY 1, 2, 3, 4, 5
 """
+_JOIN = "cell JOIN {table} AS {alias} USING (indicator, period_kind, period_start, dims)"
+_ALL_PART_VALUES = _PART_VALUES.format(
+    part="indicator_part AS p", member="indicator_member AS m", report="indicator_report AS r"
+)
+# Built from constant fragments only; the cells arrive as bind parameters.
+_CELL_CTE = (
+    "WITH cell AS MATERIALIZED (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])"
+    " AS u(indicator, period_kind, period_start, dims)) "
+)
+_CELL_PART_VALUES = _CELL_CTE + _PART_VALUES.format(
+    part=_JOIN.format(table="indicator_part", alias="p"),
+    member=_JOIN.format(table="indicator_member", alias="m"),
+    report=_JOIN.format(table="indicator_report", alias="r"),
+)
 
 
 async def cell_parts(
@@ -281,8 +298,10 @@ async def cell_parts(
     Returns:
         {(indicator, period kind, period start, dims, part): (kind, value, contributions)}.
     """
-    selected = sorted(set(cells)) if cells is not None else []
-    records = await connection.fetch(_CELL_PARTS, *_columns(selected, 4), cells is not None)
+    if cells is None:
+        records = await connection.fetch(_ALL_PART_VALUES)
+    else:
+        records = await connection.fetch(_CELL_PART_VALUES, *_columns(sorted(set(cells)), 4))
     return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
 
 
@@ -335,22 +354,28 @@ RETURNING f.event_id, f.received, f.parts::text
 
 
 async def record_facts(
-    connection: asyncpg.Connection, facts: Sequence[FactIn]
+    connection: asyncpg.Connection, facts: Sequence[FactIn], expected: PartDeltas | None = None
 ) -> tuple[PartDeltas, BatchOutcome]:
     """Store the batch's facts and work out what they contribute; inside the caller's transaction.
 
     Duplicates of stored events contribute nothing; events already retracted are stored as
     retracted and contribute nothing; retractions negate the parts their event contributed, or leave
     a placeholder when the event has not arrived yet.
+
+    Args:
+        connection: A connection inside a transaction.
+        facts: The batch's facts.
+        expected: The deltas of all `facts` as if every one were new (computed ahead, outside the
+            transaction); corrected here for duplicates. Left unchanged, so a retry can reuse it.
     """
     outcome = BatchOutcome()
-    deltas = PartDeltas()
     unique: dict[UUID, FactIn] = {}
     for fact in facts:
         if fact.event_id in unique:
             outcome.duplicates += 1
         else:
             unique[fact.event_id] = fact
+    deltas = expected.copy() if expected is not None else PartDeltas()
     if not unique:
         return deltas, outcome
     ordered = sorted(unique.values(), key=lambda fact: fact.event_id)
@@ -362,7 +387,7 @@ async def record_facts(
             fact.subject_key,
             fact.source,
             fact.payload,
-            json.dumps([part_to_json(part) for part in fact.parts], separators=(",", ":")),
+            fact.parts_json if fact.parts_json is not None else parts_json(fact.parts),
             fact.retracts,
             fact.topic,
             fact.partition,
@@ -370,19 +395,25 @@ async def record_facts(
         )
         for fact in ordered
     ]
-    inserted = await connection.fetch(_INSERT_FACTS, *_columns(rows, 11))
-    outcome.duplicates += len(unique) - len(inserted)
+    inserted = {record[0]: record[1] for record in await connection.fetch(_INSERT_FACTS, *_columns(rows, 11))}
     targets: set[UUID] = set()
-    for record in inserted:
-        fact = unique[record[0]]
-        if record[1]:
-            outcome.retracted_on_arrival += 1
+    for fact in ordered:
+        retracted = inserted.get(fact.event_id)
+        if retracted is None or retracted:
+            if retracted is None:
+                outcome.duplicates += 1
+            else:
+                outcome.retracted_on_arrival += 1
+            if expected is not None:
+                for part in fact.parts:
+                    deltas.add(part, fact.event_id, sign=-1)
             continue
         outcome.facts_new += 1
         if fact.retracts is not None:
             targets.add(fact.retracts)
-        for part in fact.parts:
-            deltas.add(part, fact.event_id)
+        if expected is None:
+            for part in fact.parts:
+                deltas.add(part, fact.event_id)
     if targets:
         for record in await connection.fetch(_RETRACT_FACTS, sorted(targets)):
             if not record[1]:
@@ -392,6 +423,24 @@ async def record_facts(
             for data in json.loads(record[2]):
                 deltas.add(part_from_json(data), record[0], sign=-1)
     return deltas, outcome
+
+
+def expected_deltas(facts: Iterable[FactIn]) -> PartDeltas:
+    """The deltas of `facts` (first occurrence of each event id) as if none had been seen before."""
+    deltas = PartDeltas()
+    seen: set[UUID] = set()
+    for fact in facts:
+        if fact.event_id in seen:
+            continue
+        seen.add(fact.event_id)
+        for part in fact.parts:
+            deltas.add(part, fact.event_id)
+    return deltas
+
+
+def parts_json(parts: Sequence[Part]) -> str:
+    """The `parts` column of a fact."""
+    return json.dumps([part_to_json(part) for part in parts], separators=(",", ":"))
 
 
 class Store:
@@ -439,13 +488,17 @@ class Store:
         return {(r[0], r[1]): r[2] for r in records}
 
     async def commit_batch(
-        self, positions: dict[TopicPartitionKey, tuple[int, int]], facts: Sequence[FactIn]
+        self,
+        positions: dict[TopicPartitionKey, tuple[int, int]],
+        facts: Sequence[FactIn],
+        expected: PartDeltas | None = None,
     ) -> BatchOutcome:
         """Write a batch's facts, part deltas, outbox rows and next offsets in one transaction.
 
         Args:
             positions: Per partition in the batch: (next offset after the batch, our epoch).
             facts: The valid events of the batch, in any order.
+            expected: `expected_deltas(facts)`, when computed ahead (see `record_facts`).
 
         Returns:
             What the batch did; ``lost`` names the partitions whose records were dropped because
@@ -456,13 +509,14 @@ class Store:
         while True:
             try:
                 async with self.pool.acquire() as connection, connection.transaction():
-                    outcome = await self._commit_in(connection, positions, facts)
+                    outcome = await self._commit_in(connection, positions, facts, expected)
                 outcome.lost = lost
                 return outcome
             except PartitionsLostError as exc:
                 lost |= exc.lost
                 positions = {tp: p for tp, p in positions.items() if tp not in exc.lost}
                 facts = [f for f in facts if (f.topic, f.partition) not in exc.lost]
+                expected = None
                 if not positions:
                     return BatchOutcome(lost=lost)
             except RETRYABLE_SQLSTATES as exc:
@@ -477,6 +531,7 @@ class Store:
         connection: asyncpg.Connection,
         positions: dict[TopicPartitionKey, tuple[int, int]],
         facts: Sequence[FactIn],
+        expected: PartDeltas | None,
     ) -> BatchOutcome:
         rows = sorted(
             (topic, partition, nxt, epoch) for (topic, partition), (nxt, epoch) in positions.items()
@@ -488,6 +543,6 @@ class Store:
             missing = set(positions) - {(r[0], r[1]) for r in kept}
             if missing:
                 raise PartitionsLostError(missing)
-        deltas, outcome = await record_facts(connection, facts)
+        deltas, outcome = await record_facts(connection, facts, expected)
         outcome.rows_written, outcome.cells_published = await apply_deltas(connection, deltas)
         return outcome
