@@ -34,22 +34,25 @@ async def test_processors_killed_at_random_points_end_with_the_naive_parts(
     events = random_stream(2500, seed=503)
     records = records_for(settings, events)
     child_settings = tuned(settings, batch_max_records=80)
-    feeding = asyncio.create_task(feed(settings, records, chunk=200, pause_s=0.25))
-    kills = 0
+    feeding = asyncio.create_task(feed(settings, records, chunk=150, pause_s=0.4))
+    kills = busy = 0
     for _ in range(5):
         async with python_child(module="processors.runtime", settings=child_settings) as child:
-            await child.wait_for_line(lambda line: " batch " in line, timeout_s=30)
+            await child.wait_for_line(lambda line: "partitions claimed" in line, timeout_s=30)
             # Somewhere inside the following batches: decoding, the transaction, or the relay.
-            await asyncio.sleep(rng.uniform(0.0, 0.6))
+            await asyncio.sleep(rng.uniform(0.1, 1.0))
             child.kill()
             assert await child.wait() == -signal.SIGKILL
             kills += 1
+            busy += any(" batch " in line for line in child.lines)
     await feeding
     async with python_child(module="processors.runtime", settings=child_settings) as child:
+        await child.wait_for_line(lambda line: "partitions claimed" in line, timeout_s=30)
         await wait_committed(pg_pool, len(records), timeout_s=60)
         child.send_signal(signal.SIGTERM)
         assert await child.wait() == 0, child.output
     assert kills == 5
+    assert busy >= 2, "most children should have been killed while processing batches"
     assert await stored_parts(pg_pool) == normalise(naive_parts(events))
     # The relay of the last run drained the outbox before it stopped.
     assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == 0
