@@ -34,7 +34,10 @@ size of 500 and 30 % complete: 2 + 50 + 7,000 + a few = about 7,060 calls; compl
 dominates, so `poll_interval_s` for Moodle should be minutes, not seconds. The snapshot table holds
 one row per (course, learner) ever enrolled. Moodle does not say when an enrolment was created or
 withdrawn: `enrolled_at` is when the connector first saw it and `withdrawn_at` when it found it gone
-(one cycle late at most); `completed_at` is the latest completion time of the course criteria. A course
+(one cycle late at most). Enrolments already present in the first snapshot of a course (a backfill of
+a site's history) are dated at the course's start date when that is earlier, not at the first poll:
+otherwise every historical enrolment would fall in the month alcance was installed, with a negative
+time to completion. `completed_at` is the latest completion time of the course criteria. A course
 deleted from Moodle is not scanned again, so its enrolments are not withdrawn. Errors come back as HTTP
 200 with an `exception` body: database and maintenance error codes are retried, every other code stops
 the connector.
@@ -231,6 +234,7 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
                         "user_key": row["user_key"],
                         "generation": row["generation"],
                         "seen_at": row["first_seen_at"].isoformat(),
+                        "backfill": row["first_seen_cycle"] == 1 and row["generation"] == 0,
                     }
                 )
             if row["completed_cycle"] is None or row["completed_cycle"] >= cycle:
@@ -539,6 +543,13 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
         course, key, gen = record["course"], record["user_key"], int(record["generation"])
         profile = self._profile(record["user"])
         seen = record["seen_at"]
+        course_start = _iso(course.get("startdate"))
+        if (
+            record.get("backfill")
+            and course_start is not None
+            and datetime.fromisoformat(course_start) < datetime.fromisoformat(seen)
+        ):
+            seen = course_start
         offering = f"moodle-{self.name}-c{course['id']}"
         idnumber = course.get("idnumber") or ""
         learner = LearnerRegistered.create(

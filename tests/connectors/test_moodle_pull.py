@@ -8,6 +8,7 @@ import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -311,3 +312,31 @@ async def test_certificates_deleted_during_a_sweep_shift_no_issue_out_of_the_win
     certificates = {e.event_id for e in events if e.event_type == "cvf.certificate.issued"}
     assert len(deleted) == 3
     assert certificates == {event_id_for(SOURCE, f"cert:{issue_id}") for issue_id in issued}
+
+
+async def test_backfilled_enrolments_are_dated_at_course_start_and_later_ones_when_first_seen(
+    settings: Settings, small_site: tuple[MoodleState, str]
+) -> None:
+    state, url = small_site
+    settings = moodle_settings(settings, url)
+    catalogue = TopicCatalogue.from_settings(settings)
+    course_id, course = next(iter(state.courses.items()))
+    newcomer = next(user for user in state.users if (course_id, user) not in state.enrolments)
+    async with ConnectorContext.open(settings) as context:
+        await MoodleConnector(settings.sources[0], settings).run(context, until_idle=True)
+        state.enrol(course_id, newcomer, course.startdate + 86_400)
+        before_second_cycle = datetime.now(UTC)
+        await MoodleConnector(settings.sources[0], settings).run(context, until_idle=True)
+    created = [
+        e
+        for e in decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.5))
+        if e.event_type == "cvf.enrolment.created"
+    ]
+    newcomer_key = user_key(state, newcomer)
+    late_id = f"moodle-{SOURCE}-c{course_id}-{newcomer_key}"
+    backfilled = [e for e in created if e.enrolment_id != late_id]  # type: ignore[attr-defined]
+    # Every course of the site started in the past: the backfill is dated at its course's start.
+    assert backfilled and all(e.occurred_at == e.offering_starts_at for e in backfilled)  # type: ignore[attr-defined]
+    late = [e for e in created if e.enrolment_id == late_id]  # type: ignore[attr-defined]
+    assert len({e.event_id for e in late}) == 1
+    assert all(e.occurred_at >= before_second_cycle.replace(microsecond=0) for e in late)
