@@ -12,12 +12,9 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel, SecretStr
 
 from infra.local import parent_death_preexec
-from infra.settings import Settings
+from infra.settings import Settings, settings_as_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -129,46 +126,7 @@ async def python_child(
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """`settings` as the `ALCANCE_*` environment variables that reproduce it in another process."""
-    env: dict[str, str] = {}
-    _flatten(settings, "ALCANCE_", env)
-    return env
-
-
-def _flatten(model: BaseModel, prefix: str, env: dict[str, str]) -> None:
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        key = f"{prefix}{name.upper()}"
-        if value is None:
-            continue
-        if isinstance(value, BaseModel):
-            _flatten(value, f"{key}__", env)
-        elif isinstance(value, SecretStr):
-            env[key] = value.get_secret_value()
-        elif isinstance(value, list | dict):
-            env[key] = _json(value)
-        elif isinstance(value, bool):
-            env[key] = "true" if value else "false"
-        else:
-            env[key] = str(value)
-
-
-def _json(value: Any) -> str:
-    import json
-
-    def reveal(item: Any) -> Any:
-        if isinstance(item, BaseModel):
-            return {name: reveal(getattr(item, name)) for name in type(item).model_fields}
-        if isinstance(item, SecretStr):
-            return item.get_secret_value()
-        if isinstance(item, list):
-            return [reveal(element) for element in item]
-        if isinstance(item, dict):
-            return {key: reveal(element) for key, element in item.items()}
-        if isinstance(item, Path):
-            return str(item)
-        return item
-
-    return json.dumps(reveal(value))
+    return settings_as_environment(settings)
 
 
 def _stat_fields(pid: int) -> list[str] | None:
