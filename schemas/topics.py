@@ -44,7 +44,7 @@ _FAMILY_TOPICS: dict[str, tuple[str, str, str, str]] = {
         "cvf.events.v1",
         "learner pseudonym (p-...): all events of one learner stay in order",
         "urn:alcance:schema:cvf.*",
-        "CVF (Virtual Training Campus) events: learners, enrolments, progress, assessments, certificates.",
+        "CVF (Virtual Training Centre) events: learners, enrolments, progress, assessments, certificates.",
     ),
     "plgn": (
         "plgn.events.v1",

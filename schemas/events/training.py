@@ -1,4 +1,4 @@
-"""Events of the Virtual Training Campus (CVF): learners, enrolments, progress, assessments, certificates.
+"""Events of the Virtual Training Centre (CVF): learners, enrolments, progress, assessments, certificates.
 
 Every training event is keyed by the learner's pseudonym (`subject_key`, `p-...`), so all events of
 one learner, across enrolments, stay in order on one partition: an enrolment is always seen before its
