@@ -23,9 +23,14 @@ def _parser() -> argparse.ArgumentParser:
         description="Reach and effect of ALADI training and trade-promotion programmes (Resolution 503).",
     )
     parser.add_argument("--config", type=Path, help="TOML file with settings and [[sources]] tables")
+    # Also accepted after the command (`alcance run --config FILE`).
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    run = commands.add_parser("run", help="run connectors and processors (local stack unless configured)")
+    run = commands.add_parser(
+        "run", parents=[config], help="run connectors and processors (local stack unless configured)"
+    )
     run.add_argument(
         "--until-idle",
         action="store_true",
@@ -33,9 +38,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--processes", type=int, help="processor processes (default: settings)")
 
-    commands.add_parser("stack", help="start the local broker and PostgreSQL alone and print their settings")
+    commands.add_parser(
+        "stack", parents=[config], help="start the local broker and PostgreSQL alone and print their settings"
+    )
 
-    indicators = commands.add_parser("indicators", help="print current indicator values")
+    indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
     indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01 (default: all)")
     indicators.add_argument("--period", choices=("month", "quarter", "year"), default="month")
@@ -46,10 +53,12 @@ def _parser() -> argparse.ArgumentParser:
         help="apply small-cell suppression, as for audiences outside the monitoring team",
     )
 
-    commands.add_parser("catalogue", help="print the indicator catalogue (ids, names in es/pt/en, formulas)")
-    commands.add_parser("recompute", help="rebuild every indicator from the stored facts")
+    commands.add_parser(
+        "catalogue", parents=[config], help="print the indicator catalogue (ids, names in es/pt/en, formulas)"
+    )
+    commands.add_parser("recompute", parents=[config], help="rebuild every indicator from the stored facts")
 
-    connectors = commands.add_parser("connectors", help="connector plugins")
+    connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
     return parser
 
