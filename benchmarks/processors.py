@@ -244,7 +244,10 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
         elapsed = time.monotonic() - (started or time.monotonic())
         peaks = [_rss_kib(child.pid)[1] for child in children]
         facts = await pool.fetchval("SELECT count(*) FROM fact")
-        parts = await pool.fetchval("SELECT count(*) FROM indicator_part")
+        rows = {
+            table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608  # fixed names
+            for table in ("indicator_part", "indicator_member", "indicator_report")
+        }
     finally:
         await _stop(children)
         await pool.close()
@@ -253,7 +256,7 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
         "processes": processes,
         "records": total,
         "facts": facts,
-        "parts": parts,
+        "stored_rows": rows,
         "seconds": round(elapsed, 2),
         "events_per_s": round((total - first_done) / elapsed) if elapsed > 0 else None,
         "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks],
@@ -394,16 +397,20 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 await _produce(settings, records[start : start + 100_000])
             produced_s = time.monotonic() - began
             throughput = [await _throughput(settings, n, len(records)) for n in args.processes]
-            latency = [
-                await _latency(
-                    settings,
-                    n,
-                    generate(int(args.rate * args.seconds), args.seed + 1),
-                    args.rate,
-                    args.seconds,
-                )
-                for n in args.processes
-            ]
+            latency = (
+                []
+                if args.seconds <= 0
+                else [
+                    await _latency(
+                        settings,
+                        n,
+                        generate(int(args.rate * args.seconds), args.seed + 1),
+                        args.rate,
+                        args.seconds,
+                    )
+                    for n in args.processes
+                ]
+            )
     return {
         "benchmark": "processors",
         "machine": {
@@ -427,7 +434,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--processes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2])
     parser.add_argument("--rate", type=int, default=5_000, help="events/s of the latency run")
-    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run (0: skip it)")
     parser.add_argument("--batch", type=int, default=2_000, help="processor batch_max_records")
     parser.add_argument("--seed", type=int, default=503)
     args = parser.parse_args()
