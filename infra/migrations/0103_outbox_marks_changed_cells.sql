@@ -36,3 +36,5 @@ SELECT indicator, period_kind, period_start, dimensions, jsonb_object_agg(part, 
  GROUP BY indicator, period_kind, period_start, dimensions;
 
 COMMENT ON VIEW indicator_cell_parts IS 'Each indicator cell with its parts as a JSON object (value per part).';
+
+COMMENT ON TABLE indicator_part IS 'Sum parts of each indicator cell (distinct and latest parts live in indicator_member and indicator_report); rates are derived at read time.';
