@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
-from schemas.cloudevents import encode
 
 from infra.telemetry import inject_headers, tracer
+from schemas.cloudevents import encode
 
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaProducer
-    from schemas.topics import TopicCatalogue
 
     from schemas.events.base import Event
+    from schemas.topics import TopicCatalogue
 
 logger = logging.getLogger(__name__)
 
