@@ -21,6 +21,7 @@ from decimal import Decimal
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
@@ -140,7 +141,7 @@ class OutboxRelay:
                 stopping = stop.is_set()
                 try:
                     relayed = await self.publish_pending()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     logger.warning("outbox relay round failed (%s: %s); retrying", type(exc).__name__, exc)
                     relayed = 0
                 if stopping and relayed == 0:

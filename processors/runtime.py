@@ -94,6 +94,12 @@ class _Prepared:
     prepare_ms: float = 0.0
 
 
+def _report_relay_end(task: asyncio.Task[None]) -> None:
+    """Say loudly when the relay ends on an error: indicator changes would stop being published."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("the outbox relay stopped on an error", exc_info=task.exception())
+
+
 async def _finish(work: asyncio.Future[None]) -> None:
     """Wait for a batch commit; a cancellation of the waiter lets it complete first."""
     try:
@@ -216,6 +222,7 @@ class IndicatorProcessor:
             if self._relay_enabled:
                 relay = OutboxRelay(self.settings, self._pool, producer=producer)
                 relay_task = asyncio.create_task(relay.run(self._stop), name="outbox-relay")
+                relay_task.add_done_callback(_report_relay_end)
             await self._loop(consumer, max_batches, until)
         finally:
             self._stop.set()
