@@ -365,8 +365,19 @@ class _Postgres:
             await self.stop()
             raise
 
-    def _spawn_server(self, bin_dir: Path, run_as: _RunAs) -> _Child:
-        self.port = free_port()
+    async def restart(self, timeout_s: float, down_s: float) -> None:
+        """Stop the server (fast shutdown), wait `down_s`, and start it again on the same port."""
+        if self.child is None:
+            raise LocalStackError("the local PostgreSQL is not running")
+        port = self.port
+        await self._stop_server()
+        await asyncio.sleep(down_s)
+        self.child = self._spawn_server(postgres_bin_dir(), _postgres_identity(self.pgdata), port=port)
+        await self._wait_ready(self.child, timeout_s)
+        logger.info("local PostgreSQL restarted on %s:%d", HOST, self.port)
+
+    def _spawn_server(self, bin_dir: Path, run_as: _RunAs, *, port: int | None = None) -> _Child:
+        self.port = port or free_port()
         argv = [str(bin_dir / "postgres"), "-D", str(self.pgdata), "-h", HOST, "-p", str(self.port)]
         # TCP only: no socket or socket lock file in /tmp that could clash between stacks.
         argv += ["-k", ""]
@@ -640,6 +651,18 @@ class LocalStack:
             stops.append(self._postgres.stop())
         await asyncio.gather(*stops)
         self._started = False
+
+    async def restart_postgres(self, down_s: float = 0.0) -> None:
+        """Restart PostgreSQL on the same address, as an outage of the store would (for fault tests).
+
+        Clients see their sessions end and connections refused for `down_s` seconds; the data stays.
+
+        Raises:
+            LocalStackError: when this stack does not run PostgreSQL or it does not come back.
+        """
+        if self._postgres is None:
+            raise LocalStackError("this stack does not run PostgreSQL")
+        await self._postgres.restart(self.start_timeout_s, down_s)
 
     async def wait_for_exit(self, poll_interval_s: float = 0.2) -> str:
         """Wait until one of the running services exits on its own, and return its name."""
