@@ -50,6 +50,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.CannotConnectNowError,
+    # A connection whose server went away mid-operation can be left in a protocol state asyncpg
+    # refuses to reuse; retrying takes another connection from the pool.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
