@@ -89,7 +89,7 @@ Period = Annotated[MonthPeriod | QuarterPeriod | YearPeriod, Field(discriminator
 
 DimensionName = Annotated[str, Field(pattern=anchored("[a-z][a-z0-9_]{0,31}"))]
 # Values must not contain the separators of the topic key.
-DimensionValue = Annotated[str, Field(pattern=anchored("[^|,=\\n]{1,128}"))]
+DimensionValue = Annotated[str, Field(pattern=anchored("[^\\n]{1,128}"))]
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 
@@ -156,11 +156,16 @@ def decode_indicator(value: bytes | None) -> IndicatorValue:
         raise InvalidEvent(f"invalid indicator value: {where}: {errors[0]['msg']}") from None
 
 
+def _escape(value: str) -> str:
+    return value.replace("%", "%25").replace("|", "%7C").replace(",", "%2C").replace("=", "%3D")
+
+
 def indicator_key(indicator: str, period_kind: str, period_start: date, dimensions: Mapping[str, str]) -> str:
     """The `indicators` topic key of a cell.
 
     `"<indicator>|<period kind>|<period start>|<sorted k=v dimensions joined by ,>"`, e.g.
     `"CVF-01|month|2026-03-01|audience=MSME,country=UY"`; the order of `dimensions` does not matter.
+    A `%`, `|`, `,` or `=` inside a value is percent-encoded, so every cell has its own key.
     """
-    dims = ",".join(f"{name}={value}" for name, value in sorted(dimensions.items()))
+    dims = ",".join(f"{name}={_escape(value)}" for name, value in sorted(dimensions.items()))
     return f"{indicator}|{PeriodKind(period_kind).value}|{period_start.isoformat()}|{dims}"

@@ -406,7 +406,7 @@ def test_valid_indicator_values_pass_model_and_schema(document: dict[str, Any]) 
         indicator_document(period={"kind": "year", "start": "2026-02-01"}),
         indicator_document(period={"kind": "week", "start": "2026-03-02"}),
         indicator_document(dimensions={"Country": "UY"}),
-        indicator_document(dimensions={"country": "U|Y"}),
+        indicator_document(dimensions={"country": "U\nY"}),
         indicator_document(dimensions={"country": 1}),
         indicator_document(parts={"gross": "14"}),
         indicator_document(value="12"),
