@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import Any
 
@@ -13,6 +14,7 @@ from infra.kafka import client_kwargs
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.cloudevents import decode
 from schemas.events.base import Event
+from tests.support.processes import python_child
 
 
 async def read_topic(
@@ -91,3 +93,28 @@ def xapi_settings(
             ),
         }
     )
+
+
+async def kill_pull_worker_at_random(settings: Settings, rng: random.Random, runs: int) -> int:
+    """Start `tests.connectors.pull_worker` `runs` times and SIGKILL it at a random moment of its pull.
+
+    Returns:
+        How many runs were killed before they finished on their own.
+    """
+    interrupted = 0
+    for _ in range(runs):
+        async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
+            await child.wait_for_line(lambda line: "WORKER STARTED" in line, timeout_s=30)
+            await asyncio.sleep(rng.uniform(0.05, 0.4))
+            if child.process.returncode is None and not any("WORKER DONE" in line for line in child.lines):
+                child.kill()
+                interrupted += 1
+            await child.wait()
+    return interrupted
+
+
+async def run_pull_worker_to_end(settings: Settings) -> None:
+    """Run `tests.connectors.pull_worker` until its source is exhausted; it must exit cleanly."""
+    async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
+        await child.wait_for_line(lambda line: "WORKER DONE" in line, timeout_s=60)
+        assert await child.wait() == 0, child.output

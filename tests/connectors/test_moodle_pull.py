@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -33,8 +32,12 @@ from connectors.simulators.serving import serving
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.events.base import event_id_for
 from schemas.topics import TopicCatalogue
-from tests.connectors.support import decode_all, read_topic
-from tests.support.processes import python_child
+from tests.connectors.support import (
+    decode_all,
+    kill_pull_worker_at_random,
+    read_topic,
+    run_pull_worker_to_end,
+)
 
 TOKEN = "moodle-test-token"
 SOURCE = "cvf-moodle"
@@ -165,25 +168,6 @@ async def test_snapshot_diff_withdraws_vanished_enrolments_and_reenrolment_is_ne
     assert status_calls - first_status_calls <= 2 * (len(state.enrolments) - completed) + 2
 
 
-async def _kill_at_random(settings: Settings, rng: random.Random, runs: int) -> int:
-    interrupted = 0
-    for _ in range(runs):
-        async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
-            await child.wait_for_line(lambda line: "WORKER STARTED" in line, timeout_s=30)
-            await asyncio.sleep(rng.uniform(0.05, 0.4))
-            if child.process.returncode is None and not any("WORKER DONE" in line for line in child.lines):
-                child.kill()
-                interrupted += 1
-            await child.wait()
-    return interrupted
-
-
-async def _run_to_end(settings: Settings) -> None:
-    async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
-        await child.wait_for_line(lambda line: "WORKER DONE" in line, timeout_s=60)
-        assert await child.wait() == 0, child.output
-
-
 @pytest.mark.slow
 async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_after_dedup(
     settings: Settings,
@@ -198,8 +182,8 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
     )  # fmt: skip
     async with serving(MoodleSimulator(state, token=TOKEN).app(middlewares=[faults])) as url:
         run_settings = moodle_settings(settings, url, page_size=5)
-        interrupted = await _kill_at_random(run_settings, rng, runs=2)
-        await _run_to_end(run_settings)
+        interrupted = await kill_pull_worker_at_random(run_settings, rng, runs=2)
+        await run_pull_worker_to_end(run_settings)
         # After the fact: withdrawals, new enrolments, completions and certificates.
         open_enrolments = sorted(key for key, e in state.enrolments.items() if e.completed_at is None)
         withdrawn = set(rng.sample(open_enrolments, 3))
@@ -212,8 +196,8 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
         newcomers = [u for u in state.users if all((c, u) not in state.enrolments for c in state.courses)][:2]
         for user in newcomers:
             state.enrol(next(iter(state.courses)), user, 1_767_400_200)
-        interrupted += await _kill_at_random(run_settings, rng, runs=1)
-        await _run_to_end(run_settings)
+        interrupted += await kill_pull_worker_at_random(run_settings, rng, runs=1)
+        await run_pull_worker_to_end(run_settings)
     catalogue = TopicCatalogue.from_settings(run_settings)
     records = await read_topic(run_settings, catalogue.training.name, quiet_s=0.7)
     events = decode_all(records)

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 from collections import Counter
@@ -26,8 +25,12 @@ from infra.settings import ConnectorSettings, PseudonymSettings, Settings, Sourc
 from schemas.events.base import event_id_for
 from schemas.events.plgn import PlgnEventRetracted
 from schemas.topics import TopicCatalogue
-from tests.connectors.support import decode_all, read_topic
-from tests.support.processes import python_child
+from tests.connectors.support import (
+    decode_all,
+    kill_pull_worker_at_random,
+    read_topic,
+    run_pull_worker_to_end,
+)
 
 TOKEN = "plgn-test-token"
 SOURCE = "plgn-feed"
@@ -152,25 +155,6 @@ def test_the_validator_is_built_once() -> None:
     assert feed_validator() is feed_validator()
 
 
-async def _kill_at_random(settings: Settings, rng: random.Random, runs: int) -> int:
-    interrupted = 0
-    for _ in range(runs):
-        async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
-            await child.wait_for_line(lambda line: "WORKER STARTED" in line, timeout_s=30)
-            await asyncio.sleep(rng.uniform(0.05, 0.4))
-            if child.process.returncode is None and not any("WORKER DONE" in line for line in child.lines):
-                child.kill()
-                interrupted += 1
-            await child.wait()
-    return interrupted
-
-
-async def _run_to_end(settings: Settings) -> None:
-    async with python_child(module="tests.connectors.pull_worker", settings=settings) as child:
-        await child.wait_for_line(lambda line: "WORKER DONE" in line, timeout_s=60)
-        assert await child.wait() == 0, child.output
-
-
 @pytest.mark.slow
 async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_after_dedup(
     settings: Settings,
@@ -184,8 +168,8 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
     )  # fmt: skip
     async with serving(PlgnFeedSimulator(feed, token=TOKEN).app(middlewares=[faults])) as url:
         run_settings = plgn_settings(settings, f"{url}/activities", page_size=8)
-        interrupted = await _kill_at_random(run_settings, rng, runs=2)
-        await _run_to_end(run_settings)
+        interrupted = await kill_pull_worker_at_random(run_settings, rng, runs=2)
+        await run_pull_worker_to_end(run_settings)
         # After the fact: a registration undone, a created object deleted, a profile updated.
         join = next(item for item in feed.items if item["type"] == "Join")
         created = next(
@@ -207,8 +191,8 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
             "changedFields": ["sizeBand"],
         }
         feed.append("Update", org["actor"], update)
-        interrupted += await _kill_at_random(run_settings, rng, runs=1)
-        await _run_to_end(run_settings)
+        interrupted += await kill_pull_worker_at_random(run_settings, rng, runs=1)
+        await run_pull_worker_to_end(run_settings)
     catalogue = TopicCatalogue.from_settings(run_settings)
     records = await read_topic(run_settings, catalogue.plgn.name, quiet_s=0.7)
     events = decode_all(records)
