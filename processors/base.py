@@ -52,6 +52,20 @@ def periods(moment: datetime) -> tuple[tuple[PeriodKind, date], ...]:
     return _periods_of(utc.year, utc.month)
 
 
+def month_of(moment: datetime) -> date:
+    """The first day of the UTC month containing `moment`: the period every part is stored under.
+
+    Parts are stored per month only; a quarter or year cell is the merge of its months (sums add,
+    distinct members unite, latest reports compete), done when the cell is read or published.
+    """
+    return periods(moment)[0][1]
+
+
+def cells_of_month(indicator: str, month: date, dims: str) -> tuple[CellKey, ...]:
+    """The month, quarter and year cells a stored month row belongs to."""
+    return tuple((indicator, kind, start, dims) for kind, start in _periods_of(month.year, month.month))
+
+
 def dims_key(dimensions: Mapping[str, str]) -> str:
     """The canonical text of a dimensions mapping: compact JSON with sorted keys (a primary-key column)."""
     return json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)

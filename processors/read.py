@@ -1,10 +1,10 @@
 """The read model: indicator values from the evaluation store, regrouped, derived and (externally) suppressed.
 
 Reads load the stored rows of the parts an indicator reads (sum cells from ``indicator_part``, live
-members from ``indicator_member``, per-cell winning reports from ``indicator_report``) for one period
-kind, then aggregate and derive in Python with the same pure code the tests check against a naive
-computation (`processors.indicators.aggregate`). For BI tools, migration 0150 adds documented SQL views
-over the same tables.
+members from ``indicator_member``, per-cell winning reports from ``indicator_report``), merging the
+stored months into cells of the requested period kind, then aggregate and derive in Python with the
+same pure code the tests check against a naive computation (`processors.indicators.aggregate`). For BI
+tools, migrations 0150 and 0160 add documented SQL views over the same tables.
 """
 
 from __future__ import annotations
@@ -31,26 +31,28 @@ Audience = Literal["internal", "external"]
 
 __all__ = ["derive_value", "read_indicators", "suppress", "to_results"]
 
+# Parts are stored per month; each query reads the months into the requested period kind ($1).
 _SUMS = """
-SELECT indicator, part, period_start, dims, value, NULL::text AS member, '' AS order_key
+SELECT indicator, part, date_trunc($1, period_start::timestamp)::date AS period_start, dims,
+       sum(value) AS value, NULL::text AS member, '' AS order_key
   FROM indicator_part
- WHERE period_kind = $1 AND kind = 'sum'
-   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ WHERE kind = 'sum' AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ GROUP BY indicator, part, 3, dims
 """
 _MEMBERS = """
-SELECT indicator, part, period_start, dims, 1::numeric AS value, member, '' AS order_key
+SELECT DISTINCT indicator, part, date_trunc($1, period_start::timestamp)::date AS period_start, dims,
+       1::numeric AS value, member, '' AS order_key
   FROM indicator_member
- WHERE period_kind = $1 AND refcount > 0
-   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
+ WHERE refcount > 0 AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
 """
 # Per cell and member the winning report (the store's rule); the aggregation then picks across cells.
 _REPORTS = """
-SELECT DISTINCT ON (indicator, part, period_start, dims, member)
-       indicator, part, period_start, dims, amount AS value, member, order_key
-  FROM indicator_report
- WHERE period_kind = $1
-   AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
- ORDER BY indicator, part, period_start, dims, member, order_key DESC, event_id DESC
+SELECT DISTINCT ON (indicator, part, cell_start, dims, member)
+       indicator, part, cell_start AS period_start, dims, amount AS value, member, order_key
+  FROM (SELECT r.*, date_trunc($1, r.period_start::timestamp)::date AS cell_start
+          FROM indicator_report AS r
+         WHERE (r.indicator, r.part) IN (SELECT * FROM unnest($2::text[], $3::text[]))) AS r
+ ORDER BY indicator, part, cell_start, dims, member, order_key DESC, event_id DESC
 """
 
 

@@ -115,10 +115,13 @@ def _decode_payload(payload: str) -> Event:
     return event
 
 
+# Every cell the stored month rows make up: each month with its quarter and year.
 _CELLS = """
-SELECT indicator, period_kind, period_start, dims FROM indicator_part
-UNION SELECT indicator, period_kind, period_start, dims FROM indicator_member
-UNION SELECT indicator, period_kind, period_start, dims FROM indicator_report
+SELECT t.indicator, k.period_kind, k.period_start, t.dims
+  FROM (SELECT indicator, period_start, dims FROM indicator_part
+        UNION SELECT indicator, period_start, dims FROM indicator_member
+        UNION SELECT indicator, period_start, dims FROM indicator_report) AS t
+ CROSS JOIN LATERAL alcance_periods(t.period_start) AS k
 """
 
 

@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -25,10 +26,11 @@ from processors.base import (
     FactIn,
     PartitionsLostError,
     PartKey,
+    cells_of_month,
     dims_key,
+    month_of,
     part_from_json,
     part_to_json,
-    periods,
 )
 from processors.indicators.base import Part
 
@@ -61,6 +63,8 @@ class PartDeltas:
     """The net effect of a set of contributions and negations, aggregated in memory before any SQL.
 
     Values are immutable, so `copy` is a cheap shallow copy that later `add` calls do not share.
+    Every key is a month cell: parts are stored per month, and quarters and years are derived from
+    their months when read (see `cell_parts`), which keeps one stored row per part instead of three.
 
     Attributes:
         sum_amount: Per part of kind "sum": value delta.
@@ -87,32 +91,35 @@ class PartDeltas:
         )
 
     def add(self, part: Part, event_id: UUID, sign: int = 1) -> None:
-        """Account for one part of one event, expanded into its month, quarter and year cells.
+        """Account for one part of one event in the cell of its month.
 
         Args:
             part: The contribution.
             event_id: The event that contributed it (identifies "latest" reports).
             sign: +1 to apply the contribution, -1 to negate it (a retraction).
         """
-        dims = cached_dims_key(part.dimensions)
+        key: PartKey = (
+            part.indicator,
+            "month",
+            month_of(part.occurred_at),
+            cached_dims_key(part.dimensions),
+            part.part,
+        )
         kind = part.kind
-        indicator, name = part.indicator, part.part
-        for period_kind, period_start in periods(part.occurred_at):
-            key: PartKey = (indicator, period_kind, period_start, dims, name)
-            if kind == "distinct":
-                member_key = (key, part.member or "")
-                self.distinct[member_key] = self.distinct.get(member_key, 0) + sign
-            elif kind == "sum":
-                self.sum_amount[key] = self.sum_amount.get(key, _ZERO) + part.amount * sign
-                self.sum_count[key] = self.sum_count.get(key, 0) + sign
+        if kind == "distinct":
+            member_key = (key, part.member or "")
+            self.distinct[member_key] = self.distinct.get(member_key, 0) + sign
+        elif kind == "sum":
+            self.sum_amount[key] = self.sum_amount.get(key, _ZERO) + part.amount * sign
+            self.sum_count[key] = self.sum_count.get(key, 0) + sign
+        else:
+            report: ReportKey = (key, part.member or "", event_id)
+            if sign > 0:
+                self.latest_add[report] = (part.order_key, part.amount)
+            elif report in self.latest_add:
+                del self.latest_add[report]
             else:
-                report: ReportKey = (key, part.member or "", event_id)
-                if sign > 0:
-                    self.latest_add[report] = (part.order_key, part.amount)
-                elif report in self.latest_add:
-                    del self.latest_add[report]
-                else:
-                    self.latest_remove.add(report)
+                self.latest_remove.add(report)
 
 
 _ZERO = Decimal(0)
@@ -201,8 +208,8 @@ async def apply_deltas(
 ) -> tuple[int, int]:
     """Apply aggregated part deltas and mark every changed cell in the outbox.
 
-    Must run inside the caller's transaction. Rows are always written in key order so that
-    concurrent batches take their row locks in the same order.
+    Must run inside the caller's transaction. The statements insert in key order (``ORDER BY``), so
+    concurrent batches take their row locks in the same order and cannot deadlock on each other.
 
     Args:
         connection: A connection inside a transaction.
@@ -210,42 +217,43 @@ async def apply_deltas(
         publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
 
     Returns:
-        (stored rows written, cells changed).
+        (stored rows written, cells changed: each changed month with its quarter and year).
     """
-    cells: set[CellKey] = set()
+    months: set[tuple[str, date, str]] = set()
     written = 0
-    sums = sorted(
+    sums = [
         (*key, amount, deltas.sum_count[key])
         for key, amount in deltas.sum_amount.items()
         if amount or deltas.sum_count[key]
-    )
+    ]
     if sums:
         await connection.execute(_UPSERT_SUMS, *_columns(sums, 7))
         if any(row[6] < 0 for row in sums):
             await connection.execute(_DELETE_DEAD_SUMS, *_columns([row[:5] for row in sums], 5))
-        cells.update((row[0], row[1], row[2], row[3]) for row in sums)
+        months.update((row[0], row[2], row[3]) for row in sums)
         written += len(sums)
-    members = sorted((*key, member, delta) for (key, member), delta in deltas.distinct.items() if delta)
+    members = [(*key, member, delta) for (key, member), delta in deltas.distinct.items() if delta]
     if members:
         await connection.execute(_UPSERT_MEMBERS, *_columns(members, 7))
         negative = [row[:6] for row in members if row[6] < 0]
         if negative:
             await connection.execute(_DELETE_DEAD_MEMBERS, *_columns(negative, 6))
-        cells.update((row[0], row[1], row[2], row[3]) for row in members)
+        months.update((row[0], row[2], row[3]) for row in members)
         written += len(members)
     if deltas.latest_add:
-        adds = sorted(
+        adds = [
             (*key, member, event_id, order_key, amount)
             for (key, member, event_id), (order_key, amount) in deltas.latest_add.items()
-        )
+        ]
         await connection.execute(_INSERT_REPORTS, *_columns(adds, 9))
-        cells.update((row[0], row[1], row[2], row[3]) for row in adds)
+        months.update((row[0], row[2], row[3]) for row in adds)
         written += len(adds)
     if deltas.latest_remove:
         removes = sorted((*key, member, event_id) for key, member, event_id in deltas.latest_remove)
         await connection.execute(_DELETE_REPORTS, *_columns(removes, 7))
-        cells.update((row[0], row[1], row[2], row[3]) for row in removes)
+        months.update((row[0], row[2], row[3]) for row in removes)
         written += len(removes)
+    cells = {cell for month in months for cell in cells_of_month(*month)}
     if publish and cells:
         await mark_changed(connection, cells)
     return written, len(cells)
@@ -253,43 +261,67 @@ async def apply_deltas(
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
     """Queue cells for publication by the relay (in the caller's transaction)."""
-    await connection.execute(_MARK_CHANGED, *_columns(sorted(set(cells)), 4))
+    await connection.execute(_MARK_CHANGED, *_columns(list(set(cells)), 4))
 
 
-# The value of every stored part: sums as stored, distinct parts as the count of live members, latest
-# parts as the sum of each member's winning report. `contributions` counts what backs the value
-# (contributing events, member references, reports). Each source is a table or the cells joined to it.
+# The value of every part of a cell, merged from the month rows the cell covers: sums add up,
+# distinct parts count the live members of any of its months, latest parts sum each member's winning
+# report. `contributions` counts what backs the value (contributing events, member references,
+# reports). Each source yields the stored month rows with the cell they are read into (c_kind, c_start).
 _PART_VALUES = """
-SELECT p.indicator, p.period_kind, p.period_start, p.dims, p.part, 'sum', p.value, p.contributions
+SELECT x.indicator, x.c_kind, x.c_start, x.dims, x.part, 'sum', sum(x.value), sum(x.contributions)::bigint
   FROM {part}
-UNION ALL
-SELECT m.indicator, m.period_kind, m.period_start, m.dims, m.part, 'distinct', count(*)::numeric,
-       sum(m.refcount)::bigint
-  FROM {member}
- WHERE m.refcount > 0
  GROUP BY 1, 2, 3, 4, 5
 UNION ALL
-SELECT r.indicator, r.period_kind, r.period_start, r.dims, r.part, 'latest',
+SELECT x.indicator, x.c_kind, x.c_start, x.dims, x.part, 'distinct', count(DISTINCT x.member)::numeric,
+       sum(x.refcount)::bigint
+  FROM {member}
+ WHERE x.refcount > 0
+ GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT r.indicator, r.c_kind, r.c_start, r.dims, r.part, 'latest',
        sum(r.amount) FILTER (WHERE r.rank = 1), count(*)
-  FROM (SELECT r.*, row_number() OVER (
-                PARTITION BY r.indicator, r.period_kind, r.period_start, r.dims, r.part, r.member
-                ORDER BY r.order_key DESC, r.event_id DESC) AS rank
+  FROM (SELECT x.*, row_number() OVER (
+                PARTITION BY x.indicator, x.c_kind, x.c_start, x.dims, x.part, x.member
+                ORDER BY x.order_key DESC, x.event_id DESC) AS rank
           FROM {report}) AS r
  GROUP BY 1, 2, 3, 4, 5
 """
-_JOIN = "cell JOIN {table} AS {alias} USING (indicator, period_kind, period_start, dims)"
+# Every stored row, read into its month, quarter and year (alcance_periods, migration 0160).
+_EVERY_CELL = (
+    "(SELECT t.*, k.period_kind AS c_kind, k.period_start AS c_start"
+    " FROM {table} AS t CROSS JOIN LATERAL alcance_periods(t.period_start) AS k) AS x"
+)
+# The rows of the months each requested cell covers.
+_REQUESTED_CELL = (
+    "(SELECT t.*, c.period_kind AS c_kind, c.period_start AS c_start FROM cell_month AS c"
+    " JOIN {table} AS t ON t.indicator = c.indicator AND t.period_kind = 'month'"
+    " AND t.period_start = c.month AND t.dims = c.dims) AS x"
+)
 _ALL_PART_VALUES = _PART_VALUES.format(
-    part="indicator_part AS p", member="indicator_member AS m", report="indicator_report AS r"
+    part=_EVERY_CELL.format(table="indicator_part"),
+    member=_EVERY_CELL.format(table="indicator_member"),
+    report=_EVERY_CELL.format(table="indicator_report"),
 )
 # Built from constant fragments only; the cells arrive as bind parameters.
-_CELL_CTE = (
-    "WITH cell AS MATERIALIZED (SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])"
-    " AS u(indicator, period_kind, period_start, dims)) "
+_CELL_CTE = """
+WITH cell AS (
+    SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
+        AS u(indicator, period_kind, period_start, dims)
+), cell_month AS MATERIALIZED (
+    SELECT c.*, m::date AS month
+      FROM cell AS c,
+           generate_series(c.period_start::timestamp,
+                           c.period_start + CASE c.period_kind WHEN 'quarter' THEN interval '2 months'
+                                                               WHEN 'year' THEN interval '11 months'
+                                                               ELSE interval '0' END,
+                           interval '1 month') AS m
 )
+"""
 _CELL_PART_VALUES = _CELL_CTE + _PART_VALUES.format(
-    part=_JOIN.format(table="indicator_part", alias="p"),
-    member=_JOIN.format(table="indicator_member", alias="m"),
-    report=_JOIN.format(table="indicator_report", alias="r"),
+    part=_REQUESTED_CELL.format(table="indicator_part"),
+    member=_REQUESTED_CELL.format(table="indicator_member"),
+    report=_REQUESTED_CELL.format(table="indicator_report"),
 )
 
 
@@ -304,7 +336,7 @@ async def cell_parts(
     if cells is None:
         records = await connection.fetch(_ALL_PART_VALUES)
     else:
-        records = await connection.fetch(_CELL_PART_VALUES, *_columns(sorted(set(cells)), 4))
+        records = await connection.fetch(_CELL_PART_VALUES, *_columns(list(set(cells)), 4))
     return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
 
 

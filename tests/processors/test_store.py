@@ -82,15 +82,43 @@ async def test_a_duplicate_event_id_contributes_nothing(pg_pool: asyncpg.Pool) -
     assert await pg_pool.fetchval("SELECT count(*) FROM fact") == 1
 
 
-async def test_every_part_is_stored_for_its_month_quarter_and_year(pg_pool: asyncpg.Pool) -> None:
+async def test_a_part_is_stored_once_in_its_month_and_read_into_its_quarter_and_year(
+    pg_pool: asyncpg.Pool,
+) -> None:
     store, position = await new_store(pg_pool)
     await apply(store, position, fact([total("2")]), fact([total("3")]))
-    rows = await pg_pool.fetch("SELECT period_kind, period_start, value FROM indicator_part ORDER BY 1")
-    assert [(r[0], r[1], r[2]) for r in rows] == [
-        ("month", date(2026, 5, 1), Decimal(5)),
-        ("quarter", date(2026, 4, 1), Decimal(5)),
-        ("year", date(2026, 1, 1), Decimal(5)),
-    ]
+    rows = await pg_pool.fetch("SELECT period_kind, period_start, value FROM indicator_part")
+    assert [(r[0], r[1], r[2]) for r in rows] == [("month", date(2026, 5, 1), Decimal(5))]
+    values = {(key[1], key[2]): value for key, (_, value, _) in (await cell_parts(pg_pool)).items()}
+    assert values == {
+        ("month", date(2026, 5, 1)): Decimal(5),
+        ("quarter", date(2026, 4, 1)): Decimal(5),
+        ("year", date(2026, 1, 1)): Decimal(5),
+    }
+
+
+async def test_a_quarter_merges_its_months_sums_add_members_unite_latest_reports_compete(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    april, may = datetime(2026, 4, 3, tzinfo=UTC), datetime(2026, 5, 20, tzinfo=UTC)
+
+    def parts(at: datetime, amount: str, order_key: str) -> list[Part]:
+        return [
+            Part("T-01", "total", "sum", at, DIMS, amount=Decimal(amount)),
+            Part("T-02", "learners", "distinct", at, DIMS, member="a"),
+            Part("T-03", "deals", "latest", at, DIMS, Decimal(amount), member="d", order_key=order_key),
+        ]
+
+    await apply(store, position, fact(parts(april, "4", "2")), fact(parts(may, "6", "1")))
+    stored = await cell_parts(pg_pool)
+    quarter = {key[0]: (value, count) for key, (_, value, count) in stored.items() if key[1] == "quarter"}
+    # Sum: 4 + 6 from two events; one learner with two references; the deal's report ordered last
+    # (April's "2" beats May's "1") wins, backed by two reports.
+    assert quarter == {"T-01": (Decimal(10), 2), "T-02": (Decimal(1), 2), "T-03": (Decimal(4), 2)}
+    months = {(key[0], key[2]): value for key, (_, value, _) in stored.items() if key[1] == "month"}
+    assert months[("T-03", date(2026, 4, 1))] == Decimal(4)
+    assert months[("T-03", date(2026, 5, 1))] == Decimal(6)
 
 
 async def test_a_distinct_member_counts_once_until_all_its_events_are_retracted(

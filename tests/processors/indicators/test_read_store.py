@@ -4,6 +4,7 @@ computation and the in-memory reference for random histories with duplicates, re
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +24,7 @@ from processors.indicators.catalogue import INDICATORS
 from processors.indicators.derive import extra_ratios
 from processors.read import read_indicators
 from processors.runtime import IndicatorProcessor
+from processors.store import cell_parts
 from schemas.cloudevents import encode
 from schemas.topics import TopicCatalogue
 
@@ -215,3 +217,28 @@ async def test_external_reads_suppress_small_cells_and_targets_come_from_the_rea
             pool, indicator=None, period="year", by=(), settings=fresh, as_of=AS_OF
         )
         assert {r["indicator"] for r in everything} >= {"CVF-01", "PLGN-10", "ACT-07"}
+
+
+async def test_the_bi_views_merge_the_stored_months_as_the_store_does(local_stack: Settings) -> None:
+    history = scenario.history()
+    async with isolated_store(local_stack) as (fresh, pool):
+        await process(fresh, pool, history)
+        expected = {key: (kind, value) for key, (kind, value, _) in (await cell_parts(pool)).items()}
+        rows = await pool.fetch(
+            "SELECT indicator, period_kind, period_start, dimensions::text, part, kind, value"
+            " FROM indicator_part_value"
+        )
+        from_view = {(r[0], r[1], r[2], _canonical(r[3]), r[4]): (r[5], r[6]) for r in rows}
+        assert {k[1] for k in from_view} == {"month", "quarter", "year"}
+        assert from_view == {(k[0], k[1], k[2], _canonical(k[3]), k[4]): v for k, v in expected.items()}
+        members = await pool.fetch(
+            "SELECT indicator, period_kind, period_start, dimensions::text, part, count(DISTINCT member)"
+            " FROM indicator_member_live GROUP BY 1, 2, 3, 4, 5"
+        )
+        assert {(r[0], r[1], r[2], _canonical(r[3]), r[4]): ("distinct", r[5]) for r in members} == {
+            key: value for key, value in from_view.items() if value[0] == "distinct"
+        }
+
+
+def _canonical(dims: str) -> str:
+    return json.dumps(json.loads(dims), sort_keys=True)
