@@ -261,7 +261,7 @@ async def apply_deltas(
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
     """Queue cells for publication by the relay (in the caller's transaction)."""
-    await connection.execute(_MARK_CHANGED, *_columns(list(set(cells)), 4))
+    await connection.execute(_MARK_CHANGED, *_columns(sorted(set(cells)), 4))
 
 
 # The value of every part of a cell, merged from the month rows the cell covers: sums add up,
