@@ -361,7 +361,7 @@ RETURNING k.topic, k.partition, k.next_offset, k.epoch
 _INSERT_FACTS = """
 INSERT INTO fact AS f (event_id, event_type, occurred_at, subject_key, source, payload, parts, received,
                        retracts, topic, "partition", "offset")
-SELECT u.event_id, u.event_type, u.occurred_at, u.subject_key, u.source, u.payload::jsonb, u.parts::jsonb,
+SELECT u.event_id, u.event_type, u.occurred_at, u.subject_key, u.source, u.payload::json, u.parts::json,
        true, u.retracts, u.topic, u.part_no, u.off
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::uuid[], $9::text[], $10::int[], $11::bigint[])
