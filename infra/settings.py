@@ -91,8 +91,10 @@ class ProcessorSettings(BaseModel):
     roi_margin_coefficient: float = Field(default=1.0, gt=0, le=1)
     # Grace period after an offering ends before its cohort counts as closed.
     cohort_grace_days: int = Field(default=14, ge=0)
-    outbox_batch_size: int = Field(default=1_000, ge=1)
-    outbox_poll_interval_ms: int = Field(default=200, ge=1)
+    # Outbox marks the relay takes per round; each month mark publishes up to three cells.
+    outbox_batch_size: int = Field(default=20_000, ge=1)
+    # Pause between relay rounds: changes of one cell within it are published once, as its latest state.
+    outbox_poll_interval_ms: int = Field(default=1_000, ge=1)
 
 
 class ConnectorSettings(BaseModel):

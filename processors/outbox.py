@@ -1,8 +1,9 @@
 """The outbox relay: publish indicator cell changes from PostgreSQL to the indicators topic, in order.
 
 Delivery guarantee: at-least-once; the highest version of a key carries the store's newest state.
-Each batch transaction of the processors marks the cells it changed in the outbox; one relay at a
-time (an advisory lock per schema) takes the oldest marks, draws a fresh version per cell from a
+Each batch transaction of the processors marks the month cells it changed in the outbox (a month
+stands for itself, its quarter and its year); one relay at a time (an advisory lock per schema) takes
+the oldest marks, draws a fresh version per cell from a
 sequence, reads the cells' current parts, produces them, waits for the broker's acks and only then
 deletes the marks. A crash between ack and delete publishes the cells again under higher versions.
 Readers keep the highest version per key; nothing relies on compaction.
@@ -31,7 +32,7 @@ from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import cell_parts
+from processors.store import cell_parts, published_cells
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
 from schemas.events.base import EVENT_ID_NAMESPACE
 from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
@@ -173,7 +174,11 @@ class OutboxRelay:
             rows = await connection.fetch(_FETCH, limit)
             if not rows:
                 return 0
-            cells: list[CellKey] = list(dict.fromkeys((row[1], row[2], row[3], row[4]) for row in rows))
+            cells: list[CellKey] = list(
+                dict.fromkeys(
+                    cell for row in rows for cell in published_cells((row[1], row[2], row[3], row[4]))
+                )
+            )
             # Versions are drawn before the parts are read: a later round draws higher versions and
             # reads a newer state, so the highest version of a key always carries its newest state.
             versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]

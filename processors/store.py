@@ -253,15 +253,24 @@ async def apply_deltas(
         await connection.execute(_DELETE_REPORTS, *_columns(removes, 7))
         months.update((row[0], row[2], row[3]) for row in removes)
         written += len(removes)
-    cells = {cell for month in months for cell in cells_of_month(*month)}
-    if publish and cells:
-        await mark_changed(connection, cells)
-    return written, len(cells)
+    if publish and months:
+        await mark_changed(connection, [(name, "month", start, dims) for name, start, dims in months])
+    return written, len({cell for month in months for cell in cells_of_month(*month)})
 
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
-    """Queue cells for publication by the relay (in the caller's transaction)."""
+    """Queue cells for publication by the relay (in the caller's transaction).
+
+    A month cell stands for itself and its quarter and year (see `published_cells`), so a batch marks
+    only the months it changed.
+    """
     await connection.execute(_MARK_CHANGED, *_columns(sorted(set(cells)), 4))
+
+
+def published_cells(marked: CellKey) -> tuple[CellKey, ...]:
+    """The cells a mark asks the relay to publish: a month with its quarter and year; any other as is."""
+    indicator, kind, start, dims = marked
+    return cells_of_month(indicator, start, dims) if kind == "month" else (marked,)
 
 
 # The value of every part of a cell, merged from the month rows the cell covers: sums add up,

@@ -81,8 +81,8 @@ async def test_recompute_rebuilds_with_new_indicator_code_and_publishes_every_ce
     assert summary.facts == 1  # the retracted event and the retraction contribute nothing
     assert {key[4]: value for key, (_, value, _) in (await cell_parts(pg_pool)).items()} == {"new": 2}
     assert "1/1 facts" in stream.getvalue()
-    # Every cell is marked for publication once (month, quarter and year of the one cell).
-    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == 3
+    # The one month is marked for publication once; the relay publishes it with its quarter and year.
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == 1
     # The stored parts of the fact follow the new code, so a later retraction negates exactly them.
     stored = await pg_pool.fetchval("SELECT parts::text FROM fact WHERE event_id = $1", kept.event_id)
     assert '"new"' in stored
