@@ -71,22 +71,12 @@ def dims_key(dimensions: Mapping[str, str]) -> str:
     return json.dumps(dimensions, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
-def part_to_json(part: Part) -> list[Any]:
-    """The compact JSON form of a part, as stored in a fact's `parts` column."""
-    return [
-        part.indicator,
-        part.part,
-        part.kind,
-        part.occurred_at.isoformat(),
-        dict(part.dimensions),
-        str(part.amount),
-        part.member,
-        part.order_key,
-    ]
-
-
 def part_from_json(data: Sequence[Any]) -> Part:
-    """Inverse of `part_to_json`."""
+    """A part from one array of a fact's `parts` column.
+
+    The array is [indicator, part, kind, occurred_at (ISO 8601), dimensions, amount (decimal text),
+    member, order_key], as `processors.store.parts_json` writes it.
+    """
     indicator, name, kind, occurred_at, dimensions, amount, member, order_key = data
     return Part(
         indicator=indicator,

@@ -9,7 +9,6 @@ readers wait on the table locks meanwhile; processors then continue on top of th
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -21,9 +20,9 @@ import asyncpg
 
 from infra.postgres import create_pool
 from infra.settings import Settings
-from processors.base import CellKey, part_to_json
+from processors.base import CellKey
 from processors.indicators.base import Part
-from processors.store import PartDeltas, apply_deltas, mark_changed
+from processors.store import PartDeltas, apply_deltas, mark_changed, parts_json
 from schemas.events.base import Event
 from schemas.registry import EVENT_ADAPTER
 
@@ -169,7 +168,7 @@ async def rebuild(
             parts = contribute(_decode_payload(payload))
             for part in parts:
                 deltas.add(part, event_id)
-            stored.append((event_id, json.dumps([part_to_json(p) for p in parts], separators=(",", ":"))))
+            stored.append((event_id, parts_json(parts)))
         written, _ = await apply_deltas(connection, deltas, publish=False)
         summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])

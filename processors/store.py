@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
+from pydantic_core import to_json
 
 from processors.base import (
     BatchOutcome,
@@ -30,7 +31,6 @@ from processors.base import (
     dims_key,
     month_of,
     part_from_json,
-    part_to_json,
 )
 from processors.indicators.base import Part
 
@@ -422,24 +422,22 @@ async def record_facts(
     deltas = expected.copy() if expected is not None else PartDeltas()
     if not unique:
         return deltas, outcome
-    ordered = sorted(unique.values(), key=lambda fact: fact.event_id)
-    rows = [
-        (
-            fact.event_id,
-            fact.event_type,
-            fact.occurred_at,
-            fact.subject_key,
-            fact.source,
-            fact.payload,
-            fact.parts_json if fact.parts_json is not None else parts_json(fact.parts),
-            fact.retracts,
-            fact.topic,
-            fact.partition,
-            fact.offset,
-        )
-        for fact in ordered
-    ]
-    inserted = {record[0]: record[1] for record in await connection.fetch(_INSERT_FACTS, *_columns(rows, 11))}
+    # The statement inserts in event-id order (its ORDER BY), so concurrent batches lock alike.
+    ordered = list(unique.values())
+    columns = (
+        [fact.event_id for fact in ordered],
+        [fact.event_type for fact in ordered],
+        [fact.occurred_at for fact in ordered],
+        [fact.subject_key for fact in ordered],
+        [fact.source for fact in ordered],
+        [fact.payload for fact in ordered],
+        [fact.parts_json if fact.parts_json is not None else parts_json(fact.parts) for fact in ordered],
+        [fact.retracts for fact in ordered],
+        [fact.topic for fact in ordered],
+        [fact.partition for fact in ordered],
+        [fact.offset for fact in ordered],
+    )
+    inserted = {record[0]: record[1] for record in await connection.fetch(_INSERT_FACTS, *columns)}
     targets: set[UUID] = set()
     for fact in ordered:
         retracted = inserted.get(fact.event_id)
@@ -483,8 +481,22 @@ def expected_deltas(facts: Iterable[FactIn]) -> PartDeltas:
 
 
 def parts_json(parts: Sequence[Part]) -> str:
-    """The `parts` column of a fact."""
-    return json.dumps([part_to_json(part) for part in parts], separators=(",", ":"))
+    """The `parts` column of a fact: one array per part, read back by `part_from_json`."""
+    return to_json(
+        [
+            (
+                part.indicator,
+                part.part,
+                part.kind,
+                part.occurred_at,
+                part.dimensions if isinstance(part.dimensions, dict) else dict(part.dimensions),
+                part.amount,
+                part.member,
+                part.order_key,
+            )
+            for part in parts
+        ]
+    ).decode()
 
 
 class Store:
