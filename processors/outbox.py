@@ -52,6 +52,9 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+# Cells built and sent between two yields to the event loop.
+_YIELD_EVERY = 200
+
 _VERSIONS = "SELECT nextval('indicator_version_seq') FROM generate_series(1, $1)"
 
 
@@ -199,7 +202,10 @@ class OutboxRelay:
                 },
             ):
                 deliveries = []
-                for cell, version in zip(cells, versions, strict=True):
+                for index, (cell, version) in enumerate(zip(cells, versions, strict=True)):
+                    if index % _YIELD_EVERY == _YIELD_EVERY - 1:
+                        # A round can hold thousands of cells: let the processor's batches run too.
+                        await asyncio.sleep(0)
                     record = self._record(cell, values[cell], version, as_of)
                     if record is None:
                         continue
