@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from processors.indicators.activities import activity_parts
-from processors.indicators.base import PERIOD_KINDS, Part, PeriodKind
-from processors.indicators.plgn import plgn_parts
-from processors.indicators.training import training_parts
+from typing import Any
+
+from processors.indicators.activities import FINANCE
+from processors.indicators.base import PERIOD_KINDS, ByEventType, Handler, Part, PeriodKind, no_parts
+from processors.indicators.plgn import PLGN
+from processors.indicators.training import TRAINING
 from schemas.events.base import Event, EventRetracted
 
 __all__ = ["PERIOD_KINDS", "Part", "PeriodKind", "contributions"]
 
-_BY_FAMILY = {"training": training_parts, "plgn": plgn_parts, "finance": activity_parts}
+_BY_FAMILY: dict[str, ByEventType] = {"training": TRAINING, "plgn": PLGN, "finance": FINANCE}
+# The function of each event type seen so far: a type's family and handler never change.
+_BY_TYPE: dict[type[Any], Handler] = {}
+
+
+def _handler_for(kind: type[Any]) -> Handler:
+    if issubclass(kind, EventRetracted):
+        return no_parts
+    family = _BY_FAMILY.get(kind.family)
+    return no_parts if family is None else family.handler_for(kind)
 
 
 def contributions(event: Event) -> list[Part]:
@@ -19,7 +30,8 @@ def contributions(event: Event) -> list[Part]:
     Retractions contribute nothing here: the runtime negates the parts of the retracted event. An
     event type no indicator uses contributes an empty list.
     """
-    if isinstance(event, EventRetracted):
-        return []
-    compute = _BY_FAMILY.get(type(event).family)
-    return [] if compute is None else compute(event)
+    kind = type(event)
+    handler = _BY_TYPE.get(kind)
+    if handler is None:
+        handler = _BY_TYPE[kind] = _handler_for(kind)
+    return handler(event)

@@ -6,19 +6,26 @@ Business volume and meeting parts of the activity indicators come from PLGN even
 
 from __future__ import annotations
 
-from processors.indicators.base import Part
+from processors.indicators.base import ByEventType, Part, sum_part
 from schemas.events.base import Event
 from schemas.events.finance import ActivityType, CostRecorded
+
+_ON_OFFERING = ActivityType.COURSE_OFFERING
+
+
+def _cost(event: CostRecorded) -> list[Part]:
+    usd = event.money.usd_amount
+    if event.activity_type == _ON_OFFERING:
+        return [sum_part("CVF-20", "cost_usd", event.occurred_at, {"offering": event.activity_id}, usd)]
+    # `_value_` is what `.value` returns, without the descriptor call.
+    dims = {"activity": event.activity_id, "category": event.category._value_, "payer": event.payer._value_}
+    return [sum_part("ACT-01", "cost_usd", event.occurred_at, dims, usd)]
+
+
+FINANCE = ByEventType([(CostRecorded, _cost)])
+"""The finance contribution function of each event type."""
 
 
 def activity_parts(event: Event) -> list[Part]:
     """The parts one finance event contributes: its USD cost, on the offering or the activity."""
-    if not isinstance(event, CostRecorded):
-        return []
-    usd = event.money.usd_amount
-    if event.activity_type == ActivityType.COURSE_OFFERING:
-        return [
-            Part("CVF-20", "cost_usd", "sum", event.occurred_at, {"offering": event.activity_id}, amount=usd)
-        ]
-    dims = {"activity": event.activity_id, "category": event.category.value, "payer": event.payer.value}
-    return [Part("ACT-01", "cost_usd", "sum", event.occurred_at, dims, amount=usd)]
+    return FINANCE(event)

@@ -7,6 +7,8 @@ from datetime import UTC, date, datetime, timedelta
 from processors.indicators.base import PeriodKind
 
 _SEPARATOR = "|"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
 
 
 def period_start(moment: datetime, kind: PeriodKind) -> date:
@@ -28,6 +30,14 @@ def period_end(start: date, kind: PeriodKind) -> datetime:
 
 def epoch_seconds(moment: datetime) -> int:
     """Whole seconds since 1970-01-01T00:00:00Z; stored as the amount of time-valued "latest" parts."""
+    if moment.tzinfo is UTC:  # decoded events are already UTC, and UTC minus UTC skips the offsets
+        since = moment - _EPOCH
+        seconds = since.days * 86_400 + since.seconds
+        # timestamp() is the float seconds + microseconds / 10**6, which int() truncates to `seconds`
+        # when there are no microseconds, or when 0 <= seconds < 2**33 (year 2242): there the float's
+        # rounding error (at most 2**-20) is smaller than 10**-6, so it cannot reach a whole second.
+        if not since.microseconds or 0 <= seconds < 2**33:
+            return seconds
     return int(moment.astimezone(UTC).timestamp())
 
 
@@ -38,16 +48,36 @@ def from_epoch(seconds: int) -> datetime:
 
 def order_key(moment: datetime, rank: int = 0, tiebreak: str = "") -> str:
     """A string that sorts like (`moment`, `rank`, `tiebreak`): the order of "latest" reports."""
+    # The text is strftime's "%Y-%m-%dT%H:%M:%S.%f" with the rank in two digits; strftime and the format
+    # spec cost several times more than assembling it from the fields. strftime does not pad years
+    # below 1000 the same way on every platform, so those (and instants in other zones) still use it.
+    if moment.tzinfo is UTC and moment.year >= 1000 and 0 <= rank < 100:
+        two = _TWO_DIGITS
+        return (
+            f"{moment.year}-{two[moment.month]}-{two[moment.day]}"
+            f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
+            f".{str(1_000_000 + moment.microsecond)[1:]}|{two[rank]}|{tiebreak}"
+        )
     return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')}|{rank:02d}|{tiebreak}"
 
 
 def day_key(moment: datetime) -> str:
     """The UTC calendar day of `moment` as YYYY-MM-DD."""
+    if moment.tzinfo is UTC:  # decoded events are already UTC
+        return moment.date().isoformat()
     return moment.astimezone(UTC).date().isoformat()
 
 
 def encode_member(*fields: str) -> str:
     """Join fields into one member string; fields may contain any character."""
+    try:
+        joined = _SEPARATOR.join(fields)
+    except TypeError:
+        pass  # not all strings: the escaping below raises what it always raised
+    else:
+        # Most fields hold neither "%" nor the separator, and then escaping changes nothing.
+        if "%" not in joined and joined.count(_SEPARATOR) == len(fields) - 1:
+            return joined
     return _SEPARATOR.join(field.replace("%", "%25").replace(_SEPARATOR, "%7C") for field in fields)
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from processors.indicators.base import Part
+from processors.indicators.base import ByEventType, Part, distinct_part, latest_part, no_parts, sum_part
 from processors.indicators.periods import day_key, encode_member, epoch_seconds, order_key
 from schemas.events.base import MEMBER_STATES, Event
 from schemas.events.plgn import (
@@ -30,32 +30,30 @@ from schemas.events.plgn import (
 UNKNOWN = "UNKNOWN"
 ALL_MEMBERS = "ALL_MEMBERS"
 _WAVE_RANK = {Wave.M3: 1, Wave.M6: 2, Wave.M12: 3}
+_EXPORTER_ROLES = (RoundRole.SELLER, RoundRole.BOTH)
+_BUYER = RoundRole.BUYER
+_GRANTED, _WITHDRAWN = Decimal(1), Decimal(0)
 # Far enough in the future that 11 digits hold every (far - epoch seconds) of this century.
 _FAR_FUTURE_S = 99_999_999_999
 
 
 def active_day(org_key: str, at: datetime, country: str | None) -> Part:
     """PLGN-02: the firm took a qualifying action on this UTC day (also read by CVF-23)."""
-    return Part(
-        "PLGN-02",
-        "active_day",
-        "distinct",
-        at,
-        {"country": country or UNKNOWN},
-        member=encode_member(org_key, day_key(at)),
+    return distinct_part(
+        "PLGN-02", "active_day", at, {"country": country or UNKNOWN}, encode_member(org_key, day_key(at))
     )
 
 
 def deal_order_key(event: DealReported) -> str:
     """Order of deal reports: the exporter's report first (rule 1), then the latest wave (rule 2)."""
-    exporter = 1 if event.reporter_role in (RoundRole.SELLER, RoundRole.BOTH) else 0
+    exporter = 1 if event.reporter_role in _EXPORTER_ROLES else 0
     return f"{exporter}|{_WAVE_RANK[event.wave]}|{order_key(event.occurred_at, 0, str(event.event_id))}"
 
 
 def deal_dimensions(event: DealReported) -> Mapping[str, str]:
     """Exporter's and importer's countries whoever reports, so both reports of a deal share a cell."""
     reporter = event.country or UNKNOWN
-    if event.reporter_role == RoundRole.BUYER:
+    if event.reporter_role == _BUYER:
         exporter, importer = event.counterpart_country, reporter
     else:
         exporter, importer = reporter, event.counterpart_country
@@ -74,56 +72,71 @@ def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisation
     order = order_key(event.occurred_at, 0 if granted else 1, str(event.event_id))
     country = event.country or UNKNOWN
     parts = [
-        Part(
+        latest_part(
             "PLGN-16",
             "authorised",
-            "latest",
             event.occurred_at,
             {"country": country, "recipient": recipient},
-            amount=Decimal(1 if granted else 0),
-            member=encode_member(event.org_key, recipient, event.consent_id),
-            order_key=order,
+            _GRANTED if granted else _WITHDRAWN,
+            encode_member(event.org_key, recipient, event.consent_id),
+            order,
         )
         for recipient in _recipients(list(event.recipients))
     ]
     if not granted:
         listed = sorted(set(event.recipients)) or [ALL_MEMBERS]
         parts.extend(
-            Part("PLGN-16", "withdrawals", "sum", event.occurred_at, {"country": country, "recipient": r})
+            sum_part(
+                "PLGN-16", "withdrawals", event.occurred_at, {"country": country, "recipient": r}, _GRANTED
+            )
             for r in listed
         )
     return parts
 
 
-def _meeting(event: MeetingEvent) -> list[Part]:
-    dims = {"activity": event.activity_id, "modality": event.modality.value if event.modality else UNKNOWN}
-    part = {MeetingScheduled: "scheduled", MeetingHeld: "held", MeetingNoShow: "no_show"}.get(type(event))
-    if part is None:
-        return []
+def _meeting_dims(event: MeetingEvent) -> dict[str, str]:
     # Every meeting event is dated by its slot, so scheduled, held and no-show share a cell.
-    parts = [Part("PLGN-07", part, "distinct", event.slot_at, dims, member=event.meeting_id)]
-    if isinstance(event, MeetingScheduled | MeetingHeld):
-        parts.append(
-            Part(
-                "ACT-07",
-                "last_session",
-                "latest",
-                event.slot_at,
-                {"activity": event.activity_id},
-                amount=Decimal(epoch_seconds(event.slot_at)),
-                member=event.activity_id,
-                order_key=order_key(event.slot_at),
-            )
-        )
-    if isinstance(event, MeetingHeld):
-        for org in (event.org_a_key, event.org_b_key):
-            parts.append(
-                Part(
-                    "ACT-02", "served", "distinct", event.slot_at, {"activity": event.activity_id}, member=org
-                )
-            )
-            parts.append(active_day(org, event.slot_at, None))
-    return parts
+    # (`_value_` is what `.value` returns, without the descriptor call.)
+    modality = event.modality
+    return {"activity": event.activity_id, "modality": modality._value_ if modality else UNKNOWN}
+
+
+def _last_session(event: MeetingScheduled | MeetingHeld) -> Part:
+    at = event.slot_at
+    amount = Decimal(epoch_seconds(at))
+    return latest_part(
+        "ACT-07",
+        "last_session",
+        at,
+        {"activity": event.activity_id},
+        amount,
+        event.activity_id,
+        order_key(at),
+    )
+
+
+def _scheduled(event: MeetingScheduled) -> list[Part]:
+    return [
+        distinct_part("PLGN-07", "scheduled", event.slot_at, _meeting_dims(event), event.meeting_id),
+        _last_session(event),
+    ]
+
+
+def _held(event: MeetingHeld) -> list[Part]:
+    at, activity = event.slot_at, event.activity_id
+    org_a, org_b = event.org_a_key, event.org_b_key
+    return [
+        distinct_part("PLGN-07", "held", at, _meeting_dims(event), event.meeting_id),
+        _last_session(event),
+        distinct_part("ACT-02", "served", at, {"activity": activity}, org_a),
+        active_day(org_a, at, None),
+        distinct_part("ACT-02", "served", at, {"activity": activity}, org_b),
+        active_day(org_b, at, None),
+    ]
+
+
+def _no_show(event: MeetingNoShow) -> list[Part]:
+    return [distinct_part("PLGN-07", "no_show", event.slot_at, _meeting_dims(event), event.meeting_id)]
 
 
 def _deal(event: DealReported) -> list[Part]:
@@ -131,94 +144,102 @@ def _deal(event: DealReported) -> list[Part]:
     order = deal_order_key(event)
     usd = event.realised_value_cumulative.usd_amount
     factor = Decimal(str(event.attribution_pct)) / 100 * Decimal(str(event.confidence_pct)) / 100
+    deal = event.deal_id
     return [
-        Part(
-            "PLGN-10",
-            "realised_usd",
-            "latest",
-            event.occurred_at,
-            dims,
-            amount=usd,
-            member=event.deal_id,
-            order_key=order,
-        ),
-        Part(
+        latest_part("PLGN-10", "realised_usd", event.occurred_at, dims, usd, deal, order),
+        latest_part(
             "ACT-05",
             "attributable_usd",
-            "latest",
             event.occurred_at,
             {"activity": event.activity_id},
-            amount=usd * factor,
-            member=event.deal_id,
-            order_key=order,
+            usd * factor,
+            deal,
+            order,
         ),
     ]
 
 
+def _registered(event: OrganisationRegistered) -> list[Part]:
+    women_led = UNKNOWN if event.women_led is None else str(event.women_led).lower()
+    dims = {
+        "country": event.country or UNKNOWN,
+        "size_band": event.size_band.value,
+        "women_led": women_led,
+    }
+    return [
+        distinct_part("PLGN-01", "registered", event.registered_at, dims, event.org_key),
+        active_day(event.org_key, event.registered_at, event.country),
+    ]
+
+
+def _published(event: OpportunityPublished) -> list[Part]:
+    dims = {"country": event.country or UNKNOWN, "kind": event.kind.value}
+    return [
+        distinct_part("PLGN-04", "published", event.occurred_at, dims, event.opp_id),
+        active_day(event.org_key, event.occurred_at, event.country),
+    ]
+
+
+def _requested(event: ContactRequested) -> list[Part]:
+    member = encode_member(event.request_id, str(epoch_seconds(event.occurred_at)))
+    dims = {"country": event.country or UNKNOWN}
+    return [
+        distinct_part("PLGN-06", "requested", event.occurred_at, dims, member),
+        active_day(event.from_org_key, event.occurred_at, event.country),
+    ]
+
+
+def _responded(event: ContactResponded) -> list[Part]:
+    seconds = epoch_seconds(event.responded_at)
+    # The first answer counts: earlier answers get higher order keys.
+    first = f"{_FAR_FUTURE_S - seconds:011d}"
+    dims = {"country": event.country or UNKNOWN}
+    return [
+        latest_part(
+            "PLGN-06", "responded", event.responded_at, dims, Decimal(seconds), event.request_id, first
+        ),
+        active_day(event.to_org_key, event.responded_at, None),
+    ]
+
+
+def _round_registered(event: RoundRegistered) -> list[Part]:
+    return [active_day(event.org_key, event.occurred_at, event.country)]
+
+
+def _outcome(event: MeetingOutcomeReported) -> list[Part]:
+    dims = {"activity": event.activity_id or UNKNOWN, "horizon": event.horizon.value}
+    return [
+        latest_part(
+            "PLGN-09",
+            "expected_usd",
+            event.occurred_at,
+            dims,
+            event.expected_value.usd_amount,
+            event.meeting_id,
+            order_key(event.occurred_at, 0, str(event.event_id)),
+        )
+    ]
+
+
+PLGN = ByEventType(
+    [
+        (OrganisationRegistered, _registered),
+        (DirectoryAuthorisationGranted, _authorisation),
+        (DirectoryAuthorisationWithdrawn, _authorisation),
+        (OpportunityPublished, _published),
+        (ContactRequested, _requested),
+        (ContactResponded, _responded),
+        (RoundRegistered, _round_registered),
+        # Only the exact meeting types below count; cancellations and any other meeting event do not.
+        (MeetingEvent, no_parts),
+        (MeetingOutcomeReported, _outcome),
+        (DealReported, _deal),
+    ],
+    exact={MeetingScheduled: _scheduled, MeetingHeld: _held, MeetingNoShow: _no_show},
+)
+"""The PLGN contribution function of each event type."""
+
+
 def plgn_parts(event: Event) -> list[Part]:
     """The parts one PLGN event contributes (an empty list for events no indicator uses)."""
-    if isinstance(event, OrganisationRegistered):
-        women_led = UNKNOWN if event.women_led is None else str(event.women_led).lower()
-        dims = {
-            "country": event.country or UNKNOWN,
-            "size_band": event.size_band.value,
-            "women_led": women_led,
-        }
-        return [
-            Part("PLGN-01", "registered", "distinct", event.registered_at, dims, member=event.org_key),
-            active_day(event.org_key, event.registered_at, event.country),
-        ]
-    if isinstance(event, DirectoryAuthorisationGranted | DirectoryAuthorisationWithdrawn):
-        return _authorisation(event)
-    if isinstance(event, OpportunityPublished):
-        dims = {"country": event.country or UNKNOWN, "kind": event.kind.value}
-        return [
-            Part("PLGN-04", "published", "distinct", event.occurred_at, dims, member=event.opp_id),
-            active_day(event.org_key, event.occurred_at, event.country),
-        ]
-    if isinstance(event, ContactRequested):
-        member = encode_member(event.request_id, str(epoch_seconds(event.occurred_at)))
-        dims = {"country": event.country or UNKNOWN}
-        return [
-            Part("PLGN-06", "requested", "distinct", event.occurred_at, dims, member=member),
-            active_day(event.from_org_key, event.occurred_at, event.country),
-        ]
-    if isinstance(event, ContactResponded):
-        seconds = epoch_seconds(event.responded_at)
-        # The first answer counts: earlier answers get higher order keys.
-        first = f"{_FAR_FUTURE_S - seconds:011d}"
-        dims = {"country": event.country or UNKNOWN}
-        return [
-            Part(
-                "PLGN-06",
-                "responded",
-                "latest",
-                event.responded_at,
-                dims,
-                amount=Decimal(seconds),
-                member=event.request_id,
-                order_key=first,
-            ),
-            active_day(event.to_org_key, event.responded_at, None),
-        ]
-    if isinstance(event, RoundRegistered):
-        return [active_day(event.org_key, event.occurred_at, event.country)]
-    if isinstance(event, MeetingEvent):
-        return _meeting(event)
-    if isinstance(event, MeetingOutcomeReported):
-        dims = {"activity": event.activity_id or UNKNOWN, "horizon": event.horizon.value}
-        return [
-            Part(
-                "PLGN-09",
-                "expected_usd",
-                "latest",
-                event.occurred_at,
-                dims,
-                amount=event.expected_value.usd_amount,
-                member=event.meeting_id,
-                order_key=order_key(event.occurred_at, 0, str(event.event_id)),
-            )
-        ]
-    if isinstance(event, DealReported):
-        return _deal(event)
-    return []
+    return PLGN(event)

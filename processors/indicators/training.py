@@ -8,11 +8,9 @@ other parts to it by enrolment id. So late or reordered events land in the enrol
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from decimal import Decimal
 
-from processors.indicators.base import Part
+from processors.indicators.base import ByEventType, Part, distinct_part, latest_part
 from processors.indicators.periods import encode_member, epoch_seconds, order_key
 from schemas.events.base import Event
 from schemas.events.training import (
@@ -23,9 +21,11 @@ from schemas.events.training import (
     EnrolmentCreated,
     EnrolmentWithdrawn,
     ProgressRecorded,
+    TrainingEvent,
 )
 
 UNKNOWN = "UNKNOWN"
+_REVOKED = Decimal(0)
 
 
 def anchor_member(event: EnrolmentCreated) -> str:
@@ -43,99 +43,92 @@ def anchor_member(event: EnrolmentCreated) -> str:
     )
 
 
-def _dims(
-    event: Event, *, course: str | None = None, offering: str | None = None, gender: str | None = None
-) -> Mapping[str, str]:
+def _dims(event: TrainingEvent) -> dict[str, str]:
     # Only the enrolment anchor knows course, offering and gender; the other parts join it by enrolment
-    # id at read time, so their own cells say UNKNOWN there.
+    # id at read time, so their own cells say UNKNOWN there. (`_value_` is what `.value` returns,
+    # without the descriptor call.)
+    audience = event.audience
     return {
         "country": event.country or UNKNOWN,
-        "audience": event.audience.value if event.audience is not None else UNKNOWN,
-        "course": course or UNKNOWN,
-        "offering": offering or UNKNOWN,
-        "gender": gender or UNKNOWN,
+        "audience": UNKNOWN if audience is None else audience._value_,
+        "course": UNKNOWN,
+        "offering": UNKNOWN,
     }
 
 
-def _part(
-    part: str,
-    indicator: str,
-    kind: str,
-    at: datetime,
-    dims: Mapping[str, str],
-    member: str,
-    amount: Decimal = Decimal(1),
-    order: str = "",
-) -> Part:
-    # Every training part is keyed by an enrolment, so only the kind, time and amount vary.
-    if kind == "distinct":
-        return Part(indicator, part, "distinct", at, dims, member=member)
-    return Part(indicator, part, "latest", at, dims, amount=amount, member=member, order_key=order)
+def _enrolled(event: EnrolmentCreated) -> list[Part]:
+    audience, gender = event.audience, event.gender
+    dims = {
+        "country": event.country or UNKNOWN,
+        "audience": UNKNOWN if audience is None else audience._value_,
+        "course": event.course_id or UNKNOWN,
+        "offering": event.offering_id or UNKNOWN,
+        "gender": gender._value_ if gender else UNKNOWN,
+    }
+    return [distinct_part("CVF-01", "enrolled", event.enrolled_at, dims, anchor_member(event))]
+
+
+def _withdrawn(event: EnrolmentWithdrawn) -> list[Part]:
+    if event.before_start:
+        dims = {**_dims(event), "gender": UNKNOWN}
+        return [
+            distinct_part("CVF-01", "withdrawn_before_start", event.withdrawn_at, dims, event.enrolment_id)
+        ]
+    return [
+        distinct_part("CVF-08", "withdrawn_after_start", event.withdrawn_at, _dims(event), event.enrolment_id)
+    ]
+
+
+def _started(event: ProgressRecorded | AssessmentSubmitted) -> list[Part]:
+    return [distinct_part("CVF-08", "started", event.occurred_at, _dims(event), event.enrolment_id)]
+
+
+def _completed(event: EnrolmentCompleted) -> list[Part]:
+    at = event.completed_at
+    return [
+        latest_part(
+            "CVF-05",
+            "completed",
+            at,
+            _dims(event),
+            Decimal(epoch_seconds(at)),
+            event.enrolment_id,
+            order_key(at),
+        )
+    ]
+
+
+def _certified(event: CertificateIssued) -> list[Part]:
+    at = event.issued_at
+    order = order_key(at, 0, event.certificate_id)
+    amount = Decimal(epoch_seconds(at))
+    return [latest_part("CVF-07", "certified", at, _dims(event), amount, event.enrolment_id, order)]
+
+
+def _revoked(event: CertificateRevoked) -> list[Part]:
+    # A revocation at the same instant as an issue wins the tie: rank 1 sorts after rank 0.
+    order = order_key(event.revoked_at, 1, event.certificate_id)
+    return [
+        latest_part(
+            "CVF-07", "certified", event.revoked_at, _dims(event), _REVOKED, event.enrolment_id, order
+        )
+    ]
+
+
+TRAINING = ByEventType(
+    [
+        (EnrolmentCreated, _enrolled),
+        (EnrolmentWithdrawn, _withdrawn),
+        (ProgressRecorded, _started),
+        (AssessmentSubmitted, _started),
+        (EnrolmentCompleted, _completed),
+        (CertificateIssued, _certified),
+        (CertificateRevoked, _revoked),
+    ]
+)
+"""The training contribution function of each event type."""
 
 
 def training_parts(event: Event) -> list[Part]:
     """The parts one CVF event contributes (an empty list for events no indicator uses)."""
-    if isinstance(event, EnrolmentCreated):
-        gender = event.gender.value if event.gender else None
-        dims = _dims(event, course=event.course_id, offering=event.offering_id, gender=gender)
-        return [_part("enrolled", "CVF-01", "distinct", event.enrolled_at, dims, anchor_member(event))]
-    if isinstance(event, EnrolmentWithdrawn):
-        if event.before_start:
-            return [
-                _part(
-                    "withdrawn_before_start",
-                    "CVF-01",
-                    "distinct",
-                    event.withdrawn_at,
-                    _dims(event),
-                    event.enrolment_id,
-                )
-            ]
-        dims = {key: value for key, value in _dims(event).items() if key != "gender"}
-        return [
-            _part("withdrawn_after_start", "CVF-08", "distinct", event.withdrawn_at, dims, event.enrolment_id)
-        ]
-    if isinstance(event, ProgressRecorded | AssessmentSubmitted):
-        dims = {key: value for key, value in _dims(event).items() if key != "gender"}
-        return [_part("started", "CVF-08", "distinct", event.occurred_at, dims, event.enrolment_id)]
-    if isinstance(event, EnrolmentCompleted):
-        dims = {key: value for key, value in _dims(event).items() if key != "gender"}
-        at = event.completed_at
-        return [
-            _part(
-                "completed",
-                "CVF-05",
-                "latest",
-                at,
-                dims,
-                event.enrolment_id,
-                Decimal(epoch_seconds(at)),
-                order_key(at),
-            )
-        ]
-    if isinstance(event, CertificateIssued):
-        dims = {key: value for key, value in _dims(event).items() if key != "gender"}
-        at = event.issued_at
-        order = order_key(at, 0, event.certificate_id)
-        return [
-            _part(
-                "certified",
-                "CVF-07",
-                "latest",
-                at,
-                dims,
-                event.enrolment_id,
-                Decimal(epoch_seconds(at)),
-                order,
-            )
-        ]
-    if isinstance(event, CertificateRevoked):
-        dims = {key: value for key, value in _dims(event).items() if key != "gender"}
-        # A revocation at the same instant as an issue wins the tie: rank 1 sorts after rank 0.
-        order = order_key(event.revoked_at, 1, event.certificate_id)
-        return [
-            _part(
-                "certified", "CVF-07", "latest", event.revoked_at, dims, event.enrolment_id, Decimal(0), order
-            )
-        ]
-    return []
+    return TRAINING(event)
