@@ -19,6 +19,8 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import lru_cache
+from types import MappingProxyType
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -52,6 +54,12 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
+_SOURCE_HEADER = ("ce_source", CE_SOURCE.encode())
+_TYPE_HEADER = ("ce_type", CE_TYPE.encode())
+_DATASCHEMA_HEADER = ("ce_dataschema", INDICATOR_SCHEMA_ID.encode())
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+
 # Cells built and sent between two yields to the event loop.
 _YIELD_EVERY = 200
 
@@ -68,11 +76,13 @@ def indicator_record(
     version: int,
     as_of: datetime,
     margin_coefficient: Decimal = Decimal(1),
+    key: str | None = None,
 ) -> KafkaRecord:
     """The indicators-topic record of one cell state: key, `IndicatorValue` JSON, CloudEvents headers.
 
     The value is derived from the cell's own parts; it is None when the derivation needs parts the
     cell does not hold (rates across indicators are derived by the read model) or is undefined.
+    `key`, when given, must be the cell's `indicator_key` (callers that publish a cell often keep it).
 
     Raises:
         pydantic.ValidationError: when the cell does not fit the published contract.
@@ -94,18 +104,27 @@ def indicator_record(
             "unit": unit,
         }
     )
-    key = indicator_key(indicator, period_kind, period_start, dimensions)
+    if key is None:
+        key = indicator_key(indicator, period_kind, period_start, dimensions)
     headers = [
-        ("ce_specversion", SPEC_VERSION.encode()),
+        _SPEC_VERSION_HEADER,
         ("ce_id", str(uuid.uuid5(EVENT_ID_NAMESPACE, f"indicator\x1f{key}\x1f{version}")).encode()),
-        ("ce_source", CE_SOURCE.encode()),
-        ("ce_type", CE_TYPE.encode()),
+        _SOURCE_HEADER,
+        _TYPE_HEADER,
         ("ce_time", payload.as_of.isoformat().replace("+00:00", "Z").encode()),
         ("ce_subject", key.encode()),
-        ("ce_dataschema", INDICATOR_SCHEMA_ID.encode()),
-        ("content-type", CONTENT_TYPE.encode()),
+        _DATASCHEMA_HEADER,
+        _CONTENT_TYPE_HEADER,
     ]
     return KafkaRecord(key=key.encode(), value=payload.model_dump_json().encode(), headers=headers)
+
+
+@lru_cache(maxsize=65_536)
+def _cell_identity(cell: CellKey) -> tuple[Mapping[str, str], str]:
+    """A cell's dimensions and topic key; the same cells are published round after round."""
+    indicator, period_kind, period_start, dims = cell
+    dimensions: dict[str, str] = json.loads(dims)
+    return MappingProxyType(dimensions), indicator_key(indicator, period_kind, period_start, dimensions)
 
 
 class OutboxRelay:
@@ -201,6 +220,8 @@ class OutboxRelay:
                     "messaging.batch.message_count": len(cells),
                 },
             ):
+                # One trace context for the round: every record of it is sent under this span.
+                trace_headers = telemetry.inject_headers([])
                 deliveries = []
                 for index, (cell, version) in enumerate(zip(cells, versions, strict=True)):
                     if index % _YIELD_EVERY == _YIELD_EVERY - 1:
@@ -209,10 +230,12 @@ class OutboxRelay:
                     record = self._record(cell, values[cell], version, as_of)
                     if record is None:
                         continue
-                    headers = telemetry.inject_headers(list(record.headers))
                     deliveries.append(
                         await self._producer.send(
-                            self.topic, key=record.key, value=record.value, headers=headers
+                            self.topic,
+                            key=record.key,
+                            value=record.value,
+                            headers=[*record.headers, *trace_headers],
                         )
                     )
                 await asyncio.gather(*deliveries)
@@ -228,17 +251,19 @@ class OutboxRelay:
     ) -> KafkaRecord | None:
         indicator, period_kind, period_start, dims = cell
         try:
+            dimensions, key = _cell_identity(cell)
             return indicator_record(
                 indicator=indicator,
                 period_kind=period_kind,
                 period_start=period_start,
-                dimensions=json.loads(dims),
+                dimensions=dimensions,
                 parts=parts,
                 version=version,
                 as_of=as_of,
                 margin_coefficient=self._margin,
+                key=key,
             )
-        except ValidationError as exc:
+        except ValueError as exc:
             # A cell outside the published contract (e.g. a dimension value with a key separator):
             # it stays readable in the store; say so loudly rather than stall the relay.
             self.rejected += 1
@@ -249,6 +274,8 @@ class OutboxRelay:
                 period_start,
                 dims,
                 version,
-                exc.errors(include_url=False, include_input=False)[:1],
+                exc.errors(include_url=False, include_input=False)[:1]
+                if isinstance(exc, ValidationError)
+                else exc,
             )
             return None
