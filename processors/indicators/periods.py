@@ -52,11 +52,11 @@ def order_key(moment: datetime, rank: int = 0, tiebreak: str = "") -> str:
     # spec cost several times more than assembling it from the fields. strftime does not pad years
     # below 1000 the same way on every platform, so those (and instants in other zones) still use it.
     if moment.tzinfo is UTC and moment.year >= 1000 and 0 <= rank < 100:
-        two = _TWO_DIGITS
+        two, micros = _TWO_DIGITS, moment.microsecond
         return (
             f"{moment.year}-{two[moment.month]}-{two[moment.day]}"
             f"T{two[moment.hour]}:{two[moment.minute]}:{two[moment.second]}"
-            f".{str(1_000_000 + moment.microsecond)[1:]}|{two[rank]}|{tiebreak}"
+            f".{str(1_000_000 + micros)[1:] if micros else '000000'}|{two[rank]}|{tiebreak}"
         )
     return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')}|{rank:02d}|{tiebreak}"
 

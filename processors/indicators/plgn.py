@@ -39,8 +39,13 @@ _FAR_FUTURE_S = 99_999_999_999
 
 def active_day(org_key: str, at: datetime, country: str | None) -> Part:
     """PLGN-02: the firm took a qualifying action on this UTC day (also read by CVF-23)."""
+    return _active_on(org_key, day_key(at), at, country)
+
+
+def _active_on(org_key: str, day: str, at: datetime, country: str | None) -> Part:
+    # `active_day` for a day key already computed (both parties of a meeting share it).
     return distinct_part(
-        "PLGN-02", "active_day", at, {"country": country or UNKNOWN}, encode_member(org_key, day_key(at))
+        "PLGN-02", "active_day", at, {"country": country or UNKNOWN}, encode_member(org_key, day)
     )
 
 
@@ -125,13 +130,14 @@ def _scheduled(event: MeetingScheduled) -> list[Part]:
 def _held(event: MeetingHeld) -> list[Part]:
     at, activity = event.slot_at, event.activity_id
     org_a, org_b = event.org_a_key, event.org_b_key
+    day = day_key(at)
     return [
         distinct_part("PLGN-07", "held", at, _meeting_dims(event), event.meeting_id),
         _last_session(event),
         distinct_part("ACT-02", "served", at, {"activity": activity}, org_a),
-        active_day(org_a, at, None),
+        _active_on(org_a, day, at, None),
         distinct_part("ACT-02", "served", at, {"activity": activity}, org_b),
-        active_day(org_b, at, None),
+        _active_on(org_b, day, at, None),
     ]
 
 
