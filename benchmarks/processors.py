@@ -5,9 +5,11 @@ Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2]
 1. A stream of N distinct events (a realistic mix: enrolments, completions, certificates, progress,
    costs, deal reports, meetings; 1 % retractions, 2 % duplicates) is generated and encoded up front
    and produced to the input topics before any processor starts.
-2. Throughput, for 1 and for 2 processor processes (`python -m processors.runtime`, each with its
-   outbox relay) on a fresh PostgreSQL schema: sustained events/s from the first committed batch
-   until every record is committed (`kafka_offset`), sampled peak RSS of each process.
+2. Throughput, for 1 and for 2 processor processes (`python -m processors.runtime`, relay off) and the
+   outbox relay in a process of its own (`python -m processors.outbox`), on a fresh PostgreSQL schema:
+   sustained events/s from the first committed batch until every record is committed
+   (`kafka_offset`), sampled RSS of each process (the relay's last), and the indicator versions the
+   relay had drawn by then (cell states published or in flight).
 3. Latency at a fixed lower rate (default 5,000 ev/s) on fresh topics: each record's publish time
    (the `send` call) against the moment the benchmark sees its offset committed in `kafka_offset`
    (polled every 5 ms, so figures are up to ~5 ms late); p50/p99 reported.
@@ -39,6 +41,7 @@ START = datetime(2025, 1, 1, tzinfo=UTC)
 
 def generate(count: int, seed: int) -> list[Any]:
     """`count` distinct events plus ~1 % retractions and ~2 % duplicates, in a shuffled-in-time order."""
+    from schemas.events.base import Event
     from schemas.events.plgn import Wave
     from tests.schemas.factories import (
         make_certificate_issued,
@@ -64,6 +67,7 @@ def generate(count: int, seed: int) -> list[Any]:
         at = START + timedelta(days=rng.randrange(720), seconds=rng.randrange(86_400))
         kind = rng.random()
         rid = f"b{i}"
+        event: Event
         if kind < 0.30 or not enrolments:
             learner = rng.choice(learners)
             enrolments.append((f"e{i}", learner))
@@ -176,14 +180,18 @@ def _rss_kib(pid: int) -> tuple[int, int]:
 
 
 async def _spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
+    """Start `count` processors and, last in the list, the outbox relay as its own process.
+
+    Their logs go to this benchmark's stderr (level: --log-level).
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALCANCE_")}
     env.update(_env(settings))
-    env["ALCANCE_LOG__LEVEL"] = "WARNING"
+    env["ALCANCE_PROCESSOR__RELAY"] = "false"
     return [
         await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "processors.runtime", env=env, stdin=asyncio.subprocess.DEVNULL
+            sys.executable, "-m", module, env=env, stdin=asyncio.subprocess.DEVNULL
         )
-        for _ in range(count)
+        for module in ["processors.runtime"] * count + ["processors.outbox"]
     ]
 
 
@@ -243,6 +251,7 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
             await asyncio.sleep(0.25)
         elapsed = time.monotonic() - (started or time.monotonic())
         peaks = [_rss_kib(child.pid)[1] for child in children]
+        published = await pool.fetchval("SELECT last_value FROM indicator_version_seq")
         facts = await pool.fetchval("SELECT count(*) FROM fact")
         rows = {
             table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608  # fixed names
@@ -259,7 +268,9 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
         "stored_rows": rows,
         "seconds": round(elapsed, 2),
         "events_per_s": round((total - first_done) / elapsed) if elapsed > 0 else None,
-        "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks],
+        "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[:-1]],
+        "relay_peak_rss_mib": round(peaks[-1] / 1024, 1),
+        "relay_versions_drawn": published,
         "rss_mib_at_quartiles": [
             [round(kib / 1024, 1) for kib in rss_samples[min(i * quarter, len(rss_samples) - 1)]]
             for i in range(4)
@@ -385,6 +396,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                         }
                     ),
                     "processor": resolved.processor.model_copy(update={"batch_max_records": args.batch}),
+                    "log": resolved.log.model_copy(update={"level": args.log_level}),
                 }
             )
             catalogue = TopicCatalogue.from_settings(settings)
@@ -437,6 +449,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run (0: skip it)")
     parser.add_argument("--batch", type=int, default=2_000, help="processor batch_max_records")
     parser.add_argument("--seed", type=int, default=503)
+    parser.add_argument("--log-level", default="WARNING", help="log level of the processors (on stderr)")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(_run(args)), indent=2))
 

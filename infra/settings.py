@@ -91,6 +91,9 @@ class ProcessorSettings(BaseModel):
     roi_margin_coefficient: float = Field(default=1.0, gt=0, le=1)
     # Grace period after an offering ends before its cohort counts as closed.
     cohort_grace_days: int = Field(default=14, ge=0)
+    # Run the outbox relay inside every processor (one relays at a time). Turn off where the relay
+    # runs as its own process (`python -m processors.outbox`), so its rounds never delay a batch.
+    relay: bool = True
     # Outbox marks the relay takes per round; each month mark publishes up to three cells.
     outbox_batch_size: int = Field(default=20_000, ge=1)
     # Pause between relay rounds: changes of one cell within it are published once, as its latest state.

@@ -3,10 +3,13 @@
 Delivery guarantee: at-least-once; the highest version of a key carries the store's newest state.
 Each batch transaction of the processors marks the month cells it changed in the outbox (a month
 stands for itself, its quarter and its year); one relay at a time (an advisory lock per schema) takes
-the oldest marks, draws a fresh version per cell from a
-sequence, reads the cells' current parts, produces them, waits for the broker's acks and only then
-deletes the marks. A crash between ack and delete publishes the cells again under higher versions.
-Readers keep the highest version per key; nothing relies on compaction.
+the oldest marks, draws a fresh version per cell from a sequence, reads the cells' current parts,
+produces them, waits for the broker's acks and only then deletes the marks. A crash between ack and
+delete publishes the cells again under higher versions. Readers keep the highest version per key;
+nothing relies on compaction.
+
+The relay runs inside every processor by default; ``python -m processors.outbox`` runs it alone
+(with ``processor.relay`` off in the processors), so its rounds never share an event loop with batches.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -30,6 +34,7 @@ from pydantic import ValidationError
 
 from infra import telemetry
 from infra.kafka import make_producer
+from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
@@ -279,3 +284,40 @@ class OutboxRelay:
                 else exc,
             )
             return None
+
+
+async def run_relay(settings: Settings) -> int:
+    """Relay until SIGTERM or SIGINT, then publish what is pending and stop.
+
+    Returns:
+        The number of records published.
+    """
+    pool = await create_pool(settings.postgres)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    relay = OutboxRelay(settings, pool)
+    try:
+        await relay.run(stop)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        await pool.close()
+    logger.info("relay stopped: %d records published, %d cells rejected", relay.published, relay.rejected)
+    return relay.published
+
+
+def main() -> None:
+    """Entry point of ``python -m processors.outbox``: the relay alone, settings from the environment."""
+    from infra.logs import setup_logging
+    from infra.settings import load_settings
+
+    settings = load_settings()
+    setup_logging(settings.log)
+    telemetry.setup_telemetry(settings.telemetry)
+    asyncio.run(run_relay(settings))
+
+
+if __name__ == "__main__":
+    main()

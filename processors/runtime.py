@@ -567,7 +567,7 @@ def main() -> None:
     settings = load_settings()
     setup_logging(settings.log)
     telemetry.setup_telemetry(settings.telemetry)
-    asyncio.run(run_processor(settings))
+    asyncio.run(run_processor(settings, relay=settings.processor.relay))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -28,6 +29,7 @@ from tests.processors.support import (
     stored_parts,
 )
 from tests.schemas.factories import make_cost_recorded
+from tests.support.processes import python_child
 
 
 def tuned(settings: Settings, **processor: int) -> Settings:
@@ -202,8 +204,32 @@ async def test_the_relay_publishes_the_store_state_as_the_highest_version_per_ke
     await produce(settings, records)
     await process_all(tuned(settings, batch_max_records=60), pg_pool, len(records))
     assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == 0
+    await assert_topic_equals_store(settings, pg_pool)
+
+
+async def test_the_relay_runs_as_its_own_process_and_stops_on_sigterm(
+    settings: Settings, pg_pool: asyncpg.Pool
+) -> None:
+    events = random_stream(200, seed=8)
+    records = records_for(settings, events)
+    await produce(settings, records)
+    await process_all(tuned(settings, batch_max_records=50), pg_pool, len(records), relay=False)
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") > 0
+    async with python_child(module="processors.outbox", settings=settings) as child:
+        deadline = asyncio.get_running_loop().time() + 30
+        while await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") > 0:
+            assert asyncio.get_running_loop().time() < deadline, child.output
+            await asyncio.sleep(0.1)
+        child.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(child.wait(), 30) == 0, child.output
+        await child.wait_for_line(lambda line: "relay stopped" in line)
+    await assert_topic_equals_store(settings, pg_pool)
+
+
+async def assert_topic_equals_store(settings: Settings, pool: asyncpg.Pool) -> None:
+    """The indicators topic, keeping the highest version per key, holds the store's cells."""
     truth: dict[str, dict[str, float]] = {}
-    for (indicator, kind, start, dims, part), (_, value, _) in (await cell_parts(pg_pool)).items():
+    for (indicator, kind, start, dims, part), (_, value, _) in (await cell_parts(pool)).items():
         truth.setdefault(indicator_key(indicator, kind, start, json.loads(dims)), {})[part] = float(value)
     catalogue = TopicCatalogue.from_settings(settings)
     found = await read_topic(
