@@ -70,6 +70,7 @@ def generate(count: int, seed: int) -> list[Any]:
         event: Event
         if kind < 0.30 or not enrolments:
             learner = rng.choice(learners)
+            offering = rng.randrange(120)
             enrolments.append((f"e{i}", learner))
             event = make_enrolment_created(
                 record_identity=rid,
@@ -77,8 +78,9 @@ def generate(count: int, seed: int) -> list[Any]:
                 enrolled_at=at,
                 subject_key=learner,
                 enrolment_id=f"e{i}",
-                course_id=f"course-{rng.randrange(40)}",
-                offering_id=f"offering-{rng.randrange(120)}",
+                # 120 offerings (cohorts) of 40 courses: each offering belongs to one course.
+                course_id=f"course-{offering % 40}",
+                offering_id=f"offering-{offering}",
                 country=rng.choice(countries),
             )
         elif kind < 0.42:
