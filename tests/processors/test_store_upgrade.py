@@ -80,7 +80,7 @@ async def test_the_upgrade_keeps_each_quarter_and_year_as_the_merge_of_its_month
     for table in ("indicator_part", "indicator_member", "indicator_report"):
         kinds = await old_store.fetch(f"SELECT DISTINCT period_kind FROM {table}")  # noqa: S608  # fixed names
         assert [row[0] for row in kinds] == ["month"]
-    values = {
+    values: dict[tuple[str, str, date], tuple[Decimal, int]] = {
         (key[0], key[1], key[2]): (value, count)
         for key, (_, value, count) in (await cell_parts(old_store)).items()
     }
