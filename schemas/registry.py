@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Union
 
-from pydantic import Field, TypeAdapter
+from pydantic import GetCoreSchemaHandler, GetPydanticSchema, TypeAdapter
+from pydantic_core import CoreSchema, core_schema
 
 from schemas.events.base import Event
 from schemas.events.finance import FINANCE_EVENTS
@@ -18,9 +19,21 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 """Event class by `event_type` (e.g. "cvf.enrolment.created")."""
 
+
+def _tagged_union(_source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    # What `Field(discriminator="event_type")` builds, with the tags given rather than inferred: pydantic
+    # cannot infer them through the split by input mode in the event models' schemas (see `Event`).
+    return core_schema.tagged_union_schema(
+        choices={event_type: handler.generate_schema(cls) for event_type, cls in EVENT_TYPES.items()},
+        discriminator="event_type",
+        strict=False,
+        from_attributes=True,
+    )
+
+
 # A discriminated union: pydantic dispatches on `event_type` instead of trying every class in turn.
 # The union is built from the class tuple at import time, which no static checker can follow.
-_AnyEvent: Any = Annotated[Union[tuple(ALL_EVENT_CLASSES)], Field(discriminator="event_type")]  # noqa: UP007
+_AnyEvent: Any = Annotated[Union[tuple(ALL_EVENT_CLASSES)], GetPydanticSchema(_tagged_union)]  # noqa: UP007
 
 EVENT_ADAPTER: TypeAdapter[Any] = TypeAdapter(_AnyEvent)
 """Validates any event document (dict or JSON bytes) into its event class."""

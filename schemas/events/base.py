@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
-from typing import Annotated, Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Literal, Self, cast
 
 from pydantic import (
     AfterValidator,
@@ -17,6 +18,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     PlainSerializer,
     PlainValidator,
     ValidationInfo,
@@ -24,6 +26,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import CoreSchema, core_schema
 
 # Fixed for ever: changing it would change every event id and break deduplication of re-pulled records.
 EVENT_ID_NAMESPACE = uuid.UUID("6f1d7a52-0b7e-5c8e-9a41-3f2b8d5e0c17")
@@ -45,12 +48,30 @@ def event_id_for(source: str, record_identity: str) -> uuid.UUID:
 
 
 def anchored(body: str) -> str:
-    """A regular expression matching exactly `body`, read the same by pydantic and jsonschema.
+    """A regular expression matching exactly `body`, read the same by Python's `re` and ECMA-262.
 
-    Python's `$` also matches before a final newline; the look-ahead closes that gap in both
-    Python (the models) and ECMA-262 (JSON Schema consumers).
+    Python's `$` also matches before a final newline; the look-ahead closes that gap for both: JSON
+    Schema consumers (the `jsonschema` package uses `re`) and models with `regex_engine="python-re"`.
+    Event models use `full_match`, which checks the same language natively.
     """
     return f"^(?:{body})$(?!\\n)"
+
+
+def _rust_anchored(body: str) -> str:
+    # In pydantic-core's Rust regex `$` is the end of the text, so no look-ahead is needed (and Rust
+    # regex has none): this matches exactly the strings `anchored(body)` matches in `re`.
+    return f"^(?:{body})$"
+
+
+def full_match(body: str, **constraints: Any) -> Any:
+    """A `Field` whose string must match `body` as a whole (plus any other `Field` constraints).
+
+    The model checks the pattern natively in pydantic-core's Rust regex (several times cheaper than
+    calling back into Python's `re` for every string); the JSON Schema carries `anchored(body)`.
+    Use it inside `Annotated[str, ...]`, also for optional fields, so that the schema's pattern lands
+    on the string and not on the `anyOf` around it.
+    """
+    return Field(pattern=_rust_anchored(body), json_schema_extra={"pattern": anchored(body)}, **constraints)
 
 
 class Audience(StrEnum):
@@ -71,21 +92,29 @@ MEMBER_STATES: frozenset[str] = frozenset(
     {"AR", "BO", "BR", "CL", "CO", "CU", "EC", "MX", "PA", "PY", "PE", "UY", "VE"}
 )
 
-COUNTRY_PATTERN = anchored("[A-Z]{2}")
-CURRENCY_PATTERN = anchored("[A-Z]{3}")
-PERSON_KEY_PATTERN = anchored("p-[0-9a-f]{32}")
-ORG_KEY_PATTERN = anchored("o-[0-9a-f]{32}")
-UUID_PATTERN = anchored("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-TIMESTAMP_PATTERN = anchored(
+_COUNTRY_BODY = "[A-Z]{2}"
+_CURRENCY_BODY = "[A-Z]{3}"
+_PERSON_KEY_BODY = "p-[0-9a-f]{32}"
+_ORG_KEY_BODY = "o-[0-9a-f]{32}"
+_UUID_BODY = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+_TIMESTAMP_BODY = (
     "[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
     "T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\\.[0-9]{1,6})?"
     "(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"
 )
 # Non-negative decimal string with at most 15 integer and 6 fractional digits: no exponent, no sign.
-AMOUNT_PATTERN = anchored("(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?")
+_AMOUNT_BODY = "(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?"
 # Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not, and
 # neither is "@", so that an e-mail address can never pass for an id.
 _IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+-]{0,511}"
+
+COUNTRY_PATTERN = anchored(_COUNTRY_BODY)
+CURRENCY_PATTERN = anchored(_CURRENCY_BODY)
+PERSON_KEY_PATTERN = anchored(_PERSON_KEY_BODY)
+ORG_KEY_PATTERN = anchored(_ORG_KEY_BODY)
+UUID_PATTERN = anchored(_UUID_BODY)
+TIMESTAMP_PATTERN = anchored(_TIMESTAMP_BODY)
+AMOUNT_PATTERN = anchored(_AMOUNT_BODY)
 IDENT_PATTERN = anchored(_IDENT_BODY)
 
 
@@ -111,38 +140,104 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+def _json_text(body: str, not_text: str, mismatch: str) -> core_schema.CoreSchema:
+    """A JSON string matching `body` natively, failing with the errors `_parse_checked` gives.
+
+    Args:
+        body: the pattern the whole string must match.
+        not_text: pydantic's error type for input that is no string (as the annotated type reports it).
+        mismatch: what a string of another pattern is not (as in `_parse_checked`).
+    """
+    return core_schema.chain_schema(
+        [
+            core_schema.custom_error_schema(core_schema.str_schema(), not_text),
+            core_schema.custom_error_schema(
+                core_schema.str_schema(pattern=_rust_anchored(body), regex_engine="rust-regex"),
+                "value_error",
+                custom_error_context={"error": f"not {mismatch}"},
+            ),
+        ]
+    )
+
+
+# Compared and hashed by identity: `typing` hashes Annotated metadata, and a core schema is a dict.
+@dataclass(frozen=True, slots=True, eq=False)
+class _StrictJsonBy:
+    """Annotation: strict-mode JSON input is validated by `schema`, other input as annotated before it.
+
+    `schema` must accept exactly the JSON strings the general validation accepts, and give the same
+    value. Decoding (strict JSON) then runs natively in pydantic-core instead of calling back into
+    Python for a regular expression and a parser per field. `serialized_as` names the type the value
+    serializes as (pydantic-core would otherwise serialize it by `schema`, i.e. as its input type).
+    """
+
+    schema: core_schema.CoreSchema
+    serialized_as: Literal["datetime", "uuid"]
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        general = handler(source)
+        return core_schema.json_or_python_schema(
+            json_schema=core_schema.lax_or_strict_schema(lax_schema=general, strict_schema=self.schema),
+            python_schema=general,
+            serialization=core_schema.simple_ser_schema(self.serialized_as),
+        )
+
+
+_TIMESTAMP_IS = "an RFC 3339 timestamp with a UTC offset"
+_UUID_IS = "a lower-case hyphenated UUID"
+
+
+def _utc_from_rfc3339(text: str) -> datetime:
+    return _to_utc(datetime.fromisoformat(text))
+
+
 Timestamp = Annotated[
     AwareDatetime,
-    _parse_checked(TIMESTAMP_PATTERN, "an RFC 3339 timestamp with a UTC offset", datetime.fromisoformat),
+    _parse_checked(TIMESTAMP_PATTERN, _TIMESTAMP_IS, datetime.fromisoformat),
     AfterValidator(_to_utc),
+    # A string of the pattern carries an offset, so the aware-datetime check cannot fail on it.
+    _StrictJsonBy(
+        core_schema.no_info_after_validator_function(
+            _utc_from_rfc3339, _json_text(_TIMESTAMP_BODY, "datetime_type", _TIMESTAMP_IS)
+        ),
+        serialized_as="datetime",
+    ),
     WithJsonSchema({"type": "string", "format": "date-time", "pattern": TIMESTAMP_PATTERN}),
 ]
 """An aware instant, normalised to UTC; on the wire an RFC 3339 string with an offset."""
 
 EventUUID = Annotated[
     uuid.UUID,
-    _parse_checked(UUID_PATTERN, "a lower-case hyphenated UUID", uuid.UUID),
+    _parse_checked(UUID_PATTERN, _UUID_IS, uuid.UUID),
+    _StrictJsonBy(
+        core_schema.chain_schema([_json_text(_UUID_BODY, "uuid_type", _UUID_IS), core_schema.uuid_schema()]),
+        serialized_as="uuid",
+    ),
     WithJsonSchema({"type": "string", "format": "uuid", "pattern": UUID_PATTERN}),
 ]
 """A UUID; on the wire its canonical lower-case hyphenated form."""
 
-CountryCode = Annotated[str, Field(pattern=COUNTRY_PATTERN, min_length=2, max_length=2)]
+CountryCode = Annotated[str, full_match(_COUNTRY_BODY, min_length=2, max_length=2)]
 """ISO 3166-1 alpha-2 country code (upper case)."""
 
-CurrencyCode = Annotated[str, Field(pattern=CURRENCY_PATTERN, min_length=3, max_length=3)]
+CurrencyCode = Annotated[str, full_match(_CURRENCY_BODY, min_length=3, max_length=3)]
 """ISO 4217 currency code (upper case)."""
 
-PersonKey = Annotated[str, Field(pattern=PERSON_KEY_PATTERN)]
+PersonKey = Annotated[str, full_match(_PERSON_KEY_BODY)]
 """Keyed HMAC pseudonym of a person (`p-` + 32 hex digits); never a name, e-mail or LMS id."""
 
-OrgKey = Annotated[str, Field(pattern=ORG_KEY_PATTERN)]
+OrgKey = Annotated[str, full_match(_ORG_KEY_BODY)]
 """Keyed HMAC pseudonym of an organisation (`o-` + 32 hex digits); never a tax id or name."""
 
-Ident = Annotated[str, Field(pattern=IDENT_PATTERN)]
+Ident = Annotated[str, full_match(_IDENT_BODY)]
 """A non-personal identifier of a source entity (course, offering, meeting, ...)."""
 
-EventIdKey = Annotated[str, Field(pattern=UUID_PATTERN)]
+EventIdKey = Annotated[str, full_match(_UUID_BODY)]
 """An event id used as a Kafka key (retractions whose original key is unknown)."""
+
+_AMOUNT = re.compile(AMOUNT_PATTERN)
 
 
 def _parse_amount(value: Any, info: ValidationInfo) -> Decimal:
@@ -158,7 +253,7 @@ def _parse_amount(value: Any, info: ValidationInfo) -> Decimal:
         text = value
     else:
         raise ValueError("amount must be a decimal string")
-    if re.search(AMOUNT_PATTERN, text) is None:
+    if _AMOUNT.search(text) is None:
         raise ValueError("amount must be a non-negative decimal string (at most 6 decimals, no exponent)")
     return Decimal(text)
 
@@ -172,10 +267,32 @@ Amount = Annotated[
 """A non-negative exact decimal amount; on the wire a decimal string such as "1250.50"."""
 
 
+def _before_on_python_input(schema: CoreSchema, before: Callable[[Any], Any]) -> CoreSchema:
+    """A model's core schema with `before` applied to Python input only, where a before model validator runs.
+
+    The path down to the model's fields is copied, not changed in place: pydantic may hand out the
+    schema it cached for the class. A schema that already has the split is returned as it is.
+    """
+    if schema["type"] != "model":
+        inner = schema.get("schema")
+        if not isinstance(inner, dict):
+            return schema
+        return cast(
+            CoreSchema, {**schema, "schema": _before_on_python_input(cast(CoreSchema, inner), before)}
+        )
+    fields = schema["schema"]
+    if fields["type"] == "json-or-python":
+        return schema
+    split = core_schema.json_or_python_schema(
+        json_schema=fields, python_schema=core_schema.no_info_before_validator_function(before, fields)
+    )
+    return {**schema, "schema": split}
+
+
 class Money(BaseModel):
     """A monetary value in its original currency, with its US-dollar equivalent at the event-date rate."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     amount: Amount
     currency: CurrencyCode
@@ -190,7 +307,7 @@ class Event(BaseModel):
     (the Kafka key, hence the unit of ordering), and gives user-facing names in `names`.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", regex_engine="python-re")
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     family: ClassVar[str]
     """"training", "plgn" or "finance": selects the topic."""
@@ -203,7 +320,7 @@ class Event(BaseModel):
     schema_version: int = 1
     event_id: EventUUID
     occurred_at: Timestamp
-    source: str = Field(pattern=anchored("[a-z0-9][a-z0-9._-]{0,62}"))
+    source: Annotated[str, full_match("[a-z0-9][a-z0-9._-]{0,62}")]
     source_ref: str = Field(min_length=1, max_length=256)
     subject_key: str = Field(min_length=1, max_length=128)
     country: CountryCode | None = None
@@ -217,15 +334,21 @@ class Event(BaseModel):
             raise ValueError("schema_version must be an integer")
         return value
 
-    @model_validator(mode="before")
     @classmethod
-    def _fill_subject_key(cls, data: Any, info: ValidationInfo) -> Any:
+    def __get_pydantic_core_schema__(
+        cls, source: type[BaseModel], handler: GetCoreSchemaHandler
+    ) -> CoreSchema:
+        # `_fill_subject_key` is for Python input only. Declared as a model validator it would also run
+        # on JSON, and pydantic-core would first turn every decoded document into a Python dict for it.
+        return _before_on_python_input(handler(source), cls._fill_subject_key)
+
+    @classmethod
+    def _fill_subject_key(cls, data: Any) -> Any:
         # Convenience for Python callers only: on the wire subject_key is always present, so the JSON
         # Schema (which cannot express "copy of another field") and the model agree on what they accept.
         field = cls.subject_field
         if (
             field is not None
-            and info.mode == "python"
             and isinstance(data, dict)
             and "subject_key" not in data
             and data.get(field) is not None

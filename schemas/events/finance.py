@@ -7,11 +7,9 @@ order on one partition and a correction is always seen after the entry it correc
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
-
-from schemas.events.base import Event, EventRetracted, Ident, Money, anchored
+from schemas.events.base import Event, EventRetracted, Ident, Money, full_match
 
 
 class ActivityType(StrEnum):
@@ -78,7 +76,7 @@ class CostRecorded(FinanceEvent):
     category: CostCategory
     payer: Payer = Payer.ALADI
     money: Money
-    campaign: str | None = Field(default=None, pattern=anchored("[A-Za-z0-9._-]{1,64}"))
+    campaign: Annotated[str, full_match("[A-Za-z0-9._-]{1,64}")] | None = None
 
 
 class FinanceEventRetracted(EventRetracted):

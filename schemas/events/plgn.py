@@ -22,7 +22,7 @@ from schemas.events.base import (
     Money,
     OrgKey,
     Timestamp,
-    anchored,
+    full_match,
 )
 
 
@@ -124,25 +124,25 @@ class Additionality(StrEnum):
     FULL = "FULL"
 
 
-HsCode = Annotated[str, Field(pattern=anchored("[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2})?)?)?"))]
+HsCode = Annotated[str, full_match("[0-9]{2}(?:[0-9]{2}(?:[0-9]{2}(?:[0-9]{2})?)?)?")]
 """HS / NALADISA code, 2 to 8 digits."""
 
-HsChapter = Annotated[str, Field(pattern=anchored("[0-9]{2}"))]
+HsChapter = Annotated[str, full_match("[0-9]{2}")]
 """HS / NALADISA chapter (2 digits)."""
 
-IsicDivision = Annotated[str, Field(pattern=anchored("[0-9]{2}"))]
+IsicDivision = Annotated[str, full_match("[0-9]{2}")]
 """ISIC Rev.4 division (2 digits)."""
 
-FieldName = Annotated[str, Field(pattern=anchored("[A-Za-z][A-Za-z0-9_]{0,63}"))]
+FieldName = Annotated[str, full_match("[A-Za-z][A-Za-z0-9_]{0,63}")]
 """Name of a profile field (never its value)."""
 
-Recipient = Annotated[str, Field(pattern=anchored("[A-Z]{2}|ALL_MEMBERS"))]
+Recipient = Annotated[str, full_match("[A-Z]{2}|ALL_MEMBERS")]
 """A member state (ISO alpha-2) allowed to see a directory record, or ALL_MEMBERS."""
 
 Pct = Annotated[float, Field(ge=0, le=100)]
 """A percentage, 0 to 100."""
 
-UtmCampaign = Annotated[str, Field(pattern=anchored("[A-Za-z0-9._-]{1,64}"))]
+UtmCampaign = Annotated[str, full_match("[A-Za-z0-9._-]{1,64}")]
 """Campaign tag of the sign-up link (utm_campaign)."""
 
 

@@ -20,7 +20,7 @@ from schemas.events.base import (
     OrgKey,
     PersonKey,
     Timestamp,
-    anchored,
+    full_match,
 )
 
 
@@ -63,7 +63,7 @@ class AssessmentKind(StrEnum):
 Channel = Literal["self", "manual", "invitation", "cohort", "api", "other"]
 """How the learner was enrolled (Moodle enrol method or equivalent)."""
 
-UtmCampaign = Annotated[str, Field(pattern=anchored("[A-Za-z0-9._-]{1,64}"))]
+UtmCampaign = Annotated[str, full_match("[A-Za-z0-9._-]{1,64}")]
 """Campaign tag of the sign-up link (utm_campaign), for attributed sign-ups (COM-03)."""
 
 
@@ -146,7 +146,7 @@ class EnrolmentWithdrawn(TrainingEvent):
     enrolment_id: Ident
     withdrawn_at: Timestamp
     before_start: bool
-    reason_code: str | None = Field(default=None, pattern=anchored("[A-Z0-9_]{1,32}"))
+    reason_code: Annotated[str, full_match("[A-Z0-9_]{1,32}")] | None = None
 
 
 class ProgressRecorded(TrainingEvent):
@@ -217,7 +217,7 @@ class CertificateIssued(TrainingEvent):
     enrolment_id: Ident
     issued_at: Timestamp
     hours: float | None = Field(default=None, ge=0, le=10_000)
-    verify_hash: str | None = Field(default=None, pattern=anchored("[0-9a-f]{16,128}"))
+    verify_hash: Annotated[str, full_match("[0-9a-f]{16,128}")] | None = None
 
 
 class CertificateRevoked(TrainingEvent):
@@ -234,7 +234,7 @@ class CertificateRevoked(TrainingEvent):
     certificate_id: Ident
     enrolment_id: Ident
     revoked_at: Timestamp
-    reason_code: str | None = Field(default=None, pattern=anchored("[A-Z0-9_]{1,32}"))
+    reason_code: Annotated[str, full_match("[A-Z0-9_]{1,32}")] | None = None
 
 
 class TrainingEventRetracted(EventRetracted):
