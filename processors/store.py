@@ -32,13 +32,15 @@ from processors.base import (
     month_of,
     part_from_json,
 )
-from processors.indicators.base import Part
+from processors.indicators.base import Part, PeriodKind
 
 logger = logging.getLogger(__name__)
 
 TopicPartitionKey = tuple[str, int]
-MemberKey = tuple[PartKey, str]
-ReportKey = tuple[PartKey, str, UUID]
+# A part key extended by the member (distinct parts), and by the reporting event (latest parts): flat,
+# so that a batch's keys transpose straight into the columns of its statements.
+MemberKey = tuple[str, PeriodKind, date, str, str, str]
+ReportKey = tuple[str, PeriodKind, date, str, str, str, UUID]
 
 # Errors after which the whole batch transaction can simply run again: PostgreSQL chose us as the
 # victim of a lock cycle or a serialisation conflict. The batch is idempotent, so a retry is exact.
@@ -107,13 +109,13 @@ class PartDeltas:
         )
         kind = part.kind
         if kind == "distinct":
-            member_key = (key, part.member or "")
+            member_key: MemberKey = (*key, part.member or "")
             self.distinct[member_key] = self.distinct.get(member_key, 0) + sign
         elif kind == "sum":
             self.sum_amount[key] = self.sum_amount.get(key, _ZERO) + part.amount * sign
             self.sum_count[key] = self.sum_count.get(key, 0) + sign
         else:
-            report: ReportKey = (key, part.member or "", event_id)
+            report: ReportKey = (*key, part.member or "", event_id)
             if sign > 0:
                 self.latest_add[report] = (part.order_key, part.amount)
             elif report in self.latest_add:
@@ -137,11 +139,10 @@ def cached_dims_key(dimensions: Mapping[str, str]) -> str:
     return found
 
 
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Transpose rows into the per-column lists that ``unnest`` takes."""
-    if not rows:
-        return [[] for _ in range(width)]
-    return [list(column) for column in zip(*rows, strict=True)]
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Transpose rows (tuples of `width` items) into the per-column lists that ``unnest`` takes."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return columns or [[] for _ in range(width)]
 
 
 _UPSERT_MEMBERS = """
@@ -221,38 +222,45 @@ async def apply_deltas(
     """
     months: set[tuple[str, date, str]] = set()
     written = 0
-    sums = [
-        (*key, amount, deltas.sum_count[key])
-        for key, amount in deltas.sum_amount.items()
-        if amount or deltas.sum_count[key]
-    ]
+    sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
+    sums = [key for key, amount in sum_amount.items() if amount or sum_count[key]]
     if sums:
-        await connection.execute(_UPSERT_SUMS, *_columns(sums, 7))
-        if any(row[6] < 0 for row in sums):
-            await connection.execute(_DELETE_DEAD_SUMS, *_columns([row[:5] for row in sums], 5))
-        months.update((row[0], row[2], row[3]) for row in sums)
+        columns = _columns(sums, 5)
+        amounts = [sum_amount[key] for key in sums]
+        counts = [sum_count[key] for key in sums]
+        await connection.execute(_UPSERT_SUMS, *columns, amounts, counts)
+        if any(count < 0 for count in counts):
+            await connection.execute(_DELETE_DEAD_SUMS, *columns)
+        months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(sums)
-    members = [(*key, member, delta) for (key, member), delta in deltas.distinct.items() if delta]
+    members = deltas.distinct
+    if 0 in members.values():
+        members = {key: delta for key, delta in members.items() if delta}
     if members:
-        await connection.execute(_UPSERT_MEMBERS, *_columns(members, 7))
-        negative = [row[:6] for row in members if row[6] < 0]
+        columns = _columns(members, 6)
+        await connection.execute(_UPSERT_MEMBERS, *columns, list(members.values()))
+        negative = [key for key, delta in members.items() if delta < 0]
         if negative:
             await connection.execute(_DELETE_DEAD_MEMBERS, *_columns(negative, 6))
-        months.update((row[0], row[2], row[3]) for row in members)
+        months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(members)
-    if deltas.latest_add:
-        adds = [
-            (*key, member, event_id, order_key, amount)
-            for (key, member, event_id), (order_key, amount) in deltas.latest_add.items()
-        ]
-        await connection.execute(_INSERT_REPORTS, *_columns(adds, 9))
-        months.update((row[0], row[2], row[3]) for row in adds)
+    adds = deltas.latest_add
+    if adds:
+        columns = _columns(adds, 7)
+        reports = list(adds.values())
+        await connection.execute(
+            _INSERT_REPORTS,
+            *columns,
+            [order_key for order_key, _ in reports],
+            [amount for _, amount in reports],
+        )
+        months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(adds)
     if deltas.latest_remove:
-        removes = sorted((*key, member, event_id) for key, member, event_id in deltas.latest_remove)
-        await connection.execute(_DELETE_REPORTS, *_columns(removes, 7))
-        months.update((row[0], row[2], row[3]) for row in removes)
-        written += len(removes)
+        columns = _columns(sorted(deltas.latest_remove), 7)
+        await connection.execute(_DELETE_REPORTS, *columns)
+        months.update(zip(columns[0], columns[2], columns[3], strict=True))
+        written += len(deltas.latest_remove)
     if publish and months:
         await mark_changed(connection, [(name, "month", start, dims) for name, start, dims in months])
     return written, len({cell for month in months for cell in cells_of_month(*month)})
