@@ -190,7 +190,7 @@ _UUID_IS = "a lower-case hyphenated UUID"
 
 
 def _utc_from_rfc3339(text: str) -> datetime:
-    return _to_utc(datetime.fromisoformat(text))
+    return datetime.fromisoformat(text).astimezone(UTC)
 
 
 Timestamp = Annotated[
