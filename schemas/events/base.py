@@ -137,7 +137,11 @@ def _parse_checked(pattern: str, what: str, parse: Callable[[str], Any]) -> Befo
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # e.g. 0001-01-01T00:30:00+01:00: valid RFC 3339, but before the first instant Python holds.
+        raise ValueError("not an instant between years 1 and 9999 in UTC") from None
 
 
 def _json_text(body: str, not_text: str, mismatch: str) -> core_schema.CoreSchema:
@@ -190,7 +194,7 @@ _UUID_IS = "a lower-case hyphenated UUID"
 
 
 def _utc_from_rfc3339(text: str) -> datetime:
-    return datetime.fromisoformat(text).astimezone(UTC)
+    return _to_utc(datetime.fromisoformat(text))
 
 
 Timestamp = Annotated[

@@ -173,6 +173,14 @@ def test_schema_violation_names_the_field() -> None:
     assert reason.startswith("schema violation: country: ")
 
 
+@pytest.mark.parametrize("instant", ["0001-01-01T00:30:00+01:00", "9999-12-31T23:59:59-01:00"])
+def test_an_instant_outside_the_utc_calendar_is_a_schema_violation(instant: str) -> None:
+    # Valid RFC 3339, but its UTC equivalent falls before year 1 or after year 9999.
+    reason = _reason(_record().headers, _body(occurred_at=instant))
+    assert reason.startswith("schema violation: occurred_at: "), reason
+    assert "years 1 and 9999" in reason
+
+
 def test_unknown_field_is_a_schema_violation() -> None:
     reason = _reason(_record().headers, _body(email="ana@example.org"))
     assert reason.startswith("schema violation: email: Extra inputs are not permitted")
