@@ -222,17 +222,6 @@ async def apply_deltas(
     """
     months: set[tuple[str, date, str]] = set()
     written = 0
-    sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
-    sums = [key for key, amount in sum_amount.items() if amount or sum_count[key]]
-    if sums:
-        columns = _columns(sums, 5)
-        amounts = [sum_amount[key] for key in sums]
-        counts = [sum_count[key] for key in sums]
-        await connection.execute(_UPSERT_SUMS, *columns, amounts, counts)
-        if any(count < 0 for count in counts):
-            await connection.execute(_DELETE_DEAD_SUMS, *columns)
-        months.update(zip(columns[0], columns[2], columns[3], strict=True))
-        written += len(sums)
     members = deltas.distinct
     if 0 in members.values():
         members = {key: delta for key, delta in members.items() if delta}
@@ -261,8 +250,20 @@ async def apply_deltas(
         await connection.execute(_DELETE_REPORTS, *columns)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
+    sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
+    sums = [key for key, amount in sum_amount.items() if amount or sum_count[key]]
+    sum_columns = _columns(sums, 5)
+    months.update(zip(sum_columns[0], sum_columns[2], sum_columns[3], strict=True))
     if publish and months:
         await mark_changed(connection, [(name, "month", start, dims) for name, start, dims in months])
+    # Sum rows are the hottest (few cells, many events): written last, so that a concurrent batch
+    # waits on their row locks only until this transaction commits.
+    if sums:
+        counts = [sum_count[key] for key in sums]
+        await connection.execute(_UPSERT_SUMS, *sum_columns, [sum_amount[key] for key in sums], counts)
+        if any(count < 0 for count in counts):
+            await connection.execute(_DELETE_DEAD_SUMS, *sum_columns)
+        written += len(sums)
     return written, len({cell for month in months for cell in cells_of_month(*month)})
 
 
