@@ -95,7 +95,10 @@ class ProcessorSettings(BaseModel):
     # runs as its own process (`python -m processors.outbox`), so its rounds never delay a batch.
     relay: bool = True
     # Outbox marks the relay takes per round; each month mark publishes up to three cells.
-    outbox_batch_size: int = Field(default=20_000, ge=1)
+    outbox_batch_size: int = Field(default=100_000, ge=1)
+    # Largest share of the time the relay spends in rounds: after a long round it pauses so long that
+    # changes coalesce, and batches keep the cores (see OutboxRelay.pause_after).
+    relay_max_busy_share: float = Field(default=0.25, gt=0, le=1)
     # Pause between relay rounds: changes of one cell within it are published once, as its latest state.
     outbox_poll_interval_ms: int = Field(default=1_000, ge=1)
 

@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -163,10 +164,10 @@ class OutboxRelay:
         if self._producer is None:
             self._producer = make_producer(self.settings.kafka)
             await self._producer.start()
-        interval_s = self.settings.processor.outbox_poll_interval_ms / 1000
         try:
             while True:
                 stopping = stop.is_set()
+                started = time.monotonic()
                 try:
                     relayed = await self.publish_pending()
                 except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
@@ -175,14 +176,24 @@ class OutboxRelay:
                 if stopping and relayed == 0:
                     return
                 if not stopping:
-                    # Also after a full round: under load the marks pile up meanwhile and coalesce,
-                    # so publishing costs at most one round per interval while batches commit.
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), interval_s)
+                        await asyncio.wait_for(stop.wait(), self.pause_after(time.monotonic() - started))
         finally:
             if own:
                 await self._producer.stop()
                 self._producer = None
+
+    def pause_after(self, round_s: float) -> float:
+        """Seconds to wait after a round that took `round_s`.
+
+        At least the poll interval; after a long round, long enough that rounds fill at most
+        ``relay_max_busy_share`` of the time. Under load the marks pile up meanwhile and coalesce
+        (a cell changed many times is published once), so the relay never crowds out the batches;
+        the indicators topic then trails the store by a round and a pause, and catches up.
+        """
+        settings = self.settings.processor
+        share = settings.relay_max_busy_share
+        return max(settings.outbox_poll_interval_ms / 1000, round_s * (1 - share) / share)
 
     async def publish_pending(self) -> int:
         """Relay one round of the oldest outbox rows.
@@ -193,6 +204,7 @@ class OutboxRelay:
         if self._producer is None:
             raise RuntimeError("the relay has no producer; call run() or pass one")
         limit = self.settings.processor.outbox_batch_size
+        started = time.perf_counter()
         async with self.pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name
@@ -210,10 +222,12 @@ class OutboxRelay:
             # reads a newer state, so the highest version of a key always carries its newest state.
             versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]
             values: dict[CellKey, dict[str, Decimal]] = {cell: {} for cell in cells}
+            reading = time.perf_counter()
             for (indicator, kind, start, dims, part), (_, value, _) in (
                 await cell_parts(connection, cells)
             ).items():
                 values[(indicator, kind, start, dims)][part] = value
+            read_ms = (time.perf_counter() - reading) * 1000
             as_of = datetime.now(UTC)
             with telemetry.tracer().start_as_current_span(
                 f"send {self.topic}",
@@ -248,7 +262,13 @@ class OutboxRelay:
                 "DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )
         self.published += len(deliveries)
-        logger.debug("relayed %d outbox rows as %d records", len(rows), len(deliveries))
+        logger.info(
+            "relayed %d outbox marks as %d records in %.0f ms (%.0f ms reading the cells)",
+            len(rows),
+            len(deliveries),
+            (time.perf_counter() - started) * 1000,
+            read_ms,
+        )
         return len(rows)
 
     def _record(
