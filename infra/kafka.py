@@ -97,7 +97,7 @@ def make_consumer(kafka: KafkaSettings, group_id: str | None, **overrides: Any) 
         "isolation_level": "read_committed",
         "session_timeout_ms": kafka.session_timeout_ms,
         "heartbeat_interval_ms": kafka.heartbeat_interval_ms,
-        "fetch_max_wait_ms": 50,
+        "fetch_max_wait_ms": kafka.fetch_max_wait_ms,
     }
     kwargs.update(overrides)
     return AIOKafkaConsumer(**kwargs)

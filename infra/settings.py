@@ -37,6 +37,9 @@ class KafkaSettings(BaseModel):
     # The local broker makes every JoinGroup wait session_timeout_ms / 2, so keep it short by default.
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 1_000
+    # How long the broker may hold a fetch that finds no new record: bounds how long a record
+    # arriving just after an empty fetch waits before a consumer sees it.
+    fetch_max_wait_ms: int = Field(default=50, ge=0)
 
 
 class PostgresSettings(BaseModel):
