@@ -78,25 +78,39 @@ class _Draft:
     order_key: str
 
 
+def _built(
+    indicator: str,
+    part: str,
+    kind: PartKind,
+    at: datetime,
+    dims: Mapping[str, str],
+    amount: Decimal,
+    member: str | None,
+    order_key: str,
+) -> Part:
+    """A `Part` of checked fields, filled as a draft and turned into a frozen `Part`."""
+    if at.tzinfo is None:
+        raise ValueError(f"{indicator}/{part}: occurred_at must be timezone-aware")
+    made = _Draft()
+    made.indicator = indicator
+    made.part = part
+    made.kind = kind
+    made.occurred_at = at
+    made.dimensions = dims
+    made.amount = amount
+    made.member = member
+    made.order_key = order_key
+    made.__class__ = Part  # type: ignore[assignment]  # same layout: the draft becomes a frozen Part
+    return made  # type: ignore[return-value]  # it is a Part now
+
+
 def sum_part(indicator: str, part: str, at: datetime, dims: Mapping[str, str], amount: Decimal) -> Part:
     """``Part(indicator, part, "sum", at, dims, amount=amount)``, built faster.
 
     Raises:
         ValueError: when `at` is naive, as ``Part`` does.
     """
-    if at.tzinfo is None:
-        raise ValueError(f"{indicator}/{part}: occurred_at must be timezone-aware")
-    made = _Draft()
-    made.indicator = indicator
-    made.part = part
-    made.kind = "sum"
-    made.occurred_at = at
-    made.dimensions = dims
-    made.amount = amount
-    made.member = None
-    made.order_key = ""
-    made.__class__ = Part  # type: ignore[assignment]  # same layout: the draft becomes a frozen Part
-    return made  # type: ignore[return-value]  # it is a Part now
+    return _built(indicator, part, "sum", at, dims, amount, None, "")
 
 
 def distinct_part(indicator: str, part: str, at: datetime, dims: Mapping[str, str], member: str) -> Part:
@@ -107,19 +121,7 @@ def distinct_part(indicator: str, part: str, at: datetime, dims: Mapping[str, st
     """
     if not member:
         raise ValueError(f"{indicator}/{part}: a 'distinct' part needs a member")
-    if at.tzinfo is None:
-        raise ValueError(f"{indicator}/{part}: occurred_at must be timezone-aware")
-    made = _Draft()
-    made.indicator = indicator
-    made.part = part
-    made.kind = "distinct"
-    made.occurred_at = at
-    made.dimensions = dims
-    made.amount = _ONE
-    made.member = member
-    made.order_key = ""
-    made.__class__ = Part  # type: ignore[assignment]  # same layout: the draft becomes a frozen Part
-    return made  # type: ignore[return-value]  # it is a Part now
+    return _built(indicator, part, "distinct", at, dims, _ONE, member, "")
 
 
 def latest_part(
@@ -132,19 +134,7 @@ def latest_part(
     """
     if not member:
         raise ValueError(f"{indicator}/{part}: a 'latest' part needs a member")
-    if at.tzinfo is None:
-        raise ValueError(f"{indicator}/{part}: occurred_at must be timezone-aware")
-    made = _Draft()
-    made.indicator = indicator
-    made.part = part
-    made.kind = "latest"
-    made.occurred_at = at
-    made.dimensions = dims
-    made.amount = amount
-    made.member = member
-    made.order_key = order
-    made.__class__ = Part  # type: ignore[assignment]  # same layout: the draft becomes a frozen Part
-    return made  # type: ignore[return-value]  # it is a Part now
+    return _built(indicator, part, "latest", at, dims, amount, member, order)
 
 
 Handler = Callable[[Any], list[Part]]
