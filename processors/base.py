@@ -133,7 +133,7 @@ class BatchOutcome:
     retractions_applied: int = 0
     retractions_pending: int = 0
     rows_written: int = 0
-    cells_published: int = 0
+    months_marked: int = 0
     lost: set[tuple[str, int]] = field(default_factory=set)
 
 

@@ -74,7 +74,7 @@ class ProcessorStats:
     dead_lettered: int = 0
     skipped: int = 0
     dropped_lost: int = 0
-    cells_published: int = 0
+    months_marked: int = 0
 
 
 @dataclass
@@ -388,7 +388,7 @@ class IndicatorProcessor:
             self.stats.batches += 1
             logger.info(
                 "batch %d: %d records, %d new, %d duplicate, %d retracted, %d dead-lettered, "
-                "%d skipped, %d dropped (lost), %d cells changed in %.1f ms (+%.1f ms decoding)",
+                "%d skipped, %d dropped (lost), %d month cells changed in %.1f ms (+%.1f ms decoding)",
                 self.stats.batches,
                 counts["records"],
                 counts["new"],
@@ -397,7 +397,7 @@ class IndicatorProcessor:
                 counts["dead_lettered"],
                 counts["skipped"],
                 counts["dropped"],
-                counts["cells"],
+                counts["months_marked"],
                 (time.perf_counter() - started) * 1000,
                 prepared.prepare_ms,
             )
@@ -452,7 +452,7 @@ class IndicatorProcessor:
         stats.dead_lettered += len(prepared.dead)
         stats.skipped += prepared.skipped
         stats.dropped_lost += dropped
-        stats.cells_published += outcome.cells_published
+        stats.months_marked += outcome.months_marked
         return {
             "records": prepared.records,
             "new": outcome.facts_new,
@@ -461,7 +461,7 @@ class IndicatorProcessor:
             "dead_lettered": len(prepared.dead),
             "skipped": prepared.skipped,
             "dropped": dropped,
-            "cells": outcome.cells_published,
+            "months_marked": outcome.months_marked,
         }
 
     def _decode(

@@ -218,7 +218,7 @@ async def apply_deltas(
         publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
 
     Returns:
-        (stored rows written, cells changed: each changed month with its quarter and year).
+        (stored rows written, month cells changed; each stands for its quarter and year too).
     """
     months: set[tuple[str, date, str]] = set()
     written = 0
@@ -264,7 +264,7 @@ async def apply_deltas(
         if any(count < 0 for count in counts):
             await connection.execute(_DELETE_DEAD_SUMS, *sum_columns)
         written += len(sums)
-    return written, len({cell for month in months for cell in cells_of_month(*month)})
+    return written, len(months)
 
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
@@ -609,5 +609,5 @@ class Store:
             if missing:
                 raise PartitionsLostError(missing)
         deltas, outcome = await record_facts(connection, facts, expected)
-        outcome.rows_written, outcome.cells_published = await apply_deltas(connection, deltas)
+        outcome.rows_written, outcome.months_marked = await apply_deltas(connection, deltas)
         return outcome
