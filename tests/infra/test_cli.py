@@ -1,23 +1,13 @@
 """The `alcance` command line: arguments, configuration errors, light commands."""
 
 import json
-import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from infra.cli import main
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    """`main` configures the root logger for a process; give the next tests back pytest's."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_connectors_list_names_every_installed_kind(capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,21 +2,13 @@
 
 import json
 import logging
-from collections.abc import Iterator
 
 import pytest
 
 from infra.logs import setup_logging
 from infra.settings import LogSettings
 
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 
 def test_json_format_writes_one_object_per_line(capsys: pytest.CaptureFixture[str]) -> None:
