@@ -9,7 +9,9 @@ Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2]
    outbox relay in a process of its own (`python -m processors.outbox`), on a fresh PostgreSQL schema:
    sustained events/s from the first committed batch until every record is committed
    (`kafka_offset`), sampled RSS of each process (the relay's last), and the indicator versions the
-   relay had drawn by then (cell states published or in flight).
+   relay had drawn by then (cell states published or in flight), and the CPU time each role spent
+   per event over the same window (processors, relay, PostgreSQL, broker, this benchmark), read
+   from /proc for the processes this benchmark started and their descendants.
 3. Latency at a fixed lower rate (default 5,000 ev/s) on fresh topics: each record's publish time
    (the `send` call) against the moment the benchmark sees its offset committed in `kafka_offset`
    (polled every 5 ms, so figures are up to ~5 ms late); p50/p99 reported.
@@ -181,6 +183,62 @@ def _rss_kib(pid: int) -> tuple[int, int]:
     return fields.get("VmRSS", 0), fields.get("VmHWM", 0)
 
 
+def _process_table() -> dict[int, tuple[int, str, int]]:
+    """Every visible process: pid -> (parent pid, command name, CPU ticks).
+
+    The ticks are user + system time of the process and of its children that it has reaped, so the
+    time of a process that exited is still counted, in its parent.
+    """
+    table: dict[int, tuple[int, str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # exited while we looked
+            continue
+        # The command name is parenthesised and may itself hold spaces or parentheses.
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry.name)] = (int(fields[1]), name, sum(int(ticks) for ticks in fields[11:15]))
+    return table
+
+
+def cpu_ticks_by_role(roles: dict[int, str]) -> dict[str, int]:
+    """CPU ticks used so far by this process and its descendants, summed per role.
+
+    Args:
+        roles: Role of some child processes by pid (their descendants share it). Other
+            descendants are named by command: "postgres" and "tansu" (the local stack's servers);
+            anything else counts as "benchmark", like this process.
+    """
+    table = _process_table()
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _, _) in table.items():
+        children.setdefault(parent, []).append(pid)
+    ticks: dict[str, int] = {}
+    pending = [(os.getpid(), "benchmark")]
+    while pending:
+        pid, inherited = pending.pop()
+        if pid not in table:
+            continue
+        name = table[pid][1]
+        role = roles.get(pid) or {"postgres": "postgres", "tansu": "broker"}.get(name, inherited)
+        ticks[role] = ticks.get(role, 0) + table[pid][2]
+        pending.extend((child, role) for child in children.get(pid, []))
+    return ticks
+
+
+def cpu_us_per_event(before: dict[str, int], after: dict[str, int], events: int) -> dict[str, float]:
+    """Microseconds of CPU per event spent by each role between two `cpu_ticks_by_role` samples."""
+    tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+    return {
+        role: round((after[role] - before.get(role, 0)) * tick_us / events, 1)
+        for role in sorted(after, key=lambda role: before.get(role, 0) - after[role])
+        if events > 0
+    }
+
+
 async def _spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
     """Start `count` processors and, last in the list, the outbox relay as its own process.
 
@@ -238,6 +296,8 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
     rss_samples: list[list[int]] = []
     started: float | None = None
     first_done = 0
+    roles = {child.pid: "processors" for child in children[:-1]} | {children[-1].pid: "relay"}
+    cpu_before: dict[str, int] = {}
     try:
         deadline = time.monotonic() + 3600
         while True:
@@ -245,8 +305,10 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
             now = time.monotonic()
             if done > 0 and started is None:
                 started, first_done = now, done
+                cpu_before = cpu_ticks_by_role(roles)
             rss_samples.append([_rss_kib(child.pid)[0] for child in children if child.returncode is None])
             if done >= total:
+                cpu_after = cpu_ticks_by_role(roles)
                 break
             if now > deadline or any(child.returncode is not None for child in children):
                 raise RuntimeError(f"processors stopped or stalled at {done}/{total}")
@@ -270,6 +332,13 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
         "stored_rows": rows,
         "seconds": round(elapsed, 2),
         "events_per_s": round((total - first_done) / elapsed) if elapsed > 0 else None,
+        # The CPU the machine spends per event, by role: what bounds events/s on shared cores.
+        "cpu_us_per_event": cpu_us_per_event(cpu_before, cpu_after, total - first_done),
+        "cores_busy": round(
+            (sum(cpu_after.values()) - sum(cpu_before.values())) / os.sysconf("SC_CLK_TCK") / elapsed, 2
+        )
+        if elapsed > 0
+        else None,
         "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[:-1]],
         "relay_peak_rss_mib": round(peaks[-1] / 1024, 1),
         "relay_versions_drawn": published,
