@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import Any, TypeVar, cast
 
 from processors.indicators import catalogue
 from processors.indicators.base import PeriodKind
@@ -82,7 +83,41 @@ class Cell:
     provisional: bool = False
 
 
-RowIndex = Mapping[tuple[str, str], Sequence[StoredRow]]
+Joined = TypeVar("Joined")
+
+
+class RowIndex(dict[tuple[str, str], list[StoredRow]]):
+    """Stored rows grouped by (indicator, part), with the joins aggregations build from them.
+
+    Several indicators aggregate the same join (the training indicators read enrolment records
+    joined from up to six parts), so a read of many indicators builds each join once per distinct
+    set of parts: an indicator sees only the parts it declares (`only`), and views with the same
+    parts share their joins.
+    """
+
+    def __init__(
+        self, joins: dict[tuple[Callable[[RowIndex], Any], frozenset[tuple[str, str]]], Any] | None = None
+    ):
+        super().__init__()
+        self._joins = {} if joins is None else joins
+
+    def only(self, keys: Iterable[tuple[str, str]]) -> RowIndex:
+        """The rows of `keys` alone, sharing this index's joins."""
+        view = RowIndex(self._joins)
+        for key in keys:
+            found = self.get(key)
+            if found is not None:
+                view[key] = found
+        return view
+
+    def joined(self, build: Callable[[RowIndex], Joined]) -> Joined:
+        """`build(self)`, computed once for this set of parts; the rows must not change afterwards."""
+        memo = (build, frozenset(self))
+        if memo not in self._joins:
+            self._joins[memo] = build(self)
+        return cast(Joined, self._joins[memo])
+
+
 Aggregator = Callable[[Indicator, RowIndex, ReadContext], list[Cell]]
 
 
@@ -214,16 +249,24 @@ def _key(ref: PartRef) -> tuple[str, str]:
     return (ref.indicator, ref.part)
 
 
-def index_rows(rows: Iterable[StoredRow]) -> dict[tuple[str, str], list[StoredRow]]:
+def index_rows(rows: Iterable[StoredRow]) -> RowIndex:
     """Group rows by (indicator, part)."""
-    index: dict[tuple[str, str], list[StoredRow]] = defaultdict(list)
+    index = RowIndex()
     for row in rows:
-        index[(row.indicator, row.part)].append(row)
+        key = (row.indicator, row.part)
+        found = index.get(key)
+        if found is None:
+            index[key] = [row]
+        else:
+            found.append(row)
     return index
 
 
-def aggregate(indicator_id: str, rows: Iterable[StoredRow], ctx: ReadContext) -> list[Cell]:
+def aggregate(indicator_id: str, rows: Iterable[StoredRow] | RowIndex, ctx: ReadContext) -> list[Cell]:
     """Cells of one indicator for `ctx.period` grouped by `ctx.by`, from the rows of that period kind.
+
+    `rows` may be a `RowIndex` of the rows of many indicators, shared by their aggregations; each
+    sees only the parts its indicator declares, as when given plain rows.
 
     Raises:
         KeyError: when the indicator is unknown.
@@ -239,7 +282,10 @@ def aggregate(indicator_id: str, rows: Iterable[StoredRow], ctx: ReadContext) ->
     if len(set(ctx.by)) != len(ctx.by):
         raise ValueError(f"repeated dimension in {ctx.by}")
     wanted = {_key(ref) for ref in indicator.reads}
-    index = index_rows(row for row in rows if (row.indicator, row.part) in wanted)
+    if isinstance(rows, RowIndex):
+        index = rows.only(wanted)
+    else:
+        index = index_rows(row for row in rows if (row.indicator, row.part) in wanted)
     return _aggregators()[indicator.aggregation](indicator, index, ctx)
 
 

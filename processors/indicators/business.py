@@ -156,6 +156,10 @@ def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext)
 
 
 def _last_sessions(index: RowIndex) -> dict[str, int]:
+    return index.joined(_join_last_sessions)
+
+
+def _join_last_sessions(index: RowIndex) -> dict[str, int]:
     return {
         member: int(row.value)
         for member, row in latest_per_member(index.get(("ACT-07", "last_session"), ())).items()

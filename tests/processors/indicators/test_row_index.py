@@ -1,0 +1,39 @@
+"""A read's row index: each indicator sees only its declared parts, and joins are built once per part set."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+
+from processors.indicators.aggregate import RowIndex, StoredRow, index_rows
+
+
+def row(indicator: str, part: str, member: str) -> StoredRow:
+    return StoredRow(indicator, part, date(2026, 1, 1), {}, Decimal(1), member)
+
+
+ROWS = [row("A", "x", "m1"), row("A", "x", "m2"), row("B", "y", "m3"), row("C", "z", "m4")]
+
+
+def test_a_view_holds_only_the_requested_parts_that_have_rows() -> None:
+    index = index_rows(ROWS)
+    view = index.only([("A", "x"), ("C", "z"), ("D", "w")])
+    assert set(view) == {("A", "x"), ("C", "z")}
+    assert [r.member for r in view[("A", "x")]] == ["m1", "m2"]
+
+
+def test_views_with_the_same_parts_share_a_join_and_other_views_build_their_own() -> None:
+    built: list[frozenset[tuple[str, str]]] = []
+
+    def members(index: RowIndex) -> set[str]:
+        built.append(frozenset(index))
+        return {r.member or "" for rows in index.values() for r in rows}
+
+    index = index_rows(ROWS)
+    first = index.only([("A", "x"), ("B", "y")])
+    same = index.only([("B", "y"), ("A", "x"), ("D", "w")])
+    other = index.only([("A", "x")])
+    assert first.joined(members) == {"m1", "m2", "m3"}
+    assert same.joined(members) == {"m1", "m2", "m3"}
+    assert other.joined(members) == {"m1", "m2"}
+    assert built == [frozenset({("A", "x"), ("B", "y")}), frozenset({("A", "x")})]
