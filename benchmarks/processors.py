@@ -36,8 +36,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, SecretStr
-
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -155,24 +153,6 @@ def generate(count: int, seed: int) -> list[Any]:
     return stream
 
 
-def _env(settings: BaseModel, prefix: str = "ALCANCE_") -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        key = f"{prefix}{name.upper()}"
-        if value is None or isinstance(value, list | dict):
-            continue
-        if isinstance(value, BaseModel):
-            env.update(_env(value, f"{key}__"))
-        elif isinstance(value, SecretStr):
-            env[key] = value.get_secret_value()
-        elif isinstance(value, bool):
-            env[key] = "true" if value else "false"
-        else:
-            env[key] = str(value)
-    return env
-
-
 def _rss_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) of a process in KiB."""
     fields = {}
@@ -244,9 +224,15 @@ async def _spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
 
     Their logs go to this benchmark's stderr (level: --log-level).
     """
+    from infra.settings import settings_as_environment
+
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALCANCE_")}
-    env.update(_env(settings))
-    env["ALCANCE_PROCESSOR__RELAY"] = "false"
+    # The processors leave publication to the relay process.
+    env.update(
+        settings_as_environment(
+            settings.model_copy(update={"processor": settings.processor.model_copy(update={"relay": False})})
+        )
+    )
     return [
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, env=env, stdin=asyncio.subprocess.DEVNULL

@@ -318,6 +318,7 @@ async def run_relay(settings: Settings) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     relay = OutboxRelay(settings, pool)
+    logger.info("relay started on schema %s", settings.postgres.db_schema)
     try:
         await relay.run(stop)
     finally:

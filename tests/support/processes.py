@@ -87,19 +87,26 @@ async def python_child(
     code: str | None = None,
     *,
     module: str | None = None,
+    command: Sequence[str] | None = None,
     args: Sequence[str] = (),
     env: Mapping[str, str] | None = None,
     settings: Settings | None = None,
 ) -> AsyncIterator[ChildProcess]:
-    """Run `python -c code` or `python -m module` from the repository root.
+    """Run `python -c code`, `python -m module` or a `command` of the project's environment, from the
+    repository root.
 
     The child inherits our environment without its `ALCANCE_*` variables, then gets `settings` as
     `ALCANCE_*` variables and `env` on top. It dies with the test process (parent-death signal) and is
     SIGKILLed if still running when the block ends.
     """
-    if (code is None) == (module is None):
-        raise ValueError("give exactly one of code or module")
-    argv = [sys.executable, "-c", code] if code is not None else [sys.executable, "-m", str(module)]
+    if sum(given is not None for given in (code, module, command)) != 1:
+        raise ValueError("give exactly one of code, module or command")
+    if command is not None:
+        argv = list(command)
+    elif code is not None:
+        argv = [sys.executable, "-c", code]
+    else:
+        argv = [sys.executable, "-m", str(module)]
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("ALCANCE_")}
     if settings is not None:
         child_env.update(settings_env(settings))
