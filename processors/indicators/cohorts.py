@@ -12,9 +12,9 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from processors.indicators.aggregate import (
     Aggregator,
@@ -40,9 +40,12 @@ _DAY_S = Decimal(86_400)
 _PERIOD_SHARE = {"month": Decimal(1) / Decimal(12), "quarter": Decimal(1) / Decimal(4), "year": Decimal(1)}
 
 
-@dataclass(frozen=True)
-class Enrolment:
-    """One enrolment as the read model sees it, joined from its stored parts."""
+class Enrolment(NamedTuple):
+    """One enrolment as the read model sees it, joined from its stored parts.
+
+    A named tuple rather than a frozen dataclass: a read builds one per enrolment, and tuples are
+    built several times faster.
+    """
 
     enrolment_id: str
     learner: str
