@@ -24,7 +24,8 @@ COMMENT ON COLUMN indicator_definition.unit IS 'count, ratio (0-1), usd, days, h
 COMMENT ON COLUMN indicator_definition.dimensions IS 'Dimensions stored at full grain; any subset can be grouped on';
 COMMENT ON COLUMN indicator_definition.cumulative IS 'true: the value at a period is as of its end (stock, return to date); false: a flow within the period';
 
--- BEGIN GENERATED from processors.indicators.catalogue.definitions_sql(); a test fails when stale.
+-- BEGIN GENERATED from processors.indicators.catalogue.definitions_sql() (the first catalogue; later
+-- migrations add the indicators added since, and a test checks a migrated store against the catalogue).
 INSERT INTO indicator_definition (id, family, article, name_es, name_pt, name_en, unit, dimensions, cumulative, formula, definition) VALUES
     ('CVF-01', 'training', '7',
      'Inscripciones', 'Inscrições', 'Enrolments',

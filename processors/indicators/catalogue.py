@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -243,6 +244,24 @@ INDICATORS: tuple[Indicator, ...] = (
         units_part="started_closed",
     ),
     Indicator(
+        id="CVF-09",
+        family="training",
+        article="7",
+        name_es="Inscritos sin actividad",
+        name_pt="Inscritos sem atividade",
+        name_en="Never-started share",
+        definition="Net enrolments of closed cohorts with no progress or assessment event (nor a "
+        "withdrawal after the start), over net enrolments of closed cohorts.",
+        formula="net enrolments with no learning event at cohort close / net enrolments (closed cohorts)",
+        unit="ratio",
+        dimensions=COHORT_DIMS,
+        stores=(),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, "CVF-08/started", "CVF-08/withdrawn_after_start"),
+        aggregation="enrolments",
+        derivation=Derivation("ratio", ("never_started_closed", "net_closed")),
+        units_part="net_closed",
+    ),
+    Indicator(
         id="CVF-10",
         family="training",
         article="7",
@@ -315,6 +334,27 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="country_coverage",
         derivation=Derivation("part", ("countries_covered",)),
         units_part="certified_learners",
+    ),
+    Indicator(
+        id="CVF-18",
+        family="training",
+        article="7, 9",
+        name_es="Participación femenina e índice de paridad",
+        name_pt="Participação feminina e índice de paridade",
+        name_en="Gender share and parity",
+        definition="Women among the unique learners with a net enrolment created in the period whose "
+        "stated gender is F or M, over those learners; part gender_parity_index is F / M. Learners of "
+        "other or unstated gender count in part learners only. Measured at enrolment.",
+        formula="#distinct F learners / (#distinct F + #distinct M learners), net enrolments in P; "
+        "GPI = F / M",
+        unit="ratio",
+        dimensions=("country", "audience", "course"),
+        stores=(),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE),
+        aggregation="enrolments",
+        derivation=Derivation("ratio", ("female_learners", "female_and_male")),
+        units_part="learners",
+        extra_ratios=(("gender_parity_index", "female_learners", "male_learners"),),
     ),
     Indicator(
         id="CVF-19",
@@ -778,10 +818,17 @@ def _sql_text(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def definitions_sql() -> str:
-    """The VALUES rows of table ``indicator_definition`` (migration 0150 embeds them; a test compares)."""
+def definitions_sql(ids: Iterable[str] | None = None) -> str:
+    """The VALUES rows of table ``indicator_definition``, of every indicator or of `ids`.
+
+    Migrations embed them (0150 the first catalogue, later ones the indicators added since); a test
+    checks that a migrated store holds exactly the catalogue.
+    """
+    wanted = None if ids is None else set(ids)
     rows = []
     for entry in INDICATORS:
+        if wanted is not None and entry.id not in wanted:
+            continue
         dims = "ARRAY[" + ", ".join(_sql_text(name) for name in entry.dimensions) + "]::text[]"
         rows.append(
             f"    ({_sql_text(entry.id)}, {_sql_text(entry.family)}, {_sql_text(entry.article)},\n"

@@ -162,15 +162,24 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         "dropped_closed": Decimal(
             sum(1 for record in started if record.withdrawn_after or record.completed_s is None)
         ),
+        "never_started_closed": Decimal(len(closed) - len(started)),
     }
+    if indicator_id == "CVF-18":
+        female = {record.learner for record in net if record.dimensions.get("gender") == "F"}
+        male = {record.learner for record in net if record.dimensions.get("gender") == "M"}
+        all_parts["female_learners"] = Decimal(len(female))
+        all_parts["male_learners"] = Decimal(len(male))
+        all_parts["female_and_male"] = Decimal(len(female) + len(male))
     shown = {
         "CVF-01": ("gross", "net"),
         "CVF-02": ("learners", "net"),
         "CVF-05": ("completed_closed", "net_closed", "in_progress"),
         "CVF-07": ("certified_closed", "completed_closed", "net_closed", "in_progress"),
         "CVF-08": ("dropped_closed", "started_closed", "net_closed", "in_progress"),
+        "CVF-09": ("never_started_closed", "net_closed", "in_progress"),
         "CVF-10": ("in_progress",),
         "CVF-11": ("in_progress",),
+        "CVF-18": ("female_learners", "male_learners", "female_and_male", "learners"),
     }[indicator_id]
     parts = {name: all_parts[name] for name in shown}
     if indicator_id in ("CVF-10", "CVF-11"):
@@ -188,11 +197,12 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
 
 
 def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """CVF-01, 02, 05, 07, 08, 10, 11: enrolment cohorts by enrolment period."""
+    """CVF-01, 02, 05, 07, 08, 09, 10, 11, 18: enrolment cohorts by enrolment period."""
     cells = []
     for (start, key), group in sorted(_group(enrolments(index), ctx).items(), key=lambda item: item[0]):
         parts = _cohort_parts(indicator.id, group, ctx)
-        provisional = indicator.id not in ("CVF-01", "CVF-02") and parts["in_progress"] > 0
+        # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
+        provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
     return cells
 

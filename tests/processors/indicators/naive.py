@@ -142,7 +142,7 @@ def _key(dims: dict[str, str], by: Sequence[str]) -> tuple[str, ...]:
 def training(
     live: Sequence[Event], by: Sequence[str], as_of: datetime, grace_days: int
 ) -> dict[str, Expected]:
-    """CVF-01, 02, 05, 07, 08, 10 by enrolment month; CVF-19 and CVF-23 by certificate month."""
+    """CVF-01, 02, 05, 07, 08, 09, 10, 18 by enrolment month; CVF-19 and CVF-23 by certificate month."""
     out: dict[str, Expected] = defaultdict(dict)
     groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
     records = enrolments(live)
@@ -161,6 +161,11 @@ def training(
         out["CVF-07"][key] = {"value": _ratio(certified, len(closed)), "provisional": open_}
         dropped = sum(1 for r in started if r.withdrawn_after or r.completed_at is None)
         out["CVF-08"][key] = {"value": _ratio(dropped, len(started)), "provisional": open_}
+        out["CVF-09"][key] = {"value": _ratio(len(closed) - len(started), len(closed)), "provisional": open_}
+        if "gender" not in by:
+            women = {r.learner for r in net if r.dims["gender"] == "F"}
+            men = {r.learner for r in net if r.dims["gender"] == "M"}
+            out["CVF-18"][key] = {"value": _ratio(len(women), len(women) + len(men)), "provisional": False}
         days = [
             Decimal(int((r.completed_at - r.enrolled_at).total_seconds())) / Decimal(86400)
             for r in completed
