@@ -17,6 +17,8 @@ DerivationOp = Literal["part", "ratio", "roi", "bcr"]
 COUNTRY_COVERAGE_MIN_LEARNERS = 1
 # CVF-23: a certified learner converts when the learner's firm acts on PLGN within this many days.
 PLGN_CONVERSION_WINDOW_DAYS = 90
+# CVF-22: a certified learner continues when enrolling in another course within this many days.
+PATHWAY_WINDOW_DAYS = 365
 # PLGN-02: a firm is active when it took a qualifying action in this many days up to the period end.
 PLGN_ACTIVE_WINDOW_DAYS = 90
 # PLGN-06: a contact request counts as answered when the answer came within this many days.
@@ -390,6 +392,27 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="cost_per_certificate",
         derivation=Derivation("ratio", ("cost_usd", "certificates")),
         units_part="certificates",
+    ),
+    Indicator(
+        id="CVF-22",
+        family="training",
+        article="7",
+        name_es="Continuidad formativa",
+        name_pt="Continuidade formativa",
+        name_en="Pathway continuation",
+        definition="Learners certified in the period who enrol (net of withdrawals before the start) in "
+        "another course within 365 days after the certificate, over learners certified in the period. "
+        "Grouped by the certified course; provisional while a learner who has not continued is "
+        "still inside the window.",
+        formula="#certified learners with a net enrolment in another course <= 12 m after the "
+        "certificate / #certified learners",
+        unit="ratio",
+        dimensions=("country", "audience", "course"),
+        stores=(),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _CERTIFIED),
+        aggregation="pathway",
+        derivation=Derivation("ratio", ("continued", "certified_learners")),
+        units_part="certified_learners",
     ),
     Indicator(
         id="CVF-23",

@@ -28,6 +28,7 @@ from processors.indicators.aggregate import (
 from processors.indicators.catalogue import (
     CATALOGUE,
     COUNTRY_COVERAGE_MIN_LEARNERS,
+    PATHWAY_WINDOW_DAYS,
     PLGN_CONVERSION_WINDOW_DAYS,
     TRAINING_DIMS,
     Indicator,
@@ -321,10 +322,56 @@ def aggregate_plgn_conversion(indicator: Indicator, index: RowIndex, ctx: ReadCo
     return cells
 
 
+def aggregate_pathway(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-22: learners certified in the period who enrol in another course within the window after.
+
+    A learner of a cell continues when one of the learner's certificates in the cell is followed, within
+    `PATHWAY_WINDOW_DAYS`, by a net enrolment of the same learner in another course.
+    """
+    window_s = PATHWAY_WINDOW_DAYS * 86_400
+    records = enrolments(index)
+    later: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for record in records:
+        if record.net:
+            later[record.learner].append((record.enrolled_s, record.dimensions.get("course", "")))
+    as_of_s = epoch_seconds(ctx.as_of)
+    cells = []
+    certified = (record for record in records if record.certified_s is not None)
+    for (start, key), group in sorted(
+        _group(certified, ctx, "certificate").items(), key=lambda item: item[0]
+    ):
+        by_learner: dict[str, list[Enrolment]] = defaultdict(list)
+        for record in group:
+            by_learner[record.learner].append(record)
+        continued = 0
+        provisional = False
+        for learner, certificates in by_learner.items():
+            if _continues(certificates, later.get(learner, ()), window_s):
+                continued += 1
+            elif any((record.certified_s or 0) + window_s > as_of_s for record in certificates):
+                # Not continued yet, but a certificate's window is still open.
+                provisional = True
+        parts = {"continued": Decimal(continued), "certified_learners": Decimal(len(by_learner))}
+        cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
+    return cells
+
+
+def _continues(certificates: Sequence[Enrolment], enrolled: Sequence[tuple[int, str]], window_s: int) -> bool:
+    """Whether a net enrolment (start, course) in another course follows one of the certificates in time."""
+    return any(
+        record.certified_s is not None
+        and record.certified_s < start_s <= record.certified_s + window_s
+        and course != record.dimensions.get("course", "")
+        for record in certificates
+        for start_s, course in enrolled
+    )
+
+
 AGGREGATIONS: dict[str, Aggregator] = {
     "enrolments": aggregate_enrolments,
     "certified_learners": aggregate_certified_learners,
     "country_coverage": aggregate_country_coverage,
     "cost_per_certificate": aggregate_cost_per_certificate,
     "plgn_conversion": aggregate_plgn_conversion,
+    "pathway": aggregate_pathway,
 }

@@ -196,6 +196,37 @@ def training(
     return out
 
 
+def pathway(live: Sequence[Event], by: Sequence[str], as_of: datetime) -> Expected:
+    """CVF-22 by certificate month: certified learners with a net enrolment in another course within
+    365 days after one of their certificates of that month, over the certified learners."""
+    records = enrolments(live)
+    certified: dict[tuple[date, tuple[str, ...]], dict[str, list[Enrolment]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    for r in records:
+        if r.certified_at is not None:
+            certified[(month_of(r.certified_at), _key(r.dims, by))][r.learner].append(r)
+    window = timedelta(days=365)
+    out: Expected = {}
+    for key, learners in certified.items():
+        continued = 0
+        still_open = False
+        for learner, certificates in learners.items():
+            follow_ups = [r for r in records if r.learner == learner and r.net]
+            if any(
+                c.certified_at is not None
+                and c.certified_at < e.enrolled_at <= c.certified_at + window
+                and e.dims["course"] != c.dims["course"]
+                for c in certificates
+                for e in follow_ups
+            ):
+                continued += 1
+            elif any(c.certified_at is not None and c.certified_at + window > as_of for c in certificates):
+                still_open = True
+        out[key] = {"value": _ratio(continued, len(learners)), "provisional": still_open}
+    return out
+
+
 def country_coverage(live: Sequence[Event]) -> Expected:
     """CVF-17 totals by certificate month: member states with >= 1 certified learner."""
     learners: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))

@@ -101,6 +101,7 @@ def test_training_indicators_equal_naive_computation(
         if indicator == "CVF-23" and by == ("audience",):
             continue
         check(indicator, expected.get(indicator, {}), read(rows, indicator, "month", by, as_of))
+    check("CVF-22", naive.pathway(world.live, by, as_of), read(rows, "CVF-22", "month", by, as_of))
     if not by:
         check("CVF-17", naive.country_coverage(world.live), read(rows, "CVF-17", "month", by, as_of))
         check(

@@ -140,6 +140,11 @@ async def test_indicators_read_from_the_store_equal_the_naive_computation(
         for indicator in ("CVF-19", "CVF-23"):
             check(indicator, expected.get(indicator, {}), await read(indicator, "month", ("country",)))
         check(
+            "CVF-22",
+            naive.pathway(world.live, ("country",), AS_OF),
+            await read("CVF-22", "month", ("country",)),
+        )
+        check(
             "PLGN-10",
             naive.realised_by_exporter_country(world.live, AS_OF),
             await read("PLGN-10", "year", ("country",)),
