@@ -40,7 +40,7 @@ from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import cell_parts, published_cells
+from processors.store import TRANSIENT_ERRORS, cell_parts, published_cells
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
 from schemas.events.base import EVENT_ID_NAMESPACE
 from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
@@ -158,7 +158,8 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, then relay what is left once more and return.
 
-        Errors reaching the broker or PostgreSQL are logged and retried at the next poll.
+        Errors reaching the broker or PostgreSQL (those the processors retry too, timeouts included)
+        are logged and retried at the next poll: a relay that ended would leave the outbox undrained.
         """
         own = self._producer is None
         if self._producer is None:
@@ -170,7 +171,7 @@ class OutboxRelay:
                 started = time.monotonic()
                 try:
                     relayed = await self.publish_pending()
-                except (OSError, KafkaError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                except (*TRANSIENT_ERRORS, KafkaError, asyncpg.PostgresError) as exc:
                     logger.warning("outbox relay round failed (%s: %s); retrying", type(exc).__name__, exc)
                     relayed = 0
                 if stopping and relayed == 0:

@@ -94,12 +94,6 @@ class _Prepared:
     prepare_ms: float = 0.0
 
 
-def _report_relay_end(task: asyncio.Task[None]) -> None:
-    """Say loudly when the relay ends on an error: indicator changes would stop being published."""
-    if not task.cancelled() and task.exception() is not None:
-        logger.error("the outbox relay stopped on an error", exc_info=task.exception())
-
-
 async def _finish(work: asyncio.Future[None]) -> None:
     """Wait for a batch commit; a cancellation of the waiter lets it complete first."""
     try:
@@ -222,13 +216,14 @@ class IndicatorProcessor:
             if self._relay_enabled:
                 relay = OutboxRelay(self.settings, self._pool, producer=producer)
                 relay_task = asyncio.create_task(relay.run(self._stop), name="outbox-relay")
-                relay_task.add_done_callback(_report_relay_end)
+                relay_task.add_done_callback(self._on_relay_end)
             await self._loop(consumer, max_batches, until)
         finally:
             self._stop.set()
             await consumer.stop()
+            relay_error = None
             if relay_task is not None:
-                await asyncio.gather(relay_task, return_exceptions=True)
+                (relay_error,) = await asyncio.gather(relay_task, return_exceptions=True)
             await producer.stop()
             if self._own_pool:
                 await self._pool.close()
@@ -242,7 +237,19 @@ class IndicatorProcessor:
                 self.stats.duplicates,
                 self.stats.dead_lettered,
             )
+        if isinstance(relay_error, Exception):
+            raise RuntimeError("the outbox relay failed; the processor stopped") from relay_error
         return self.stats
+
+    def _on_relay_end(self, task: asyncio.Task[None]) -> None:
+        """Stop when the relay ends on an error (it retries transient ones itself).
+
+        Processing on would store indicator changes that nobody publishes: failing makes the
+        supervisor (systemd, `alcance run`) restart the processor and its relay instead.
+        """
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("the outbox relay stopped on an error", exc_info=task.exception())
+            self._stop.set()
 
     async def _loop(
         self, consumer: AIOKafkaConsumer, max_batches: int | None, until: Callable[[], bool] | None

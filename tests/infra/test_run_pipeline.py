@@ -36,7 +36,10 @@ def _env(state_dir: Path) -> dict[str, str]:
 
 async def _run_until_idle(state_dir: Path) -> str:
     async with python_child(module="infra.cli", args=["run", "--until-idle"], env=_env(state_dir)) as run:
-        code = await run.wait(RUN_TIMEOUT_S)
+        try:
+            code = await run.wait(RUN_TIMEOUT_S)
+        except TimeoutError:
+            raise AssertionError(f"run --until-idle not idle in {RUN_TIMEOUT_S} s:\n{run.output}") from None
         assert code == 0, run.output
         return run.output
 
