@@ -8,7 +8,8 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
 * The endpoint is an AS2 `OrderedCollection` whose `first` leads to `OrderedCollectionPage`s in
   ascending publication order; each page has `orderedItems` and a `next` IRI carrying an opaque cursor
   after its last item, also on the last page (the place to poll again). The committed cursor is that
-  `next` IRI. A page without `next` is read again on the next poll (duplicates are dropped by event id).
+  `next` IRI, relative to the endpoint when it is on the endpoint's host. A page without `next` is
+  read again on the next poll (duplicates are dropped by event id).
 * Each item is an activity with a stable `id`, a `type`, `published`, `actor` (the organisation) and an
   `object` whose `type` names the PLGN entity: `Create`/`Update` `Organization` (registered, profile
   updated), `Create`/`Remove` `DirectoryAuthorisation` (granted, withdrawn), `Create` `Opportunity`,
@@ -35,7 +36,7 @@ from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import jsonschema
 from pydantic import Field
@@ -131,9 +132,8 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
 
     async def fetch_page(self, cursor: Cursor | None) -> Page[dict[str, Any]]:
         """Follow the collection's `first` (no cursor yet) or the committed `next` IRI."""
-        url = cursor.get("next") if cursor else None
-        if not url:
-            url = await self._first_page_url()
+        stored = cursor.get("next") if cursor else None
+        url = urljoin(self.source.endpoint, str(stored)) if stored else await self._first_page_url()
         response = await self.http.get_json(str(url))
         page = response.body
         if not isinstance(page, dict) or page.get("type") not in {"OrderedCollectionPage", "CollectionPage"}:
@@ -154,7 +154,23 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         # A short page does not prove the end: a feed may cap pages below our limit. Only an empty page,
         # or one without `next`, says that nothing follows yet.
         exhausted = not items or not following
-        return Page(records=items, next_cursor={"next": next_url}, exhausted=exhausted, newest_at=newest)
+        return Page(
+            records=items,
+            next_cursor={"next": self._portable(next_url)},
+            exhausted=exhausted,
+            newest_at=newest,
+        )
+
+    def _portable(self, url: str) -> str:
+        """`url` as committed: without scheme and host when they are the endpoint's.
+
+        The cursor is resolved against the configured endpoint again when read, so it survives the
+        endpoint moving to another host or port (a new address, a restarted simulator).
+        """
+        parts, endpoint = urlsplit(url), urlsplit(self.source.endpoint)
+        if (parts.scheme, parts.netloc) != (endpoint.scheme, endpoint.netloc):
+            return url
+        return urlunsplit(parts._replace(scheme="", netloc=""))
 
     async def _first_page_url(self) -> str:
         response = await self.http.get_json(self.source.endpoint)

@@ -4,9 +4,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections import Counter
+from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -236,3 +238,26 @@ async def test_a_feed_capping_pages_below_the_page_size_is_still_read_to_the_end
     assert plgn.stats.events_published == len(feed.items)
     # Every page of four, then one empty page that says the feed has nothing more.
     assert feed.page_requests == -(-len(feed.items) // 4) + 1
+
+
+async def test_a_committed_cursor_follows_the_feed_to_a_new_address(settings: Settings) -> None:
+    feed = feed_from_world(generate(53, learners=5, firms=6), invalid=0)
+    simulator = PlgnFeedSimulator(feed, token=TOKEN)
+    async with AsyncExitStack() as old_address:
+        url = await old_address.enter_async_context(serving(simulator.app()))
+        before = plgn_settings(settings, f"{url}/activities", page_size=4)
+        async with ConnectorContext.open(before) as context:
+            first = PlgnConnector(before.sources[0], before)
+            await first.run(context, until_idle=True)
+        assert first.stats.events_published == len(feed.items)
+        join = next(item for item in feed.items if item["type"] == "Join")
+        feed.undo(join, "registered by mistake")
+        async with serving(simulator.app()) as moved:
+            await old_address.aclose()  # the feed now answers on the new address only
+            assert moved != url
+            after = plgn_settings(settings, f"{moved}/activities", page_size=4)
+            async with ConnectorContext.open(after) as context:
+                resumed = PlgnConnector(after.sources[0], after)
+                await asyncio.wait_for(resumed.run(context, until_idle=True), 20)
+    # It went on from its committed place on the new address: the one new activity, nothing read twice.
+    assert resumed.stats.events_published == 1
