@@ -10,7 +10,7 @@ from typing import Literal
 from processors.indicators.base import PartKind
 
 Family = Literal["training", "plgn", "activities"]
-Unit = Literal["count", "ratio", "usd", "days", "hours", "percent", "usd_per_unit"]
+Unit = Literal["count", "ratio", "usd", "days", "hours", "percent", "points", "usd_per_unit"]
 DerivationOp = Literal["part", "ratio", "roi", "bcr"]
 
 # A country counts as covered by CVF-17 when it has at least this many certified learners.
@@ -123,6 +123,11 @@ _ENROLLED = "CVF-01/enrolled"
 _WITHDRAWN_BEFORE = "CVF-01/withdrawn_before_start"
 _COMPLETED = "CVF-05/completed"
 _CERTIFIED = "CVF-07/certified"
+_STARTED = "CVF-08/started"
+_FINAL_ATTEMPTED = "CVF-06/final_attempted"
+_FINAL_PASSED = "CVF-06/final_passed"
+_PRE_SCORE = "CVF-12/pre_score"
+_POST_SCORE = "CVF-12/post_score"
 
 TRAINING_DIMS = ("country", "audience", "course", "offering", "gender")
 COHORT_DIMS = ("country", "audience", "course", "offering")
@@ -176,6 +181,25 @@ INDICATORS: tuple[Indicator, ...] = (
         units_part="learners",
     ),
     Indicator(
+        id="CVF-04",
+        family="training",
+        article="7",
+        name_es="Participantes activos",
+        name_pt="Participantes ativos",
+        name_en="Active learners",
+        definition="Distinct learners with at least one progress or assessment event in the period, "
+        "grouped by the dimensions of the enrolment each event belongs to. An event counts once its "
+        "enrolment is in the store. Monthly, quarterly or yearly (no weekly periods).",
+        formula="#distinct learner_key with >= 1 cvf.progress.recorded or cvf.assessment.submitted in P",
+        unit="count",
+        dimensions=("country", "audience", "course"),
+        stores=(),
+        reads=_refs(_ENROLLED, _STARTED),
+        aggregation="active_learners",
+        derivation=Derivation("part", ("active_learners",)),
+        units_part="active_learners",
+    ),
+    Indicator(
         id="CVF-05",
         family="training",
         article="7",
@@ -197,6 +221,32 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="enrolments",
         derivation=Derivation("ratio", ("completed_closed", "net_closed")),
         units_part="net_closed",
+    ),
+    Indicator(
+        id="CVF-06",
+        family="training",
+        article="7",
+        name_es="Tasa de aprobación",
+        name_pt="Taxa de aprovação",
+        name_en="Pass rate",
+        definition="Net enrolments that passed the final assessment (in any attempt) over net enrolments "
+        "that attempted it, by enrolment cohort. Attempts without a pass decision are not counted. "
+        "Provisional while the cohort is open.",
+        formula="#net enrolments with a passed final / #net enrolments with a final attempt",
+        unit="ratio",
+        dimensions=COHORT_DIMS,
+        stores=(
+            StoredPart(
+                "final_attempted",
+                "distinct",
+                "member = enrolment id with a final assessment attempt that has a pass decision",
+            ),
+            StoredPart("final_passed", "distinct", "member = enrolment id with a passed final assessment"),
+        ),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _FINAL_ATTEMPTED, _FINAL_PASSED),
+        aggregation="enrolments",
+        derivation=Derivation("ratio", ("passed_final", "attempted_final")),
+        units_part="attempted_final",
     ),
     Indicator(
         id="CVF-07",
@@ -238,9 +288,7 @@ INDICATORS: tuple[Indicator, ...] = (
             StoredPart("started", "distinct", "member = enrolment id with a progress or assessment event"),
             StoredPart("withdrawn_after_start", "distinct", "member = enrolment id withdrawn after start"),
         ),
-        reads=_refs(
-            _ENROLLED, _WITHDRAWN_BEFORE, _COMPLETED, "CVF-08/started", "CVF-08/withdrawn_after_start"
-        ),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _COMPLETED, _STARTED, "CVF-08/withdrawn_after_start"),
         aggregation="enrolments",
         derivation=Derivation("ratio", ("dropped_closed", "started_closed")),
         units_part="started_closed",
@@ -258,7 +306,7 @@ INDICATORS: tuple[Indicator, ...] = (
         unit="ratio",
         dimensions=COHORT_DIMS,
         stores=(),
-        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, "CVF-08/started", "CVF-08/withdrawn_after_start"),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _STARTED, "CVF-08/withdrawn_after_start"),
         aggregation="enrolments",
         derivation=Derivation("ratio", ("never_started_closed", "net_closed")),
         units_part="net_closed",
@@ -298,6 +346,39 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="enrolments",
         derivation=Derivation("part", ("median_days",)),
         units_part="n",
+    ),
+    Indicator(
+        id="CVF-12",
+        family="training",
+        article="7",
+        name_es="Ganancia de aprendizaje",
+        name_pt="Ganho de aprendizagem",
+        name_en="Learning gain",
+        definition="Mean gain in score points (0-100) from the pre-test to the post-test, over net "
+        "enrolments with both (paired learners only), by enrolment cohort: the first pre-test attempt "
+        "against the latest post-test attempt. Part normalised_gain is the mean of "
+        "(post - pre) / (100 - pre) over the pairs with a pre-test below 100. Provisional while the "
+        "cohort is open.",
+        formula="mean(post - pre); normalised g = mean((post - pre) / (100 - pre)), paired learners only",
+        unit="points",
+        dimensions=COHORT_DIMS,
+        stores=(
+            StoredPart(
+                "pre_score",
+                "latest",
+                "member = enrolment id; amount = pre-test score in points (0-100); the first attempt wins",
+            ),
+            StoredPart(
+                "post_score",
+                "latest",
+                "member = enrolment id; amount = post-test score in points (0-100); the latest attempt wins",
+            ),
+        ),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _PRE_SCORE, _POST_SCORE),
+        aggregation="enrolments",
+        derivation=Derivation("ratio", ("gain_points", "paired")),
+        units_part="paired",
+        extra_ratios=(("normalised_gain", "normalised_gain_sum", "normalisable"),),
     ),
     Indicator(
         id="CVF-16",

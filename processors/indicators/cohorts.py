@@ -38,6 +38,7 @@ from schemas.events.base import MEMBER_STATES
 
 ART7_AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
 _DAY_S = Decimal(86_400)
+_HUNDRED = Decimal(100)
 _PERIOD_SHARE = {"month": Decimal(1) / Decimal(12), "quarter": Decimal(1) / Decimal(4), "year": Decimal(1)}
 
 
@@ -61,6 +62,10 @@ class Enrolment(NamedTuple):
     completed_s: int | None
     certified_s: int | None
     certified_period: date | None
+    attempted_final: bool = False
+    passed_final: bool = False
+    pre_score: Decimal | None = None
+    post_score: Decimal | None = None
 
     @property
     def net(self) -> bool:
@@ -93,12 +98,17 @@ def _join_enrolments(index: RowIndex) -> list[Enrolment]:
     started = _members(index, "CVF-08", "started")
     completed = latest_per_member(index.get(("CVF-05", "completed"), ()))
     certified = latest_per_member(index.get(("CVF-07", "certified"), ()))
+    attempted_final = _members(index, "CVF-06", "final_attempted")
+    passed_final = _members(index, "CVF-06", "final_passed")
+    pre_scores = latest_per_member(index.get(("CVF-12", "pre_score"), ()))
+    post_scores = latest_per_member(index.get(("CVF-12", "post_score"), ()))
     records = []
     for enrolment_id, (member, row) in anchors.items():
         _, learner, org, enrolled, ends = decode_member(member)
         done = completed.get(enrolment_id)
         cert = certified.get(enrolment_id)
         has_cert = cert is not None and cert.value > 0
+        pre, post = pre_scores.get(enrolment_id), post_scores.get(enrolment_id)
         records.append(
             Enrolment(
                 enrolment_id=enrolment_id,
@@ -114,6 +124,10 @@ def _join_enrolments(index: RowIndex) -> list[Enrolment]:
                 completed_s=int(done.value) if done is not None and done.value > 0 else None,
                 certified_s=int(cert.value) if cert is not None and has_cert else None,
                 certified_period=cert.period_start if cert is not None and has_cert else None,
+                attempted_final=enrolment_id in attempted_final,
+                passed_final=enrolment_id in passed_final,
+                pre_score=None if pre is None else pre.value,
+                post_score=None if post is None else post.value,
             )
         )
     return records
@@ -165,6 +179,12 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         ),
         "never_started_closed": Decimal(len(closed) - len(started)),
     }
+    if indicator_id == "CVF-06":
+        attempted = [record for record in net if record.attempted_final]
+        all_parts["attempted_final"] = Decimal(len(attempted))
+        all_parts["passed_final"] = Decimal(sum(1 for record in attempted if record.passed_final))
+    if indicator_id == "CVF-12":
+        all_parts.update(_learning_gain(net))
     if indicator_id == "CVF-18":
         female = {record.learner for record in net if record.dimensions.get("gender") == "F"}
         male = {record.learner for record in net if record.dimensions.get("gender") == "M"}
@@ -175,11 +195,13 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         "CVF-01": ("gross", "net"),
         "CVF-02": ("learners", "net"),
         "CVF-05": ("completed_closed", "net_closed", "in_progress"),
+        "CVF-06": ("passed_final", "attempted_final", "in_progress"),
         "CVF-07": ("certified_closed", "completed_closed", "net_closed", "in_progress"),
         "CVF-08": ("dropped_closed", "started_closed", "net_closed", "in_progress"),
         "CVF-09": ("never_started_closed", "net_closed", "in_progress"),
         "CVF-10": ("in_progress",),
         "CVF-11": ("in_progress",),
+        "CVF-12": ("gain_points", "paired", "normalised_gain_sum", "normalisable", "in_progress"),
         "CVF-18": ("female_learners", "male_learners", "female_and_male", "learners"),
     }[indicator_id]
     parts = {name: all_parts[name] for name in shown}
@@ -197,8 +219,25 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
     return parts
 
 
+def _learning_gain(net: Sequence[Enrolment]) -> dict[str, Decimal]:
+    """CVF-12 parts over the enrolments with both a pre-test and a post-test score (points, 0-100)."""
+    pairs = [
+        (record.pre_score, record.post_score)
+        for record in net
+        if record.pre_score is not None and record.post_score is not None
+    ]
+    # The normalised gain divides by the room left above the pre-test: none when it was already 100.
+    normalised = [(post - pre) / (_HUNDRED - pre) for pre, post in pairs if pre < _HUNDRED]
+    return {
+        "paired": Decimal(len(pairs)),
+        "gain_points": sum((post - pre for pre, post in pairs), Decimal(0)),
+        "normalisable": Decimal(len(normalised)),
+        "normalised_gain_sum": sum(normalised, Decimal(0)),
+    }
+
+
 def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """CVF-01, 02, 05, 07, 08, 09, 10, 11, 18: enrolment cohorts by enrolment period."""
+    """CVF-01, 02, 05, 06, 07, 08, 09, 10, 11, 12, 18: enrolment cohorts by enrolment period."""
     cells = []
     for (start, key), group in sorted(_group(enrolments(index), ctx).items(), key=lambda item: item[0]):
         parts = _cohort_parts(indicator.id, group, ctx)
@@ -206,6 +245,25 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
         provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
     return cells
+
+
+def aggregate_active_learners(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
+    """CVF-04: distinct learners with a learning event in the period, by their enrolment's dimensions.
+
+    The ``CVF-08/started`` rows hold one member per enrolment and month with a progress or assessment
+    event; the enrolment anchor gives the learner and the dimensions.
+    """
+    by_id = {record.enrolment_id: record for record in enrolments(index)}
+    learners: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    for row in index.get(("CVF-08", "started"), ()):
+        record = by_id.get(row.member) if row.member is not None else None
+        if record is not None:
+            key = project(record.dimensions, ctx.by, TRAINING_DIMS)
+            learners[(row.period_start, key)].add(record.learner)
+    return [
+        Cell(start, dict(zip(ctx.by, key, strict=True)), {"active_learners": Decimal(len(found))})
+        for (start, key), found in sorted(learners.items(), key=lambda item: item[0])
+    ]
 
 
 def _target(audience: str | None, start: date, ctx: ReadContext) -> Decimal | None:
@@ -369,6 +427,7 @@ def _continues(certificates: Sequence[Enrolment], enrolled: Sequence[tuple[int, 
 
 AGGREGATIONS: dict[str, Aggregator] = {
     "enrolments": aggregate_enrolments,
+    "active_learners": aggregate_active_learners,
     "certified_learners": aggregate_certified_learners,
     "country_coverage": aggregate_country_coverage,
     "cost_per_certificate": aggregate_cost_per_certificate,

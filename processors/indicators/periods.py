@@ -61,6 +61,23 @@ def order_key(moment: datetime, rank: int = 0, tiebreak: str = "") -> str:
     return f"{moment.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%f')}|{rank:02d}|{tiebreak}"
 
 
+_COMPLEMENT = str.maketrans("0123456789", "9876543210")
+_MAX_SEQUENCE = 10**9 - 1
+
+
+def first_wins_key(moment: datetime, sequence: int, tiebreak: str = "") -> str:
+    """An order key under which the earliest report wins, where "latest" parts keep the highest key.
+
+    The time and `sequence` (an attempt number; from 10**9 on, all equal) are written at a fixed width
+    and every digit is complemented (d -> 9 - d), which reverses their string order: an earlier time,
+    then a lower sequence, gives a higher key (for instants from year 1000, as `order_key`). `tiebreak`
+    orders what remains, highest first.
+    """
+    timed = order_key(moment).split("|", 1)[0]
+    capped = min(max(sequence, 0), _MAX_SEQUENCE)
+    return f"{timed}|{capped:09d}".translate(_COMPLEMENT) + f"|{tiebreak}"
+
+
 def day_key(moment: datetime) -> str:
     """The UTC calendar day of `moment` as YYYY-MM-DD."""
     if moment.tzinfo is UTC:  # decoded events are already UTC

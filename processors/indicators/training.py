@@ -11,9 +11,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from processors.indicators.base import ByEventType, Part, distinct_part, latest_part
-from processors.indicators.periods import encode_member, epoch_seconds, order_key
+from processors.indicators.periods import encode_member, epoch_seconds, first_wins_key, order_key
 from schemas.events.base import Event
 from schemas.events.training import (
+    AssessmentKind,
     AssessmentSubmitted,
     CertificateIssued,
     CertificateRevoked,
@@ -26,6 +27,7 @@ from schemas.events.training import (
 
 UNKNOWN = "UNKNOWN"
 _REVOKED = Decimal(0)
+_POINTS = Decimal(100)
 
 
 def anchor_member(event: EnrolmentCreated) -> str:
@@ -83,6 +85,29 @@ def _started(event: ProgressRecorded | AssessmentSubmitted) -> list[Part]:
     return [distinct_part("CVF-08", "started", event.occurred_at, _dims(event), event.enrolment_id)]
 
 
+def _assessed(event: AssessmentSubmitted) -> list[Part]:
+    """Every assessment starts its enrolment; a final one counts for CVF-06, pre and post tests for CVF-12."""
+    at, dims, enrolment = event.occurred_at, _dims(event), event.enrolment_id
+    parts = [distinct_part("CVF-08", "started", at, dims, enrolment)]
+    kind = event.kind
+    if kind is AssessmentKind.FINAL and event.passed is not None:
+        # An attempt without a pass decision says nothing about the pass rate.
+        parts.append(distinct_part("CVF-06", "final_attempted", at, dims, enrolment))
+        if event.passed:
+            parts.append(distinct_part("CVF-06", "final_passed", at, dims, enrolment))
+    elif kind is AssessmentKind.PRE or kind is AssessmentKind.POST:
+        points = Decimal(repr(event.score_scaled)) * _POINTS
+        tiebreak = event.assessment_id
+        if kind is AssessmentKind.PRE:
+            # The baseline is the first pre-test attempt; a retake after some learning would hide the gain.
+            order = first_wins_key(at, event.attempt_no, tiebreak)
+            parts.append(latest_part("CVF-12", "pre_score", at, dims, points, enrolment, order))
+        else:
+            order = order_key(at, 0, f"{min(event.attempt_no, 999_999_999):09d}|{tiebreak}")
+            parts.append(latest_part("CVF-12", "post_score", at, dims, points, enrolment, order))
+    return parts
+
+
 def _completed(event: EnrolmentCompleted) -> list[Part]:
     at = event.completed_at
     return [
@@ -120,7 +145,7 @@ TRAINING = ByEventType(
         (EnrolmentCreated, _enrolled),
         (EnrolmentWithdrawn, _withdrawn),
         (ProgressRecorded, _started),
-        (AssessmentSubmitted, _started),
+        (AssessmentSubmitted, _assessed),
         (EnrolmentCompleted, _completed),
         (CertificateIssued, _certified),
         (CertificateRevoked, _revoked),

@@ -31,6 +31,7 @@ from schemas.events.plgn import (
     RoundRole,
 )
 from schemas.events.training import (
+    AssessmentKind,
     AssessmentSubmitted,
     CertificateIssued,
     CertificateRevoked,
@@ -91,6 +92,22 @@ class Enrolment:
     withdrawn_after: bool
     completed_at: datetime | None
     certified_at: datetime | None
+    attempted_final: bool = False
+    passed_final: bool = False
+    pre_score: Decimal | None = None
+    post_score: Decimal | None = None
+
+
+def _assessments(live: Sequence[Event], kind: AssessmentKind) -> dict[str, list[AssessmentSubmitted]]:
+    found: dict[str, list[AssessmentSubmitted]] = defaultdict(list)
+    for e in live:
+        if isinstance(e, AssessmentSubmitted) and e.kind == kind:
+            found[e.enrolment_id].append(e)
+    return found
+
+
+def _points(attempt: AssessmentSubmitted) -> Decimal:
+    return Decimal(str(attempt.score_scaled)) * 100
 
 
 def enrolments(live: Sequence[Event]) -> list[Enrolment]:
@@ -108,9 +125,20 @@ def enrolments(live: Sequence[Event]) -> list[Enrolment]:
             certificate_history[e.enrolment_id].append((e.issued_at, 0, e.certificate_id, e.issued_at))
         elif isinstance(e, CertificateRevoked):
             certificate_history[e.enrolment_id].append((e.revoked_at, 1, e.certificate_id, None))
+    finals = _assessments(live, AssessmentKind.FINAL)
+    pre_tests = _assessments(live, AssessmentKind.PRE)
+    post_tests = _assessments(live, AssessmentKind.POST)
     result = []
     for e in created:
         history = certificate_history.get(e.enrolment_id)
+        decided = [a for a in finals.get(e.enrolment_id, []) if a.passed is not None]
+        # The baseline is the first pre-test attempt, the outcome the latest post-test attempt.
+        pre = min(
+            pre_tests.get(e.enrolment_id, []), key=lambda a: (a.occurred_at, a.attempt_no), default=None
+        )
+        post = max(
+            post_tests.get(e.enrolment_id, []), key=lambda a: (a.occurred_at, a.attempt_no), default=None
+        )
         result.append(
             Enrolment(
                 id=e.enrolment_id,
@@ -130,6 +158,10 @@ def enrolments(live: Sequence[Event]) -> list[Enrolment]:
                 withdrawn_after=e.enrolment_id in after,
                 completed_at=completed.get(e.enrolment_id),
                 certified_at=max(history)[3] if history else None,
+                attempted_final=bool(decided),
+                passed_final=any(a.passed for a in decided),
+                pre_score=None if pre is None else _points(pre),
+                post_score=None if post is None else _points(post),
             )
         )
     return result
@@ -142,7 +174,8 @@ def _key(dims: dict[str, str], by: Sequence[str]) -> tuple[str, ...]:
 def training(
     live: Sequence[Event], by: Sequence[str], as_of: datetime, grace_days: int
 ) -> dict[str, Expected]:
-    """CVF-01, 02, 05, 07, 08, 09, 10, 18 by enrolment month; CVF-19 and CVF-23 by certificate month."""
+    """CVF-01, 02, 05, 06, 07, 08, 09, 10, 12, 18 by enrolment month; CVF-19 and CVF-23 by certificate
+    month."""
     out: dict[str, Expected] = defaultdict(dict)
     groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
     records = enrolments(live)
@@ -162,6 +195,23 @@ def training(
         dropped = sum(1 for r in started if r.withdrawn_after or r.completed_at is None)
         out["CVF-08"][key] = {"value": _ratio(dropped, len(started)), "provisional": open_}
         out["CVF-09"][key] = {"value": _ratio(len(closed) - len(started), len(closed)), "provisional": open_}
+        attempted = [r for r in net if r.attempted_final]
+        passed = [r for r in attempted if r.passed_final]
+        out["CVF-06"][key] = {"value": _ratio(len(passed), len(attempted)), "provisional": open_}
+        pairs = [
+            (r.pre_score, r.post_score) for r in net if r.pre_score is not None and r.post_score is not None
+        ]
+        gains = [post - pre for pre, post in pairs if pre is not None and post is not None]
+        normalised = [
+            (post - pre) / (100 - pre)
+            for pre, post in pairs
+            if pre is not None and post is not None and pre < 100
+        ]
+        out["CVF-12"][key] = {
+            "value": sum(gains) / len(gains) if gains else None,
+            "normalised_gain": sum(normalised) / len(normalised) if normalised else None,
+            "provisional": open_,
+        }
         if "gender" not in by:
             women = {r.learner for r in net if r.dims["gender"] == "F"}
             men = {r.learner for r in net if r.dims["gender"] == "M"}
@@ -194,6 +244,18 @@ def training(
                     converted += 1
             out["CVF-23"][key] = {"value": _ratio(converted, len(eligible))}
     return out
+
+
+def active_learners(live: Sequence[Event], by: Sequence[str]) -> Expected:
+    """CVF-04 by activity month: distinct learners with a progress or assessment event, grouped by the
+    dimensions of the enrolment the event belongs to (events of unknown enrolments are not counted)."""
+    records = {r.id: r for r in enrolments(live)}
+    learners: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    for e in live:
+        if isinstance(e, ProgressRecorded | AssessmentSubmitted) and e.enrolment_id in records:
+            record = records[e.enrolment_id]
+            learners[(month_of(e.occurred_at), _key(record.dims, by))].add(record.learner)
+    return {key: {"value": len(found)} for key, found in learners.items()}
 
 
 def pathway(live: Sequence[Event], by: Sequence[str], as_of: datetime) -> Expected:

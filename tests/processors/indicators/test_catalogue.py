@@ -65,7 +65,7 @@ def test_every_part_an_indicator_reads_is_stored_and_covers_its_dimensions() -> 
 
 def test_derivations_name_aggregated_parts_and_units_are_known() -> None:
     for entry in INDICATORS:
-        assert entry.unit in {"count", "ratio", "usd", "days", "hours", "percent", "usd_per_unit"}
+        assert entry.unit in {"count", "ratio", "usd", "days", "hours", "percent", "points", "usd_per_unit"}
         assert len(entry.derivation.args) == (1 if entry.derivation.op == "part" else 2), entry.id
 
 

@@ -13,12 +13,19 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from processors.indicators import contributions
 from processors.indicators.base import Part, distinct_part, latest_part, sum_part
-from processors.indicators.periods import day_key, decode_member, encode_member, epoch_seconds, order_key
+from processors.indicators.periods import (
+    day_key,
+    decode_member,
+    encode_member,
+    epoch_seconds,
+    first_wins_key,
+    order_key,
+)
 from schemas.events.plgn import MeetingHeld
 from schemas.events.training import EnrolmentCreated
 from tests.schemas.factories import make_enrolment_created, make_meeting_held
@@ -116,6 +123,21 @@ MOMENTS = st.datetimes(  # hypothesis takes naive bounds and adds the zones itse
 def test_order_key_is_the_strftime_text(moment: datetime, rank: int, tiebreak: str) -> None:
     stamp = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     assert order_key(moment, rank, tiebreak) == f"{stamp}|{rank:02d}|{tiebreak}"
+
+
+SEQUENCES = st.integers(min_value=0, max_value=10**9 - 1)
+
+
+@given(MOMENTS, SEQUENCES, MOMENTS, SEQUENCES)
+def test_first_wins_key_ranks_the_earlier_report_highest(
+    moment: datetime, sequence: int, other: datetime, other_sequence: int
+) -> None:
+    # Like order_key's text, the key has a fixed width only from year 1000 on.
+    assume(moment.astimezone(UTC).year >= 1000 and other.astimezone(UTC).year >= 1000)
+    mine, theirs = (moment, sequence), (other, other_sequence)
+    key, other_key = first_wins_key(moment, sequence, "t"), first_wins_key(other, other_sequence, "t")
+    assert (key == other_key) == (mine == theirs)
+    assert (key > other_key) == (mine < theirs)
 
 
 @given(MOMENTS)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate
 from processors.indicators.base import PeriodKind
-from processors.indicators.derive import derive_value
+from processors.indicators.derive import derive_value, extra_ratios
 
 from . import naive
 from .reference import ReferenceStore
@@ -63,6 +63,11 @@ def check(
         assert key in got, f"{indicator}: cell {key} missing; got {sorted(got)}"
         value, cell = got[key]
         assert same(value, want["value"]), f"{indicator} {key}: {value} != {want['value']} ({cell.parts})"
+        shown = {**cell.parts, **extra_ratios(indicator, cell.parts)}
+        for name in want.keys() - {"value", "provisional"}:
+            assert same(shown.get(name), want[name]), (
+                f"{indicator} {key}: {name} {shown.get(name)} != {want[name]}"
+            )
         if "provisional" in want:
             assert cell.provisional == want["provisional"], (
                 f"{indicator} {key}: provisional {cell.provisional}"
@@ -90,10 +95,12 @@ def test_training_indicators_equal_naive_computation(
         "CVF-01",
         "CVF-02",
         "CVF-05",
+        "CVF-06",
         "CVF-07",
         "CVF-08",
         "CVF-09",
         "CVF-10",
+        "CVF-12",
         "CVF-18",
         "CVF-19",
         "CVF-23",
@@ -102,6 +109,7 @@ def test_training_indicators_equal_naive_computation(
             continue
         check(indicator, expected.get(indicator, {}), read(rows, indicator, "month", by, as_of))
     check("CVF-22", naive.pathway(world.live, by, as_of), read(rows, "CVF-22", "month", by, as_of))
+    check("CVF-04", naive.active_learners(world.live, by), read(rows, "CVF-04", "month", by, as_of))
     if not by:
         check("CVF-17", naive.country_coverage(world.live), read(rows, "CVF-17", "month", by, as_of))
         check(

@@ -20,6 +20,7 @@ from infra.kafka import ensure_topics, make_producer
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.indicators.aggregate import Cell
+from processors.indicators.base import PeriodKind
 from processors.indicators.catalogue import INDICATORS
 from processors.indicators.derive import extra_ratios
 from processors.read import read_indicators
@@ -135,8 +136,35 @@ async def test_indicators_read_from_the_store_equal_the_naive_computation(
             return keyed(found, by)
 
         expected = naive.training(world.live, ("country",), AS_OF, GRACE_DAYS)
-        for indicator in ("CVF-01", "CVF-02", "CVF-05", "CVF-07", "CVF-08", "CVF-09", "CVF-10", "CVF-18"):
+        for indicator in (
+            "CVF-01",
+            "CVF-02",
+            "CVF-05",
+            "CVF-06",
+            "CVF-07",
+            "CVF-08",
+            "CVF-09",
+            "CVF-10",
+            "CVF-12",
+            "CVF-18",
+        ):
             check(indicator, expected.get(indicator, {}), await read(indicator, "month", ("country",)))
+        check(
+            "CVF-04",
+            naive.active_learners(world.live, ("country",)),
+            await read("CVF-04", "month", ("country",)),
+        )
+        # The BI view of enrolments shows the assessment outcomes the read model joins.
+        view = {
+            row["enrolment_id"]: tuple(row.values())[1:]
+            for row in await pool.fetch(
+                "SELECT enrolment_id, attempted_final, passed_final, pre_score, post_score FROM cvf_enrolment"
+            )
+        }
+        assert view == {
+            r.id: (r.attempted_final, r.passed_final, r.pre_score, r.post_score)
+            for r in naive.enrolments(world.live)
+        }
         for indicator in ("CVF-19", "CVF-23"):
             check(indicator, expected.get(indicator, {}), await read(indicator, "month", ("country",)))
         check(
@@ -165,7 +193,8 @@ async def test_indicators_read_from_the_store_equal_the_naive_computation(
                 }
                 assert from_store == from_reference, f"{entry.id} by {by} per {period}"
         # A read of every indicator at once (joins shared between indicators) equals reading each.
-        for period in ("month", "year"):
+        period_kinds: tuple[PeriodKind, ...] = ("month", "year")
+        for period in period_kinds:
             together = await read_indicators(
                 pool, indicator=None, period=period, by=(), settings=fresh, as_of=AS_OF
             )

@@ -174,6 +174,35 @@ def enrolment_history(draw: st.DrawFn, n: int) -> list[Event]:
             )
         )
     )
+    # Pre-tests, post-tests and finals, some retaken; attempts fall at distinct instants.
+    attempts = draw(
+        st.lists(
+            st.tuples(
+                st.sampled_from([AssessmentKind.PRE, AssessmentKind.POST, AssessmentKind.FINAL]),
+                st.integers(0, 100),
+                st.sampled_from([True, False, None]),
+                st.integers(0, 60),
+            ),
+            max_size=3,
+        )
+    )
+    for number, (kind, score, passed, day) in enumerate(attempts):
+        at = started + timedelta(days=day, minutes=number)
+        events.append(
+            _create(
+                AssessmentSubmitted,
+                **src,
+                record_identity=f"{enrolment}:t{number}",
+                occurred_at=at,
+                enrolment_id=enrolment,
+                assessment_id=f"{kind.value.lower()}-test",
+                kind=kind,
+                score_scaled=score / 100,
+                passed=passed,
+                attempt_no=number + 1,
+                subject_key=env["subject_key"],
+            )
+        )
     if fate == "after":
         at = started + timedelta(days=2)
         events.append(
