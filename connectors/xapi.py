@@ -45,6 +45,8 @@ alcance reads these context extensions (all optional; attributes absent are left
 * `.../course`, `.../offering`: native course and offering (cohort) ids; without them the course is the
   object activity (or its `parent` for modules) and the offering is the course;
 * `.../enrolment`: enrolment id; without it `context.registration`, else the learner and course;
+* `.../assessment`: the role of a passed/failed assessment, `PRE`, `QUIZ`, `FINAL` (the default) or
+  `POST`: finals give the pass rate (CVF-06), pre- and post-tests the learning gain (CVF-12);
 * `https://w3id.org/xapi/lms/extensions/starting-date` / `ending-date`: the offering's dates;
 * result extensions `.../certificate` (certificate id, else the statement's content identity) and
   `.../hours`.
@@ -93,6 +95,7 @@ EXT_OFFERING = EXTENSION_BASE + "offering"
 EXT_ENROLMENT = EXTENSION_BASE + "enrolment"
 EXT_CERTIFICATE = EXTENSION_BASE + "certificate"
 EXT_HOURS = EXTENSION_BASE + "hours"
+EXT_ASSESSMENT = EXTENSION_BASE + "assessment"
 LMS_STARTING_DATE = "https://w3id.org/xapi/lms/extensions/starting-date"
 LMS_ENDING_DATE = "https://w3id.org/xapi/lms/extensions/ending-date"
 CMI5_PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
@@ -485,12 +488,17 @@ class XapiConnector(PollingConnector[XapiRecord]):
             if not isinstance(score, int | float):
                 raise DeadLetterRecord("passed/failed statement without result.score.scaled")
             success = result.get("success")
+            kind_raw = ext.get(EXT_ASSESSMENT, AssessmentKind.FINAL.value)
+            try:
+                kind = AssessmentKind(kind_raw)
+            except ValueError as exc:
+                raise DeadLetterRecord(f"unknown assessment kind in {EXT_ASSESSMENT}") from exc
             return [
                 AssessmentSubmitted.create(
                     **common,
                     enrolment_id=enrolment_id,
                     assessment_id=_ident(obj.get("id") or course_id),
-                    kind=AssessmentKind.FINAL,
+                    kind=kind,
                     score_scaled=score,
                     passed=success if isinstance(success, bool) else verb.endswith("/passed"),
                 )

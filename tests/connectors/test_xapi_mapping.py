@@ -11,9 +11,10 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.exceptions import DeadLetterRecord, SkipRecord
 from connectors.pseudonym import Pseudonymiser
-from connectors.xapi import EXTENSION_BASE, XapiConnector, XapiRecord
+from connectors.xapi import EXT_ASSESSMENT, EXTENSION_BASE, XapiConnector, XapiRecord
 from infra.settings import SourceConfig, load_settings
 from schemas.events.training import (
+    AssessmentKind,
     AssessmentSubmitted,
     CertificateIssued,
     EnrolmentCompleted,
@@ -163,6 +164,25 @@ def test_unmappable_statements_are_dead_lettered_with_a_reason(
 ) -> None:
     with pytest.raises(DeadLetterRecord, match=reason):
         connector.map_record(XapiRecord({**statement(ADL + "registered"), **change}))
+
+
+def test_an_assessment_is_a_final_unless_its_context_names_another_role(connector: XapiConnector) -> None:
+    result = {"score": {"scaled": 0.4}, "success": False}
+    (final,) = connector.map_record(XapiRecord(statement(ADL + "failed", result=result)))
+    assert isinstance(final, AssessmentSubmitted)
+    assert (final.kind, final.passed, final.score_scaled) == (AssessmentKind.FINAL, False, 0.4)
+    pre_test = statement(ADL + "passed", result={"score": {"scaled": 0.7}})
+    pre_test["context"]["extensions"][EXT_ASSESSMENT] = "PRE"
+    (pre,) = connector.map_record(XapiRecord(pre_test))
+    assert isinstance(pre, AssessmentSubmitted)
+    assert (pre.kind, pre.passed) == (AssessmentKind.PRE, True)
+
+
+def test_an_unknown_assessment_role_is_dead_lettered(connector: XapiConnector) -> None:
+    s = statement(ADL + "passed", result={"score": {"scaled": 0.7}})
+    s["context"]["extensions"][EXT_ASSESSMENT] = "MIDTERM"
+    with pytest.raises(DeadLetterRecord, match="assessment kind"):
+        connector.map_record(XapiRecord(s))
 
 
 def test_passed_without_a_score_is_dead_lettered(connector: XapiConnector) -> None:
