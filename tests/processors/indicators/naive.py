@@ -171,6 +171,23 @@ def _key(dims: dict[str, str], by: Sequence[str]) -> tuple[str, ...]:
     return tuple(dims[name] for name in by)
 
 
+TRAINING_INDICATORS = (
+    "CVF-01",
+    "CVF-02",
+    "CVF-05",
+    "CVF-06",
+    "CVF-07",
+    "CVF-08",
+    "CVF-09",
+    "CVF-10",
+    "CVF-12",
+    "CVF-18",
+    "CVF-19",
+    "CVF-23",
+)
+"""The indicators `training` computes."""
+
+
 def training(
     live: Sequence[Event], by: Sequence[str], as_of: datetime, grace_days: int
 ) -> dict[str, Expected]:
