@@ -95,6 +95,10 @@ class Enrolment:
     progress: list[tuple[datetime, float]] = field(default_factory=list)
     assessment: tuple[datetime, float, bool] | None = None
     """(submitted_at, score_scaled, passed) of the final assessment."""
+    pre_test: tuple[datetime, float] | None = None
+    """(submitted_at, score_scaled) of the pre-test, in courses that measure learning gain."""
+    post_test: tuple[datetime, float] | None = None
+    """(submitted_at, score_scaled) of the post-test, taken before the final."""
     completed_at: datetime | None = None
     certificate: tuple[str, datetime] | None = None
     """(certificate_id, issued_at)."""
@@ -276,6 +280,8 @@ def generate(
         courses: number of courses; each has two or three offerings.
     """
     rng = random.Random(seed)
+    # Pre- and post-tests draw from a stream of their own, so the rest of the world stays as it was.
+    tests_rng = random.Random(f"{seed}:pre-post-tests")
     n_learners = learners if learners is not None else 200 * scale
     n_firms = firms if firms is not None else 80 * scale
 
@@ -361,11 +367,19 @@ def generate(
                 pct = min(1.0, pct + rng.uniform(0.1, 0.4))
                 at = offering.starts_at + timedelta(seconds=span_s * (step + 1) // 6 + rng.randint(0, 3600))
                 enrolment.progress.append((at, round(pct, 2)))
+            gain_measured = tests_rng.random() < 0.5
+            if gain_measured:
+                first_progress = enrolment.progress[0][0]
+                pre = round(tests_rng.uniform(0.1, 0.7), 2)
+                enrolment.pre_test = (first_progress - timedelta(minutes=tests_rng.randint(5, 120)), pre)
             if rng.random() < 0.65:
                 score = round(rng.uniform(0.4, 1.0), 2)
                 passed = score >= offering.pass_mark
                 submitted = offering.ends_at - timedelta(days=rng.randint(0, 5), minutes=rng.randint(1, 600))
                 enrolment.assessment = (submitted, score, passed)
+                if enrolment.pre_test is not None:
+                    post = min(1.0, round(enrolment.pre_test[1] + tests_rng.uniform(-0.05, 0.45), 2))
+                    enrolment.post_test = (submitted - timedelta(hours=tests_rng.randint(2, 48)), post)
                 if passed:
                     enrolment.completed_at = submitted + timedelta(minutes=rng.randint(1, 120))
                     course = next(c for c in course_list if c.course_id == offering.course_id)

@@ -187,6 +187,22 @@ def statements_from_world(
                 module,
                 {"extensions": {CMI5_PROGRESS: round(pct * 100)}, "duration": "PT25M"},
             )
+        for role, test in (("PRE", enrolment.pre_test), ("POST", enrolment.post_test)):
+            if test is None:
+                continue
+            at, score = test
+            test_passed = score >= offering.pass_mark
+            add(
+                VERB_PASSED if test_passed else VERB_FAILED,
+                at,
+                {
+                    "objectType": "Activity",
+                    "id": f"{CVF}/course/{course.course_id}/{role.lower()}-test",
+                    "definition": {"type": "http://adlnet.gov/expapi/activities/assessment"},
+                },
+                {"score": {"scaled": score}, "success": test_passed},
+                _context={**context, "extensions": {**extensions, EXT + "assessment": role}},
+            )
         if enrolment.assessment is not None:
             at, score, passed = enrolment.assessment
             exam = {
