@@ -427,17 +427,24 @@ INDICATORS: tuple[Indicator, ...] = (
         name_en="Gender share and parity",
         definition="Women among the unique learners with a net enrolment created in the period whose "
         "stated gender is F or M, over those learners; part gender_parity_index is F / M. Learners of "
-        "other or unstated gender count in part learners only. Measured at enrolment.",
+        "other or unstated gender count in part learners only. Measured at enrolment (the value) and at "
+        "certification: parts certified_female_share and certified_gender_parity_index count the "
+        "learners of the same enrolments who hold an unrevoked certificate, so the two compare one "
+        "cohort at entry and at exit.",
         formula="#distinct F learners / (#distinct F + #distinct M learners), net enrolments in P; "
-        "GPI = F / M",
+        "GPI = F / M; the same over the certified learners of those enrolments",
         unit="ratio",
         dimensions=("country", "audience", "course"),
         stores=(),
-        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE),
+        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _CERTIFIED),
         aggregation="enrolments",
         derivation=Derivation("ratio", ("female_learners", "female_and_male")),
         units_part="learners",
-        extra_ratios=(("gender_parity_index", "female_learners", "male_learners"),),
+        extra_ratios=(
+            ("gender_parity_index", "female_learners", "male_learners"),
+            ("certified_female_share", "certified_female_learners", "certified_female_and_male"),
+            ("certified_gender_parity_index", "certified_female_learners", "certified_male_learners"),
+        ),
     ),
     Indicator(
         id="CVF-19",

@@ -186,11 +186,10 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
     if indicator_id == "CVF-12":
         all_parts.update(_learning_gain(net))
     if indicator_id == "CVF-18":
-        female = {record.learner for record in net if record.dimensions.get("gender") == "F"}
-        male = {record.learner for record in net if record.dimensions.get("gender") == "M"}
-        all_parts["female_learners"] = Decimal(len(female))
-        all_parts["male_learners"] = Decimal(len(male))
-        all_parts["female_and_male"] = Decimal(len(female) + len(male))
+        all_parts.update(_gender_counts(net, ""))
+        all_parts.update(
+            _gender_counts([record for record in net if record.certified_s is not None], "certified_")
+        )
     shown = {
         "CVF-01": ("gross", "net"),
         "CVF-02": ("learners", "net"),
@@ -202,7 +201,15 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         "CVF-10": ("in_progress",),
         "CVF-11": ("in_progress",),
         "CVF-12": ("gain_points", "paired", "normalised_gain_sum", "normalisable", "in_progress"),
-        "CVF-18": ("female_learners", "male_learners", "female_and_male", "learners"),
+        "CVF-18": (
+            "female_learners",
+            "male_learners",
+            "female_and_male",
+            "learners",
+            "certified_female_learners",
+            "certified_male_learners",
+            "certified_female_and_male",
+        ),
     }[indicator_id]
     parts = {name: all_parts[name] for name in shown}
     if indicator_id in ("CVF-10", "CVF-11"):
@@ -217,6 +224,17 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
             parts["median_days"] = quantile(days, Decimal("0.5"))
             parts["p90_days"] = quantile(days, Decimal("0.9"))
     return parts
+
+
+def _gender_counts(records: Sequence[Enrolment], prefix: str) -> dict[str, Decimal]:
+    """CVF-18 parts: distinct women, men, and both, among the learners of `records`."""
+    female = {record.learner for record in records if record.dimensions.get("gender") == "F"}
+    male = {record.learner for record in records if record.dimensions.get("gender") == "M"}
+    return {
+        f"{prefix}female_learners": Decimal(len(female)),
+        f"{prefix}male_learners": Decimal(len(male)),
+        f"{prefix}female_and_male": Decimal(len(female) + len(male)),
+    }
 
 
 def _learning_gain(net: Sequence[Enrolment]) -> dict[str, Decimal]:

@@ -232,7 +232,18 @@ def training(
         if "gender" not in by:
             women = {r.learner for r in net if r.dims["gender"] == "F"}
             men = {r.learner for r in net if r.dims["gender"] == "M"}
-            out["CVF-18"][key] = {"value": _ratio(len(women), len(women) + len(men)), "provisional": False}
+            certified_women = {
+                r.learner for r in net if r.dims["gender"] == "F" and r.certified_at is not None
+            }
+            certified_men = {r.learner for r in net if r.dims["gender"] == "M" and r.certified_at is not None}
+            out["CVF-18"][key] = {
+                "value": _ratio(len(women), len(women) + len(men)),
+                "provisional": False,
+                "certified_female_share": _ratio(
+                    len(certified_women), len(certified_women) + len(certified_men)
+                ),
+                "certified_gender_parity_index": _ratio(len(certified_women), len(certified_men)),
+            }
         days = [
             Decimal(int((r.completed_at - r.enrolled_at).total_seconds())) / Decimal(86400)
             for r in completed
