@@ -17,8 +17,6 @@ DerivationOp = Literal["part", "ratio", "roi", "bcr"]
 COUNTRY_COVERAGE_MIN_LEARNERS = 1
 # CVF-23: a certified learner converts when the learner's firm acts on PLGN within this many days.
 PLGN_CONVERSION_WINDOW_DAYS = 90
-# CVF-03: an enrolment starts on time with a learning event at most this many days after it could start.
-START_WINDOW_DAYS = 14
 # CVF-22: a certified learner continues when enrolling in another course within this many days.
 PATHWAY_WINDOW_DAYS = 365
 # PLGN-02: a firm is active when it took a qualifying action in this many days up to the period end.
@@ -126,7 +124,6 @@ _WITHDRAWN_BEFORE = "CVF-01/withdrawn_before_start"
 _COMPLETED = "CVF-05/completed"
 _CERTIFIED = "CVF-07/certified"
 _STARTED = "CVF-08/started"
-_FIRST_ACTIVITY = "CVF-03/first_activity"
 _FINAL_ATTEMPTED = "CVF-06/final_attempted"
 _FINAL_PASSED = "CVF-06/final_passed"
 _PRE_SCORE = "CVF-12/pre_score"
@@ -152,8 +149,8 @@ INDICATORS: tuple[Indicator, ...] = (
                 "enrolled",
                 "distinct",
                 "one member per enrolment, at enrolment time; the member encodes enrolment id, "
-                "learner key, org key, enrolled_at, offering_ends_at and offering_starts_at (the "
-                "enrolment anchor, see training.anchor_member)",
+                "learner key, org key, enrolled_at and offering_ends_at (the enrolment anchor, see "
+                "training.anchor_member)",
             ),
             StoredPart(
                 "withdrawn_before_start",
@@ -182,34 +179,6 @@ INDICATORS: tuple[Indicator, ...] = (
         aggregation="enrolments",
         derivation=Derivation("part", ("learners",)),
         units_part="learners",
-    ),
-    Indicator(
-        id="CVF-03",
-        family="training",
-        article="7",
-        name_es="Tasa de inicio",
-        name_pt="Taxa de início",
-        name_en="Start rate",
-        definition="Net enrolments whose first progress or assessment event came at most 14 days after "
-        "the later of the enrolment and the offering start, over net enrolments whose 14 days have "
-        "passed, by enrolment cohort. Provisional while some enrolment of the cell is inside its 14 "
-        "days. Without a known offering start the window opens at the enrolment.",
-        formula="#net enrolments with a learning event <= 14 d after max(enrolled_at, offering start) / "
-        "#net enrolments whose window has passed",
-        unit="ratio",
-        dimensions=COHORT_DIMS,
-        stores=(
-            StoredPart(
-                "first_activity",
-                "latest",
-                "member = enrolment id; amount = time of a progress or assessment event (epoch seconds); "
-                "the earliest wins",
-            ),
-        ),
-        reads=_refs(_ENROLLED, _WITHDRAWN_BEFORE, _FIRST_ACTIVITY),
-        aggregation="enrolments",
-        derivation=Derivation("ratio", ("started_on_time", "window_passed")),
-        units_part="window_passed",
     ),
     Indicator(
         id="CVF-04",

@@ -30,7 +30,6 @@ from processors.indicators.catalogue import (
     COUNTRY_COVERAGE_MIN_LEARNERS,
     PATHWAY_WINDOW_DAYS,
     PLGN_CONVERSION_WINDOW_DAYS,
-    START_WINDOW_DAYS,
     TRAINING_DIMS,
     Indicator,
 )
@@ -67,13 +66,6 @@ class Enrolment(NamedTuple):
     passed_final: bool = False
     pre_score: Decimal | None = None
     post_score: Decimal | None = None
-    starts_s: int | None = None
-    first_activity_s: int | None = None
-
-    @property
-    def window_opens_s(self) -> int:
-        """When the enrolment could start: the later of the enrolment and the offering start (CVF-03)."""
-        return self.enrolled_s if self.starts_s is None else max(self.enrolled_s, self.starts_s)
 
     @property
     def net(self) -> bool:
@@ -88,12 +80,6 @@ def _members(index: RowIndex, indicator: str, part: str) -> set[str]:
 def enrolments(index: RowIndex) -> list[Enrolment]:
     """The enrolment records of `index`, joined once per index (see `RowIndex.joined`)."""
     return index.joined(_join_enrolments)
-
-
-def decode_anchor(member: str) -> list[str]:
-    """The six fields of an enrolment anchor (`training.anchor_member`); older anchors lack the start."""
-    fields = decode_member(member)
-    return fields if len(fields) == 6 else [*fields, ""]
 
 
 def _join_enrolments(index: RowIndex) -> list[Enrolment]:
@@ -116,11 +102,9 @@ def _join_enrolments(index: RowIndex) -> list[Enrolment]:
     passed_final = _members(index, "CVF-06", "final_passed")
     pre_scores = latest_per_member(index.get(("CVF-12", "pre_score"), ()))
     post_scores = latest_per_member(index.get(("CVF-12", "post_score"), ()))
-    first_activity = latest_per_member(index.get(("CVF-03", "first_activity"), ()))
     records = []
     for enrolment_id, (member, row) in anchors.items():
-        _, learner, org, enrolled, ends, starts = decode_anchor(member)
-        first = first_activity.get(enrolment_id)
+        _, learner, org, enrolled, ends = decode_member(member)
         done = completed.get(enrolment_id)
         cert = certified.get(enrolment_id)
         has_cert = cert is not None and cert.value > 0
@@ -144,8 +128,6 @@ def _join_enrolments(index: RowIndex) -> list[Enrolment]:
                 passed_final=enrolment_id in passed_final,
                 pre_score=None if pre is None else pre.value,
                 post_score=None if post is None else post.value,
-                starts_s=int(starts) if starts else None,
-                first_activity_s=None if first is None else int(first.value),
             )
         )
     return records
@@ -197,8 +179,6 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         ),
         "never_started_closed": Decimal(len(closed) - len(started)),
     }
-    if indicator_id == "CVF-03":
-        all_parts.update(_start_parts(net, ctx))
     if indicator_id == "CVF-06":
         attempted = [record for record in net if record.attempted_final]
         all_parts["attempted_final"] = Decimal(len(attempted))
@@ -213,7 +193,6 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
     shown = {
         "CVF-01": ("gross", "net"),
         "CVF-02": ("learners", "net"),
-        "CVF-03": ("started_on_time", "window_passed", "window_open"),
         "CVF-05": ("completed_closed", "net_closed", "in_progress"),
         "CVF-06": ("passed_final", "attempted_final", "in_progress"),
         "CVF-07": ("certified_closed", "completed_closed", "net_closed", "in_progress"),
@@ -247,23 +226,6 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
     return parts
 
 
-def _start_parts(net: Sequence[Enrolment], ctx: ReadContext) -> dict[str, Decimal]:
-    """CVF-03 parts: enrolments whose start window has passed, those that started in it, and the rest."""
-    window_s = START_WINDOW_DAYS * 86_400
-    as_of_s = epoch_seconds(ctx.as_of)
-    passed = [record for record in net if record.window_opens_s + window_s <= as_of_s]
-    on_time = sum(
-        1
-        for record in passed
-        if record.first_activity_s is not None and record.first_activity_s <= record.window_opens_s + window_s
-    )
-    return {
-        "started_on_time": Decimal(on_time),
-        "window_passed": Decimal(len(passed)),
-        "window_open": Decimal(len(net) - len(passed)),
-    }
-
-
 def _gender_counts(records: Sequence[Enrolment], prefix: str) -> dict[str, Decimal]:
     """CVF-18 parts: distinct women, men, and both, among the learners of `records`."""
     female = {record.learner for record in records if record.dimensions.get("gender") == "F"}
@@ -293,13 +255,12 @@ def _learning_gain(net: Sequence[Enrolment]) -> dict[str, Decimal]:
 
 
 def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """CVF-01, 02, 03, 05, 06, 07, 08, 09, 10, 11, 12, 18: enrolment cohorts by enrolment period."""
+    """CVF-01, 02, 05, 06, 07, 08, 09, 10, 11, 12, 18: enrolment cohorts by enrolment period."""
     cells = []
     for (start, key), group in sorted(_group(enrolments(index), ctx).items(), key=lambda item: item[0]):
         parts = _cohort_parts(indicator.id, group, ctx)
-        # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts (or, for
-        # the start rate, the start windows) to close.
-        provisional = parts.get("in_progress", 0) > 0 or parts.get("window_open", 0) > 0
+        # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
+        provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
     return cells
 

@@ -31,19 +31,17 @@ _POINTS = Decimal(100)
 
 
 def anchor_member(event: EnrolmentCreated) -> str:
-    """The member of ``CVF-01/enrolled``: enrolment id, learner, org, enrolled_at, offering end and start.
+    """The member of ``CVF-01/enrolled``: enrolment id, learner, org, enrolled_at, offering_ends_at.
 
-    Times are epoch seconds; an unknown firm or date is the empty string. Anchors stored before the
-    offering start was added have five fields (see `cohorts.decode_anchor`).
+    Times are epoch seconds; an unknown firm or end date is the empty string.
     """
-    ends, starts = event.offering_ends_at, event.offering_starts_at
+    ends = "" if event.offering_ends_at is None else str(epoch_seconds(event.offering_ends_at))
     return encode_member(
         event.enrolment_id,
         event.learner_key,
         event.org_key or "",
         str(epoch_seconds(event.enrolled_at)),
-        "" if ends is None else str(epoch_seconds(ends)),
-        "" if starts is None else str(epoch_seconds(starts)),
+        ends,
     )
 
 
@@ -83,20 +81,14 @@ def _withdrawn(event: EnrolmentWithdrawn) -> list[Part]:
     ]
 
 
-def _learning(event: ProgressRecorded | AssessmentSubmitted) -> list[Part]:
-    """A learning event starts its enrolment (CVF-08) and may be its first activity (CVF-03)."""
-    at, dims, enrolment = event.occurred_at, _dims(event), event.enrolment_id
-    first = first_wins_key(at, 0)
-    return [
-        distinct_part("CVF-08", "started", at, dims, enrolment),
-        latest_part("CVF-03", "first_activity", at, dims, Decimal(epoch_seconds(at)), enrolment, first),
-    ]
+def _started(event: ProgressRecorded | AssessmentSubmitted) -> list[Part]:
+    return [distinct_part("CVF-08", "started", event.occurred_at, _dims(event), event.enrolment_id)]
 
 
 def _assessed(event: AssessmentSubmitted) -> list[Part]:
-    """A learning event; a final also counts for CVF-06, pre- and post-tests for CVF-12."""
+    """Every assessment starts its enrolment; a final one counts for CVF-06, pre and post tests for CVF-12."""
     at, dims, enrolment = event.occurred_at, _dims(event), event.enrolment_id
-    parts = _learning(event)
+    parts = [distinct_part("CVF-08", "started", at, dims, enrolment)]
     kind = event.kind
     if kind is AssessmentKind.FINAL and event.passed is not None:
         # An attempt without a pass decision says nothing about the pass rate.
@@ -152,7 +144,7 @@ TRAINING = ByEventType(
     [
         (EnrolmentCreated, _enrolled),
         (EnrolmentWithdrawn, _withdrawn),
-        (ProgressRecorded, _learning),
+        (ProgressRecorded, _started),
         (AssessmentSubmitted, _assessed),
         (EnrolmentCompleted, _completed),
         (CertificateIssued, _certified),

@@ -96,9 +96,6 @@ class Enrolment:
     passed_final: bool = False
     pre_score: Decimal | None = None
     post_score: Decimal | None = None
-    starts_at: datetime | None = None
-    window_opens_at: datetime | None = None
-    first_activity_at: datetime | None = None
 
 
 def _assessments(live: Sequence[Event], kind: AssessmentKind) -> dict[str, list[AssessmentSubmitted]]:
@@ -118,12 +115,6 @@ def enrolments(live: Sequence[Event]) -> list[Enrolment]:
     before = {e.enrolment_id for e in live if isinstance(e, EnrolmentWithdrawn) and e.before_start}
     after = {e.enrolment_id for e in live if isinstance(e, EnrolmentWithdrawn) and not e.before_start}
     activity = {e.enrolment_id for e in live if isinstance(e, ProgressRecorded | AssessmentSubmitted)}
-    first_activity: dict[str, datetime] = {}
-    for e in live:
-        if isinstance(e, ProgressRecorded | AssessmentSubmitted):
-            first_activity[e.enrolment_id] = min(
-                first_activity.get(e.enrolment_id, e.occurred_at), e.occurred_at
-            )
     completed: dict[str, datetime] = {}
     for e in live:
         if isinstance(e, EnrolmentCompleted):
@@ -171,9 +162,6 @@ def enrolments(live: Sequence[Event]) -> list[Enrolment]:
                 passed_final=any(a.passed for a in decided),
                 pre_score=None if pre is None else _points(pre),
                 post_score=None if post is None else _points(post),
-                starts_at=e.offering_starts_at,
-                window_opens_at=max(e.enrolled_at, e.offering_starts_at or e.enrolled_at),
-                first_activity_at=first_activity.get(e.enrolment_id),
             )
         )
     return result
@@ -186,7 +174,6 @@ def _key(dims: dict[str, str], by: Sequence[str]) -> tuple[str, ...]:
 TRAINING_INDICATORS = (
     "CVF-01",
     "CVF-02",
-    "CVF-03",
     "CVF-05",
     "CVF-06",
     "CVF-07",
@@ -204,7 +191,7 @@ TRAINING_INDICATORS = (
 def training(
     live: Sequence[Event], by: Sequence[str], as_of: datetime, grace_days: int
 ) -> dict[str, Expected]:
-    """CVF-01, 02, 03, 05, 06, 07, 08, 09, 10, 12, 18 by enrolment month; CVF-19 and CVF-23 by certificate
+    """CVF-01, 02, 05, 06, 07, 08, 09, 10, 12, 18 by enrolment month; CVF-19 and CVF-23 by certificate
     month."""
     out: dict[str, Expected] = defaultdict(dict)
     groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
@@ -225,21 +212,6 @@ def training(
         dropped = sum(1 for r in started if r.withdrawn_after or r.completed_at is None)
         out["CVF-08"][key] = {"value": _ratio(dropped, len(started)), "provisional": open_}
         out["CVF-09"][key] = {"value": _ratio(len(closed) - len(started), len(closed)), "provisional": open_}
-        window = timedelta(days=14)
-        passed_window = [
-            r for r in net if r.window_opens_at is not None and r.window_opens_at + window <= as_of
-        ]
-        on_time = [
-            r
-            for r in passed_window
-            if r.first_activity_at is not None
-            and r.window_opens_at is not None
-            and r.first_activity_at <= r.window_opens_at + window
-        ]
-        out["CVF-03"][key] = {
-            "value": _ratio(len(on_time), len(passed_window)),
-            "provisional": len(passed_window) < len(net),
-        }
         attempted = [r for r in net if r.attempted_final]
         passed = [r for r in attempted if r.passed_final]
         out["CVF-06"][key] = {"value": _ratio(len(passed), len(attempted)), "provisional": open_}

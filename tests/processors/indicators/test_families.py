@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from processors.indicators import contributions
-from processors.indicators.cohorts import decode_anchor
-from processors.indicators.periods import decode_member, encode_member
+from processors.indicators.periods import decode_member
 from schemas.events.base import MEMBER_STATES, Audience
 from schemas.events.finance import ActivityType, CostCategory, CostRecorded
 from schemas.events.plgn import (
@@ -66,7 +65,6 @@ def test_an_enrolment_anchor_carries_learner_firm_and_cohort_dates() -> None:
         course_id="c1",
         enrolled_at=T,
         offering_ends_at=at(6, 1),
-        offering_starts_at=at(4, 1),
         org_key=org(1),
         subject_key=person(1),
         country="AR",
@@ -75,19 +73,9 @@ def test_an_enrolment_anchor_carries_learner_firm_and_cohort_dates() -> None:
     (part,) = contributions(event)
     assert (part.indicator, part.part, part.kind) == ("CVF-01", "enrolled", "distinct")
     assert part.member is not None
-    enrolment, learner, firm, enrolled, ends, starts = decode_member(part.member)
+    enrolment, learner, firm, enrolled, ends = decode_member(part.member)
     assert (enrolment, learner, firm) == ("e%7C1", person(1), org(1))
     assert int(enrolled) == int(T.timestamp()) and int(ends) == int(at(6, 1).timestamp())
-    assert int(starts) == int(at(4, 1).timestamp())
-    # An anchor stored before the offering start was part of it reads as one without a known start.
-    assert decode_anchor(encode_member(enrolment, learner, firm, enrolled, ends)) == [
-        enrolment,
-        learner,
-        firm,
-        enrolled,
-        ends,
-        "",
-    ]
     assert part.dimensions == {
         "country": "AR",
         "audience": "MSME",

@@ -55,8 +55,6 @@ OFFERINGS = {  # offering -> (course, ends_at): one closed early, one late, one 
     "off-b": ("course-2", T0 + timedelta(days=200)),
     "off-c": ("course-1", None),
 }
-# Offering starts: enrolments come before and after them, and one offering's start is unknown.
-OFFERING_STARTS = {"off-a": T0 + timedelta(days=10), "off-b": T0 + timedelta(days=100), "off-c": None}
 ACTIVITIES = ("round-1", "round-2")
 
 
@@ -125,7 +123,6 @@ def enrolment_history(draw: st.DrawFn, n: int) -> list[Event]:
             course_id=course,
             enrolled_at=enrolled,
             offering_ends_at=ends,
-            offering_starts_at=OFFERING_STARTS[offering],
             org_key=org_key,
             gender=gender,
             **env,
