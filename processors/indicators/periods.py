@@ -65,17 +65,25 @@ _COMPLEMENT = str.maketrans("0123456789", "9876543210")
 _MAX_SEQUENCE = 10**9 - 1
 
 
+def _time_and_sequence(moment: datetime, sequence: int) -> str:
+    """`moment` and `sequence` (an attempt number; from 10**9 on, all equal) at a fixed width."""
+    timed = order_key(moment).split("|", 1)[0]
+    return f"{timed}|{min(max(sequence, 0), _MAX_SEQUENCE):09d}"
+
+
+def last_wins_key(moment: datetime, sequence: int, tiebreak: str = "") -> str:
+    """An order key under which the latest report wins: the later time, then the higher `sequence`."""
+    return f"{_time_and_sequence(moment, sequence)}|{tiebreak}"
+
+
 def first_wins_key(moment: datetime, sequence: int, tiebreak: str = "") -> str:
     """An order key under which the earliest report wins, where "latest" parts keep the highest key.
 
-    The time and `sequence` (an attempt number; from 10**9 on, all equal) are written at a fixed width
-    and every digit is complemented (d -> 9 - d), which reverses their string order: an earlier time,
-    then a lower sequence, gives a higher key (for instants from year 1000, as `order_key`). `tiebreak`
-    orders what remains, highest first.
+    Every digit of the fixed-width time and `sequence` is complemented (d -> 9 - d), which reverses
+    their string order: an earlier time, then a lower sequence, gives a higher key (for instants from
+    year 1000, as `order_key`). `tiebreak` orders what remains, highest first.
     """
-    timed = order_key(moment).split("|", 1)[0]
-    capped = min(max(sequence, 0), _MAX_SEQUENCE)
-    return f"{timed}|{capped:09d}".translate(_COMPLEMENT) + f"|{tiebreak}"
+    return f"{_time_and_sequence(moment, sequence).translate(_COMPLEMENT)}|{tiebreak}"
 
 
 def day_key(moment: datetime) -> str:

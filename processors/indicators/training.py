@@ -11,7 +11,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from processors.indicators.base import ByEventType, Part, distinct_part, latest_part
-from processors.indicators.periods import encode_member, epoch_seconds, first_wins_key, order_key
+from processors.indicators.periods import (
+    encode_member,
+    epoch_seconds,
+    first_wins_key,
+    last_wins_key,
+    order_key,
+)
 from schemas.events.base import Event
 from schemas.events.training import (
     AssessmentKind,
@@ -87,8 +93,8 @@ def _started(event: ProgressRecorded | AssessmentSubmitted) -> list[Part]:
 
 def _assessed(event: AssessmentSubmitted) -> list[Part]:
     """Every assessment starts its enrolment; a final one counts for CVF-06, pre and post tests for CVF-12."""
-    at, dims, enrolment = event.occurred_at, _dims(event), event.enrolment_id
-    parts = [distinct_part("CVF-08", "started", at, dims, enrolment)]
+    parts = _started(event)
+    at, dims, enrolment = event.occurred_at, parts[0].dimensions, event.enrolment_id
     kind = event.kind
     if kind is AssessmentKind.FINAL and event.passed is not None:
         # An attempt without a pass decision says nothing about the pass rate.
@@ -103,7 +109,7 @@ def _assessed(event: AssessmentSubmitted) -> list[Part]:
             order = first_wins_key(at, event.attempt_no, tiebreak)
             parts.append(latest_part("CVF-12", "pre_score", at, dims, points, enrolment, order))
         else:
-            order = order_key(at, 0, f"{min(event.attempt_no, 999_999_999):09d}|{tiebreak}")
+            order = last_wins_key(at, event.attempt_no, tiebreak)
             parts.append(latest_part("CVF-12", "post_score", at, dims, points, enrolment, order))
     return parts
 

@@ -24,6 +24,7 @@ from processors.indicators.periods import (
     encode_member,
     epoch_seconds,
     first_wins_key,
+    last_wins_key,
     order_key,
 )
 from schemas.events.plgn import MeetingHeld
@@ -129,7 +130,7 @@ SEQUENCES = st.integers(min_value=0, max_value=10**9 - 1)
 
 
 @given(MOMENTS, SEQUENCES, MOMENTS, SEQUENCES)
-def test_first_wins_key_ranks_the_earlier_report_highest(
+def test_first_and_last_wins_keys_rank_the_earlier_and_the_later_report_highest(
     moment: datetime, sequence: int, other: datetime, other_sequence: int
 ) -> None:
     # Like order_key's text, the key has a fixed width only from year 1000 on.
@@ -138,6 +139,8 @@ def test_first_wins_key_ranks_the_earlier_report_highest(
     key, other_key = first_wins_key(moment, sequence, "t"), first_wins_key(other, other_sequence, "t")
     assert (key == other_key) == (mine == theirs)
     assert (key > other_key) == (mine < theirs)
+    last, other_last = last_wins_key(moment, sequence, "t"), last_wins_key(other, other_sequence, "t")
+    assert (last > other_last) == (mine > theirs)
 
 
 @given(MOMENTS)
