@@ -41,6 +41,12 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "stack", parents=[config], help="start the local broker and PostgreSQL alone and print their settings"
     )
+    broker = commands.add_parser("broker", parents=[config], help="the local Apache Kafka broker's jars")
+    broker.add_argument(
+        "action",
+        choices=("fetch", "path"),
+        help="fetch: download the pinned jars once with Maven; path: print where they are",
+    )
 
     indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
@@ -73,7 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"alcance: invalid configuration: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log)
-    return asyncio.run(_dispatch(args, settings))
+    from infra.processes import LocalStackError
+
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except LocalStackError as exc:
+        # A local service that cannot start says why and what to install: no traceback needed.
+        print(f"alcance: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,6 +104,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         await serve_stack(settings)
         return 0
+    if args.command == "broker":
+        return _broker(args.action, settings)
     if args.command == "indicators":
         by = [dimension.strip() for dimension in args.by.split(",") if dimension.strip()]
         rows = await app.read_indicators(
@@ -109,6 +124,16 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{kind}\t{target}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _broker(action: str, settings: Settings) -> int:
+    from infra.broker.jars import fetch_jars, jars_dir, jars_present
+
+    if action == "path":
+        print(jars_dir(settings.cache_dir))
+        return 0 if jars_present(settings.cache_dir) else 1
+    print(fetch_jars(settings.cache_dir))
+    return 0
 
 
 def _json_ready(value: Any) -> Any:

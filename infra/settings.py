@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,10 +16,20 @@ from pydantic_settings import (
 )
 
 
-class KafkaSettings(BaseModel):
-    """Where the Kafka-protocol cluster is and how to talk to it.
+def default_cache_dir() -> Path:
+    """The per-user cache: `$XDG_CACHE_HOME/alcance`, else `~/.cache/alcance`.
 
-    With no `bootstrap_servers` the embedded local broker is started and used.
+    Found from any working directory, so `alcance` run from another folder still finds the broker jars.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "alcance"
+
+
+class KafkaSettings(BaseModel):
+    """Where the Kafka cluster is and how to talk to it.
+
+    With no `bootstrap_servers` the local Apache Kafka broker is started and used.
     """
 
     bootstrap_servers: str | None = None
@@ -29,12 +40,13 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
-    # The local broker cannot give aiokafka an idempotent producer; a real cluster can.
-    enable_idempotence: bool = False
+    # Idempotent producers: a broker retry never writes a record twice or out of order. Correctness
+    # does not depend on it (event ids are deterministic and consumers de-duplicate), so a cluster that
+    # denies it to alcance's principal can run with it off.
+    enable_idempotence: bool = True
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = 30_000
-    # The local broker makes every JoinGroup wait session_timeout_ms / 2, so keep it short by default.
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 1_000
     # How long the broker may hold a fetch that finds no new record: bounds how long a record
@@ -153,6 +165,8 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Path(".alcance")
+    # Downloaded artefacts shared by every state directory of this user: the Apache Kafka jars.
+    cache_dir: Path = Field(default_factory=default_cache_dir)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
