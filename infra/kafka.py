@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
@@ -178,3 +178,52 @@ async def _read_first_record(kafka: KafkaSettings, partition: TopicPartition, ti
         return None
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic`, sorted; empty when the topic does not exist."""
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0:
+        return []
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+
+
+async def read_topic_to_end(
+    kafka: KafkaSettings, topic: str, *, at_least: int = 0, timeout_s: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` from its beginning to its end offsets, in offset order per partition.
+
+    End offsets are read again whenever the reader reaches them, so records still arriving count until
+    at least `at_least` were read; after `timeout_s` whatever was read is returned.
+    """
+    partitions: list[TopicPartition] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not partitions and loop.time() < deadline:
+        partitions = await topic_partitions(kafka, topic)
+        if not partitions:
+            await asyncio.sleep(0.1)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    if not partitions:
+        return records
+    consumer = make_consumer(kafka, None, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while loop.time() < deadline:
+            ends = await consumer.end_offsets(partitions)
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions) and len(records) >= at_least:
+                break
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
