@@ -159,8 +159,10 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether `port` on 127.0.0.1 can be bound right now."""
+    """Whether `port` on 127.0.0.1 can be bound right now by a server."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As PostgreSQL and the JVM do: connections of the last run still in TIME_WAIT do not block it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:
