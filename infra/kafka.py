@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
 
 from infra.settings import KafkaSettings
@@ -103,39 +103,75 @@ def make_consumer(kafka: KafkaSettings, group_id: str | None, **overrides: Any) 
     return AIOKafkaConsumer(**kwargs)
 
 
+class TopicCreationError(RuntimeError):
+    """Raised when the cluster refuses to create a topic of the catalogue (e.g. a config it rejects)."""
+
+
 async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec]) -> set[str]:
-    """Create the topics of the catalogue that do not exist yet.
+    """Create the topics of the catalogue that do not exist yet, in one request.
 
     Returns:
         The names of the topics this call created.
+
+    Raises:
+        TopicCreationError: when the cluster refuses a topic, with the cluster's reason.
     """
     admin = AIOKafkaAdminClient(**client_kwargs(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
+        missing = [_new_topic(kafka, spec) for spec in specs if spec.name not in existing]
+        if not missing:
+            return set()
+        response = await admin.create_topics(missing)
         created: set[str] = set()
-        for spec in missing:
-            config: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
-            if spec.retention_ms is not None:
-                config["retention.ms"] = str(spec.retention_ms)
-            topic = NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=kafka.replication_factor,
-                topic_configs=config,
-            )
-            try:
-                await admin.create_topics([topic])
-                created.add(spec.name)
-            except TopicAlreadyExistsError:
-                # Another process created it between the listing and now: that is fine.
-                pass
-        if created:
-            logger.info("created %d topics: %s", len(created), ", ".join(sorted(created)))
-        return created
+        for name, code, *message in response.topic_errors:
+            if code == 0:
+                created.add(name)
+            elif code != TopicAlreadyExistsError.errno:
+                # Another process creating it between the listing and now is fine; anything else is not.
+                reason = message[0] if message and message[0] else for_code(code).__name__
+                raise TopicCreationError(f"the Kafka cluster refused to create topic {name}: {reason}")
+        await _wait_until_served(admin, created)
     finally:
         await admin.close()
+    if created:
+        logger.info("created %d topics: %s", len(created), ", ".join(sorted(created)))
+    return created
+
+
+async def _wait_until_served(admin: AIOKafkaAdminClient, names: set[str], timeout_s: float = 30.0) -> None:
+    """Wait until the brokers' metadata shows every partition of `names` with a leader.
+
+    The controller answers CreateTopics once the topic is committed; the brokers learn of it a moment
+    later, and a client asking in between would be told the topic does not exist.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = set(names)
+    while pending:
+        for described in await admin.describe_topics(sorted(pending)):
+            partitions = described["partitions"]
+            if described["error_code"] == 0 and partitions and all(p["leader"] >= 0 for p in partitions):
+                pending.discard(described["topic"])
+        if pending:
+            if loop.time() >= deadline:
+                raise TopicCreationError(
+                    f"created topics not served after {timeout_s:.0f} s: {sorted(pending)}"
+                )
+            await asyncio.sleep(0.05)
+
+
+def _new_topic(kafka: KafkaSettings, spec: TopicSpec) -> NewTopic:
+    config: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
+    if spec.retention_ms is not None:
+        config["retention.ms"] = str(spec.retention_ms)
+    return NewTopic(
+        name=spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=kafka.replication_factor,
+        topic_configs=config,
+    )
 
 
 async def read_log_identity(kafka: KafkaSettings, catalogue: TopicCatalogue, timeout_s: float = 15.0) -> str:
