@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError, for_code
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
 
 from infra.settings import KafkaSettings
@@ -263,3 +264,18 @@ async def read_topic_to_end(
     finally:
         await consumer.stop()
     return records
+
+
+async def topic_config(kafka: KafkaSettings, topic: str) -> dict[str, str]:
+    """The effective configuration of `topic` as the cluster reports it (name -> value)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    error_code, error_message, _type, _name, entries = resource
+    if error_code != 0:
+        raise KafkaError(f"cannot describe topic {topic}: {error_message or for_code(error_code).__name__}")
+    return {entry[0]: entry[1] for entry in entries}

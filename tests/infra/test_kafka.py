@@ -10,7 +10,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.kafka import KeyHashPartitioner, TopicCreationError, ensure_topics, topic_partitions
+from infra.kafka import KeyHashPartitioner, TopicCreationError, ensure_topics, topic_config, topic_partitions
 from infra.settings import Settings
 from schemas.topics import TopicCatalogue
 
@@ -49,3 +49,15 @@ async def test_topics_are_created_once_and_a_refused_topic_names_the_brokers_rea
     with pytest.raises(TopicCreationError, match=r"refused to create topic t\w+\.refused\.v1: .*retention"):
         await ensure_topics(settings.kafka, [refused])
     assert await topic_partitions(settings.kafka, refused.name) == []
+
+
+async def test_each_topic_is_created_with_the_cleanup_policy_and_retention_of_the_catalogue(
+    settings: Settings,
+) -> None:
+    catalogue = TopicCatalogue.from_settings(settings)
+    for spec in catalogue.all():
+        config = await topic_config(settings.kafka, spec.name)
+        assert config["cleanup.policy"] == spec.cleanup_policy, spec.name
+        if spec.retention_ms is not None:
+            assert config["retention.ms"] == str(spec.retention_ms), spec.name
+    assert (await topic_config(settings.kafka, catalogue.indicators.name))["cleanup.policy"] == "compact"

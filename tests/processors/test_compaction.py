@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import asyncpg
-from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from infra.kafka import client_kwargs, make_consumer, read_topic_to_end, topic_partitions
 from infra.settings import Settings
@@ -14,8 +15,14 @@ from tests.processors.support import produce, random_stream, records_for
 from tests.processors.test_runtime import assert_topic_equals_store, process_all
 
 # Segments roll after 100 ms and the cleaner takes any log with a dirty share above 1 %: compaction
-# happens within seconds instead of after the default week-long segment.
-QUICK_COMPACTION = {"segment.ms": "100", "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "100"}
+# happens within seconds instead of after the default week-long segment. AlterConfigs replaces every
+# dynamic setting of the topic, so the policy the catalogue gave it is repeated.
+QUICK_COMPACTION = {
+    "cleanup.policy": "compact",
+    "segment.ms": "100",
+    "min.cleanable.dirty.ratio": "0.01",
+    "delete.retention.ms": "100",
+}
 
 
 async def _compact_quickly(settings: Settings, topic: str) -> None:
