@@ -145,10 +145,12 @@ async def test_indicators_command_prints_enrolments_per_country_and_month(
     assert sum(row["parts"]["gross"] for row in rows) == sum(row["parts"]["gross"] for row in totals)
 
 
+@pytest.mark.parametrize("broker_log", ["kept", "wiped"])
 async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indicators(
     uninterrupted_run: tuple[Path, list[dict[str, Any]]],
     uninterrupted_facts: dict[tuple[str, str], int],
     stack_state_dir: Path,
+    broker_log: str,
 ) -> None:
     _, expected = uninterrupted_run
     async with python_child(
@@ -164,7 +166,10 @@ async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indi
         assert await run.wait() == -signal.SIGKILL
     await _wait_gone(victims)
 
-    # The memory broker lost every record; the store and the connectors' checkpoints survived.
+    if broker_log == "wiped":
+        # As a rebuilt cluster would: every record and offset gone, the store and checkpoints kept. The
+        # log-identity guard makes connectors re-publish from what the processors had committed.
+        shutil.rmtree(stack_state_dir / "kafka")
     output = await _run_until_idle(stack_state_dir)
     assert "idle:" in output
     recovered = await _indicators(stack_state_dir, "--period", "year")
@@ -173,6 +178,38 @@ async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indi
     facts = await _facts(stack_state_dir)
     assert facts == uninterrupted_facts
     assert _by_source(facts)["cvf-lrs"] == _expected_lrs_events()
+
+
+async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
+    uninterrupted_run: tuple[Path, list[dict[str, Any]]],
+    uninterrupted_facts: dict[tuple[str, str], int],
+    stack_state_dir: Path,
+) -> None:
+    _, expected = uninterrupted_run
+    # The broker and PostgreSQL are external to the run (set by configuration), so the test can crash
+    # the broker under it while connectors publish and processors commit.
+    stack = LocalStack(stack_state_dir)
+    await stack.start()
+    try:
+        env = {
+            **_env(stack_state_dir),
+            "ALCANCE_KAFKA__BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+            "ALCANCE_POSTGRES__DSN": stack.dsn,
+        }
+        async with python_child(module="infra.cli", args=["run", "--until-idle"], env=env) as run:
+            await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
+            await stack.restart_broker(kill=True, down_s=2.0)
+            try:
+                code = await run.wait(RUN_TIMEOUT_S)
+            except TimeoutError:
+                raise AssertionError(
+                    f"not idle in {RUN_TIMEOUT_S} s after the crash:\n{run.output}"
+                ) from None
+            assert code == 0, run.output
+    finally:
+        await stack.stop()
+    assert _canonical(await _indicators(stack_state_dir, "--period", "year")) == _canonical(expected)
+    assert await _facts(stack_state_dir) == uninterrupted_facts
 
 
 async def test_sigterm_stops_the_run_and_leaves_no_process_behind(stack_state_dir: Path) -> None:
