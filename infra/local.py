@@ -106,7 +106,10 @@ class LocalStack:
         if self._started:
             raise LocalStackError("the local stack is already started")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        self._lock.acquire()
+        if self._broker is not None or self._postgres is not None:
+            # Only a stack that runs a service owns the state directory; one pointed at external
+            # services may run beside it (a pipeline using the services of `alcance stack`).
+            self._lock.acquire()
         self._started = True
         tasks: list[asyncio.Task[None]] = []
         if self._broker is not None:

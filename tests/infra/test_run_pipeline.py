@@ -195,6 +195,8 @@ async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
             **_env(stack_state_dir),
             "ALCANCE_KAFKA__BOOTSTRAP_SERVERS": stack.bootstrap_servers,
             "ALCANCE_POSTGRES__DSN": stack.dsn,
+            # Retry the broker often while it is down, so the test waits for recovery, not for backoff.
+            "ALCANCE_CONNECTOR__BACKOFF_MAX_S": "1",
         }
         async with python_child(module="infra.cli", args=["run", "--until-idle"], env=env) as run:
             await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
