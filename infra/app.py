@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from connectors.base import Connector, Health
 from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import ConnectorContext, run_connectors
-from infra.kafka import ensure_topics
+from infra.kafka import ensure_topics, make_consumer, topic_partitions
 from infra.local import LocalStack, LocalStackError, parent_death_preexec, running_stack
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings, settings_as_environment
@@ -95,7 +95,7 @@ async def _run_resolved(
     if until_idle:
         waits.add(
             asyncio.create_task(
-                _wait_until_idle(pool, context, connectors_task, catalogue), name="idle-detection"
+                _wait_until_idle(settings, pool, context, connectors_task, catalogue), name="idle-detection"
             )
         )
     else:
@@ -135,34 +135,46 @@ async def _run_resolved(
 
 
 async def _wait_until_idle(
+    settings: Settings,
     pool: asyncpg.Pool,
     context: ConnectorContext,
     connectors_task: asyncio.Task[None],
     catalogue: TopicCatalogue,
 ) -> None:
-    """Return once every connector has stopped and every event it published is processed and relayed.
+    """Return once every connector has stopped and every input record is processed and relayed.
 
-    End offsets are not trusted (the local broker misreports them); instead the offsets the publisher
-    saw acknowledged are compared with the offsets the processors committed in PostgreSQL.
+    Once the connectors are done, the input topics' end offsets (which Kafka reports exactly) are
+    compared with the offsets the processors committed in PostgreSQL under this log's identity, so
+    records an earlier, interrupted run left in the log are waited for too.
     """
     group = catalogue.consumer_group("indicators")
-    while True:
-        if connectors_task.done():
-            produced = context.publisher.produced_offsets()
-            async with pool.acquire() as connection:
-                rows = await connection.fetch(
-                    "SELECT topic, partition, next_offset FROM kafka_offset"
-                    " WHERE log_identity = $1 AND consumer_group = $2",
-                    context.log_identity,
-                    group,
-                )
-                outbox_left = await connection.fetchval("SELECT count(*) FROM indicator_outbox")
-            committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-            behind = [tp for tp, offset in produced.items() if committed.get(tp, 0) <= offset]
-            if not behind and outbox_left == 0:
-                logger.info("idle: every source is exhausted and every published event is processed")
-                return
-        await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+    partitions = [
+        partition
+        for spec in catalogue.input_topics()
+        for partition in await topic_partitions(settings.kafka, spec.name)
+    ]
+    consumer = make_consumer(settings.kafka, None)
+    await consumer.start()
+    try:
+        while True:
+            if connectors_task.done():
+                ends = await consumer.end_offsets(partitions)
+                async with pool.acquire() as connection:
+                    rows = await connection.fetch(
+                        "SELECT topic, partition, next_offset FROM kafka_offset"
+                        " WHERE log_identity = $1 AND consumer_group = $2",
+                        context.log_identity,
+                        group,
+                    )
+                    outbox_left = await connection.fetchval("SELECT count(*) FROM indicator_outbox")
+                committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+                behind = [tp for tp, end in ends.items() if committed.get((tp.topic, tp.partition), 0) < end]
+                if not behind and outbox_left == 0:
+                    logger.info("idle: every source is exhausted and every input record is processed")
+                    return
+            await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+    finally:
+        await consumer.stop()
 
 
 @asynccontextmanager

@@ -71,10 +71,10 @@ class KeyHashPartitioner:
 
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for every in-sync replica; idempotent only where the broker allows it.
+    """A producer that waits for every in-sync replica, idempotent unless the settings turn it off.
 
-    The local broker rejects aiokafka's idempotent producer, so idempotence is a setting; correctness
-    never depends on it because event ids are deterministic and consumers de-duplicate.
+    Idempotence keeps a retried batch from being written twice or out of order; correctness never
+    depends on it, because event ids are deterministic and consumers de-duplicate.
     """
     kwargs: dict[str, Any] = {
         **client_kwargs(kafka),
@@ -178,9 +178,9 @@ def _new_topic(kafka: KafkaSettings, spec: TopicSpec) -> NewTopic:
 async def read_log_identity(kafka: KafkaSettings, catalogue: TopicCatalogue, timeout_s: float = 15.0) -> str:
     """The identity of the broker's log: a UUID stored at offset 0 of the log-identity topic.
 
-    A broker whose log is new (a memory broker after a restart, a wiped cluster) has a new identity, so
-    Kafka offsets stored elsewhere are trusted only for the identity they were recorded under. The
-    record is written by whoever finds the topic empty; if two processes race, both read offset 0 and
+    A broker whose log is new (a wiped or rebuilt cluster, a deleted local state directory) has a new
+    identity, so Kafka offsets stored elsewhere are trusted only for the identity they were recorded
+    under. The record is written by whoever finds the topic empty; if two processes race, both read offset 0 and
     agree on the first record.
     """
     spec = catalogue.log_identity
