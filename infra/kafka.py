@@ -180,8 +180,8 @@ async def read_log_identity(kafka: KafkaSettings, catalogue: TopicCatalogue, tim
 
     A broker whose log is new (a wiped or rebuilt cluster, a deleted local state directory) has a new
     identity, so Kafka offsets stored elsewhere are trusted only for the identity they were recorded
-    under. The record is written by whoever finds the topic empty; if two processes race, both read offset 0 and
-    agree on the first record.
+    under. The record is written by whoever finds the topic empty; if two processes race, both read
+    offset 0 and agree on the first record.
     """
     spec = catalogue.log_identity
     await ensure_topics(kafka, [spec])
