@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from infra.dead_letters import bound_dead_letter
 from infra.telemetry import inject_headers, tracer
 from schemas.cloudevents import encode
 
@@ -89,9 +90,10 @@ class Publisher:
             futures.extend(await self._send_events(topic, batch))
         dead_futures: list[asyncio.Future[Any]] = []
         for letter in dead_letters:
+            bounded = bound_dead_letter(letter.value, letter.source.encode(), [], letter.headers())
             dead_futures.append(
                 await self._producer.send(
-                    letter.topic, letter.value, key=letter.source.encode(), headers=letter.headers()
+                    letter.topic, bounded.value, key=bounded.key, headers=bounded.headers
                 )
             )
         metadata = await asyncio.gather(*futures)

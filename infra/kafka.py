@@ -79,6 +79,9 @@ def make_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
     kwargs: dict[str, Any] = {
         **client_kwargs(kafka),
         "acks": "all",
+        # Kafka's default, which the local broker's message.max.bytes (1 MiB and 12 bytes of batch
+        # overhead) admits; dead letters are bounded well below it (infra.dead_letters).
+        "max_request_size": 1_048_576,
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
         "enable_idempotence": kafka.enable_idempotence,

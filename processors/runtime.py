@@ -25,6 +25,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from opentelemetry.trace import Link, SpanKind, get_current_span
 
 from infra import telemetry
+from infra.dead_letters import bound_dead_letter
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.settings import Settings
@@ -508,19 +509,23 @@ class IndicatorProcessor:
         producer = self._require(self._producer)
         deliveries = []
         for record, reason in dead:
-            headers = [
-                *[(k, v) for k, v in (record.headers or ()) if v is not None],
-                ("dlq_reason", reason.encode()),
-                ("dlq_source_topic", record.topic.encode()),
-                ("dlq_source_partition", str(record.partition).encode()),
-                ("dlq_source_offset", str(record.offset).encode()),
-            ]
+            letter = bound_dead_letter(
+                record.value,
+                record.key,
+                [(k, v) for k, v in (record.headers or ()) if v is not None],
+                [
+                    ("dlq_reason", reason.encode()),
+                    ("dlq_source_topic", record.topic.encode()),
+                    ("dlq_source_partition", str(record.partition).encode()),
+                    ("dlq_source_offset", str(record.offset).encode()),
+                ],
+            )
             deliveries.append(
                 await producer.send(
                     self._dead_letter_topics[record.topic],
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
+                    value=letter.value,
+                    key=letter.key,
+                    headers=letter.headers,
                 )
             )
             logger.warning(
