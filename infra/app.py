@@ -223,10 +223,12 @@ def _write_stack_file(configured: Settings, resolved: Settings) -> None:
     if configured.kafka.bootstrap_servers is None and resolved.kafka.bootstrap_servers:
         lines.append(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={resolved.kafka.bootstrap_servers}")
     if configured.postgres.dsn is None and resolved.postgres.dsn is not None:
-        # The local server trusts local connections: its address carries no secret.
+        # The local server's password: the file is readable by its owner only, like the password files.
         lines.append(f"ALCANCE_POSTGRES__DSN={resolved.postgres.dsn.get_secret_value()}")
     if lines:
-        (resolved.state_dir / STACK_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path = resolved.state_dir / STACK_FILE
+        path.touch(mode=0o600)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _remove_stack_file(settings: Settings) -> None:

@@ -77,8 +77,19 @@ class LocalStack:
         return self._broker.bootstrap_servers
 
     @property
+    def reader_dsn(self) -> str:
+        """Connection string of the local PostgreSQL's read-only login for BI tools.
+
+        Raises:
+            LocalStackError: when PostgreSQL was not started by this stack.
+        """
+        if self._postgres is None or self._postgres.child is None:
+            raise LocalStackError("the local PostgreSQL is not running")
+        return self._postgres.reader_dsn
+
+    @property
     def dsn(self) -> str:
-        """Connection string of the local PostgreSQL (trust authentication, no password).
+        """Connection string of the local PostgreSQL's superuser (its password is in the state directory).
 
         Raises:
             LocalStackError: when PostgreSQL was not started by this stack.
@@ -237,6 +248,7 @@ async def serve_stack(settings: Settings) -> None:
                 print(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
             if settings.postgres.dsn is None:
                 print(f"ALCANCE_POSTGRES__DSN={stack.dsn}")
+                print(f"# read-only, for BI tools: {stack.reader_dsn}")
             sys.stdout.flush()
             stop_wait = asyncio.create_task(stop_requested.wait())
             exit_wait = asyncio.create_task(stack.wait_for_exit())

@@ -8,15 +8,19 @@ import itertools
 import logging
 import os
 import pwd
+import re
+import secrets
 import signal
 import stat
 import time
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import asyncpg
 
+from infra.postgres import READER_LOGIN, ensure_reader_login
 from infra.processes import (
     BIND_ATTEMPTS,
     HOST,
@@ -63,13 +67,21 @@ class LocalPostgres:
         self.pgdata = state_dir / "postgres"
         self.log_path = state_dir / "postgres.log"
         self.stored_port = StoredPort(state_dir / "postgres.port")
+        self.password = stored_secret(state_dir / "postgres.password")
+        self.reader_password = stored_secret(state_dir / "postgres-reader.password")
         self.child: Child | None = None
         self.port = 0
 
     @property
     def dsn(self) -> str:
-        """The superuser's connection string (trust authentication on the loopback address)."""
-        return f"postgresql://{PG_SUPERUSER}@{HOST}:{self.port}/postgres"
+        """The superuser's connection string (password authentication, SCRAM-SHA-256)."""
+        return f"postgresql://{PG_SUPERUSER}:{quote(self.password, safe='')}@{HOST}:{self.port}/postgres"
+
+    @property
+    def reader_dsn(self) -> str:
+        """The connection string of the read-only login for BI tools (member of `alcance_reader`)."""
+        password = quote(self.reader_password, safe="")
+        return f"postgresql://{READER_LOGIN}:{password}@{HOST}:{self.port}/postgres"
 
     async def start(self, timeout_s: float) -> None:
         """Initialise the data directory if new, start the server and wait until it accepts sessions."""
@@ -91,6 +103,7 @@ class LocalPostgres:
                     if not retry:
                         raise
             self.stored_port.remember(self.port)
+            await self._secure()
             logger.info(
                 "local PostgreSQL ready on %s:%d (data in %s) in %.2f s",
                 HOST,
@@ -130,6 +143,31 @@ class LocalPostgres:
             run_as=run_as,
         )
 
+    async def _secure(self) -> None:
+        """Password authentication only, and the roles of the store.
+
+        A data directory initialised by an older version trusted every local connection: its superuser
+        gets the stored password and its `pg_hba.conf` asks for SCRAM passwords from now on.
+        """
+        connection = await asyncpg.connect(self.dsn, timeout=10.0)
+        try:
+            hba = self.pgdata / "pg_hba.conf"
+            rules = hba.read_text()
+            if any(line.split()[-1:] == ["trust"] for line in rules.splitlines() if not line.startswith("#")):
+                await connection.execute(f"ALTER ROLE {PG_SUPERUSER} PASSWORD {_literal(self.password)}")
+                hba.write_text(
+                    "\n".join(
+                        line if line.startswith("#") else re.sub(r"\btrust$", "scram-sha-256", line)
+                        for line in rules.splitlines()
+                    )
+                    + "\n"
+                )
+                await connection.execute("SELECT pg_reload_conf()")
+                logger.info("local PostgreSQL now asks for passwords (SCRAM-SHA-256)")
+            await ensure_reader_login(connection, READER_LOGIN, self.reader_password)
+        finally:
+            await connection.close()
+
     def _stop_orphan_of_dead_run(self) -> None:
         pid_file = self.pgdata / "postmaster.pid"
         try:
@@ -144,11 +182,18 @@ class LocalPostgres:
 
     async def _initdb(self, bin_dir: Path, run_as: RunAs) -> None:
         logger.info("initialising a PostgreSQL data directory in %s", self.pgdata)
+        # initdb reads the superuser's password from a file, as the server's user; it goes once done.
+        password_file = self.state_dir / "initdb.password"
+        password_file.write_text(self.password)
+        password_file.chmod(0o600)
+        if run_as.uid is not None and run_as.gid is not None:
+            os.chown(password_file, run_as.uid, run_as.gid)
         argv = [
             str(bin_dir / "initdb"),
             "-D",
             str(self.pgdata),
-            "--auth=trust",
+            "--auth=scram-sha-256",
+            f"--pwfile={password_file}",
             "-U",
             PG_SUPERUSER,
             "--encoding=utf8",
@@ -156,9 +201,12 @@ class LocalPostgres:
             "--no-locale",
         ]
         child = spawn("initdb", argv, self.log_path, death_signal=signal.SIGKILL, run_as=run_as)
-        if not await child.wait(120.0):
-            child.signal_group(signal.SIGKILL)
-            await child.wait(5.0)
+        try:
+            if not await child.wait(120.0):
+                child.signal_group(signal.SIGKILL)
+                await child.wait(5.0)
+        finally:
+            password_file.unlink(missing_ok=True)
         if child.process.returncode != 0:
             raise LocalStackError(
                 f"initdb failed with code {child.process.returncode}; its output ({self.log_path}):\n"
@@ -235,3 +283,20 @@ def is_postmaster_of(pid: int, pgdata: Path) -> bool:
     if not argv or Path(argv[0]).name != "postgres" or process_gone(pid):
         return False
     return any(flag == "-D" and Path(value) == pgdata for flag, value in itertools.pairwise(argv))
+
+
+def stored_secret(path: Path) -> str:
+    """A random password kept in `path` (owner-only), created on first use."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secret)
+        return secret
+
+
+def _literal(text: str) -> str:
+    """`text` as an SQL string literal (for statements that take no parameters, such as ALTER ROLE)."""
+    return "'" + text.replace("'", "''") + "'"
