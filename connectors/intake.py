@@ -27,20 +27,30 @@ mapped like pushed statements; other actions and entity descriptions are accepte
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
+import math
+import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from aiokafka.errors import KafkaError
 
 from connectors.exceptions import DeadLetterRecord, SkipRecord
+from connectors.intake_access import Client, Gatekeeper
+from connectors.intake_body import (
+    BadRequest,
+    check_timestamp,
+    parse_json,
+    read_body,
+    require_json_media_type,
+)
+from connectors.intake_redact import redact_statement
 from connectors.publisher import DeadLetter
 from connectors.runtime import ConnectorContext, describe_error
 from connectors.xapi import XapiConnector, XapiRecord
@@ -59,10 +69,20 @@ _CALIPER_VERBS = {
     "Completed": "http://adlnet.gov/expapi/verbs/completed",
 }
 _IFI = ("mbox", "mbox_sha1sum", "openid", "account")
+_OBJECT_TYPES = ("Activity", "Agent", "Group", "StatementRef", "SubStatement")
+# Longest IRI or identifier taken: events keep at most 512 characters of an identifier.
+_MAX_IRI_CHARS = 2048
+_CLIENT = web.RequestKey("client", Client)
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-class BadRequest(Exception):
-    """Raised when a request is malformed; answered with 400 and the message."""
+__all__ = [
+    "CALIPER_V1P2",
+    "BadRequest",
+    "Intake",
+    "caliper_to_statement",
+    "check_statement",
+    "serving_intake",
+]
 
 
 @dataclass
@@ -80,37 +100,88 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
 
 
 def _statement_id(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise BadRequest("a statement id must be a UUID string")
     try:
-        parsed = uuid.UUID(str(value))
-    except ValueError as exc:
-        raise BadRequest("statement id is not a UUID") from exc
+        parsed = uuid.UUID(value)
+    except ValueError:
+        raise BadRequest("a statement id is not a UUID") from None
     return parsed
 
 
+def _iri(value: Any, what: str) -> str:
+    if not isinstance(value, str) or ":" not in value or len(value) > _MAX_IRI_CHARS:
+        raise BadRequest(f"{what} must be an IRI of at most {_MAX_IRI_CHARS} characters")
+    return value
+
+
+def _check_agent(agent: Any, what: str) -> None:
+    """An Agent or identified Group with exactly the xAPI types of its inverse functional identifier."""
+    if not isinstance(agent, dict):
+        raise BadRequest(f"{what} must be an Agent object")
+    found = [key for key in _IFI if key in agent]
+    if len(found) != 1:
+        raise BadRequest(f"{what} needs exactly one of {', '.join(_IFI)}")
+    value = agent[found[0]]
+    if found[0] == "mbox" and not (isinstance(value, str) and value.startswith("mailto:")):
+        raise BadRequest(f"{what}.mbox must be a mailto: IRI")
+    if found[0] in ("mbox_sha1sum", "openid") and not isinstance(value, str):
+        raise BadRequest(f"{what}.{found[0]} must be a string")
+    if found[0] == "account" and not (
+        isinstance(value, dict)
+        and isinstance(value.get("homePage"), str)
+        and isinstance(value.get("name"), str)
+    ):
+        raise BadRequest(f"{what}.account needs string homePage and name")
+
+
 def check_statement(statement: Any) -> None:
-    """Reject what is not an xAPI statement (structure only; alcance's mapping comes later).
+    """Reject what is not an xAPI statement (structure and types; alcance's mapping comes later).
 
     Raises:
         BadRequest: naming the first problem found.
     """
     if not isinstance(statement, dict):
         raise BadRequest("a statement must be a JSON object")
-    actor = statement.get("actor")
-    if not isinstance(actor, dict) or not any(key in actor for key in _IFI):
-        raise BadRequest("actor must be an Agent with an inverse functional identifier")
+    _check_agent(statement.get("actor"), "actor")
     verb = statement.get("verb")
-    if not isinstance(verb, dict) or not isinstance(verb.get("id"), str) or ":" not in verb["id"]:
-        raise BadRequest("verb.id must be an IRI")
+    if not isinstance(verb, dict):
+        raise BadRequest("verb must be an object with an id")
+    _iri(verb.get("id"), "verb.id")
     obj = statement.get("object")
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise BadRequest("object must have an id")
+    if not isinstance(obj, dict):
+        raise BadRequest("object must be an object")
+    kind = obj.get("objectType", "Activity")
+    if kind not in _OBJECT_TYPES:
+        raise BadRequest(f"object.objectType must be one of {', '.join(_OBJECT_TYPES)}")
+    if kind == "StatementRef":
+        _statement_id(obj.get("id"))
+    elif kind == "Activity":
+        _iri(obj.get("id"), "object.id")
+    elif kind in ("Agent", "Group"):
+        _check_agent(obj, "object")
     if "id" in statement:
         _statement_id(statement["id"])
     if "timestamp" in statement:
+        check_timestamp(statement["timestamp"], "timestamp")
+    context = statement.get("context", {})
+    if not isinstance(context, dict):
+        raise BadRequest("context must be an object")
+    if "registration" in context:
         try:
-            datetime.fromisoformat(str(statement["timestamp"]).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise BadRequest("timestamp is not an ISO 8601 timestamp") from exc
+            _statement_id(context["registration"])
+        except BadRequest:
+            raise BadRequest("context.registration must be a UUID") from None
+    for where, holder in (("context", context), ("result", statement.get("result", {}))):
+        if not isinstance(holder, dict):
+            raise BadRequest(f"{where} must be an object")
+        if not isinstance(holder.get("extensions", {}), dict):
+            raise BadRequest(f"{where}.extensions must be an object")
+    score = statement.get("result", {}).get("score", {})
+    if not isinstance(score, dict) or any(
+        isinstance(v, bool) or not isinstance(v, int | float) for v in score.values()
+    ):
+        raise BadRequest("result.score must be an object of numbers")
 
 
 class Intake:
@@ -120,16 +191,17 @@ class Intake:
         context: the connector context of the process (publisher, catalogue, PostgreSQL pool).
 
     Raises:
-        ValueError: when `settings.intake.token` is not set (the intake never runs unauthenticated).
+        ValueError: when no client token is configured, or `intake.token` is too weak (the intake never
+            runs unauthenticated).
     """
 
     def __init__(self, context: ConnectorContext) -> None:
         settings = context.settings
-        if settings.intake.token is None:
-            raise ValueError("intake.token must be set: the push intake requires a bearer token")
         self.context = context
         self.source = settings.intake.source_name
-        self._token = settings.intake.token.get_secret_value().encode()
+        self._limits = settings.intake
+        self._gate = Gatekeeper(settings.intake)
+        self._in_flight = 0
         self._mapper = XapiConnector(
             SourceConfig(name=self.source, kind="xapi", endpoint="http://intake.invalid/"), settings
         )
@@ -138,7 +210,7 @@ class Intake:
 
     def app(self) -> web.Application:
         """The aiohttp application with the xAPI and Caliper routes."""
-        application = web.Application(client_max_size=8 * 1024 * 1024)
+        application = web.Application(client_max_size=self._limits.max_body_bytes, middlewares=[self._guard])
         application.router.add_post("/xapi/statements", self._post_statements)
         application.router.add_put("/xapi/statements", self._put_statement)
         application.router.add_post("/caliper", self._post_caliper)
@@ -147,10 +219,41 @@ class Intake:
 
     # ---- shared ---------------------------------------------------------------------------------
 
-    def _authorised(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Authenticate, rate-limit and bound concurrency before any body is read; map errors to statuses.
+
+        Every answer of an xAPI route carries `X-Experience-API-Version`. Only a broker that cannot take
+        the events gives 503; anything else unexpected is a defect, logged and answered 500.
+        """
+        headers = {XAPI_VERSION_HEADER: "1.0.3"} if request.path.startswith("/xapi") else {}
+        client = self._gate.authenticate(request.headers.get("Authorization", ""))
+        if client is None:
+            return _json_error(401, "a valid bearer token is required", headers)
+        wait_s = self._gate.retry_after_s(client)
+        if wait_s > 0:
+            return _json_error(429, "too many requests", {**headers, "Retry-After": str(math.ceil(wait_s))})
+        if self._in_flight >= self._limits.max_concurrent_requests:
+            return _json_error(503, "the intake is busy; retry shortly", {**headers, "Retry-After": "1"})
+        self._in_flight += 1
+        request[_CLIENT] = client
+        try:
+            response = await handler(request)
+        except BadRequest as exc:
+            return _json_error(exc.status, str(exc), headers)
+        except KafkaError as exc:
+            logger.warning("intake: the broker did not take a request: %s", type(exc).__name__)
+            return _json_error(503, "the broker is unavailable; retry later", {**headers, "Retry-After": "5"})
+        finally:
+            self._in_flight -= 1
+        return response
+
+    def _refuse_foreign(self, request: web.Request, statements: list[dict[str, Any]]) -> None:
+        client = request[_CLIENT]
+        for statement in statements:
+            refusal = client.refusal(statement)
+            if refusal is not None:
+                raise _Forbidden(refusal)
 
     def _digest(self, statement: dict[str, Any]) -> str:
         # The actor enters only through its keyed pseudonym, so the digest reveals nothing about a person.
@@ -164,9 +267,16 @@ class Intake:
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(f"{actor}|{canonical}".encode()).hexdigest()
 
+    def _person_or_none(self, actor: Any) -> str | None:
+        try:
+            return self._mapper._person_key(actor)
+        except DeadLetterRecord:
+            return None
+
     def _dead_letter(self, statement: dict[str, Any], reason: str) -> DeadLetter:
-        scrubbed = {**statement, "actor": "<removed>"}
-        value = json.dumps(scrubbed, ensure_ascii=False, default=str).encode()
+        # Dead letters are read by operators: only the redacted statement, never personal data.
+        redacted = redact_statement(statement, self._person_or_none, self._mapper.pseudonyms.org)
+        value = json.dumps(redacted, ensure_ascii=False, default=str).encode()
         return DeadLetter(topic=self._dead_topic, value=value, reason=reason, source=self.source)
 
     async def _known(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]:
@@ -192,7 +302,8 @@ class Intake:
             logger.debug("intake: statement skipped: %s", exc.reason)
         except DeadLetterRecord as exc:
             accepted.dead.append(self._dead_letter(statement, exc.reason))
-        except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:
+            # Any failure to map one statement is that statement's dead letter, never a 500.
             accepted.dead.append(self._dead_letter(statement, describe_error(exc)))
         return accepted
 
@@ -205,7 +316,7 @@ class Intake:
         voided = known.get(_statement_id(target["id"]))
         if voided is None:
             raise DeadLetterRecord("voided statement was not received by this intake")
-        when = statement.get("timestamp") or datetime.now().astimezone().isoformat()
+        when = statement.get("timestamp") or datetime.now(UTC).isoformat()
         return [
             TrainingEventRetracted.create(
                 source=self.source,
@@ -267,33 +378,33 @@ class Intake:
             if not isinstance(event, TrainingEventRetracted)
         ]
 
-    # ---- xAPI -----------------------------------------------------------------------------------
+    # ---- xAPI ---------------------------------------------------------------------------------
 
     def _version(self, request: web.Request) -> str:
         version = request.headers.get(XAPI_VERSION_HEADER, "")
         if not (version.startswith("1.0.") or version.startswith("2.0.")):
-            raise BadRequest(f"missing or unsupported {XAPI_VERSION_HEADER}")
+            raise BadRequest(f"missing or unsupported {XAPI_VERSION_HEADER}; supported: 1.0.x, 2.0.x")
         return "2.0.0" if version.startswith("2.0.") else "1.0.3"
+
+    async def _json_body(self, request: web.Request) -> Any:
+        require_json_media_type(request)
+        return parse_json(await read_body(request, self._limits.max_body_bytes))
 
     async def _statements_request(
         self, request: web.Request, *, single: bool
     ) -> tuple[str, list[dict[str, Any]]]:
         version = self._version(request)
-        try:
-            body = json.loads(await request.read())
-        except ValueError as exc:
-            raise BadRequest("body is not JSON") from exc
+        body = await self._json_body(request)
         statements = body if isinstance(body, list) and not single else [body]
         if not statements:
             raise BadRequest("no statement")
         for statement in statements:
             check_statement(statement)
+        self._refuse_foreign(request, statements)
         return version, statements
 
     async def _post_statements(self, request: web.Request) -> web.Response:
         headers = {XAPI_VERSION_HEADER: "1.0.3"}
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required", headers)
         try:
             version, statements = await self._statements_request(request, single=False)
             headers[XAPI_VERSION_HEADER] = version
@@ -303,7 +414,7 @@ class Intake:
             if len(set(ids)) != len(ids):
                 raise BadRequest("two statements of the batch share one id")
         except BadRequest as exc:
-            return _json_error(400, str(exc), headers)
+            return _json_error(exc.status, str(exc), headers)
         refused = await self._accept(statements)
         if refused is not None:
             refused.headers.update(headers)
@@ -312,8 +423,6 @@ class Intake:
 
     async def _put_statement(self, request: web.Request) -> web.Response:
         headers = {XAPI_VERSION_HEADER: "1.0.3"}
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required", headers)
         try:
             version, (statement,) = await self._statements_request(request, single=True)
             headers[XAPI_VERSION_HEADER] = version
@@ -322,7 +431,7 @@ class Intake:
                 raise BadRequest("statement id differs from statementId")
             statement["id"] = str(wanted)
         except BadRequest as exc:
-            return _json_error(400, str(exc), headers)
+            return _json_error(exc.status, str(exc), headers)
         refused = await self._accept([statement])
         if refused is not None:
             refused.headers.update(headers)
@@ -332,42 +441,64 @@ class Intake:
     # ---- Caliper --------------------------------------------------------------------------------
 
     async def _caliper_config(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required")
+        # Caliper 1.2 section 6.2 gives the maximum payload size in kilobytes: exactly what read_body takes.
         return web.json_response(
-            {"caliper_supported_versions": [CALIPER_V1P2], "caliper_maximum_payload_size": 8192}
+            {
+                "caliper_supported_versions": [CALIPER_V1P2],
+                "caliper_maximum_payload_size": self._limits.max_body_bytes // 1024,
+            }
         )
 
     async def _post_caliper(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required")
-        if request.content_type != "application/json":
-            return _json_error(415, "Content-Type must be application/json")
-        try:
-            envelope = json.loads(await request.read())
-        except ValueError:
-            return _json_error(400, "body is not JSON")
+        envelope = await self._json_body(request)
         if not isinstance(envelope, dict) or not all(
             k in envelope for k in ("sensor", "sendTime", "dataVersion", "data")
         ):
-            return _json_error(400, "an envelope needs sensor, sendTime, dataVersion and data")
+            raise BadRequest("an envelope needs sensor, sendTime, dataVersion and data")
         if envelope["dataVersion"] != CALIPER_V1P2:
             return _json_error(422, f"unsupported dataVersion; supported: {CALIPER_V1P2}")
+        check_timestamp(envelope["sendTime"], "sendTime")
         if not isinstance(envelope["data"], list):
-            return _json_error(400, "data must be an array")
-        try:
-            statements = [
-                s for s in (caliper_to_statement(item) for item in envelope["data"]) if s is not None
-            ]
-            for statement in statements:
-                check_statement(statement)
-        except BadRequest as exc:
-            return _json_error(400, str(exc))
+            raise BadRequest("data must be an array")
+        statements = [s for s in (caliper_to_statement(item) for item in envelope["data"]) if s is not None]
+        for statement in statements:
+            check_statement(statement)
+        self._refuse_foreign(request, statements)
         if statements:
             refused = await self._accept(statements)
             if refused is not None:
                 return refused
         return web.Response(status=200)
+
+
+class _Forbidden(BadRequest):
+    """Raised when a client posts about activities or registrations that are not its own."""
+
+    status = 403
+
+
+def _caliper_id(value: Any, what: str) -> str:
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"Caliper {what} needs a string id")
+    return _iri(value, f"Caliper {what} id")
+
+
+def _caliper_score(generated: Any) -> float | None:
+    """The scaled score of a Caliper Score entity, None when there is none to compute."""
+    if not isinstance(generated, dict) or "scoreGiven" not in generated:
+        return None
+    given, maximum = generated["scoreGiven"], generated.get("maxScore")
+    for value in (given, maximum):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise BadRequest("Caliper scoreGiven and maxScore must be numbers")
+    if given is None or not maximum:
+        return None
+    try:
+        return float(given) / float(maximum)
+    except OverflowError:
+        raise BadRequest("Caliper scoreGiven and maxScore must be finite numbers") from None
 
 
 def caliper_to_statement(item: Any) -> dict[str, Any] | None:
@@ -376,54 +507,81 @@ def caliper_to_statement(item: Any) -> dict[str, Any] | None:
     Raises:
         BadRequest: when the item is not a valid Caliper event or entity.
     """
-    if not isinstance(item, dict) or "id" not in item or "type" not in item:
-        raise BadRequest("every data item needs an id and a type")
+    if (
+        not isinstance(item, dict)
+        or not isinstance(item.get("id"), str)
+        or not isinstance(item.get("type"), str)
+    ):
+        raise BadRequest("every data item needs a string id and a string type")
     if "action" not in item:
         return None  # an entity description ("describe"): nothing to measure
     for key in ("actor", "object", "eventTime"):
         if key not in item:
             raise BadRequest(f"Caliper event without {key}")
-    event_id = str(item["id"])
+    event_id = item["id"]
     if not event_id.startswith("urn:uuid:"):
         raise BadRequest("Caliper event id must be a urn:uuid")
-    verb = _CALIPER_VERBS.get(str(item["action"]))
+    statement_id = _statement_id(event_id.removeprefix("urn:uuid:"))
+    if not isinstance(item["action"], str):
+        raise BadRequest("Caliper action must be a string")
+    verb = _CALIPER_VERBS.get(item["action"])
     if verb is None:
         return None
-    actor_id = item["actor"]["id"] if isinstance(item["actor"], dict) else item["actor"]
-    obj = item["object"]
-    object_id = obj.get("id") if isinstance(obj, dict) else obj
-    if not isinstance(actor_id, str) or not isinstance(object_id, str):
-        raise BadRequest("Caliper actor and object need ids")
+    actor_id = _caliper_id(item["actor"], "actor")
+    object_id = _caliper_id(item["object"], "object")
+    check_timestamp(item["eventTime"], "Caliper eventTime")
+    extensions = item.get("extensions") or {}
+    if not isinstance(extensions, dict):
+        raise BadRequest("Caliper extensions must be an object")
     home, _, name = actor_id.rpartition("/")
     statement: dict[str, Any] = {
-        "id": str(_statement_id(event_id.removeprefix("urn:uuid:"))),
+        "id": str(statement_id),
         "actor": {"objectType": "Agent", "account": {"homePage": home or actor_id, "name": name or actor_id}},
         "verb": {"id": verb},
         "object": {"objectType": "Activity", "id": object_id},
         "timestamp": item["eventTime"],
-        "context": {"extensions": dict(item.get("extensions") or {})},
+        "context": {"extensions": dict(extensions)},
     }
-    generated = item.get("generated")
-    if isinstance(generated, dict) and "scoreGiven" in generated and generated.get("maxScore"):
-        statement["result"] = {
-            "score": {"scaled": float(generated["scoreGiven"]) / float(generated["maxScore"])}
-        }
+    scaled = _caliper_score(item.get("generated"))
+    if scaled is not None:
+        if not math.isfinite(scaled):
+            raise BadRequest("Caliper score is not a finite number")
+        statement["result"] = {"score": {"scaled": scaled}}
     return statement
 
 
 @asynccontextmanager
 async def serving_intake(context: ConnectorContext) -> AsyncIterator[str]:
-    """Serve the intake on `settings.intake.host:port` (port 0: any free port); yields its base URL."""
+    """Serve the intake on `settings.intake.host:port` (port 0: any free port); yields its base URL.
+
+    With `intake.tls_certfile` and `tls_keyfile` it serves HTTPS only.
+
+    Raises:
+        ValueError: when only one of the TLS files is set, or the intake has no client.
+    """
     intake = Intake(context)
+    settings = context.settings.intake
+    tls = _tls_context(settings.tls_certfile, settings.tls_keyfile)
     runner = web.AppRunner(intake.app(), access_log=None)
     await runner.setup()
-    settings = context.settings.intake
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
     await site.start()
     server: Any = site._server  # aiohttp exposes the bound port only through the server's sockets
     port = int(server.sockets[0].getsockname()[1])
-    logger.info("push intake listening on http://%s:%d", settings.host, port)
+    scheme = "https" if tls is not None else "http"
+    logger.info("push intake listening on %s://%s:%d", scheme, settings.host, port)
     try:
-        yield f"http://{settings.host}:{port}"
+        yield f"{scheme}://{settings.host}:{port}"
     finally:
         await runner.cleanup()
+
+
+def _tls_context(certfile: Any, keyfile: Any) -> ssl.SSLContext | None:
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ValueError("intake.tls_certfile and intake.tls_keyfile must be set together")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls.load_cert_chain(certfile, keyfile)
+    return tls
