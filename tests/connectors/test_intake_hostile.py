@@ -1,7 +1,5 @@
 """The push intake as an internet-facing service: hostile bodies get 4xx, never 500; memory stays bounded."""
 
-# ruff: noqa: S105 - well-known test credentials
-
 from __future__ import annotations
 
 import asyncio
