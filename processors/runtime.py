@@ -28,6 +28,7 @@ from infra import telemetry
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.settings import Settings
+from processors.admission import Admission
 from processors.base import FactIn
 from processors.indicators.base import Part
 from processors.outbox import OutboxRelay
@@ -173,6 +174,8 @@ class IndicatorProcessor:
         self._store: Store | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._admission = Admission.from_settings(settings)
+        self._latest_plausible = self._admission.latest()
         self._dead_letter_topics = {
             spec.name: self.catalogue.dead_letter(spec).name for spec in self.catalogue.input_topics()
         }
@@ -332,6 +335,7 @@ class IndicatorProcessor:
     ) -> _Prepared:
         """Decode a fetched batch and compute what it contributes; no I/O, so no await."""
         started = time.perf_counter()
+        self._latest_plausible = self._admission.latest()
         prepared = _Prepared(topics=sorted({tp.topic for tp in batch}))
         for tp, records in batch.items():
             key = (tp.topic, tp.partition)
@@ -478,6 +482,10 @@ class IndicatorProcessor:
             event = decode(record.headers, record.value)
         except InvalidEvent as exc:
             dead.append((record, exc.reason))
+            return
+        refusal = self._admission.refusal(event, record.topic, self._latest_plausible)
+        if refusal is not None:
+            dead.append((record, refusal))
             return
         retracts = event.retracted_event_id if isinstance(event, EventRetracted) else None
         try:
