@@ -575,11 +575,14 @@ async def run_processor(settings: Settings, *, relay: bool = True) -> ProcessorS
 
 
 def main() -> None:
-    """Entry point of ``python -m processors.runtime``: settings from the environment, logs on stderr."""
-    from infra.logs import setup_logging
-    from infra.settings import load_settings
+    """Entry point of ``python -m processors.runtime``; logs on stderr.
 
-    settings = load_settings()
+    Settings come from the environment or, with ``--settings-from-stdin``, from the parent over a pipe.
+    """
+    from infra.child_settings import settings_of_this_process
+    from infra.logs import setup_logging
+
+    settings = settings_of_this_process()
     setup_logging(settings.log)
     telemetry.setup_telemetry(settings.telemetry)
     asyncio.run(run_processor(settings, relay=settings.processor.relay))
