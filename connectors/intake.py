@@ -4,22 +4,29 @@ Delivery guarantee: a 2xx answer means every event of the request was acknowledg
 (`acks=all`); on any failure the client gets an error and sends again, and deterministic event ids make
 the resend harmless (at-least-once into Kafka, exactly-once in effect).
 
+Every request first passes the guard: a known, unrevoked client token (401), the client's rate limit
+(429 with `Retry-After`) and the concurrency limit (503), before its body is read. Bodies must be
+`application/json` (415), at most `intake.max_body_bytes` (413, counted while streaming) and strict JSON
+(`connectors.intake_body`); a client restricted to some activities or registrations gets 403 for a
+statement outside them (`connectors.intake_access`). No input gives a 500.
+
 xAPI (statement resource, 1.0.3 and 2.0.0):
 
 * `POST /xapi/statements` with one statement or an array: 200 with the statement ids (ids are assigned
   to statements without one); `PUT /xapi/statements?statementId=<uuid>` with one statement: 204.
-* 400 for malformed JSON, a missing or unsupported `X-Experience-API-Version`, a statement without an
-  actor identifier, verb id or object, two statements with one id in a batch, or a PUT whose id differs
-  from `statementId`; 401 without the bearer token; 409 when an id was already received with different
-  content (the whole batch is rejected). Every answer carries `X-Experience-API-Version`.
+* 400 for malformed JSON, a missing or unsupported `X-Experience-API-Version`, a statement without exactly
+  one actor identifier of the right type, verb IRI or object, a timestamp that is not an ISO 8601
+  date-time with a time zone, two statements with one id in a batch, or a PUT whose id differs from
+  `statementId`; 409 when an id was already received with different content (the whole batch is
+  rejected). Every answer carries `X-Experience-API-Version`.
 * Statements are mapped by the xAPI connector's own mapping (`connectors.xapi`); a voiding statement
   retracts the events of the statement it voids when the intake received that one. Statements alcance
-  cannot map are accepted and dead-lettered (the sender can do nothing about them); verbs alcance does not
-  measure are accepted and dropped.
+  cannot map are accepted and dead-lettered as a redacted copy (`connectors.intake_redact`: no personal
+  data); verbs alcance does not measure are accepted and dropped.
 
 Caliper 1.2 (`POST /caliper`): an envelope `{sensor, sendTime, dataVersion, data[]}`; 200 with an empty body,
-401 without the token, 415 when not JSON, 400 for a malformed envelope or event, 422 for a `dataVersion`
-other than v1p2. Events are translated to xAPI statements (Activated -> registered, Deactivated ->
+400 for a malformed envelope or event, 422 for a `dataVersion` other than v1p2. `GET /caliper` advertises
+the size limit in KB. Events are translated to xAPI statements (Activated -> registered, Deactivated ->
 unregistered, Completed -> completed; actor and object ids kept, `extensions` as context extensions) and
 mapped like pushed statements; other actions and entity descriptions are accepted and dropped.
 """
@@ -277,7 +284,9 @@ class Intake:
         # Dead letters are read by operators: only the redacted statement, never personal data.
         redacted = redact_statement(statement, self._person_or_none, self._mapper.pseudonyms.org)
         value = json.dumps(redacted, ensure_ascii=False, default=str).encode()
-        return DeadLetter(topic=self._dead_topic, value=value, reason=reason, source=self.source)
+        return DeadLetter(
+            topic=self._dead_topic, value=value, reason=reason, source=self.source, redacted=True
+        )
 
     async def _known(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]:
         rows = await self.context.pool.fetch(

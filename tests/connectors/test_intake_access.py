@@ -146,6 +146,7 @@ async def test_dead_letters_carry_no_personal_data(settings: Settings) -> None:
     assert letter["context"]["extensions"][EXT + "audience"] == "PIRATES"
     assert letter["result"] == {"success": True, "extensions": {}}
     assert dict(dead.headers)["dlq_reason"].decode().startswith("unknown audience")
+    assert dict(dead.headers)["dlq_raw_record"] == b"false"
 
 
 @pytest.fixture(scope="module")
