@@ -37,6 +37,7 @@ import hashlib
 import json
 import logging
 import math
+import re
 import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -76,6 +77,8 @@ _CALIPER_VERBS = {
     "Completed": "http://adlnet.gov/expapi/verbs/completed",
 }
 _IFI = ("mbox", "mbox_sha1sum", "openid", "account")
+# The xAPI versions spoken: 1.0.x and 2.0.x (patch levels are wire-compatible).
+_VERSION = re.compile(r"(1|2)\.0\.[0-9]{1,3}")
 _OBJECT_TYPES = ("Activity", "Agent", "Group", "StatementRef", "SubStatement")
 # Longest IRI or identifier taken: events keep at most 512 characters of an identifier.
 _MAX_IRI_CHARS = 2048
@@ -391,7 +394,7 @@ class Intake:
 
     def _version(self, request: web.Request) -> str:
         version = request.headers.get(XAPI_VERSION_HEADER, "")
-        if not (version.startswith("1.0.") or version.startswith("2.0.")):
+        if not _VERSION.fullmatch(version):
             raise BadRequest(f"missing or unsupported {XAPI_VERSION_HEADER}; supported: 1.0.x, 2.0.x")
         return "2.0.0" if version.startswith("2.0.") else "1.0.3"
 

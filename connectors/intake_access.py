@@ -94,7 +94,12 @@ class Gatekeeper:
                 raise ValueError(f"intake.token is too weak: {reason}")
             default = IntakeClient(name=DEFAULT_CLIENT, token_sha256=token_sha256(token.get_secret_value()))
             self._clients[default.token_sha256] = (default, Client(DEFAULT_CLIENT))
+        names = [DEFAULT_CLIENT] * (token is not None) + [client.name for client in self.settings.clients]
+        if len(set(names)) != len(names):
+            raise ValueError(f"intake client names must be unique ({DEFAULT_CLIENT!r} is intake.token's)")
         for client in self.settings.clients:
+            if client.token_sha256 in self._clients:
+                raise ValueError(f"intake client {client.name} shares its token with another client")
             self._clients[client.token_sha256] = (
                 client,
                 Client(client.name, tuple(client.activities), frozenset(client.registrations)),

@@ -6,6 +6,7 @@ import asyncio
 import json
 import ssl
 import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,9 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from connectors.intake_access import token_sha256
-from infra.settings import IntakeClient, Settings
+from connectors import intake_access
+from connectors.intake_access import Gatekeeper, token_sha256
+from infra.settings import IntakeClient, IntakeSettings, Settings
 from schemas.topics import TopicCatalogue
 from tests.connectors.support import read_topic
 from tests.connectors.test_intake import EXT, TOKEN, statement
@@ -53,6 +55,29 @@ async def test_a_weak_configured_token_is_refused_at_start(settings: Settings) -
         with pytest.raises(ValueError, match=r"intake\.token is too weak"):
             async with running_intake(settings, token=SecretStr(weak)):
                 pass
+
+
+def test_the_token_maker_prints_a_strong_token_and_only_its_hash_for_the_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["intake_access", "moodle-uy"])
+    intake_access.main()
+    out = capsys.readouterr().out
+    token = out.split(": ", 1)[1].split("\n", 1)[0]
+    assert intake_access.weak_token_reason(token) is None
+    assert f'token_sha256 = "{token_sha256(token)}"' in out
+    assert out.count(token) == 1
+
+
+def test_client_names_and_tokens_are_unique() -> None:
+    twin = IntakeClient(name="platform-a", token_sha256=token_sha256(PLATFORM_B))
+    with pytest.raises(ValueError, match="names must be unique"):
+        Gatekeeper(IntakeSettings(clients=[CLIENTS[0], twin]))
+    shared = IntakeClient(name="platform-c", token_sha256=token_sha256(PLATFORM_A))
+    with pytest.raises(ValueError, match="shares its token"):
+        Gatekeeper(IntakeSettings(clients=[CLIENTS[0], shared]))
+    with pytest.raises(ValueError, match="needs a client"):
+        Gatekeeper(IntakeSettings(clients=[CLIENTS[2]]))
 
 
 async def test_clients_are_admitted_by_their_hashed_token_only(settings: Settings) -> None:

@@ -110,6 +110,26 @@ async def test_hostile_xapi_bodies_get_a_4xx_with_a_reason(intake_url: str, case
     assert json.loads(text)["error"]
 
 
+async def test_the_version_header_must_name_a_spoken_xapi_version(intake_url: str) -> None:
+    body = json.dumps([statement(1)])
+    for version in ("", "1.0", "1.0.", "1.0.3-beta", "2.0.0x", "1.1.0", "3.0.0"):
+        got, text = await post(
+            intake_url, "/xapi/statements", body, {**XAPI_HEADERS, "X-Experience-API-Version": version}
+        )
+        assert got == 400, version
+        assert "X-Experience-API-Version" in json.loads(text)["error"]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{intake_url}/xapi/statements",
+            data=body,
+            headers={**XAPI_HEADERS, "X-Experience-API-Version": "2.0.0"},
+        ) as response,
+    ):
+        assert response.status == 200
+        assert response.headers["X-Experience-API-Version"] == "2.0.0"
+
+
 def caliper_with(**changes: Any) -> str:
     return json.dumps(envelope({**caliper_event(1), **changes}))
 

@@ -108,12 +108,12 @@ async def test_every_indicator_reads_with_events_stored_in_december_9999(
     processor = await process_all(wide, pg_pool, len(records))
     assert processor.stats.dead_lettered == 0
     assert await pg_pool.fetchval("SELECT count(*) FROM fact WHERE occurred_at >= '9999-12-01'") > 0
-    for audience in ("internal", "external"):
+    for audience, by in (("internal", []), ("external", []), ("internal", ["country"])):
         results = await read_indicators(
             pg_pool,
             indicator=None,
             period=period,  # type: ignore[arg-type]
-            by=[],
+            by=by,
             audience=audience,  # type: ignore[arg-type]
             settings=wide,
         )
