@@ -60,7 +60,7 @@ from connectors.intake_body import (
 )
 from connectors.intake_redact import redact_statement
 from connectors.publisher import DeadLetter
-from connectors.runtime import ConnectorContext, describe_error
+from connectors.runtime import TRANSIENT_INFRA_ERRORS, ConnectorContext, describe_error
 from connectors.xapi import XapiConnector, XapiRecord
 from infra.settings import SourceConfig
 from schemas.events.base import Event
@@ -251,9 +251,12 @@ class Intake:
             response = await handler(request)
         except BadRequest as exc:
             return _json_error(exc.status, str(exc), headers)
-        except KafkaError as exc:
-            logger.warning("intake: the broker did not take a request: %s", type(exc).__name__)
-            return _json_error(503, "the broker is unavailable; retry later", {**headers, "Retry-After": "5"})
+        except (KafkaError, *TRANSIENT_INFRA_ERRORS) as exc:
+            # Nothing was acknowledged: the client sends again, and event ids make that harmless.
+            logger.warning("intake: broker or store unavailable: %s", type(exc).__name__)
+            return _json_error(
+                503, "the pipeline is unavailable; retry later", {**headers, "Retry-After": "5"}
+            )
         finally:
             self._in_flight -= 1
         return response
