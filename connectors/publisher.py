@@ -33,19 +33,21 @@ class DeadLetter:
         value: the raw record, unchanged (JSON bytes).
         reason: why it was rejected (header `dlq_reason`).
         source: the source instance name (header `dlq_source`, also the record key).
+        redacted: the value is a redacted copy (personal data removed), not the raw record.
     """
 
     topic: str
     value: bytes
     reason: str
     source: str
+    redacted: bool = False
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """Headers of the dead letter: reason, source, and a marker that the value is the raw record."""
+        """Headers of the dead letter: reason, source, and whether the value is the raw record."""
         return [
             ("dlq_reason", self.reason.encode()),
             ("dlq_source", self.source.encode()),
-            ("dlq_raw_record", b"true"),
+            ("dlq_raw_record", b"false" if self.redacted else b"true"),
         ]
 
 

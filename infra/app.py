@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -20,10 +18,11 @@ from pydantic import SecretStr
 from connectors.base import Connector, Health
 from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import ConnectorContext, run_connectors
+from infra.child_settings import spawn_with_settings
 from infra.kafka import ensure_topics, make_consumer, topic_partitions
-from infra.local import LocalStack, LocalStackError, parent_death_preexec, running_stack
+from infra.local import LocalStack, LocalStackError, running_stack
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings, settings_as_environment
+from infra.settings import Settings
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
@@ -181,20 +180,14 @@ async def _wait_until_idle(
 async def _processor_workers(
     settings: Settings, count: int
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Start `count` extra processor processes in the indicators group; they die with this process."""
+    """Start `count` extra processor processes in the indicators group; they die with this process.
+
+    They get the settings over a pipe (`infra.child_settings`), so no secret sits in their environment.
+    """
     workers: list[asyncio.subprocess.Process] = []
     if count > 0:
-        environment = {**os.environ, **settings_as_environment(settings)}
         for _ in range(count):
-            workers.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "processors.runtime",
-                    env=environment,
-                    preexec_fn=parent_death_preexec(signal.SIGKILL),
-                )
-            )
+            workers.append(await spawn_with_settings(settings, "processors.runtime"))
         logger.info("started %d more processor processes", count)
     try:
         yield workers

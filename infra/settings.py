@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -116,6 +118,10 @@ class ProcessorSettings(BaseModel):
     relay_max_busy_share: float = Field(default=0.25, gt=0, le=1)
     # Pause between relay rounds: changes of one cell within it are published once, as its latest state.
     outbox_poll_interval_ms: int = Field(default=1_000, ge=1)
+    # Plausible dates: events before this instant, or later than now plus the allowance, are
+    # dead-lettered (a typo'd year would otherwise be counted and open periods nobody reads).
+    earliest_event_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    future_allowance_s: float = Field(default=86_400.0, ge=0)
 
 
 class ConnectorSettings(BaseModel):
@@ -145,14 +151,42 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class IntakeClient(BaseModel):
+    """One platform allowed to post to the push intake, known by the SHA-256 of its bearer token.
+
+    `activities` (object id prefixes) and `registrations` (`context.registration` UUIDs), when given,
+    are the only ones the client may post about; `revoked` shuts it out without forgetting it.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    revoked: bool = False
+    activities: list[str] = Field(default_factory=list)
+    registrations: list[uuid.UUID] = Field(default_factory=list)
+
+
 class IntakeSettings(BaseModel):
-    """The push intake endpoint for platforms that send xAPI statements or Caliper envelopes."""
+    """The push intake endpoint for platforms that send xAPI statements or Caliper envelopes.
+
+    `token` is one unrestricted client ("default"); `clients` are per-platform credentials.
+    """
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8_700
     token: SecretStr | None = None
+    clients: list[IntakeClient] = Field(default_factory=list)
     source_name: str = "push-intake"
+    # Largest request body, enforced while streaming and advertised to Caliper sensors.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Requests handled at once; more get 503 before their body is read.
+    max_concurrent_requests: int = Field(default=8, ge=1)
+    # Per-client token bucket: sustained requests per second and burst; beyond it 429.
+    rate_per_s: float = Field(default=20.0, gt=0)
+    rate_burst: int = Field(default=40, ge=1)
+    # Serve HTTPS with this certificate chain and key (PEM); both or neither.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -226,28 +260,44 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         _toml_file_in_use = None
 
 
+def _revealed(value: Any) -> Any:
+    """`value` as plain JSON-ready data, secrets in clear (for a trusted child process only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: _revealed(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _revealed(item) for key, item in value.items()}
+    if isinstance(value, Path | uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def settings_as_json(settings: Settings) -> str:
+    """`settings` as one JSON document, secrets included, to hand to a child process over a pipe.
+
+    Unlike the environment, a pipe is not readable by other processes through `/proc/<pid>/environ`.
+    """
+    return json.dumps({name: _revealed(getattr(settings, name)) for name in Settings.model_fields})
+
+
+def settings_from_json(document: str) -> Settings:
+    """The settings a parent sent with `settings_as_json` (the environment is not consulted)."""
+    return Settings.model_validate(json.loads(document))
+
+
 def settings_as_environment(settings: Settings) -> dict[str, str]:
     """`settings` as `ALCANCE_*` environment variables, secrets included, for child processes.
 
     Each section becomes one JSON-valued variable (pydantic-settings parses JSON for nested models), so
     a child started with this environment sees exactly the parent's resolved settings.
     """
-
-    def reveal(value: Any) -> Any:
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, BaseModel):
-            return {name: reveal(getattr(value, name)) for name in type(value).model_fields}
-        if isinstance(value, list):
-            return [reveal(item) for item in value]
-        if isinstance(value, dict):
-            return {key: reveal(item) for key, item in value.items()}
-        if isinstance(value, Path):
-            return str(value)
-        return value
-
     environment: dict[str, str] = {}
     for name in Settings.model_fields:
-        value = reveal(getattr(settings, name))
+        value = _revealed(getattr(settings, name))
         environment[f"ALCANCE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return environment

@@ -21,7 +21,7 @@ from schemas.events.training import EnrolmentCreated, TrainingEventRetracted
 from schemas.topics import TopicCatalogue
 from tests.connectors.support import decode_all, read_topic
 
-TOKEN = "intake-test-token"
+TOKEN = "intake-test-token-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Experience-API-Version": "1.0.3"}
 EXT = "https://w3id.org/alcance/xapi/extensions/"
 

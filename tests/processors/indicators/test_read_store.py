@@ -52,7 +52,10 @@ async def isolated_store(base: Settings) -> AsyncIterator[tuple[Settings, asyncp
                 }
             ),
             "postgres": base.postgres.model_copy(update={"db_schema": f"t_{token}"}),
-            "processor": base.processor.model_copy(update={"cohort_grace_days": GRACE_DAYS}),
+            # The worlds run into 2027: the plausible-date window must admit all of them.
+            "processor": base.processor.model_copy(
+                update={"cohort_grace_days": GRACE_DAYS, "future_allowance_s": 3 * 365 * 86_400.0}
+            ),
         }
     )
     pool = await create_pool(fresh.postgres)
