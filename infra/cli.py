@@ -6,13 +6,21 @@ import argparse
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from infra.cli_errors import (
+    CliMistake,
+    ExitCode,
+    check_dimensions,
+    check_source_kinds,
+    note_state_directory,
+    resolve_indicator,
+)
+from infra.config_check import ConfigurationError
 from infra.logs import setup_logging
 from infra.settings import Settings, load_settings
 
@@ -23,9 +31,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Reach and effect of ALADI training and trade-promotion programmes (Resolution 503).",
     )
     parser.add_argument("--config", type=Path, help="TOML file with settings and [[sources]] tables")
-    # Also accepted after the command (`alcance run --config FILE`).
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    # Also accepted after the command (`alcance run --config FILE --debug`).
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    config.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -44,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
 
     indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
-    indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01 (default: all)")
+    indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01, any case (default: all)")
     indicators.add_argument("--period", choices=("month", "quarter", "year"), default="month")
     indicators.add_argument("--by", default="", help="comma-separated dimensions, e.g. country,audience")
     indicators.add_argument(
@@ -64,14 +74,57 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `alcance` console script; returns the process exit code."""
+    """Entry point of the `alcance` console script; returns the process exit code.
+
+    Expected mistakes (configuration, unknown ids, a busy state directory) end with a short message on
+    stderr and their own `ExitCode`; a traceback is printed only with `--debug`.
+    """
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-    except (FileNotFoundError, ValidationError) as exc:
-        # pydantic never echoes SecretStr values, so the message is safe to print.
-        print(f"alcance: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        return _main(args)
+    except CliMistake as exc:
+        return _report(args, str(exc), exc.code)
+    except (ConfigurationError, FileNotFoundError) as exc:
+        # ConfigurationError messages never quote a configured value, so they are safe to print.
+        return _report(args, str(exc), ExitCode.CONFIGURATION)
+    except Exception as exc:
+        # The last resort: one line, the traceback only on request.
+        from infra.local import LocalStackError
+
+        if isinstance(exc, LocalStackError):
+            first_line = str(exc).splitlines()[0]
+            hint = "set ALCANCE_POSTGRES__DSN to the store `alcance stack` printed, or use another state_dir"
+            return _report(args, f"{first_line}\n{hint}", ExitCode.STATE_DIR_BUSY)
+        return _report(
+            args, f"unexpected {type(exc).__name__} (run with --debug for the traceback)", ExitCode.UNEXPECTED
+        )
+
+
+def _report(args: argparse.Namespace, message: str, code: ExitCode) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(f"alcance: {message}", file=sys.stderr)
+    return int(code)
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.command == "indicators":
+        # Checked before any store starts, so a typo costs no PostgreSQL start-up.
+        if args.indicator is not None:
+            args.indicator = resolve_indicator(args.indicator)
+        args.by = [name.strip().lower() for name in args.by.split(",") if name.strip()]
+        left_out = check_dimensions(args.indicator, args.by)
+        if left_out:
+            print(
+                f"alcance: {len(left_out)} indicators lack dimension(s) {', '.join(args.by)}"
+                f" and are left out: {', '.join(left_out)}",
+                file=sys.stderr,
+            )
+    if args.command == "run":
+        check_source_kinds(settings)
+    if args.command in {"run", "stack", "indicators", "recompute"}:
+        note_state_directory(settings)
     setup_logging(settings.log)
     return asyncio.run(_dispatch(args, settings))
 
@@ -92,9 +145,8 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         await serve_stack(settings)
         return 0
     if args.command == "indicators":
-        by = [dimension.strip() for dimension in args.by.split(",") if dimension.strip()]
         rows = await app.read_indicators(
-            settings, indicator=args.indicator, period=args.period, by=by, external=args.external
+            settings, indicator=args.indicator, period=args.period, by=args.by, external=args.external
         )
         print(json.dumps(_json_ready(rows), ensure_ascii=False, indent=2, default=str))
         return 0

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+
+from infra.config_check import (
+    ConfigurationError,
+    describe_validation_error,
+    read_toml,
+    unknown_environment_variables,
+    unknown_toml_keys,
 )
 
 
@@ -195,19 +205,36 @@ class Settings(BaseSettings):
 _toml_file_in_use: Path | None = None
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read the settings from the environment and, when given, a TOML file.
+def load_settings(
+    config_file: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the settings from the environment and, when given, a TOML file; strictly.
+
+    Args:
+        config_file: the TOML file, if any.
+        environ: the environment checked for unknown `ALCANCE_*` variables (default `os.environ`).
+        overrides: explicit values, which win over both.
 
     Raises:
         FileNotFoundError: when `config_file` does not exist.
-        pydantic.ValidationError: when a value is invalid; secrets are not echoed in the message.
+        ConfigurationError: on a TOML syntax error, an unknown key or variable (with the closest valid
+            name), or an invalid value; the message never quotes a value.
     """
     global _toml_file_in_use
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"configuration file not found: {config_file}")
+    problems = unknown_environment_variables(os.environ if environ is None else environ, Settings)
+    if config_file is not None:
+        problems += [f"{config_file}: {p}" for p in unknown_toml_keys(read_toml(config_file), Settings)]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     _toml_file_in_use = config_file
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        origin = f"{config_file} and the environment" if config_file is not None else "the environment"
+        # `from None`: the ValidationError's own text quotes inputs, secrets included.
+        raise ConfigurationError(describe_validation_error(exc, origin=origin)) from None
     finally:
         _toml_file_in_use = None
 
