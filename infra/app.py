@@ -18,6 +18,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from connectors.base import Connector, Health
+from connectors.health import summary_lines
 from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import ConnectorContext, run_connectors
 from infra.kafka import ensure_topics
@@ -131,6 +132,8 @@ async def _run_resolved(
         stats.dead_lettered,
         f"; failed sources: {', '.join(failed_sources)}" if failed_sources else "",
     )
+    for connector, line in zip(connectors, summary_lines(connectors), strict=True):
+        (logger.error if connector.health() == Health.FAILED else logger.info)(line)
     return 1 if failed_sources or processor_failed or failed_workers else 0
 
 
@@ -278,6 +281,18 @@ async def read_indicators(
                 audience="external" if external else "internal",
                 settings=resolved,
             )
+        finally:
+            await pool.close()
+
+
+async def status(settings: Settings) -> dict[str, Any]:
+    """Sources' health and processors' committed offsets, from the store (`alcance status`)."""
+    from infra.status import read_status
+
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            return await read_status(pool)
         finally:
             await pool.close()
 

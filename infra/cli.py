@@ -67,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
         "catalogue", parents=[config], help="print the indicator catalogue (ids, names in es/pt/en, formulas)"
     )
     commands.add_parser("recompute", parents=[config], help="rebuild every indicator from the stored facts")
+    status = commands.add_parser(
+        "status", parents=[config], help="sources' health, lag and last error; processors' committed offsets"
+    )
+    status.add_argument("--json", action="store_true", help="print a JSON object")
 
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
@@ -123,7 +127,7 @@ def _main(args: argparse.Namespace) -> int:
             )
     if args.command == "run":
         check_source_kinds(settings)
-    if args.command in {"run", "stack", "indicators", "recompute"}:
+    if args.command in {"run", "stack", "indicators", "recompute", "status"}:
         note_state_directory(settings)
     setup_logging(settings.log)
     return asyncio.run(_dispatch(args, settings))
@@ -155,6 +159,15 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "recompute":
         await app.recompute(settings)
+        return 0
+    if args.command == "status":
+        from infra.status import format_status
+
+        found = await app.status(settings)
+        if args.json:
+            print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
+        else:
+            print("\n".join(format_status(found)))
         return 0
     if args.command == "connectors":
         for kind, target in app.list_connectors():

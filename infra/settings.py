@@ -128,6 +128,9 @@ class ConnectorSettings(BaseModel):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     # Timestamp cursors re-read this much overlap; deterministic event ids absorb the duplicates.
     cursor_overlap_s: float = Field(default=1.0, ge=0)
+    # A source failing this long without a success is logged at ERROR and marked failed; a run with
+    # --until-idle then stops it and ends non-zero instead of retrying for ever.
+    failure_deadline_s: float = Field(default=300.0, gt=0)
 
 
 class SourceConfig(BaseModel):
