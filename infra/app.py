@@ -24,7 +24,8 @@ from connectors.runtime import ConnectorContext, run_connectors
 from infra.kafka import ensure_topics
 from infra.local import LocalStack, LocalStackError, parent_death_preexec, running_stack
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings, settings_as_environment
+from infra.settings import ReachTargetConfig, Settings, settings_as_environment
+from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
@@ -68,6 +69,7 @@ async def _run_resolved(
     pool = await create_pool(settings.postgres)
     stack.push_async_callback(pool.close)
     await migrate(pool)
+    await apply_configured_targets(pool, settings)
     catalogue = TopicCatalogue.from_settings(settings)
     await ensure_topics(settings.kafka, catalogue.all())
 
@@ -273,6 +275,7 @@ async def read_indicators(
     async with store_settings(settings) as resolved:
         pool = await create_pool(resolved.postgres)
         try:
+            await apply_configured_targets(pool, resolved)
             return await read.read_indicators(
                 pool,
                 indicator=indicator,
@@ -293,6 +296,18 @@ async def status(settings: Settings) -> dict[str, Any]:
         pool = await create_pool(resolved.postgres)
         try:
             return await read_status(pool)
+        finally:
+            await pool.close()
+
+
+async def targets(settings: Settings, new: Sequence[ReachTargetConfig] = ()) -> list[ReachTargetConfig]:
+    """Write the configured and the `new` CVF-16 targets, then every stored one (`alcance targets`)."""
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            await apply_configured_targets(pool, resolved)
+            await set_targets(pool, list(new))
+            return await list_targets(pool)
         finally:
             await pool.close()
 

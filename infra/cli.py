@@ -12,6 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from infra.cli_errors import (
     CliMistake,
     ExitCode,
@@ -20,9 +22,12 @@ from infra.cli_errors import (
     note_state_directory,
     resolve_indicator,
 )
-from infra.config_check import ConfigurationError
+from infra.config_check import ConfigurationError, describe_validation_error
 from infra.logs import setup_logging
-from infra.settings import Settings, load_settings
+from infra.settings import ReachTargetConfig, Settings, load_settings
+
+# The art. 7 audiences CVF-16 has targets for (infra.settings.ReachTargetConfig.audience).
+AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
         "status", parents=[config], help="sources' health, lag and last error; processors' committed offsets"
     )
     status.add_argument("--json", action="store_true", help="print a JSON object")
+
+    targets = commands.add_parser(
+        "targets", parents=[config], help="CVF-16 reach targets: list or set one (also [[reach_targets]])"
+    )
+    targets.add_argument("action", choices=("list", "set"))
+    targets.add_argument("--audience", type=str.upper, choices=AUDIENCES, help="art. 7 audience (with set)")
+    targets.add_argument("--year", type=int, help="year of the activity plan (with set)")
+    targets.add_argument("--target", help="unique certified learners planned for the year (with set)")
+    targets.add_argument("--source", default="Programa de Actividades", help="document the target comes from")
 
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
@@ -127,10 +141,27 @@ def _main(args: argparse.Namespace) -> int:
             )
     if args.command == "run":
         check_source_kinds(settings)
-    if args.command in {"run", "stack", "indicators", "recompute", "status"}:
+    if args.command == "targets":
+        args.new = _new_target(args)
+    if args.command in {"run", "stack", "indicators", "recompute", "status", "targets"}:
         note_state_directory(settings)
     setup_logging(settings.log)
     return asyncio.run(_dispatch(args, settings))
+
+
+def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:
+    """The target `alcance targets set` asks for (none for `list`), checked before the store opens."""
+    if args.action == "list":
+        return []
+    missing = [f"--{name}" for name in ("audience", "year", "target") if getattr(args, name) is None]
+    if missing:
+        raise CliMistake(f"targets set needs {', '.join(missing)}", ExitCode.USAGE)
+    try:
+        return [
+            ReachTargetConfig(audience=args.audience, year=args.year, target=args.target, source=args.source)
+        ]
+    except ValidationError as exc:
+        raise CliMistake(describe_validation_error(exc, origin="the command line"), ExitCode.USAGE) from None
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -159,6 +190,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "recompute":
         await app.recompute(settings)
+        return 0
+    if args.command == "targets":
+        stored = await app.targets(settings, args.new)
+        for entry in stored:
+            print(f"{entry.year}\t{entry.audience}\t{_json_ready(entry.target)}\t{entry.source}")
         return 0
     if args.command == "status":
         from infra.status import format_status

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
@@ -146,6 +147,18 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class ReachTargetConfig(BaseModel):
+    """A CVF-16 target: unique certified learners planned for one art. 7 audience in one year.
+
+    A `[[reach_targets]]` table of the TOML file; `alcance targets set` writes the same.
+    """
+
+    audience: Literal["TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME"]
+    year: int = Field(ge=2000, le=2100)
+    target: Decimal = Field(gt=0)
+    source: str = Field(default="Programa de Actividades", min_length=1, max_length=200)
+
+
 class IntakeSettings(BaseModel):
     """The push intake endpoint for platforms that send xAPI statements or Caliper envelopes."""
 
@@ -175,6 +188,7 @@ class Settings(BaseSettings):
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
+    reach_targets: list[ReachTargetConfig] = Field(default_factory=list)
     # Seed of the simulated sources used when no real source is configured.
     simulation_seed: int = 503
     simulation_scale: int = Field(default=1, ge=1)
@@ -258,7 +272,7 @@ def settings_as_environment(settings: Settings) -> dict[str, str]:
             return [reveal(item) for item in value]
         if isinstance(value, dict):
             return {key: reveal(item) for key, item in value.items()}
-        if isinstance(value, Path):
+        if isinstance(value, Path | Decimal):
             return str(value)
         return value
 
