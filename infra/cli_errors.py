@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from enum import IntEnum
 from pathlib import Path
 
-from infra.config_check import did_you_mean
+from infra.config_check import describe_validation_error, did_you_mean
 from infra.settings import Settings
 
 # Where the local PostgreSQL keeps its data inside the state directory (infra.local.LocalStack.pgdata).
@@ -84,12 +84,15 @@ def check_dimensions(indicator: str | None, by: Sequence[str]) -> list[str]:
 
 
 def check_source_kinds(settings: Settings) -> None:
-    """Every configured source names an installed connector kind.
+    """Every configured source names an installed connector kind, with options that kind accepts.
 
     Raises:
-        CliMistake: naming the source, its kind, the closest kind and the installed kinds.
+        CliMistake: naming the source, its kind, the closest kind and the installed kinds; or the
+            option that is unknown or invalid.
     """
-    from connectors.registry import available_kinds
+    from pydantic import ValidationError
+
+    from connectors.registry import available_kinds, load_connector_class
 
     kinds = available_kinds()
     for source in settings.sources:
@@ -99,6 +102,14 @@ def check_source_kinds(settings: Settings) -> None:
                 f"{did_you_mean(source.kind, kinds)}; installed kinds: {', '.join(kinds)}",
                 ExitCode.CONFIGURATION,
             )
+        options_model = getattr(load_connector_class(source.kind), "options_model", None)
+        if options_model is None:
+            continue
+        try:
+            options_model.model_validate(source.options)
+        except ValidationError as exc:
+            where = f"[sources.options] of source {source.name!r}"
+            raise CliMistake(describe_validation_error(exc, origin=where), ExitCode.CONFIGURATION) from None
 
 
 def note_state_directory(settings: Settings) -> None:

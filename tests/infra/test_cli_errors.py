@@ -81,6 +81,22 @@ def test_an_unknown_connector_kind_lists_the_installed_kinds(
     )
 
 
+def test_an_unknown_source_option_is_named_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "options.toml"
+    config.write_text(
+        '[[sources]]\nname = "lrs"\nkind = "xapi"\nendpoint = "http://x/"\n'
+        '[sources.options]\nversoin = "2.0"\n'
+    )
+    code, err = _fails(["run", "--config", str(config)], capsys)
+    assert code == 3
+    assert err == (
+        "alcance: invalid configuration ([sources.options] of source 'lrs'): "
+        "versoin: Extra inputs are not permitted"
+    )
+
+
 def test_a_toml_syntax_error_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "broken.toml"
     config.write_text("[processor\nsmall_cell_threshold = 3\n")
