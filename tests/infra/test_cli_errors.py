@@ -27,6 +27,13 @@ def test_an_unknown_indicator_lists_the_valid_ids(capsys: pytest.CaptureFixture[
     assert "PLGN-16" in err and len(err.splitlines()) == 1
 
 
+def test_indicator_ids_are_case_insensitive() -> None:
+    from infra.cli_errors import resolve_indicator
+
+    assert resolve_indicator("cvf-01") == "CVF-01"
+    assert resolve_indicator(" Plgn-16 ") == "PLGN-16"
+
+
 def test_a_near_miss_indicator_gets_a_suggestion(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = _fails(["indicators", "--indicator", "CVF-99"], capsys)
     assert code == 4
