@@ -19,6 +19,7 @@ from infra.cli_errors import (
     ExitCode,
     check_dimensions,
     check_source_kinds,
+    local_stack_mistake,
     note_state_directory,
     resolve_indicator,
 )
@@ -107,12 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _report(args, str(exc), ExitCode.CONFIGURATION)
     except Exception as exc:
         # The last resort: one line, the traceback only on request.
-        from infra.local import LocalStackError
-
-        if isinstance(exc, LocalStackError):
-            first_line = str(exc).splitlines()[0]
-            hint = "set ALCANCE_POSTGRES__DSN to the store `alcance stack` printed, or use another state_dir"
-            return _report(args, f"{first_line}\n{hint}", ExitCode.STATE_DIR_BUSY)
         return _report(
             args, f"unexpected {type(exc).__name__} (run with --debug for the traceback)", ExitCode.UNEXPECTED
         )
@@ -146,7 +141,12 @@ def _main(args: argparse.Namespace) -> int:
     if args.command in {"run", "stack", "indicators", "recompute", "status", "targets"}:
         note_state_directory(settings)
     setup_logging(settings.log)
-    return asyncio.run(_dispatch(args, settings))
+    from infra.local import LocalStackError
+
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except LocalStackError as exc:
+        raise local_stack_mistake(settings, exc) from exc
 
 
 def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import sys
 from collections.abc import Sequence
 from enum import IntEnum
@@ -10,8 +11,10 @@ from pathlib import Path
 from infra.config_check import describe_validation_error, did_you_mean
 from infra.settings import Settings
 
-# Where the local PostgreSQL keeps its data inside the state directory (infra.local.LocalStack.pgdata).
+# Where the local PostgreSQL keeps its data inside the state directory (infra.local.LocalStack.pgdata),
+# and the lock a running local stack holds on it (infra.local: lock_path).
 LOCAL_STORE_DIR = "postgres"
+LOCAL_STORE_LOCK = "postgres.lock"
 
 
 class ExitCode(IntEnum):
@@ -25,6 +28,8 @@ class ExitCode(IntEnum):
     CONFIGURATION = 3
     UNKNOWN_CHOICE = 4
     STATE_DIR_BUSY = 5
+    # The local broker or PostgreSQL did not start (their logs are in the state directory).
+    LOCAL_STACK_FAILED = 6
     # An error nobody expected: a bug, reported with `--debug` as a traceback.
     UNEXPECTED = 70
 
@@ -124,3 +129,27 @@ def note_state_directory(settings: Settings) -> None:
         print(f"alcance: state directory {state_dir} does not exist: a new store is created", file=sys.stderr)
     elif not (state_dir / LOCAL_STORE_DIR).exists():
         print(f"alcance: state directory {state_dir} holds no store yet: one is created", file=sys.stderr)
+
+
+def state_directory_busy(settings: Settings) -> bool:
+    """Whether another process (`alcance stack`, `alcance run`) holds the state directory's store lock."""
+    lock_path = Path(settings.state_dir) / LOCAL_STORE_LOCK
+    if not lock_path.exists():
+        return False
+    with lock_path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+def local_stack_mistake(settings: Settings, error: Exception) -> CliMistake:
+    """The message for a local stack that could not start: held by another process, or failed."""
+    first_line = str(error).splitlines()[0]
+    if state_directory_busy(settings):
+        hint = "set ALCANCE_POSTGRES__DSN to the store `alcance stack` printed, or use another state_dir"
+        return CliMistake(f"{first_line}\n{hint}", ExitCode.STATE_DIR_BUSY)
+    where = Path(settings.state_dir).absolute()
+    return CliMistake(f"{first_line} (logs in {where}; --debug for more)", ExitCode.LOCAL_STACK_FAILED)

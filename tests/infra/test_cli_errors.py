@@ -157,3 +157,17 @@ def test_a_new_or_empty_state_directory_is_named(
     (state_dir / "postgres").mkdir(parents=True)
     note_state_directory(load_settings(environ={}, state_dir=state_dir))
     assert capsys.readouterr().err == ""
+
+
+def test_a_local_stack_that_fails_on_its_own_is_not_called_busy(tmp_path: Path) -> None:
+    from infra.cli_errors import local_stack_mistake
+    from infra.local import LocalStackError
+    from infra.settings import load_settings
+
+    settings = load_settings(environ={}, state_dir=tmp_path)
+    error = LocalStackError("the local PostgreSQL exited with code 1; its log (x):\nFATAL: something")
+    mistake = local_stack_mistake(settings, error)
+    assert mistake.code == ExitCode.LOCAL_STACK_FAILED == 6
+    assert str(mistake) == (
+        f"the local PostgreSQL exited with code 1; its log (x): (logs in {tmp_path}; --debug for more)"
+    )
