@@ -16,13 +16,15 @@ import asyncpg
 from pydantic import SecretStr
 
 from connectors.base import Connector, Health
+from connectors.health import summary_lines
 from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import ConnectorContext, run_connectors
 from infra.child_settings import spawn_with_settings
 from infra.kafka import ensure_topics, make_consumer, topic_partitions
 from infra.local import LocalStack, LocalStackError, running_stack
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings
+from infra.settings import ReachTargetConfig, Settings
+from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
@@ -66,6 +68,7 @@ async def _run_resolved(
     pool = await create_pool(settings.postgres)
     stack.push_async_callback(pool.close)
     await migrate(pool)
+    await apply_configured_targets(pool, settings)
     catalogue = TopicCatalogue.from_settings(settings)
     await ensure_topics(settings.kafka, catalogue.all())
 
@@ -130,6 +133,8 @@ async def _run_resolved(
         stats.dead_lettered,
         f"; failed sources: {', '.join(failed_sources)}" if failed_sources else "",
     )
+    for connector, line in zip(connectors, summary_lines(connectors), strict=True):
+        (logger.error if connector.health() == Health.FAILED else logger.info)(line)
     return 1 if failed_sources or processor_failed or failed_workers else 0
 
 
@@ -277,6 +282,7 @@ async def read_indicators(
     async with store_settings(settings) as resolved:
         pool = await create_pool(resolved.postgres)
         try:
+            await apply_configured_targets(pool, resolved)
             return await read.read_indicators(
                 pool,
                 indicator=indicator,
@@ -285,6 +291,30 @@ async def read_indicators(
                 audience="external" if external else "internal",
                 settings=resolved,
             )
+        finally:
+            await pool.close()
+
+
+async def status(settings: Settings) -> dict[str, Any]:
+    """Sources' health and processors' committed offsets, from the store (`alcance status`)."""
+    from infra.status import read_status
+
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            return await read_status(pool)
+        finally:
+            await pool.close()
+
+
+async def targets(settings: Settings, new: Sequence[ReachTargetConfig] = ()) -> list[ReachTargetConfig]:
+    """Write the configured and the `new` CVF-16 targets, then every stored one (`alcance targets`)."""
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            await apply_configured_targets(pool, resolved)
+            await set_targets(pool, list(new))
+            return await list_targets(pool)
         finally:
             await pool.close()
 

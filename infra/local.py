@@ -15,7 +15,14 @@ from pydantic import SecretStr
 
 from infra.broker.node import KafkaNode
 from infra.local_postgres import PG_SYSTEM_USER, LocalPostgres, postgres_bin_dir
-from infra.processes import Child, LocalStackError, StateDirLock, free_port, parent_death_preexec
+from infra.processes import (
+    STATE_DIR_LOCK,
+    Child,
+    LocalStackError,
+    StateDirLock,
+    free_port,
+    parent_death_preexec,
+)
 from infra.settings import Settings, default_cache_dir
 
 __all__ = [
@@ -62,7 +69,7 @@ class LocalStack:
         cache = cache_dir if cache_dir is not None else default_cache_dir()
         self._broker = KafkaNode(self.state_dir, cache) if broker else None
         self._postgres = LocalPostgres(self.state_dir) if postgres else None
-        self._lock = StateDirLock(self.state_dir / "stack.lock")
+        self._lock = StateDirLock(self.state_dir / STATE_DIR_LOCK)
         self._started = False
 
     @property

@@ -200,6 +200,10 @@ class StoredPort:
         self.path.write_text(f"{port}\n")
 
 
+# The lock file a running local stack holds in its state directory.
+STATE_DIR_LOCK = "stack.lock"
+
+
 class StateDirLock:
     """An exclusive lock on a state directory, held while a stack runs there.
 

@@ -5,16 +5,26 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
+)
+
+from infra.config_check import (
+    ConfigurationError,
+    describe_validation_error,
+    read_toml,
+    unknown_environment_variables,
+    unknown_toml_keys,
 )
 
 
@@ -136,6 +146,9 @@ class ConnectorSettings(BaseModel):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     # Timestamp cursors re-read this much overlap; deterministic event ids absorb the duplicates.
     cursor_overlap_s: float = Field(default=1.0, ge=0)
+    # A source failing this long without a success is logged at ERROR and marked failed; a run with
+    # --until-idle then stops it and ends non-zero instead of retrying for ever.
+    failure_deadline_s: float = Field(default=300.0, gt=0)
 
 
 class SourceConfig(BaseModel):
@@ -163,6 +176,18 @@ class IntakeClient(BaseModel):
     revoked: bool = False
     activities: list[str] = Field(default_factory=list)
     registrations: list[uuid.UUID] = Field(default_factory=list)
+
+
+class ReachTargetConfig(BaseModel):
+    """A CVF-16 target: unique certified learners planned for one art. 7 audience in one year.
+
+    A `[[reach_targets]]` table of the TOML file; `alcance targets set` writes the same.
+    """
+
+    audience: Literal["TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME"]
+    year: int = Field(ge=2000, le=2100)
+    target: Decimal = Field(gt=0)
+    source: str = Field(default="Programa de Actividades", min_length=1, max_length=200)
 
 
 class IntakeSettings(BaseModel):
@@ -210,6 +235,7 @@ class Settings(BaseSettings):
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
+    reach_targets: list[ReachTargetConfig] = Field(default_factory=list)
     # Seed of the simulated sources used when no real source is configured.
     simulation_seed: int = 503
     simulation_scale: int = Field(default=1, ge=1)
@@ -243,19 +269,36 @@ class Settings(BaseSettings):
 _toml_file_in_use: Path | None = None
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read the settings from the environment and, when given, a TOML file.
+def load_settings(
+    config_file: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the settings from the environment and, when given, a TOML file; strictly.
+
+    Args:
+        config_file: the TOML file, if any.
+        environ: the environment checked for unknown `ALCANCE_*` variables (default `os.environ`).
+        overrides: explicit values, which win over both.
 
     Raises:
         FileNotFoundError: when `config_file` does not exist.
-        pydantic.ValidationError: when a value is invalid; secrets are not echoed in the message.
+        ConfigurationError: on a TOML syntax error, an unknown key or variable (with the closest valid
+            name), or an invalid value; the message never quotes a value.
     """
     global _toml_file_in_use
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"configuration file not found: {config_file}")
+    problems = unknown_environment_variables(os.environ if environ is None else environ, Settings)
+    if config_file is not None:
+        problems += [f"{config_file}: {p}" for p in unknown_toml_keys(read_toml(config_file), Settings)]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     _toml_file_in_use = config_file
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        origin = f"{config_file} and the environment" if config_file is not None else "the environment"
+        # `from None`: the ValidationError's own text quotes inputs, secrets included.
+        raise ConfigurationError(describe_validation_error(exc, origin=origin)) from None
     finally:
         _toml_file_in_use = None
 
@@ -270,7 +313,7 @@ def _revealed(value: Any) -> Any:
         return [_revealed(item) for item in value]
     if isinstance(value, dict):
         return {key: _revealed(item) for key, item in value.items()}
-    if isinstance(value, Path | uuid.UUID):
+    if isinstance(value, Path | uuid.UUID | Decimal):
         return str(value)
     if isinstance(value, datetime):
         return value.isoformat()

@@ -88,7 +88,7 @@ async def test_missing_broker_jars_are_named_with_the_command_that_fetches_them(
     assert stack.pids == {}
     env = {"ALCANCE_STATE_DIR": str(stack_state_dir), "ALCANCE_CACHE_DIR": str(tmp_path)}
     async with python_child(command=[ALCANCE, "stack"], env=env) as child:
-        assert await child.wait(timeout_s=60) == 1, child.output
+        assert await child.wait(timeout_s=60) == 6, child.output
     assert "alcance broker fetch" in child.output
     assert str(jars_dir(tmp_path).parent) in child.output
     assert "Traceback" not in child.output
@@ -104,11 +104,11 @@ async def test_a_missing_or_old_java_is_named_with_what_to_install(
     base = {"ALCANCE_STATE_DIR": str(stack_state_dir)}
     no_java = {**base, "PATH": str(Path(sys.executable).parent), "JAVA_HOME": ""}
     async with python_child(command=[ALCANCE, "stack"], env=no_java) as child:
-        assert await child.wait(timeout_s=60) == 1, child.output
+        assert await child.wait(timeout_s=60) == 6, child.output
     assert "needs Java 17 or newer" in child.output and "no `java` was found" in child.output
     assert "Traceback" not in child.output
 
     old = {**base, "JAVA_HOME": str(old_java.parent.parent)}
     async with python_child(command=[ALCANCE, "stack"], env=old) as child:
-        assert await child.wait(timeout_s=60) == 1, child.output
+        assert await child.wait(timeout_s=60) == 6, child.output
     assert "is Java 11" in child.output and "Traceback" not in child.output

@@ -23,6 +23,7 @@ import pytest
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import statements_from_world
 from infra.local import LocalStack
+from schemas.events.base import MEMBER_STATES
 from tests.conftest import make_state_dir
 from tests.support.processes import REPO_ROOT, descendants, is_running, python_child
 
@@ -143,6 +144,25 @@ async def test_indicators_command_prints_enrolments_per_country_and_month(
     assert all(row["dimensions"] == {} for row in totals)
     # Regrouping by country neither loses nor adds enrolments.
     assert sum(row["parts"]["gross"] for row in rows) == sum(row["parts"]["gross"] for row in totals)
+
+
+async def test_plgn_16_by_country_gives_each_receiving_member_state_its_rate(
+    uninterrupted_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    # The README's own example: authorisation rate per member state.
+    state_dir, _ = uninterrupted_run
+    rows = await _indicators(state_dir, "--indicator", "plgn-16", "--period", "year", "--by", "country")
+    latest = max(row["period"]["start"] for row in rows)
+    rates = {row["dimensions"]["country"]: row["value"] for row in rows if row["period"]["start"] == latest}
+    world = generate(SEED)
+    receiving = {
+        state
+        for grant in world.authorisations
+        if grant.withdrawn_at is None
+        for state in (MEMBER_STATES if "ALL_MEMBERS" in grant.recipients else grant.recipients)
+    }
+    assert receiving and "UNKNOWN" not in rates
+    assert all(rates[state] > 0 for state in receiving), rates
 
 
 @pytest.mark.parametrize("broker_log", ["kept", "wiped"])
