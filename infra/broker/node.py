@@ -80,6 +80,13 @@ background.threads=4
 """
 
 
+def _last_error(output: str) -> str:
+    """The last line of a JVM's output that names an error, for a one-line message."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if "Exception" in line or "Error" in line or "ERROR" in line]
+    return (errors or lines or ["no output"])[-1][:300]
+
+
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding, not starting with '-'."""
     while True:
@@ -233,9 +240,10 @@ class KafkaNode:
             child.signal_group(signal.SIGKILL)
             await child.wait(5.0)
         if child.process.returncode != 0:
+            output = child.log_tail()
             raise LocalStackError(
-                f"formatting the Kafka log directory failed with code {child.process.returncode}; "
-                f"its output ({self.log_path}):\n{child.log_tail()}"
+                f"formatting the Kafka log directory failed with code {child.process.returncode}: "
+                f"{_last_error(output)}; its output ({self.log_path}):\n{output}"
             )
 
     def _stop_orphan_of_dead_run(self) -> None:
@@ -258,9 +266,10 @@ class KafkaNode:
         deadline = time.monotonic() + timeout_s
         while True:
             if not child.alive():
+                output = child.log_tail()
                 raise LocalStackError(
-                    f"the local Kafka broker exited with code {child.process.returncode}; "
-                    f"its output ({self.log_path}):\n{child.log_tail()}"
+                    f"the local Kafka broker exited with code {child.process.returncode}: "
+                    f"{_last_error(output)}; its output ({self.log_path}):\n{output}"
                 )
             if await self._answers_metadata(child):
                 return

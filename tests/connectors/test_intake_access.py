@@ -99,7 +99,7 @@ async def test_a_client_posts_only_about_its_own_activities_or_registrations(set
         assert (await post(url, [statement(6)], PLATFORM_B))[0] == 403
         assert (await post(url, [statement(7, context=own_registration)], PLATFORM_B))[0] == 200
     catalogue = TopicCatalogue.from_settings(settings)
-    records = await read_topic(settings, catalogue.training.name, quiet_s=0.3, timeout_s=5)
+    records = await read_topic(settings, catalogue.training.name, timeout_s=5)
     assert len(records) == 1
 
 
@@ -158,9 +158,7 @@ async def test_dead_letters_carry_no_personal_data(settings: Settings) -> None:
     async with running_intake(settings) as url:
         assert (await post(url, [statement(9, **personal)], TOKEN))[0] == 200
     catalogue = TopicCatalogue.from_settings(settings)
-    (dead,) = await read_topic(
-        settings, catalogue.dead_letter(catalogue.training).name, quiet_s=0.3, timeout_s=5
-    )
+    (dead,) = await read_topic(settings, catalogue.dead_letter(catalogue.training).name, timeout_s=5)
     text = dead.value.decode()
     for secret in ("Ana", "García", "example.org", "Pérez", "Equipo", "LMS Admin", "12.345.678-9", "555-0100",
                    "firm-7"):  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 
 from infra.cli import main
 from infra.cli_errors import ExitCode
+from infra.processes import STATE_DIR_LOCK
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 
@@ -123,7 +124,7 @@ def test_indicators_while_a_stack_holds_the_state_directory_is_a_clean_message(
     state_dir = tmp_path / "state"
     state_dir.mkdir()
     # The lock `alcance stack` holds on its state directory while it runs.
-    with (state_dir / "postgres.lock").open("a+") as lock:
+    with (state_dir / STATE_DIR_LOCK).open("a+") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         lock.write("4242\n")
         lock.flush()
