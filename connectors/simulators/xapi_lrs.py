@@ -12,6 +12,12 @@ What it implements of the xAPI 1.0.3 / 2.0 statement resource (GET only):
   is the newest `stored` minus `consistent_lag_s`;
 * HTTP Basic authentication; the `Faults` middleware.
 
+Each behaviour mirrors a real LRS. By default it is the xAPI 1.0.3 / 2.0 statement resource (Data
+Retrieval, GET /statements). With `like_ralph=True` it answers single-statement queries the way Ralph
+5.1.0 (`ralph-malph` on PyPI, `ralph/api/routers/statements.py`) does: `voidedStatementId` is ignored (an
+ordinary StatementResult page of other statements comes back) and `statementId` returns a
+StatementResult holding the one statement, or an empty one, never a bare Statement or a 404.
+
 `statements_from_world` turns a generated `World` into statements the way a CVF LRS would receive them
 (mbox or account actors, alcance's context extensions, replayed duplicates, a few verbs alcance does not
 measure) and `ground_truth` says what a correct connector must publish.
@@ -31,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDict, MultiMapping
 
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import World
@@ -269,6 +276,7 @@ class XapiLrs:
     consistent_lag_s: float = 0.0
     max_limit: int = 500
     base_path: str = "/xapi"
+    like_ralph: bool = False
     requests: int = 0
     last_version: str | None = None
     _keys: list[tuple[str, int]] = field(default_factory=list, init=False, repr=False)
@@ -372,11 +380,17 @@ class XapiLrs:
         rejected = self._check(request)
         if rejected is not None:
             return rejected
-        query = request.query
+        query: MultiMapping[str] = request.query
         headers = self._headers(request)
         if "statementId" in query and "voidedStatementId" in query:
             return web.json_response({"error": "statementId with voidedStatementId"}, status=400)
-        if "statementId" in query or "voidedStatementId" in query:
+        if self.like_ralph and "statementId" in query:
+            found = self._by_id.get(query["statementId"])
+            return web.json_response({"statements": [found] if found else []}, headers=headers)
+        if self.like_ralph and "voidedStatementId" in query:
+            query = MultiDict((k, v) for k, v in query.items() if k != "voidedStatementId")
+            query.setdefault("ascending", "true")
+        elif "statementId" in query or "voidedStatementId" in query:
             sid = query.get("statementId") or query["voidedStatementId"]
             found = self._by_id.get(sid)
             voided_wanted = "voidedStatementId" in query
