@@ -6,7 +6,7 @@ Moodle without time filters. Only `mod_customcert_list_issues` filters by time; 
 (`core_enrol_get_enrolled_users`) and course completions (`core_completion_get_course_completion_status`)
 can only be read whole. The connector therefore works in poll cycles. Each cycle:
 
-1. `core_course_get_courses` and `mod_customcert_get_customcerts_by_courses`: 2 calls.
+1. `core_course_get_courses_by_field` (every course, with `enablecompletion`): 1 call.
 2. Per course, the enrolled users in pages of `page_size` (`limitfrom` / `limitnumber`, sorted by user
    id). Pages overlap by `page_overlap` users and are cut at the last user id already read, so a user
    enrolled or removed during the scan neither shifts anyone out of the window nor appears twice; when
@@ -76,6 +76,17 @@ logger = logging.getLogger(__name__)
 REST_PATH = "/webservice/rest/server.php"
 SITE_COURSE_ID = 1
 MAX_ISSUES_PAGE = 500
+# Every web-service function the connector calls; each exists in Moodle 4.5 / 5.x or mod_customcert
+# (a test pins this list against the simulator and a committed list of the real functions).
+FUNCTIONS_CALLED = frozenset(
+    {
+        "core_course_get_courses_by_field",
+        "core_enrol_get_enrolled_users",
+        "core_completion_get_course_completion_status",
+        "core_course_get_course_module_by_instance",
+        "mod_customcert_list_issues",
+    }
+)
 # Moodle error codes that describe a passing condition; any other code stops the connector.
 RETRYABLE_ERRORCODES = frozenset(
     {
@@ -173,6 +184,8 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             RetryableError: on transient HTTP failures or a retryable Moodle error code.
             FatalSourceError: on a rejected token or any other Moodle error.
         """
+        if function not in FUNCTIONS_CALLED:
+            raise FatalSourceError(f"{function} is not among the Moodle functions alcance calls")
         token = self.source.token.get_secret_value() if self.source.token is not None else ""
         # The token travels in the POST body, never in the URL (web servers log URLs).
         form = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **flatten(params)}

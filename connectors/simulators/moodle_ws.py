@@ -219,6 +219,11 @@ class MoodleSimulator:
             "mod_customcert_list_issues": self._list_issues,
         }
 
+    @property
+    def functions(self) -> frozenset[str]:
+        """The web-service functions this simulator answers."""
+        return frozenset(self._functions)
+
     def app(self, *, middlewares: list[Any] | None = None) -> web.Application:
         """The aiohttp application; `middlewares` may add faults (see `connectors.simulators.faults`)."""
         application = web.Application(middlewares=middlewares or [])
