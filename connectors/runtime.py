@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import aiohttp
 import asyncpg
@@ -183,6 +184,8 @@ class PullLoop:
         self._attrs = {"alcance.source": connector.name, "alcance.connector.kind": connector.kind}
         self._metrics = _get_instruments()
         self._lease_error: LeaseLost | None = None
+        # Event ids and dead letters of the previous page (see `_not_just_published`).
+        self._last_published: tuple[set[UUID], set[tuple[str, bytes, str]]] = (set(), set())
 
     def _on_retry(self, reason: str) -> None:
         self.connector.stats.retries += 1
@@ -449,12 +452,39 @@ class PullLoop:
             logger.warning("source %s: record dead-lettered: %s", connector.name, reason)
         return events, dead
 
+    def _not_just_published(
+        self, events: list[Event], dead: list[DeadLetter]
+    ) -> tuple[list[Event], list[DeadLetter]]:
+        """`events` and `dead` without those the previous page already published.
+
+        Sources are re-read from their last position on every poll (the overlap of a timestamp cursor,
+        a feed page without `next`), so an unchanged source hands back its newest records each time.
+        They were acknowledged and committed with the previous page; sending them again would only
+        grow the topics (and the dead-letter topics) by one copy per poll.
+        """
+        seen_events, seen_dead = self._last_published
+        self._last_published = (
+            {event.event_id for event in events},
+            {(letter.topic, letter.value, letter.reason) for letter in dead},
+        )
+        fresh_events = [event for event in events if event.event_id not in seen_events]
+        fresh_dead = [
+            letter for letter in dead if (letter.topic, letter.value, letter.reason) not in seen_dead
+        ]
+        repeated = len(events) - len(fresh_events) + len(dead) - len(fresh_dead)
+        if repeated:
+            logger.debug(
+                "source %s: %d records already published by the previous page", self.connector.name, repeated
+            )
+        return fresh_events, fresh_dead
+
     async def _publish_and_commit(self, page: Page[Any], unresolved: Sequence[DeadLetter] = ()) -> None:
         connector = self.connector
         started = time.perf_counter()
         events, dead = self._map(page)
         dead = [*unresolved, *dead]
         pulled = len(page.records) + len(unresolved)
+        events, dead = self._not_just_published(events, dead)
         settings = self.context.settings.connector
         attempt = 0
         while True:
