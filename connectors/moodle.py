@@ -424,7 +424,8 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             # reader without the capability; the course listing said this course tracks completion.
             raise FatalSourceError(
                 f"Moodle refuses completions of course {course['id']}, which tracks completion: the service"
-                " user needs the capability report/completion:view (configuration error)"
+                " user needs the capability report/completion:view (configuration error; Moodle says the"
+                " same when completion tracking is off for the whole site)"
             ) from exc
         raise RetryableError(f"Moodle core_completion_get_course_completion_status: {exc.errorcode}")
 

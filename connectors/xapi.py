@@ -19,8 +19,8 @@ never pulled is asked of the LRS, with `voidedStatementId` and then `statementId
 or a StatementResult whose only statement is the target: LRSs differ (Ralph ignores `voidedStatementId`
 and answers a page of other statements; it answers `statementId` with a StatementResult). A target
 neither pulled nor returned is dead-lettered with that reason; the source goes on. A voiding statement
-cannot itself be voided (xAPI 1.0.3 and 2.0, Data 2.2.3), so one that targets another voiding statement
-is dead-lettered too.
+cannot itself be voided (xAPI 1.0.3 Data 2.3.2, kept by xAPI 2.0), so one that targets another voiding
+statement is dead-lettered with that reason.
 
 Verb table (extendable with option `verbs`, IRI -> one of the targets below):
 
@@ -326,11 +326,19 @@ class XapiConnector(PollingConnector[XapiRecord]):
         await self._remember(produced)
         targets = {t for r in records if (t := self._voided_id(r.statement)) is not None} - produced.keys()
         known = {**await self._recall(sorted(targets)), **produced}
+        voidings = {
+            statement["id"]: statement
+            for record in records
+            if self._voided_id(statement := record.statement) is not None
+            and isinstance(statement.get("id"), str)
+        }
         resolved: list[XapiRecord] = []
         for record in records:
             target = self._voided_id(record.statement)
             if target is None:
                 resolved.append(record)
+            elif target in voidings:
+                resolved.append(XapiRecord(record.statement, voided=voidings[target]))
             elif target in known:
                 resolved.append(XapiRecord(record.statement, retracts=known[target]))
             else:
@@ -422,6 +430,10 @@ class XapiConnector(PollingConnector[XapiRecord]):
         target = self._voided_id(statement)
         if target is None:
             raise DeadLetterRecord("voiding statement without a StatementRef object")
+        if record.voided is not None and self._voided_id(record.voided) is not None:
+            raise DeadLetterRecord(
+                f"statement {target} is itself a voiding statement, which cannot be voided"
+            )
         retracts = record.retracts
         if retracts is None and record.voided is not None:
             try:

@@ -3,9 +3,9 @@
 It answers `/webservice/rest/server.php` like Moodle 4.5 / 5.x does (`webservice/rest/locallib.php`:
 parameters from the query string merged with the form body, token included): arrays flattened
 (`options[0][name]=limitfrom&options[0][value]=0`), every failure as HTTP 200 with
-`{"exception", "errorcode", "message"}`. Each function mirrors a real one (`FUNCTIONS` says which
-component and version defines it); an unknown function answers like Moodle does when a function is not in
-`external_functions`: `dml_missing_record_exception` / `invalidrecord`.
+`{"exception", "errorcode", "message"}`. Each function mirrors a real one (`FUNCTIONS` says which one
+and the versions that define it); an unknown function answers like Moodle does when a function is not
+in `external_functions`: `dml_missing_record_exception` / `invalidrecord`.
 
 The state is a plain `MoodleState` that tests mutate between polls (withdraw, complete, issue). Its
 courses may have completion tracking off (`cannotviewreport`, as `completion_can_view_data` decides),
@@ -29,6 +29,26 @@ logger = logging.getLogger(__name__)
 
 SITE_COURSE_ID = 1
 MAX_ISSUES_LIMIT = 500
+
+FUNCTIONS: dict[str, str] = {
+    "core_course_get_courses": "core_course_external::get_courses, Moodle 2.0+ (course/externallib.php)",
+    "core_course_get_courses_by_field": (
+        "core_course_external::get_courses_by_field, Moodle 3.2+; enablecompletion for any reader"
+    ),
+    "core_course_get_course_module_by_instance": (
+        "core_course_external::get_course_module_by_instance, Moodle 3.0+; MUST_EXIST: invalidrecord"
+    ),
+    "core_enrol_get_enrolled_users": "core_enrol_external::get_enrolled_users, Moodle 2.1+ (with roles)",
+    "core_completion_get_course_completion_status": (
+        "core_completion_external::get_course_completion_status, Moodle 2.9+; cannotviewreport, "
+        "usernotenroled, nocriteriaset"
+    ),
+    "mod_customcert_list_issues": (
+        "mod_customcert\\external::list_issues, mod_customcert 4.4.7+ / 5.0.1+; capability "
+        "mod/customcert:viewallcertificates"
+    ),
+}
+"""The real function each simulated one mirrors, with the versions that define it (Moodle 4.5 / 5.x)."""
 
 
 @dataclass
@@ -403,13 +423,22 @@ class MoodleSimulator:
         return out
 
 
-def state_from_world(world: World) -> MoodleState:
+def state_from_world(world: World, *, staff: bool = False) -> MoodleState:
     """A Moodle site holding the shared generator's CVF world: one Moodle course per offering.
 
     Enrolments withdrawn in the world are left out (Moodle deletes them); completions and certificate
-    issues are kept with their times.
+    issues are kept with their times. With `staff`, each course also has an editing teacher and a
+    manager enrolled (users 90000+), as real courses do; they are not learners.
     """
     state = MoodleState()
+    if staff:
+        for n, offering in enumerate(world.offerings):
+            for role, offset in (("editingteacher", 0), ("manager", 1)):
+                user_id = 90_000 + 10 * n + offset
+                state.users[user_id] = MoodleUser(
+                    user_id, f"staff{user_id}", "Staff", "Member", f"staff{user_id}@cvf.example", "UY"
+                )
+                state.enrol(n + 2, user_id, int(offering.starts_at.timestamp()), role=role)
     offering_ids = {offering.offering_id: index + 2 for index, offering in enumerate(world.offerings)}
     for offering in world.offerings:
         course_id = offering_ids[offering.offering_id]

@@ -15,7 +15,8 @@ from connectors.exceptions import FatalSourceError
 from connectors.moodle import FUNCTIONS_CALLED, MoodleConnector
 from connectors.runtime import ConnectorContext
 from connectors.simulators.generator import generate
-from connectors.simulators.moodle_ws import MoodleSimulator, MoodleState, MoodleUser, state_from_world
+from connectors.simulators.moodle_ws import FUNCTIONS as SIMULATED_AS
+from connectors.simulators.moodle_ws import MoodleSimulator, MoodleState, state_from_world
 from connectors.simulators.serving import serving
 from infra.settings import Settings
 from schemas.events.training import EnrolmentCompleted, EnrolmentCreated
@@ -31,15 +32,11 @@ REAL_FUNCTIONS = frozenset(
 
 
 def _site() -> MoodleState:
-    state = state_from_world(generate(41, learners=20, courses=2))
-    # Mixed roles, as every real course has: a teacher and a manager enrolled next to the students.
-    for n, course_id in enumerate(sorted(state.courses)):
-        for role, offset in (("editingteacher", 0), ("manager", 1)):
-            user_id = 90_000 + 10 * n + offset
-            state.users[user_id] = MoodleUser(
-                user_id, f"staff{user_id}", "Staff", "Member", f"s{user_id}@cvf.org", "UY"
-            )
-            state.enrol(course_id, user_id, 1_735_689_600, role=role)
+    # Mixed roles, as every real course has: a teacher and a manager enrolled next to the students, both
+    # with their completion met (a connector that counted them would count their completions too).
+    state = state_from_world(generate(41, learners=20, courses=2), staff=True)
+    for (course_id, user_id), enrolment in state.enrolments.items():
+        if enrolment.role != "student":
             state.complete(course_id, user_id, 1_740_000_000)
     return state
 
@@ -57,6 +54,9 @@ def test_the_connector_calls_only_functions_that_exist_and_the_simulator_offers_
     offered = MoodleSimulator(MoodleState(), token=TOKEN).functions
     assert offered >= FUNCTIONS_CALLED, FUNCTIONS_CALLED - offered
     assert offered <= REAL_FUNCTIONS, offered - REAL_FUNCTIONS
+    # Each simulated function names the real function and the versions it mirrors.
+    assert offered == set(SIMULATED_AS)
+    assert all(re.search(r"(Moodle|mod_customcert) \d", SIMULATED_AS[name]) for name in offered)
     # Every function name written in the connector is one it declares (an invented one fails here).
     written = set(re.findall(r'"((?:core|mod)_[a-z_]+)"', Path(moodle.__file__).read_text()))
     assert written - {"core_course_get_courses"} <= FUNCTIONS_CALLED, written - FUNCTIONS_CALLED

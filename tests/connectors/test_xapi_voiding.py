@@ -135,3 +135,30 @@ async def test_a_voiding_statement_the_lrs_keeps_failing_on_is_dead_lettered_and
     (reason,) = _reasons(dead)
     assert reason.startswith("unresolved after 2 attempts: HTTP 500")
     assert connector.stats.events_published == sum(1 for s in statements if s["verb"]["id"] in DEFAULT_VERBS)
+
+
+async def test_a_voiding_statement_that_targets_a_voiding_statement_is_dead_lettered_with_that_reason(
+    settings: Settings,
+) -> None:
+    statements, _ = statements_from_world(generate(24, learners=6), seed=24)
+    server = XapiLrs(statements)
+    target = next(s for s in server.statements if s["verb"]["id"].endswith("/registered"))
+    first = _void(server, target["id"], hide=True)
+    second = _void(server, first["id"], hide=False)
+    endpoint = await server.start()
+    try:
+        settings = xapi_settings(settings, endpoint, page_size=500)
+        catalogue = TopicCatalogue.from_settings(settings)
+        async with ConnectorContext.open(settings) as context:
+            connector = await _pull(settings, context)
+    finally:
+        await server.stop()
+    # xAPI 1.0.3 Data 2.3.2: a voiding statement cannot target another voiding statement.
+    assert connector.stats.dead_lettered == 1
+    dead = await read_topic(settings, catalogue.dead_letter(catalogue.training).name)
+    assert _reasons(dead) == [
+        f"statement {first['id']} is itself a voiding statement, which cannot be voided"
+    ]
+    assert dead[0].value and second["id"].encode() in dead[0].value
+    events = decode_all(await read_topic(settings, catalogue.training.name))
+    assert sum(isinstance(e, TrainingEventRetracted) for e in events) == 1
