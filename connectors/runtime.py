@@ -315,7 +315,7 @@ class PullLoop:
         A source that fails transiently is retried without bound (nothing can be isolated from a page
         that was never read), but a page that fails `page_split_after` times in a row with the same
         reason is asked for with half as many records, so that the records before the one that breaks
-        it pass; the page size doubles back after each good page. Records whose resolution keeps
+        it pass; the page size doubles back after each page that moved on. Records whose resolution keeps
         failing come back as dead letters (see `_resolve`).
         """
         settings = self.context.settings.connector
@@ -351,7 +351,8 @@ class PullLoop:
                         "source %s: page failed (%s); trying again in %.1fs", connector.name, reason, delay
                     )
                 await asyncio.sleep(delay)
-        if connector.page_limit is not None:
+        if connector.page_limit is not None and page.next_cursor != cursor:
+            # Grow back only after a page that moved on: re-reading an overlap window is no sign of health.
             doubled = connector.page_limit * 2
             full = connector.source.page_size or settings.page_size
             connector.page_limit = None if doubled >= full else doubled

@@ -252,7 +252,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
         since: str | None = (cursor or {}).get("since")
         more: str | None = (cursor or {}).get("more")
         response = None
-        if more:
+        # While the runtime asks for smaller pages (a page kept failing), the `more` link would repeat the
+        # old page size: the pass goes on from `since` with the smaller limit instead.
+        if more and self.page_limit is None:
             try:
                 response = await self.http.get_json(urljoin(self._origin(), more))
             except FatalSourceError as exc:

@@ -267,6 +267,8 @@ class XapiLrs:
         consistent_lag_s: how far `Consistent-Through` trails the newest `stored`.
         max_limit: the server's maximum page size (also used for `limit=0`).
         base_path: path prefix of the xAPI resources; `more` links include it.
+        like_ralph: answer single-statement queries as Ralph 5.1.0 does (see the module docstring).
+        broken: ids of statements that make every page holding them fail with HTTP 500.
     """
 
     statements: list[dict[str, Any]]
@@ -277,6 +279,7 @@ class XapiLrs:
     max_limit: int = 500
     base_path: str = "/xapi"
     like_ralph: bool = False
+    broken: set[str] = field(default_factory=set)
     requests: int = 0
     last_version: str | None = None
     _keys: list[tuple[str, int]] = field(default_factory=list, init=False, repr=False)
@@ -424,6 +427,9 @@ class XapiLrs:
             key = self._keys[index]
             if until is not None and key[0] > until:
                 break
+            if self.statements[index]["id"] in self.broken:
+                # A row the LRS cannot serialise: every page that holds it fails.
+                return web.json_response({"error": "internal error"}, status=500)
             if self.statements[index]["id"] not in self._voided:
                 page.append(self._raw[index])
             last_key = key

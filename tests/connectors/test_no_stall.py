@@ -1,4 +1,4 @@
-"""No record stalls a source: the PLGN feed and the cost ledger (xAPI and Moodle: their own test modules).
+"""No record stalls a source: pages that keep failing are split (PLGN, xAPI); bad ledger rows dead-letter.
 
 `test_xapi_voiding.py` and `test_moodle_real.py` prove that a record whose resolution keeps failing is
 dead-lettered with its reason while the others pass; here a PLGN page that keeps failing is split so the
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from connectors.base import Health
 from connectors.costs import CostLedgerConnector
@@ -18,9 +20,11 @@ from connectors.runtime import ConnectorContext
 from connectors.simulators.generator import generate
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
 from connectors.simulators.serving import serving
+from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
+from connectors.xapi import DEFAULT_VERBS, XapiConnector
 from infra.settings import Settings, SourceConfig
 from schemas.topics import TopicCatalogue
-from tests.connectors.support import read_topic
+from tests.connectors.support import read_topic, xapi_settings
 from tests.connectors.test_plgn_pull import TOKEN, plgn_settings
 
 BROKEN = 13
@@ -43,7 +47,8 @@ async def test_a_plgn_page_that_keeps_failing_is_split_so_the_items_before_the_b
             await asyncio.sleep(0.5)
             # Every item before the one that breaks its pages passed; that one cannot be read at all.
             assert connector.stats.records_pulled == BROKEN
-            assert connector.health() == Health.RETRYING and connector.page_size == 1
+            # (Its overlap window keeps the smallest page above one statement: it re-reads the second before.)
+            assert connector.health() == Health.RETRYING and connector.page_size < 8
             feed.broken.clear()
             await asyncio.wait_for(run, 30)
     assert connector.stats.records_pulled == len(feed.items)
@@ -81,3 +86,50 @@ async def test_bad_ledger_rows_are_dead_lettered_and_every_other_row_is_publishe
     reasons = sorted(dict(record.headers)["dlq_reason"].decode() for record in dead)
     assert reasons[0] == "cost row without cost_id"
     assert reasons[1].startswith("invalid cost row")
+
+
+async def test_an_xapi_page_that_keeps_failing_is_split_so_the_statements_before_the_bad_one_pass(
+    settings: Settings,
+) -> None:
+    statements, _ = statements_from_world(generate(53, learners=8), seed=53)
+    server = XapiLrs(statements)
+    bad = server.statements[BROKEN]
+    server.broken.add(bad["id"])
+    endpoint = await server.start()
+    try:
+        local = xapi_settings(settings, endpoint, page_size=8)
+        async with ConnectorContext.open(local) as context:
+            connector = XapiConnector(local.sources[0], local)
+
+            def ids_of(chosen: list[dict[str, Any]]) -> set[UUID]:
+                mapped = [connector._map_statement(s) for s in chosen if s["verb"]["id"] in DEFAULT_VERBS]
+                return {event.event_id for events in mapped for event in events}
+
+            before = ids_of([s for s in server.statements if s["stored"] < bad["stored"]])
+            published: set[UUID] = set()
+            real_publish = context.publisher.publish
+
+            async def publish(events: Any, dead: Any = ()) -> Any:
+                published.update(event.event_id for event in events)
+                return await real_publish(events, dead)
+
+            setattr(context.publisher, "publish", publish)  # noqa: B010 - recording one instance
+            run = asyncio.ensure_future(connector.run(context, until_idle=True))
+            for _ in range(600):
+                if before <= published and connector.page_size < 8:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            # Everything stored before the statement that breaks its pages passed (the pass going on from
+            # `since` with smaller pages); that one cannot be read at all, so the source retries it.
+            assert before <= published
+            # (Its overlap window keeps the smallest page above one statement: it re-reads the second before.)
+            assert connector.health() == Health.RETRYING and connector.page_size < 8
+            assert not run.done()
+            server.broken.clear()
+            await asyncio.wait_for(run, 30)
+            every = ids_of(server.statements)
+    finally:
+        await server.stop()
+    assert published == every
+    assert connector.page_limit is None and connector.stats.dead_lettered == 0
