@@ -1,10 +1,16 @@
 # Two commands do everything on a fresh machine: `make run` and `make test`.
+# Prerequisites: Python 3.11+, a JDK or JRE 17+ and Maven 3.6.3+ (for the local Apache Kafka broker).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run up stack test lint bench lock clean
+.PHONY: run up stack test lint bench lock clean broker
+
+# The local Apache Kafka broker's jars, fetched once from Maven Central into the per-user cache
+# (ALCANCE_CACHE_DIR moves it); a no-op when they are there already.
+broker: $(INSTALLED)
+	$(BIN)/alcance broker fetch
 
 # The virtual environment, installed exactly from the lock file, then alcance itself.
 $(INSTALLED): pyproject.toml requirements.lock
@@ -16,15 +22,15 @@ $(INSTALLED): pyproject.toml requirements.lock
 
 # The pipeline end to end on the embedded default, until every source is exhausted and processed,
 # then the indicators it computed.
-run: $(INSTALLED)
+run: broker
 	$(BIN)/alcance run --until-idle
 	$(BIN)/alcance indicators --json --indicator CVF-01 --period month --by country
 
 # The pipeline kept running until Ctrl-C or SIGTERM.
-up: $(INSTALLED)
+up: broker
 	$(BIN)/alcance run
 
-stack: $(INSTALLED)
+stack: broker
 	$(BIN)/alcance stack
 
 lint: $(INSTALLED)
@@ -33,10 +39,10 @@ lint: $(INSTALLED)
 	$(BIN)/mypy
 
 # The whole test suite: static checks, then every test against the real local broker and PostgreSQL.
-test: lint
+test: lint broker
 	$(BIN)/pytest
 
-bench: $(INSTALLED)
+bench: broker
 	$(BIN)/python -m benchmarks.xapi_pull
 	$(BIN)/python -m benchmarks.processors
 

@@ -189,7 +189,7 @@ def cpu_ticks_by_role(roles: dict[int, str]) -> dict[str, int]:
 
     Args:
         roles: Role of some child processes by pid (their descendants share it). Other
-            descendants are named by command: "postgres" and "tansu" (the local stack's servers);
+            descendants are named by command: "postgres" and "java" (the local stack's servers);
             anything else counts as "benchmark", like this process.
     """
     table = _process_table()
@@ -203,7 +203,7 @@ def cpu_ticks_by_role(roles: dict[int, str]) -> dict[str, int]:
         if pid not in table:
             continue
         name = table[pid][1]
-        role = roles.get(pid) or {"postgres": "postgres", "tansu": "broker"}.get(name, inherited)
+        role = roles.get(pid) or {"postgres": "postgres", "java": "broker"}.get(name, inherited)
         ticks[role] = ticks.get(role, 0) + table[pid][2]
         pending.extend((child, role) for child in children.get(pid, []))
     return ticks

@@ -4,7 +4,7 @@ Usage: `.venv/bin/python -m benchmarks.xapi_pull [--learners N] [--runs R] [--pa
 
 The LRS runs in its own process (so the connector's process is measured alone); each run pulls the
 whole LRS from the beginning under a fresh source name (fresh checkpoint), publishing to the local
-Tansu broker with broker acks per page and committing each page's cursor in PostgreSQL. The figure is
+Apache Kafka broker with broker acks per page and committing each page's cursor in PostgreSQL. The figure is
 records pulled per second from the first request until the source is exhausted; the median of the runs
 is reported.
 """
@@ -110,7 +110,7 @@ async def _run(learners: int, runs: int, page_size: int, seed: int) -> dict[str,
             "python": platform.python_version(),
             "system": platform.platform(),
         },
-        "notes": "LRS simulator in a separate process on the same machine; local Tansu broker (memory) "
+        "notes": "LRS simulator in a separate process on the same machine; local Apache Kafka broker "
         "and embedded PostgreSQL on the same cores; acks=all; one checkpoint transaction per page.",
     }
 

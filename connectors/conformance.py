@@ -48,7 +48,7 @@ from connectors.base import Connector, Health
 from connectors.checkpoints import CheckpointStore
 from connectors.registry import load_connector_class
 from connectors.runtime import ConnectorContext
-from infra.kafka import make_consumer
+from infra.kafka import read_topic_to_end
 from infra.settings import Settings, SourceConfig
 from schemas.topics import TopicCatalogue
 
@@ -177,31 +177,13 @@ async def run_connector(
 
 
 async def read_topic(
-    settings: Settings, topic: str, *, expect_at_least: int = 0, idle_s: float = 1.0, timeout_s: float = 20.0
+    settings: Settings, topic: str, *, expect_at_least: int = 0, timeout_s: float = 20.0
 ) -> list[Any]:
-    """Every record of `topic` from the beginning (aiokafka `ConsumerRecord`s).
+    """Every record of `topic` from the beginning to its end offsets (aiokafka `ConsumerRecord`s).
 
-    Reads until `expect_at_least` records arrived and then nothing new came for `idle_s` (end offsets
-    are not trusted: the local broker reports them wrongly), or until `timeout_s`.
+    Waits for at least `expect_at_least` records, or until `timeout_s`.
     """
-    consumer = make_consumer(settings.kafka, None, isolation_level="read_uncommitted")
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        consumer.subscribe([topic])
-        deadline = time.monotonic() + timeout_s
-        last_new = time.monotonic()
-        while time.monotonic() < deadline:
-            batches = await consumer.getmany(timeout_ms=200)
-            fresh = [record for batch in batches.values() for record in batch]
-            if fresh:
-                records.extend(fresh)
-                last_new = time.monotonic()
-            elif len(records) >= expect_at_least and time.monotonic() - last_new >= idle_s:
-                break
-    finally:
-        await consumer.stop()
-    return records
+    return await read_topic_to_end(settings.kafka, topic, at_least=expect_at_least, timeout_s=timeout_s)
 
 
 async def forget_checkpoints(settings: Settings, source: str) -> None:
@@ -311,9 +293,7 @@ class ConnectorConformance:
         assert result.dead_letters >= simulated_source.expected_dead_letters
         catalogue = TopicCatalogue.from_settings(fast)
         topic = catalogue.dead_letter(getattr(catalogue, connector.family)).name
-        records = await read_topic(
-            fast, topic, expect_at_least=simulated_source.expected_dead_letters, idle_s=0.4
-        )
+        records = await read_topic(fast, topic, expect_at_least=simulated_source.expected_dead_letters)
         assert len({record.value for record in records}) == simulated_source.expected_dead_letters
         for record in records:
             headers = dict(record.headers)

@@ -17,6 +17,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from connectors.exceptions import FatalSourceError, RetryableError
+from connectors.health import source_host
 from infra.settings import ConnectorSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -107,6 +108,8 @@ class HttpClient:
         self._on_retry = on_retry
         self._headers = {"Accept": "application/json", **auth_headers(source), **(default_headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
+        # Every failure names the host (never the credentials), so a dead endpoint is found from the log.
+        self._host = source_host(source)
 
     async def get_json(
         self,
@@ -144,8 +147,9 @@ class HttpClient:
             if last.retry_after_s is not None:
                 delay = max(delay, min(last.retry_after_s, MAX_RETRY_AFTER_S))
             logger.warning(
-                "source %s: %s; retry %d/%d in %.2fs",
+                "source %s (%s): %s; retry %d/%d in %.2fs",
                 self._source.name,
+                self._host,
                 last,
                 attempt + 1,
                 attempts - 1,
@@ -173,6 +177,7 @@ class HttpClient:
         accept_statuses: Collection[int],
         form: Mapping[str, str] | None = None,
     ) -> JsonResponse:
+        host = self._host
         try:
             request = (
                 self._session.post(url, data=dict(form), headers=headers, timeout=self._timeout)
@@ -183,9 +188,10 @@ class HttpClient:
                 status = resp.status
                 if status == 429 or status >= 500:
                     retry_after = parse_retry_after(resp.headers.get("Retry-After"))
-                    raise RetryableError(f"HTTP {status} from {resp.url.path}", retry_after_s=retry_after)
+                    where = f"{host}{resp.url.path}"
+                    raise RetryableError(f"HTTP {status} from {where}", retry_after_s=retry_after)
                 if status >= 400 and status not in accept_statuses:
-                    raise FatalSourceError(f"HTTP {status} from {resp.url.path}", status=status)
+                    raise FatalSourceError(f"HTTP {status} from {host}{resp.url.path}", status=status)
                 raw = await resp.read()
                 body: Any = None
                 if raw or status < 300:
@@ -195,13 +201,13 @@ class HttpClient:
                         if status >= 300:
                             body = None
                         else:
-                            raise RetryableError(f"invalid JSON body from {resp.url.path}") from exc
+                            raise RetryableError(f"invalid JSON body from {host}{resp.url.path}") from exc
                 return JsonResponse(status=status, body=body, headers=resp.headers, url=str(resp.url))
         except TimeoutError as exc:
-            raise RetryableError(f"timeout after {self._settings.request_timeout_s}s") from exc
+            raise RetryableError(f"timeout after {self._settings.request_timeout_s}s from {host}") from exc
         except aiohttp.ClientPayloadError as exc:
-            raise RetryableError(f"truncated body: {type(exc).__name__}") from exc
+            raise RetryableError(f"truncated body from {host}: {type(exc).__name__}") from exc
         except aiohttp.ClientConnectionError as exc:
-            raise RetryableError(f"connection error: {type(exc).__name__}") from exc
+            raise RetryableError(f"connection error to {host}: {type(exc).__name__}") from exc
         except aiohttp.ClientResponseError as exc:
-            raise RetryableError(f"bad response: {exc.status}") from exc
+            raise RetryableError(f"bad response from {host}: {exc.status}") from exc

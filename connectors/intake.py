@@ -4,22 +4,29 @@ Delivery guarantee: a 2xx answer means every event of the request was acknowledg
 (`acks=all`); on any failure the client gets an error and sends again, and deterministic event ids make
 the resend harmless (at-least-once into Kafka, exactly-once in effect).
 
+Every request first passes the guard: a known, unrevoked client token (401), the client's rate limit
+(429 with `Retry-After`) and the concurrency limit (503), before its body is read. Bodies must be
+`application/json` (415), at most `intake.max_body_bytes` (413, counted while streaming) and strict JSON
+(`connectors.intake_body`); a client restricted to some activities or registrations gets 403 for a
+statement outside them (`connectors.intake_access`). No input gives a 500.
+
 xAPI (statement resource, 1.0.3 and 2.0.0):
 
 * `POST /xapi/statements` with one statement or an array: 200 with the statement ids (ids are assigned
   to statements without one); `PUT /xapi/statements?statementId=<uuid>` with one statement: 204.
-* 400 for malformed JSON, a missing or unsupported `X-Experience-API-Version`, a statement without an
-  actor identifier, verb id or object, two statements with one id in a batch, or a PUT whose id differs
-  from `statementId`; 401 without the bearer token; 409 when an id was already received with different
-  content (the whole batch is rejected). Every answer carries `X-Experience-API-Version`.
+* 400 for malformed JSON, a missing or unsupported `X-Experience-API-Version`, a statement without exactly
+  one actor identifier of the right type, verb IRI or object, a timestamp that is not an ISO 8601
+  date-time with a time zone, two statements with one id in a batch, or a PUT whose id differs from
+  `statementId`; 409 when an id was already received with different content (the whole batch is
+  rejected). Every answer carries `X-Experience-API-Version`.
 * Statements are mapped by the xAPI connector's own mapping (`connectors.xapi`); a voiding statement
   retracts the events of the statement it voids when the intake received that one. Statements alcance
-  cannot map are accepted and dead-lettered (the sender can do nothing about them); verbs alcance does not
-  measure are accepted and dropped.
+  cannot map are accepted and dead-lettered as a redacted copy (`connectors.intake_redact`: no personal
+  data); verbs alcance does not measure are accepted and dropped.
 
 Caliper 1.2 (`POST /caliper`): an envelope `{sensor, sendTime, dataVersion, data[]}`; 200 with an empty body,
-401 without the token, 415 when not JSON, 400 for a malformed envelope or event, 422 for a `dataVersion`
-other than v1p2. Events are translated to xAPI statements (Activated -> registered, Deactivated ->
+400 for a malformed envelope or event, 422 for a `dataVersion` other than v1p2. `GET /caliper` advertises
+the size limit in KB. Events are translated to xAPI statements (Activated -> registered, Deactivated ->
 unregistered, Completed -> completed; actor and object ids kept, `extensions` as context extensions) and
 mapped like pushed statements; other actions and entity descriptions are accepted and dropped.
 """
@@ -27,22 +34,39 @@ mapped like pushed statements; other actions and entity descriptions are accepte
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
+import math
+import re
+import ssl
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
+from aiokafka.errors import KafkaError
 
 from connectors.exceptions import DeadLetterRecord, SkipRecord
+from connectors.intake_access import Client, Gatekeeper
+from connectors.intake_body import (
+    BadRequest,
+    check_timestamp,
+    parse_json,
+    read_body,
+    require_json_media_type,
+)
+from connectors.intake_redact import redact_statement
+from connectors.intake_shapes import (
+    CALIPER_V1P2,
+    caliper_to_statement,
+    check_statement,
+    parse_statement_id,
+)
 from connectors.publisher import DeadLetter
-from connectors.runtime import ConnectorContext, describe_error
+from connectors.runtime import TRANSIENT_INFRA_ERRORS, ConnectorContext, describe_error
 from connectors.xapi import XapiConnector, XapiRecord
 from infra.settings import SourceConfig
 from schemas.events.base import Event
@@ -51,18 +75,20 @@ from schemas.events.training import TrainingEventRetracted
 logger = logging.getLogger(__name__)
 
 XAPI_VERSION_HEADER = "X-Experience-API-Version"
-CALIPER_V1P2 = "http://purl.imsglobal.org/ctx/caliper/v1p2"
 VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
-_CALIPER_VERBS = {
-    "Activated": "http://adlnet.gov/expapi/verbs/registered",
-    "Deactivated": "http://id.tincanapi.com/verb/unregistered",
-    "Completed": "http://adlnet.gov/expapi/verbs/completed",
-}
-_IFI = ("mbox", "mbox_sha1sum", "openid", "account")
+# The xAPI versions spoken: 1.0.x and 2.0.x (patch levels are wire-compatible).
+_VERSION = re.compile(r"(1|2)\.0\.[0-9]{1,3}")
+_CLIENT = web.RequestKey("client", Client)
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-
-class BadRequest(Exception):
-    """Raised when a request is malformed; answered with 400 and the message."""
+__all__ = [
+    "CALIPER_V1P2",
+    "BadRequest",
+    "Intake",
+    "caliper_to_statement",
+    "check_statement",
+    "serving_intake",
+]
 
 
 @dataclass
@@ -79,40 +105,6 @@ def _json_error(status: int, message: str, headers: dict[str, str] | None = None
     return web.json_response({"error": message}, status=status, headers=headers)
 
 
-def _statement_id(value: Any) -> uuid.UUID:
-    try:
-        parsed = uuid.UUID(str(value))
-    except ValueError as exc:
-        raise BadRequest("statement id is not a UUID") from exc
-    return parsed
-
-
-def check_statement(statement: Any) -> None:
-    """Reject what is not an xAPI statement (structure only; alcance's mapping comes later).
-
-    Raises:
-        BadRequest: naming the first problem found.
-    """
-    if not isinstance(statement, dict):
-        raise BadRequest("a statement must be a JSON object")
-    actor = statement.get("actor")
-    if not isinstance(actor, dict) or not any(key in actor for key in _IFI):
-        raise BadRequest("actor must be an Agent with an inverse functional identifier")
-    verb = statement.get("verb")
-    if not isinstance(verb, dict) or not isinstance(verb.get("id"), str) or ":" not in verb["id"]:
-        raise BadRequest("verb.id must be an IRI")
-    obj = statement.get("object")
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str):
-        raise BadRequest("object must have an id")
-    if "id" in statement:
-        _statement_id(statement["id"])
-    if "timestamp" in statement:
-        try:
-            datetime.fromisoformat(str(statement["timestamp"]).replace("Z", "+00:00"))
-        except ValueError as exc:
-            raise BadRequest("timestamp is not an ISO 8601 timestamp") from exc
-
-
 class Intake:
     """The push-intake aiohttp application.
 
@@ -120,16 +112,17 @@ class Intake:
         context: the connector context of the process (publisher, catalogue, PostgreSQL pool).
 
     Raises:
-        ValueError: when `settings.intake.token` is not set (the intake never runs unauthenticated).
+        ValueError: when no client token is configured, or `intake.token` is too weak (the intake never
+            runs unauthenticated).
     """
 
     def __init__(self, context: ConnectorContext) -> None:
         settings = context.settings
-        if settings.intake.token is None:
-            raise ValueError("intake.token must be set: the push intake requires a bearer token")
         self.context = context
         self.source = settings.intake.source_name
-        self._token = settings.intake.token.get_secret_value().encode()
+        self._limits = settings.intake
+        self._gate = Gatekeeper(settings.intake)
+        self._in_flight = 0
         self._mapper = XapiConnector(
             SourceConfig(name=self.source, kind="xapi", endpoint="http://intake.invalid/"), settings
         )
@@ -138,7 +131,7 @@ class Intake:
 
     def app(self) -> web.Application:
         """The aiohttp application with the xAPI and Caliper routes."""
-        application = web.Application(client_max_size=8 * 1024 * 1024)
+        application = web.Application(client_max_size=self._limits.max_body_bytes, middlewares=[self._guard])
         application.router.add_post("/xapi/statements", self._post_statements)
         application.router.add_put("/xapi/statements", self._put_statement)
         application.router.add_post("/caliper", self._post_caliper)
@@ -147,10 +140,44 @@ class Intake:
 
     # ---- shared ---------------------------------------------------------------------------------
 
-    def _authorised(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token)
+    @web.middleware
+    async def _guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Authenticate, rate-limit and bound concurrency before any body is read; map errors to statuses.
+
+        Every answer of an xAPI route carries `X-Experience-API-Version`. Only a broker that cannot take
+        the events gives 503; anything else unexpected is a defect, logged and answered 500.
+        """
+        headers = {XAPI_VERSION_HEADER: "1.0.3"} if request.path.startswith("/xapi") else {}
+        client = self._gate.authenticate(request.headers.get("Authorization", ""))
+        if client is None:
+            return _json_error(401, "a valid bearer token is required", headers)
+        wait_s = self._gate.retry_after_s(client)
+        if wait_s > 0:
+            return _json_error(429, "too many requests", {**headers, "Retry-After": str(math.ceil(wait_s))})
+        if self._in_flight >= self._limits.max_concurrent_requests:
+            return _json_error(503, "the intake is busy; retry shortly", {**headers, "Retry-After": "1"})
+        self._in_flight += 1
+        request[_CLIENT] = client
+        try:
+            response = await handler(request)
+        except BadRequest as exc:
+            return _json_error(exc.status, str(exc), headers)
+        except (KafkaError, *TRANSIENT_INFRA_ERRORS) as exc:
+            # Nothing was acknowledged: the client sends again, and event ids make that harmless.
+            logger.warning("intake: broker or store unavailable: %s", type(exc).__name__)
+            return _json_error(
+                503, "the pipeline is unavailable; retry later", {**headers, "Retry-After": "5"}
+            )
+        finally:
+            self._in_flight -= 1
+        return response
+
+    def _refuse_foreign(self, request: web.Request, statements: list[dict[str, Any]]) -> None:
+        client = request[_CLIENT]
+        for statement in statements:
+            refusal = client.refusal(statement)
+            if refusal is not None:
+                raise _Forbidden(refusal)
 
     def _digest(self, statement: dict[str, Any]) -> str:
         # The actor enters only through its keyed pseudonym, so the digest reveals nothing about a person.
@@ -164,10 +191,19 @@ class Intake:
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(f"{actor}|{canonical}".encode()).hexdigest()
 
+    def _person_or_none(self, actor: Any) -> str | None:
+        try:
+            return self._mapper._person_key(actor)
+        except DeadLetterRecord:
+            return None
+
     def _dead_letter(self, statement: dict[str, Any], reason: str) -> DeadLetter:
-        scrubbed = {**statement, "actor": "<removed>"}
-        value = json.dumps(scrubbed, ensure_ascii=False, default=str).encode()
-        return DeadLetter(topic=self._dead_topic, value=value, reason=reason, source=self.source)
+        # Dead letters are read by operators: only the redacted statement, never personal data.
+        redacted = redact_statement(statement, self._person_or_none, self._mapper.pseudonyms.org)
+        value = json.dumps(redacted, ensure_ascii=False, default=str).encode()
+        return DeadLetter(
+            topic=self._dead_topic, value=value, reason=reason, source=self.source, redacted=True
+        )
 
     async def _known(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]:
         rows = await self.context.pool.fetch(
@@ -181,7 +217,7 @@ class Intake:
     def _map(
         self, statement: dict[str, Any], known: dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]
     ) -> _Accepted:
-        statement_id = _statement_id(statement["id"])
+        statement_id = parse_statement_id(statement["id"])
         accepted = _Accepted(statement_id=statement_id, digest=self._digest(statement))
         try:
             if statement["verb"]["id"] == VERB_VOIDED:
@@ -192,7 +228,8 @@ class Intake:
             logger.debug("intake: statement skipped: %s", exc.reason)
         except DeadLetterRecord as exc:
             accepted.dead.append(self._dead_letter(statement, exc.reason))
-        except (ValidationError, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:
+            # Any failure to map one statement is that statement's dead letter, never a 500.
             accepted.dead.append(self._dead_letter(statement, describe_error(exc)))
         return accepted
 
@@ -202,10 +239,10 @@ class Intake:
         target = statement["object"]
         if target.get("objectType") != "StatementRef":
             raise DeadLetterRecord("voiding statement without a StatementRef object")
-        voided = known.get(_statement_id(target["id"]))
+        voided = known.get(parse_statement_id(target["id"]))
         if voided is None:
             raise DeadLetterRecord("voided statement was not received by this intake")
-        when = statement.get("timestamp") or datetime.now().astimezone().isoformat()
+        when = statement.get("timestamp") or datetime.now(UTC).isoformat()
         return [
             TrainingEventRetracted.create(
                 source=self.source,
@@ -223,9 +260,9 @@ class Intake:
 
     async def _accept(self, statements: list[dict[str, Any]]) -> web.Response | None:
         """Map, publish (awaiting acks) and record `statements`; an error response, or None when done."""
-        ids = [_statement_id(s["id"]) for s in statements]
+        ids = [parse_statement_id(s["id"]) for s in statements]
         refs = [
-            _statement_id(s["object"]["id"])
+            parse_statement_id(s["object"]["id"])
             for s in statements
             if s["verb"]["id"] == VERB_VOIDED and s["object"].get("objectType") == "StatementRef"
         ]
@@ -267,43 +304,43 @@ class Intake:
             if not isinstance(event, TrainingEventRetracted)
         ]
 
-    # ---- xAPI -----------------------------------------------------------------------------------
+    # ---- xAPI ---------------------------------------------------------------------------------
 
     def _version(self, request: web.Request) -> str:
         version = request.headers.get(XAPI_VERSION_HEADER, "")
-        if not (version.startswith("1.0.") or version.startswith("2.0.")):
-            raise BadRequest(f"missing or unsupported {XAPI_VERSION_HEADER}")
+        if not _VERSION.fullmatch(version):
+            raise BadRequest(f"missing or unsupported {XAPI_VERSION_HEADER}; supported: 1.0.x, 2.0.x")
         return "2.0.0" if version.startswith("2.0.") else "1.0.3"
+
+    async def _json_body(self, request: web.Request) -> Any:
+        require_json_media_type(request)
+        return parse_json(await read_body(request, self._limits.max_body_bytes))
 
     async def _statements_request(
         self, request: web.Request, *, single: bool
     ) -> tuple[str, list[dict[str, Any]]]:
         version = self._version(request)
-        try:
-            body = json.loads(await request.read())
-        except ValueError as exc:
-            raise BadRequest("body is not JSON") from exc
+        body = await self._json_body(request)
         statements = body if isinstance(body, list) and not single else [body]
         if not statements:
             raise BadRequest("no statement")
         for statement in statements:
             check_statement(statement)
+        self._refuse_foreign(request, statements)
         return version, statements
 
     async def _post_statements(self, request: web.Request) -> web.Response:
         headers = {XAPI_VERSION_HEADER: "1.0.3"}
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required", headers)
         try:
             version, statements = await self._statements_request(request, single=False)
             headers[XAPI_VERSION_HEADER] = version
             for statement in statements:
                 statement.setdefault("id", str(uuid.uuid4()))
-            ids = [str(_statement_id(s["id"])) for s in statements]
+            ids = [str(parse_statement_id(s["id"])) for s in statements]
             if len(set(ids)) != len(ids):
                 raise BadRequest("two statements of the batch share one id")
         except BadRequest as exc:
-            return _json_error(400, str(exc), headers)
+            return _json_error(exc.status, str(exc), headers)
         refused = await self._accept(statements)
         if refused is not None:
             refused.headers.update(headers)
@@ -312,17 +349,15 @@ class Intake:
 
     async def _put_statement(self, request: web.Request) -> web.Response:
         headers = {XAPI_VERSION_HEADER: "1.0.3"}
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required", headers)
         try:
             version, (statement,) = await self._statements_request(request, single=True)
             headers[XAPI_VERSION_HEADER] = version
-            wanted = _statement_id(request.query.get("statementId", ""))
-            if "id" in statement and _statement_id(statement["id"]) != wanted:
+            wanted = parse_statement_id(request.query.get("statementId", ""))
+            if "id" in statement and parse_statement_id(statement["id"]) != wanted:
                 raise BadRequest("statement id differs from statementId")
             statement["id"] = str(wanted)
         except BadRequest as exc:
-            return _json_error(400, str(exc), headers)
+            return _json_error(exc.status, str(exc), headers)
         refused = await self._accept([statement])
         if refused is not None:
             refused.headers.update(headers)
@@ -332,37 +367,29 @@ class Intake:
     # ---- Caliper --------------------------------------------------------------------------------
 
     async def _caliper_config(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required")
+        # Caliper 1.2 section 6.2 gives the maximum payload size in kilobytes: exactly what read_body takes.
         return web.json_response(
-            {"caliper_supported_versions": [CALIPER_V1P2], "caliper_maximum_payload_size": 8192}
+            {
+                "caliper_supported_versions": [CALIPER_V1P2],
+                "caliper_maximum_payload_size": self._limits.max_body_bytes // 1024,
+            }
         )
 
     async def _post_caliper(self, request: web.Request) -> web.Response:
-        if not self._authorised(request):
-            return _json_error(401, "bearer token required")
-        if request.content_type != "application/json":
-            return _json_error(415, "Content-Type must be application/json")
-        try:
-            envelope = json.loads(await request.read())
-        except ValueError:
-            return _json_error(400, "body is not JSON")
+        envelope = await self._json_body(request)
         if not isinstance(envelope, dict) or not all(
             k in envelope for k in ("sensor", "sendTime", "dataVersion", "data")
         ):
-            return _json_error(400, "an envelope needs sensor, sendTime, dataVersion and data")
+            raise BadRequest("an envelope needs sensor, sendTime, dataVersion and data")
         if envelope["dataVersion"] != CALIPER_V1P2:
             return _json_error(422, f"unsupported dataVersion; supported: {CALIPER_V1P2}")
+        check_timestamp(envelope["sendTime"], "sendTime")
         if not isinstance(envelope["data"], list):
-            return _json_error(400, "data must be an array")
-        try:
-            statements = [
-                s for s in (caliper_to_statement(item) for item in envelope["data"]) if s is not None
-            ]
-            for statement in statements:
-                check_statement(statement)
-        except BadRequest as exc:
-            return _json_error(400, str(exc))
+            raise BadRequest("data must be an array")
+        statements = [s for s in (caliper_to_statement(item) for item in envelope["data"]) if s is not None]
+        for statement in statements:
+            check_statement(statement)
+        self._refuse_foreign(request, statements)
         if statements:
             refused = await self._accept(statements)
             if refused is not None:
@@ -370,60 +397,44 @@ class Intake:
         return web.Response(status=200)
 
 
-def caliper_to_statement(item: Any) -> dict[str, Any] | None:
-    """The xAPI statement equivalent of one Caliper event, or None for entities and unmapped actions.
+class _Forbidden(BadRequest):
+    """Raised when a client posts about activities or registrations that are not its own."""
 
-    Raises:
-        BadRequest: when the item is not a valid Caliper event or entity.
-    """
-    if not isinstance(item, dict) or "id" not in item or "type" not in item:
-        raise BadRequest("every data item needs an id and a type")
-    if "action" not in item:
-        return None  # an entity description ("describe"): nothing to measure
-    for key in ("actor", "object", "eventTime"):
-        if key not in item:
-            raise BadRequest(f"Caliper event without {key}")
-    event_id = str(item["id"])
-    if not event_id.startswith("urn:uuid:"):
-        raise BadRequest("Caliper event id must be a urn:uuid")
-    verb = _CALIPER_VERBS.get(str(item["action"]))
-    if verb is None:
-        return None
-    actor_id = item["actor"]["id"] if isinstance(item["actor"], dict) else item["actor"]
-    obj = item["object"]
-    object_id = obj.get("id") if isinstance(obj, dict) else obj
-    if not isinstance(actor_id, str) or not isinstance(object_id, str):
-        raise BadRequest("Caliper actor and object need ids")
-    home, _, name = actor_id.rpartition("/")
-    statement: dict[str, Any] = {
-        "id": str(_statement_id(event_id.removeprefix("urn:uuid:"))),
-        "actor": {"objectType": "Agent", "account": {"homePage": home or actor_id, "name": name or actor_id}},
-        "verb": {"id": verb},
-        "object": {"objectType": "Activity", "id": object_id},
-        "timestamp": item["eventTime"],
-        "context": {"extensions": dict(item.get("extensions") or {})},
-    }
-    generated = item.get("generated")
-    if isinstance(generated, dict) and "scoreGiven" in generated and generated.get("maxScore"):
-        statement["result"] = {
-            "score": {"scaled": float(generated["scoreGiven"]) / float(generated["maxScore"])}
-        }
-    return statement
+    status = 403
 
 
 @asynccontextmanager
 async def serving_intake(context: ConnectorContext) -> AsyncIterator[str]:
-    """Serve the intake on `settings.intake.host:port` (port 0: any free port); yields its base URL."""
+    """Serve the intake on `settings.intake.host:port` (port 0: any free port); yields its base URL.
+
+    With `intake.tls_certfile` and `tls_keyfile` it serves HTTPS only.
+
+    Raises:
+        ValueError: when only one of the TLS files is set, or the intake has no client.
+    """
     intake = Intake(context)
+    settings = context.settings.intake
+    tls = _tls_context(settings.tls_certfile, settings.tls_keyfile)
     runner = web.AppRunner(intake.app(), access_log=None)
     await runner.setup()
-    settings = context.settings.intake
-    site = web.TCPSite(runner, settings.host, settings.port)
+    site = web.TCPSite(runner, settings.host, settings.port, ssl_context=tls)
     await site.start()
     server: Any = site._server  # aiohttp exposes the bound port only through the server's sockets
     port = int(server.sockets[0].getsockname()[1])
-    logger.info("push intake listening on http://%s:%d", settings.host, port)
+    scheme = "https" if tls is not None else "http"
+    logger.info("push intake listening on %s://%s:%d", scheme, settings.host, port)
     try:
-        yield f"http://{settings.host}:{port}"
+        yield f"{scheme}://{settings.host}:{port}"
     finally:
         await runner.cleanup()
+
+
+def _tls_context(certfile: Any, keyfile: Any) -> ssl.SSLContext | None:
+    if certfile is None and keyfile is None:
+        return None
+    if certfile is None or keyfile is None:
+        raise ValueError("intake.tls_certfile and intake.tls_keyfile must be set together")
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.minimum_version = ssl.TLSVersion.TLSv1_2
+    tls.load_cert_chain(certfile, keyfile)
+    return tls

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from infra.dead_letters import bound_dead_letter
 from infra.telemetry import inject_headers, tracer
 from schemas.cloudevents import encode
 
@@ -32,19 +33,21 @@ class DeadLetter:
         value: the raw record, unchanged (JSON bytes).
         reason: why it was rejected (header `dlq_reason`).
         source: the source instance name (header `dlq_source`, also the record key).
+        redacted: the value is a redacted copy (personal data removed), not the raw record.
     """
 
     topic: str
     value: bytes
     reason: str
     source: str
+    redacted: bool = False
 
     def headers(self) -> list[tuple[str, bytes]]:
-        """Headers of the dead letter: reason, source, and a marker that the value is the raw record."""
+        """Headers of the dead letter: reason, source, and whether the value is the raw record."""
         return [
             ("dlq_reason", self.reason.encode()),
             ("dlq_source", self.source.encode()),
-            ("dlq_raw_record", b"true"),
+            ("dlq_raw_record", b"false" if self.redacted else b"true"),
         ]
 
 
@@ -89,9 +92,10 @@ class Publisher:
             futures.extend(await self._send_events(topic, batch))
         dead_futures: list[asyncio.Future[Any]] = []
         for letter in dead_letters:
+            bounded = bound_dead_letter(letter.value, letter.source.encode(), [], letter.headers())
             dead_futures.append(
                 await self._producer.send(
-                    letter.topic, letter.value, key=letter.source.encode(), headers=letter.headers()
+                    letter.topic, bounded.value, key=bounded.key, headers=bounded.headers
                 )
             )
         metadata = await asyncio.gather(*futures)

@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
 from connectors.checkpoints import CheckpointStore
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, LeaseLost, RetryableError, SkipRecord
+from connectors.health import FailureWatch, keep_health_written
 from connectors.http import HttpClient, backoff_delay
 from connectors.publisher import DeadLetter, Publisher
 from infra.kafka import ensure_topics, make_producer, read_log_identity
@@ -186,6 +187,12 @@ class PullLoop:
         self._lease_error: LeaseLost | None = None
         # Event ids and dead letters of the previous page (see `_not_just_published`).
         self._last_published: tuple[set[UUID], set[tuple[str, bytes, str]]] = (set(), set())
+        # Failed attempts against the source's deadline, and its health in the store (connectors.health).
+        self.watch = FailureWatch(connector, settings.connector.failure_deadline_s)
+
+    def _on_source_retry(self, reason: str) -> None:
+        self._on_retry(reason)
+        self.watch.failed_attempt(reason)
 
     def _on_retry(self, reason: str) -> None:
         self.connector.stats.retries += 1
@@ -204,11 +211,14 @@ class PullLoop:
             self.context.session,
             connector.source,
             self.context.settings.connector,
-            on_retry=self._on_retry,
+            on_retry=self._on_source_retry,
             default_headers=connector.default_headers(),
         )
         await self._acquire_lease()
         renewer = asyncio.create_task(self._renew_lease(), name=f"lease-{connector.name}")
+        reporter = asyncio.create_task(
+            keep_health_written(self.context.pool, self.watch), name=f"health-{connector.name}"
+        )
         try:
             group = self.context.catalogue.consumer_group(INDICATORS_GROUP)
             cursor = await self._with_store_retries(
@@ -222,8 +232,12 @@ class PullLoop:
         except BaseException as exc:
             connector.set_health(Health.FAILED)
             connector.stats.last_error = describe_error(exc)
+            self.watch.stopped(exc, connector.stats.last_error)
             raise
         finally:
+            reporter.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporter
             renewer.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):
                 await renewer
@@ -289,7 +303,7 @@ class PullLoop:
                 raise self._lease_error
             # No prefetch: the next page is requested only once this one is acked and committed, so
             # memory holds one page and a crash re-reads at most that page.
-            page, unresolved = await self._fetch(cursor)
+            page, unresolved = await self.watch.guard(self._fetch(cursor), until_idle=until_idle)
             connector.set_health(Health.PULLING)
             # Once a page is in hand it is published and committed even if a stop is requested.
             job = asyncio.ensure_future(self._publish_and_commit(page, unresolved))
@@ -327,6 +341,7 @@ class PullLoop:
                 page = await connector.fetch_page(cursor)
                 break
             except RetryableError as exc:
+                self.watch.failed_attempt(str(exc))
                 connector.set_health(Health.RETRYING)
                 delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
                 if exc.retry_after_s is not None:
@@ -351,6 +366,7 @@ class PullLoop:
                         "source %s: page failed (%s); trying again in %.1fs", connector.name, reason, delay
                     )
                 await asyncio.sleep(delay)
+        self.watch.succeeded()
         if connector.page_limit is not None and page.next_cursor != cursor:
             # Grow back only after a page that moved on: re-reading an overlap window is no sign of health.
             doubled = connector.page_limit * 2

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -18,12 +16,15 @@ import asyncpg
 from pydantic import SecretStr
 
 from connectors.base import Connector, Health
+from connectors.health import summary_lines
 from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import ConnectorContext, run_connectors
-from infra.kafka import ensure_topics
-from infra.local import LocalStack, LocalStackError, parent_death_preexec, running_stack
+from infra.child_settings import spawn_with_settings
+from infra.kafka import ensure_topics, make_consumer, topic_partitions
+from infra.local import LocalStack, LocalStackError, running_stack
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings, settings_as_environment
+from infra.settings import ReachTargetConfig, Settings
+from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
@@ -67,6 +68,7 @@ async def _run_resolved(
     pool = await create_pool(settings.postgres)
     stack.push_async_callback(pool.close)
     await migrate(pool)
+    await apply_configured_targets(pool, settings)
     catalogue = TopicCatalogue.from_settings(settings)
     await ensure_topics(settings.kafka, catalogue.all())
 
@@ -95,7 +97,7 @@ async def _run_resolved(
     if until_idle:
         waits.add(
             asyncio.create_task(
-                _wait_until_idle(pool, context, connectors_task, catalogue), name="idle-detection"
+                _wait_until_idle(settings, pool, context, connectors_task, catalogue), name="idle-detection"
             )
         )
     else:
@@ -131,58 +133,66 @@ async def _run_resolved(
         stats.dead_lettered,
         f"; failed sources: {', '.join(failed_sources)}" if failed_sources else "",
     )
+    for connector, line in zip(connectors, summary_lines(connectors), strict=True):
+        (logger.error if connector.health() == Health.FAILED else logger.info)(line)
     return 1 if failed_sources or processor_failed or failed_workers else 0
 
 
 async def _wait_until_idle(
+    settings: Settings,
     pool: asyncpg.Pool,
     context: ConnectorContext,
     connectors_task: asyncio.Task[None],
     catalogue: TopicCatalogue,
 ) -> None:
-    """Return once every connector has stopped and every event it published is processed and relayed.
+    """Return once every connector has stopped and every input record is processed and relayed.
 
-    End offsets are not trusted (the local broker misreports them); instead the offsets the publisher
-    saw acknowledged are compared with the offsets the processors committed in PostgreSQL.
+    Once the connectors are done, the input topics' end offsets (which Kafka reports exactly) are
+    compared with the offsets the processors committed in PostgreSQL under this log's identity, so
+    records an earlier, interrupted run left in the log are waited for too.
     """
     group = catalogue.consumer_group("indicators")
-    while True:
-        if connectors_task.done():
-            produced = context.publisher.produced_offsets()
-            async with pool.acquire() as connection:
-                rows = await connection.fetch(
-                    "SELECT topic, partition, next_offset FROM kafka_offset"
-                    " WHERE log_identity = $1 AND consumer_group = $2",
-                    context.log_identity,
-                    group,
-                )
-                outbox_left = await connection.fetchval("SELECT count(*) FROM indicator_outbox")
-            committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
-            behind = [tp for tp, offset in produced.items() if committed.get(tp, 0) <= offset]
-            if not behind and outbox_left == 0:
-                logger.info("idle: every source is exhausted and every published event is processed")
-                return
-        await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+    partitions = [
+        partition
+        for spec in catalogue.input_topics()
+        for partition in await topic_partitions(settings.kafka, spec.name)
+    ]
+    consumer = make_consumer(settings.kafka, None)
+    await consumer.start()
+    try:
+        while True:
+            if connectors_task.done():
+                ends = await consumer.end_offsets(partitions)
+                async with pool.acquire() as connection:
+                    rows = await connection.fetch(
+                        "SELECT topic, partition, next_offset FROM kafka_offset"
+                        " WHERE log_identity = $1 AND consumer_group = $2",
+                        context.log_identity,
+                        group,
+                    )
+                    outbox_left = await connection.fetchval("SELECT count(*) FROM indicator_outbox")
+                committed = {(row["topic"], row["partition"]): row["next_offset"] for row in rows}
+                behind = [tp for tp, end in ends.items() if committed.get((tp.topic, tp.partition), 0) < end]
+                if not behind and outbox_left == 0:
+                    logger.info("idle: every source is exhausted and every input record is processed")
+                    return
+            await asyncio.sleep(IDLE_CHECK_INTERVAL_S)
+    finally:
+        await consumer.stop()
 
 
 @asynccontextmanager
 async def _processor_workers(
     settings: Settings, count: int
 ) -> AsyncIterator[list[asyncio.subprocess.Process]]:
-    """Start `count` extra processor processes in the indicators group; they die with this process."""
+    """Start `count` extra processor processes in the indicators group; they die with this process.
+
+    They get the settings over a pipe (`infra.child_settings`), so no secret sits in their environment.
+    """
     workers: list[asyncio.subprocess.Process] = []
     if count > 0:
-        environment = {**os.environ, **settings_as_environment(settings)}
         for _ in range(count):
-            workers.append(
-                await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "processors.runtime",
-                    env=environment,
-                    preexec_fn=parent_death_preexec(signal.SIGKILL),
-                )
-            )
+            workers.append(await spawn_with_settings(settings, "processors.runtime"))
         logger.info("started %d more processor processes", count)
     try:
         yield workers
@@ -211,10 +221,12 @@ def _write_stack_file(configured: Settings, resolved: Settings) -> None:
     if configured.kafka.bootstrap_servers is None and resolved.kafka.bootstrap_servers:
         lines.append(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={resolved.kafka.bootstrap_servers}")
     if configured.postgres.dsn is None and resolved.postgres.dsn is not None:
-        # The local server trusts local connections: its address carries no secret.
+        # The local server's password: the file is readable by its owner only, like the password files.
         lines.append(f"ALCANCE_POSTGRES__DSN={resolved.postgres.dsn.get_secret_value()}")
     if lines:
-        (resolved.state_dir / STACK_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        path = resolved.state_dir / STACK_FILE
+        path.touch(mode=0o600)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def _remove_stack_file(settings: Settings) -> None:
@@ -270,6 +282,7 @@ async def read_indicators(
     async with store_settings(settings) as resolved:
         pool = await create_pool(resolved.postgres)
         try:
+            await apply_configured_targets(pool, resolved)
             return await read.read_indicators(
                 pool,
                 indicator=indicator,
@@ -278,6 +291,30 @@ async def read_indicators(
                 audience="external" if external else "internal",
                 settings=resolved,
             )
+        finally:
+            await pool.close()
+
+
+async def status(settings: Settings) -> dict[str, Any]:
+    """Sources' health and processors' committed offsets, from the store (`alcance status`)."""
+    from infra.status import read_status
+
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            return await read_status(pool)
+        finally:
+            await pool.close()
+
+
+async def targets(settings: Settings, new: Sequence[ReachTargetConfig] = ()) -> list[ReachTargetConfig]:
+    """Write the configured and the `new` CVF-16 targets, then every stored one (`alcance targets`)."""
+    async with store_settings(settings) as resolved:
+        pool = await create_pool(resolved.postgres)
+        try:
+            await apply_configured_targets(pool, resolved)
+            await set_targets(pool, list(new))
+            return await list_targets(pool)
         finally:
             await pool.close()
 

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+import traceback
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -13,8 +14,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from infra.cli_errors import (
+    CliMistake,
+    ExitCode,
+    check_dimensions,
+    check_source_kinds,
+    local_stack_mistake,
+    note_state_directory,
+    resolve_indicator,
+)
+from infra.config_check import ConfigurationError, describe_validation_error
 from infra.logs import setup_logging
-from infra.settings import Settings, load_settings
+from infra.settings import ReachTargetConfig, Settings, load_settings
+
+# The art. 7 audiences CVF-16 has targets for (infra.settings.ReachTargetConfig.audience).
+AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,9 +37,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Reach and effect of ALADI training and trade-promotion programmes (Resolution 503).",
     )
     parser.add_argument("--config", type=Path, help="TOML file with settings and [[sources]] tables")
-    # Also accepted after the command (`alcance run --config FILE`).
+    parser.add_argument("--debug", action="store_true", help="show the traceback of any error")
+    # Also accepted after the command (`alcance run --config FILE --debug`).
     config = argparse.ArgumentParser(add_help=False)
     config.add_argument("--config", type=Path, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+    config.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -41,10 +57,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "stack", parents=[config], help="start the local broker and PostgreSQL alone and print their settings"
     )
+    broker = commands.add_parser("broker", parents=[config], help="the local Apache Kafka broker's jars")
+    broker.add_argument(
+        "action",
+        choices=("fetch", "path"),
+        help="fetch: download the pinned jars once with Maven; path: print where they are",
+    )
 
     indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
-    indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01 (default: all)")
+    indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01, any case (default: all)")
     indicators.add_argument("--period", choices=("month", "quarter", "year"), default="month")
     indicators.add_argument("--by", default="", help="comma-separated dimensions, e.g. country,audience")
     indicators.add_argument(
@@ -57,6 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         "catalogue", parents=[config], help="print the indicator catalogue (ids, names in es/pt/en, formulas)"
     )
     commands.add_parser("recompute", parents=[config], help="rebuild every indicator from the stored facts")
+    status = commands.add_parser(
+        "status", parents=[config], help="sources' health, lag and last error; processors' committed offsets"
+    )
+    status.add_argument("--json", action="store_true", help="print a JSON object")
+
+    targets = commands.add_parser(
+        "targets", parents=[config], help="CVF-16 reach targets: list or set one (also [[reach_targets]])"
+    )
+    targets.add_argument("action", choices=("list", "set"))
+    targets.add_argument("--audience", type=str.upper, choices=AUDIENCES, help="art. 7 audience (with set)")
+    targets.add_argument("--year", type=int, help="year of the activity plan (with set)")
+    targets.add_argument("--target", help="unique certified learners planned for the year (with set)")
+    targets.add_argument("--source", default="Programa de Actividades", help="document the target comes from")
 
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
@@ -64,16 +99,75 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `alcance` console script; returns the process exit code."""
+    """Entry point of the `alcance` console script; returns the process exit code.
+
+    Expected mistakes (configuration, unknown ids, a busy state directory) end with a short message on
+    stderr and their own `ExitCode`; a traceback is printed only with `--debug`.
+    """
     args = _parser().parse_args(argv)
     try:
-        settings = load_settings(args.config)
-    except (FileNotFoundError, ValidationError) as exc:
-        # pydantic never echoes SecretStr values, so the message is safe to print.
-        print(f"alcance: invalid configuration: {exc}", file=sys.stderr)
-        return 2
+        return _main(args)
+    except CliMistake as exc:
+        return _report(args, str(exc), exc.code)
+    except (ConfigurationError, FileNotFoundError) as exc:
+        # ConfigurationError messages never quote a configured value, so they are safe to print.
+        return _report(args, str(exc), ExitCode.CONFIGURATION)
+    except Exception as exc:
+        # The last resort: one line, the traceback only on request.
+        return _report(
+            args, f"unexpected {type(exc).__name__} (run with --debug for the traceback)", ExitCode.UNEXPECTED
+        )
+
+
+def _report(args: argparse.Namespace, message: str, code: ExitCode) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    print(f"alcance: {message}", file=sys.stderr)
+    return int(code)
+
+
+def _main(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if args.command == "indicators":
+        # Checked before any store starts, so a typo costs no PostgreSQL start-up.
+        if args.indicator is not None:
+            args.indicator = resolve_indicator(args.indicator)
+        args.by = [name.strip().lower() for name in args.by.split(",") if name.strip()]
+        left_out = check_dimensions(args.indicator, args.by)
+        if left_out:
+            print(
+                f"alcance: {len(left_out)} indicators lack dimension(s) {', '.join(args.by)}"
+                f" and are left out: {', '.join(left_out)}",
+                file=sys.stderr,
+            )
+    if args.command == "run":
+        check_source_kinds(settings)
+    if args.command == "targets":
+        args.new = _new_target(args)
+    if args.command in {"run", "stack", "indicators", "recompute", "status", "targets"}:
+        note_state_directory(settings)
     setup_logging(settings.log)
-    return asyncio.run(_dispatch(args, settings))
+    from infra.local import LocalStackError
+
+    try:
+        return asyncio.run(_dispatch(args, settings))
+    except LocalStackError as exc:
+        raise local_stack_mistake(settings, exc) from exc
+
+
+def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:
+    """The target `alcance targets set` asks for (none for `list`), checked before the store opens."""
+    if args.action == "list":
+        return []
+    missing = [f"--{name}" for name in ("audience", "year", "target") if getattr(args, name) is None]
+    if missing:
+        raise CliMistake(f"targets set needs {', '.join(missing)}", ExitCode.USAGE)
+    try:
+        return [
+            ReachTargetConfig(audience=args.audience, year=args.year, target=args.target, source=args.source)
+        ]
+    except ValidationError as exc:
+        raise CliMistake(describe_validation_error(exc, origin="the command line"), ExitCode.USAGE) from None
 
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
@@ -91,10 +185,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
         await serve_stack(settings)
         return 0
+    if args.command == "broker":
+        return _broker(args.action, settings)
     if args.command == "indicators":
-        by = [dimension.strip() for dimension in args.by.split(",") if dimension.strip()]
         rows = await app.read_indicators(
-            settings, indicator=args.indicator, period=args.period, by=by, external=args.external
+            settings, indicator=args.indicator, period=args.period, by=args.by, external=args.external
         )
         print(json.dumps(_json_ready(rows), ensure_ascii=False, indent=2, default=str))
         return 0
@@ -104,11 +199,35 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "recompute":
         await app.recompute(settings)
         return 0
+    if args.command == "targets":
+        stored = await app.targets(settings, args.new)
+        for entry in stored:
+            print(f"{entry.year}\t{entry.audience}\t{_json_ready(entry.target)}\t{entry.source}")
+        return 0
+    if args.command == "status":
+        from infra.status import format_status
+
+        found = await app.status(settings)
+        if args.json:
+            print(json.dumps(found, ensure_ascii=False, indent=2, default=str))
+        else:
+            print("\n".join(format_status(found)))
+        return 0
     if args.command == "connectors":
         for kind, target in app.list_connectors():
             print(f"{kind}\t{target}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+def _broker(action: str, settings: Settings) -> int:
+    from infra.broker.jars import fetch_jars, jars_dir, jars_present
+
+    if action == "path":
+        print(jars_dir(settings.cache_dir))
+        return 0 if jars_present(settings.cache_dir) else 1
+    print(fetch_jars(settings.cache_dir))
+    return 0
 
 
 def _json_ready(value: Any) -> Any:

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
 
 from infra.settings import KafkaSettings
@@ -70,14 +71,17 @@ class KeyHashPartitioner:
 
 
 def make_producer(kafka: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
-    """A producer that waits for every in-sync replica; idempotent only where the broker allows it.
+    """A producer that waits for every in-sync replica, idempotent unless the settings turn it off.
 
-    The local broker rejects aiokafka's idempotent producer, so idempotence is a setting; correctness
-    never depends on it because event ids are deterministic and consumers de-duplicate.
+    Idempotence keeps a retried batch from being written twice or out of order; correctness never
+    depends on it, because event ids are deterministic and consumers de-duplicate.
     """
     kwargs: dict[str, Any] = {
         **client_kwargs(kafka),
         "acks": "all",
+        # Kafka's default, which the local broker's message.max.bytes (1 MiB and 12 bytes of batch
+        # overhead) admits; dead letters are bounded well below it (infra.dead_letters).
+        "max_request_size": 1_048_576,
         "linger_ms": 5,
         "max_batch_size": 256 * 1024,
         "enable_idempotence": kafka.enable_idempotence,
@@ -103,48 +107,84 @@ def make_consumer(kafka: KafkaSettings, group_id: str | None, **overrides: Any) 
     return AIOKafkaConsumer(**kwargs)
 
 
+class TopicCreationError(RuntimeError):
+    """Raised when the cluster refuses to create a topic of the catalogue (e.g. a config it rejects)."""
+
+
 async def ensure_topics(kafka: KafkaSettings, specs: Iterable[TopicSpec]) -> set[str]:
-    """Create the topics of the catalogue that do not exist yet.
+    """Create the topics of the catalogue that do not exist yet, in one request.
 
     Returns:
         The names of the topics this call created.
+
+    Raises:
+        TopicCreationError: when the cluster refuses a topic, with the cluster's reason.
     """
     admin = AIOKafkaAdminClient(**client_kwargs(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
-        missing = [spec for spec in specs if spec.name not in existing]
+        missing = [_new_topic(kafka, spec) for spec in specs if spec.name not in existing]
+        if not missing:
+            return set()
+        response = await admin.create_topics(missing)
         created: set[str] = set()
-        for spec in missing:
-            config: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
-            if spec.retention_ms is not None:
-                config["retention.ms"] = str(spec.retention_ms)
-            topic = NewTopic(
-                name=spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=kafka.replication_factor,
-                topic_configs=config,
-            )
-            try:
-                await admin.create_topics([topic])
-                created.add(spec.name)
-            except TopicAlreadyExistsError:
-                # Another process created it between the listing and now: that is fine.
-                pass
-        if created:
-            logger.info("created %d topics: %s", len(created), ", ".join(sorted(created)))
-        return created
+        for name, code, *message in response.topic_errors:
+            if code == 0:
+                created.add(name)
+            elif code != TopicAlreadyExistsError.errno:
+                # Another process creating it between the listing and now is fine; anything else is not.
+                reason = message[0] if message and message[0] else for_code(code).__name__
+                raise TopicCreationError(f"the Kafka cluster refused to create topic {name}: {reason}")
+        await _wait_until_served(admin, created)
     finally:
         await admin.close()
+    if created:
+        logger.info("created %d topics: %s", len(created), ", ".join(sorted(created)))
+    return created
+
+
+async def _wait_until_served(admin: AIOKafkaAdminClient, names: set[str], timeout_s: float = 30.0) -> None:
+    """Wait until the brokers' metadata shows every partition of `names` with a leader.
+
+    The controller answers CreateTopics once the topic is committed; the brokers learn of it a moment
+    later, and a client asking in between would be told the topic does not exist.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    pending = set(names)
+    while pending:
+        for described in await admin.describe_topics(sorted(pending)):
+            partitions = described["partitions"]
+            if described["error_code"] == 0 and partitions and all(p["leader"] >= 0 for p in partitions):
+                pending.discard(described["topic"])
+        if pending:
+            if loop.time() >= deadline:
+                raise TopicCreationError(
+                    f"created topics not served after {timeout_s:.0f} s: {sorted(pending)}"
+                )
+            await asyncio.sleep(0.05)
+
+
+def _new_topic(kafka: KafkaSettings, spec: TopicSpec) -> NewTopic:
+    config: dict[str, str] = {"cleanup.policy": spec.cleanup_policy}
+    if spec.retention_ms is not None:
+        config["retention.ms"] = str(spec.retention_ms)
+    return NewTopic(
+        name=spec.name,
+        num_partitions=spec.partitions,
+        replication_factor=kafka.replication_factor,
+        topic_configs=config,
+    )
 
 
 async def read_log_identity(kafka: KafkaSettings, catalogue: TopicCatalogue, timeout_s: float = 15.0) -> str:
     """The identity of the broker's log: a UUID stored at offset 0 of the log-identity topic.
 
-    A broker whose log is new (a memory broker after a restart, a wiped cluster) has a new identity, so
-    Kafka offsets stored elsewhere are trusted only for the identity they were recorded under. The
-    record is written by whoever finds the topic empty; if two processes race, both read offset 0 and
-    agree on the first record.
+    A broker whose log is new (a wiped or rebuilt cluster, a deleted local state directory) has a new
+    identity, so Kafka offsets stored elsewhere are trusted only for the identity they were recorded
+    under. The record is written by whoever finds the topic empty; if two processes race, both read
+    offset 0 and agree on the first record.
     """
     spec = catalogue.log_identity
     await ensure_topics(kafka, [spec])
@@ -178,3 +218,67 @@ async def _read_first_record(kafka: KafkaSettings, partition: TopicPartition, ti
         return None
     finally:
         await consumer.stop()
+
+
+async def topic_partitions(kafka: KafkaSettings, topic: str) -> list[TopicPartition]:
+    """The partitions of `topic`, sorted; empty when the topic does not exist."""
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    if described["error_code"] != 0:
+        return []
+    return sorted(TopicPartition(topic, p["partition"]) for p in described["partitions"])
+
+
+async def read_topic_to_end(
+    kafka: KafkaSettings, topic: str, *, at_least: int = 0, timeout_s: float = 20.0
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `topic` from its beginning to its end offsets, in offset order per partition.
+
+    End offsets are read again whenever the reader reaches them, so records still arriving count until
+    at least `at_least` were read; after `timeout_s` whatever was read is returned.
+    """
+    partitions: list[TopicPartition] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not partitions and loop.time() < deadline:
+        partitions = await topic_partitions(kafka, topic)
+        if not partitions:
+            await asyncio.sleep(0.1)
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    if not partitions:
+        return records
+    consumer = make_consumer(kafka, None, isolation_level="read_uncommitted")
+    await consumer.start()
+    try:
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while loop.time() < deadline:
+            ends = await consumer.end_offsets(partitions)
+            positions = {tp: await consumer.position(tp) for tp in partitions}
+            if all(positions[tp] >= ends[tp] for tp in partitions) and len(records) >= at_least:
+                break
+            batches = await consumer.getmany(timeout_ms=200, max_records=10_000)
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def topic_config(kafka: KafkaSettings, topic: str) -> dict[str, str]:
+    """The effective configuration of `topic` as the cluster reports it (name -> value)."""
+    admin = AIOKafkaAdminClient(**client_kwargs(kafka))
+    await admin.start()
+    try:
+        (response,) = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+    finally:
+        await admin.close()
+    (resource,) = response.resources
+    error_code, error_message, _type, _name, entries = resource
+    if error_code != 0:
+        raise KafkaError(f"cannot describe topic {topic}: {error_message or for_code(error_code).__name__}")
+    return {entry[0]: entry[1] for entry in entries}

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -14,11 +19,29 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from infra.config_check import (
+    ConfigurationError,
+    describe_validation_error,
+    read_toml,
+    unknown_environment_variables,
+    unknown_toml_keys,
+)
+
+
+def default_cache_dir() -> Path:
+    """The per-user cache: `$XDG_CACHE_HOME/alcance`, else `~/.cache/alcance`.
+
+    Found from any working directory, so `alcance` run from another folder still finds the broker jars.
+    """
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".cache"
+    return base / "alcance"
+
 
 class KafkaSettings(BaseModel):
-    """Where the Kafka-protocol cluster is and how to talk to it.
+    """Where the Kafka cluster is and how to talk to it.
 
-    With no `bootstrap_servers` the embedded local broker is started and used.
+    With no `bootstrap_servers` the local Apache Kafka broker is started and used.
     """
 
     bootstrap_servers: str | None = None
@@ -29,12 +52,13 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
-    # The local broker cannot give aiokafka an idempotent producer; a real cluster can.
-    enable_idempotence: bool = False
+    # Idempotent producers: a broker retry never writes a record twice or out of order. Correctness
+    # does not depend on it (event ids are deterministic and consumers de-duplicate), so a cluster that
+    # denies it to alcance's principal can run with it off.
+    enable_idempotence: bool = True
     partitions: int = Field(default=4, ge=1)
     replication_factor: int = Field(default=1, ge=1)
     request_timeout_ms: int = 30_000
-    # The local broker makes every JoinGroup wait session_timeout_ms / 2, so keep it short by default.
     session_timeout_ms: int = 6_000
     heartbeat_interval_ms: int = 1_000
     # How long the broker may hold a fetch that finds no new record: bounds how long a record
@@ -104,6 +128,10 @@ class ProcessorSettings(BaseModel):
     relay_max_busy_share: float = Field(default=0.25, gt=0, le=1)
     # Pause between relay rounds: changes of one cell within it are published once, as its latest state.
     outbox_poll_interval_ms: int = Field(default=1_000, ge=1)
+    # Plausible dates: events before this instant, or later than now plus the allowance, are
+    # dead-lettered (a typo'd year would otherwise be counted and open periods nobody reads).
+    earliest_event_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    future_allowance_s: float = Field(default=86_400.0, ge=0)
 
 
 class ConnectorSettings(BaseModel):
@@ -124,6 +152,9 @@ class ConnectorSettings(BaseModel):
     # A page that fails to be fetched this many times in a row with the same reason is asked for again
     # with half as many records, so that the records before the one that breaks it pass.
     page_split_after: int = Field(default=3, ge=1)
+    # A source failing this long without a success is logged at ERROR and marked failed; a run with
+    # --until-idle then stops it and ends non-zero instead of retrying for ever.
+    failure_deadline_s: float = Field(default=300.0, gt=0)
 
 
 class SourceConfig(BaseModel):
@@ -139,14 +170,54 @@ class SourceConfig(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
+class IntakeClient(BaseModel):
+    """One platform allowed to post to the push intake, known by the SHA-256 of its bearer token.
+
+    `activities` (object id prefixes) and `registrations` (`context.registration` UUIDs), when given,
+    are the only ones the client may post about; `revoked` shuts it out without forgetting it.
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    token_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    revoked: bool = False
+    activities: list[str] = Field(default_factory=list)
+    registrations: list[uuid.UUID] = Field(default_factory=list)
+
+
+class ReachTargetConfig(BaseModel):
+    """A CVF-16 target: unique certified learners planned for one art. 7 audience in one year.
+
+    A `[[reach_targets]]` table of the TOML file; `alcance targets set` writes the same.
+    """
+
+    audience: Literal["TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME"]
+    year: int = Field(ge=2000, le=2100)
+    target: Decimal = Field(gt=0)
+    source: str = Field(default="Programa de Actividades", min_length=1, max_length=200)
+
+
 class IntakeSettings(BaseModel):
-    """The push intake endpoint for platforms that send xAPI statements or Caliper envelopes."""
+    """The push intake endpoint for platforms that send xAPI statements or Caliper envelopes.
+
+    `token` is one unrestricted client ("default"); `clients` are per-platform credentials.
+    """
 
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = 8_700
     token: SecretStr | None = None
+    clients: list[IntakeClient] = Field(default_factory=list)
     source_name: str = "push-intake"
+    # Largest request body, enforced while streaming and advertised to Caliper sensors.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # Requests handled at once; more get 503 before their body is read.
+    max_concurrent_requests: int = Field(default=8, ge=1)
+    # Per-client token bucket: sustained requests per second and burst; beyond it 429.
+    rate_per_s: float = Field(default=20.0, gt=0)
+    rate_burst: int = Field(default=40, ge=1)
+    # Serve HTTPS with this certificate chain and key (PEM); both or neither.
+    tls_certfile: Path | None = None
+    tls_keyfile: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -159,6 +230,8 @@ class Settings(BaseSettings):
     )
 
     state_dir: Path = Path(".alcance")
+    # Downloaded artefacts shared by every state directory of this user: the Apache Kafka jars.
+    cache_dir: Path = Field(default_factory=default_cache_dir)
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     telemetry: TelemetrySettings = Field(default_factory=TelemetrySettings)
@@ -168,6 +241,7 @@ class Settings(BaseSettings):
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
+    reach_targets: list[ReachTargetConfig] = Field(default_factory=list)
     # Seed of the simulated sources used when no real source is configured.
     simulation_seed: int = 503
     simulation_scale: int = Field(default=1, ge=1)
@@ -201,21 +275,68 @@ class Settings(BaseSettings):
 _toml_file_in_use: Path | None = None
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read the settings from the environment and, when given, a TOML file.
+def load_settings(
+    config_file: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Read the settings from the environment and, when given, a TOML file; strictly.
+
+    Args:
+        config_file: the TOML file, if any.
+        environ: the environment checked for unknown `ALCANCE_*` variables (default `os.environ`).
+        overrides: explicit values, which win over both.
 
     Raises:
         FileNotFoundError: when `config_file` does not exist.
-        pydantic.ValidationError: when a value is invalid; secrets are not echoed in the message.
+        ConfigurationError: on a TOML syntax error, an unknown key or variable (with the closest valid
+            name), or an invalid value; the message never quotes a value.
     """
     global _toml_file_in_use
     if config_file is not None and not config_file.is_file():
         raise FileNotFoundError(f"configuration file not found: {config_file}")
+    problems = unknown_environment_variables(os.environ if environ is None else environ, Settings)
+    if config_file is not None:
+        problems += [f"{config_file}: {p}" for p in unknown_toml_keys(read_toml(config_file), Settings)]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
     _toml_file_in_use = config_file
     try:
         return Settings(**overrides)
+    except ValidationError as exc:
+        origin = f"{config_file} and the environment" if config_file is not None else "the environment"
+        # `from None`: the ValidationError's own text quotes inputs, secrets included.
+        raise ConfigurationError(describe_validation_error(exc, origin=origin)) from None
     finally:
         _toml_file_in_use = None
+
+
+def _revealed(value: Any) -> Any:
+    """`value` as plain JSON-ready data, secrets in clear (for a trusted child process only)."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    if isinstance(value, BaseModel):
+        return {name: _revealed(getattr(value, name)) for name in type(value).model_fields}
+    if isinstance(value, list):
+        return [_revealed(item) for item in value]
+    if isinstance(value, dict):
+        return {key: _revealed(item) for key, item in value.items()}
+    if isinstance(value, Path | uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+def settings_as_json(settings: Settings) -> str:
+    """`settings` as one JSON document, secrets included, to hand to a child process over a pipe.
+
+    Unlike the environment, a pipe is not readable by other processes through `/proc/<pid>/environ`.
+    """
+    return json.dumps({name: _revealed(getattr(settings, name)) for name in Settings.model_fields})
+
+
+def settings_from_json(document: str) -> Settings:
+    """The settings a parent sent with `settings_as_json` (the environment is not consulted)."""
+    return Settings.model_validate(json.loads(document))
 
 
 def settings_as_environment(settings: Settings) -> dict[str, str]:
@@ -224,22 +345,8 @@ def settings_as_environment(settings: Settings) -> dict[str, str]:
     Each section becomes one JSON-valued variable (pydantic-settings parses JSON for nested models), so
     a child started with this environment sees exactly the parent's resolved settings.
     """
-
-    def reveal(value: Any) -> Any:
-        if isinstance(value, SecretStr):
-            return value.get_secret_value()
-        if isinstance(value, BaseModel):
-            return {name: reveal(getattr(value, name)) for name in type(value).model_fields}
-        if isinstance(value, list):
-            return [reveal(item) for item in value]
-        if isinstance(value, dict):
-            return {key: reveal(item) for key, item in value.items()}
-        if isinstance(value, Path):
-            return str(value)
-        return value
-
     environment: dict[str, str] = {}
     for name in Settings.model_fields:
-        value = reveal(getattr(settings, name))
+        value = _revealed(getattr(settings, name))
         environment[f"ALCANCE_{name.upper()}"] = value if isinstance(value, str) else json.dumps(value)
     return environment

@@ -168,7 +168,9 @@ class OutboxRelay:
         try:
             while True:
                 stopping = stop.is_set()
-                started = time.monotonic()
+                # CPU time of this thread, not wall time: a round stalled on an unreachable broker or
+                # store used no core, and must not buy a pause several times as long as the outage.
+                started = time.thread_time()
                 try:
                     relayed = await self.publish_pending()
                 except (*TRANSIENT_ERRORS, KafkaError, asyncpg.PostgresError) as exc:
@@ -178,14 +180,14 @@ class OutboxRelay:
                     return
                 if not stopping:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.pause_after(time.monotonic() - started))
+                        await asyncio.wait_for(stop.wait(), self.pause_after(time.thread_time() - started))
         finally:
             if own:
                 await self._producer.stop()
                 self._producer = None
 
     def pause_after(self, round_s: float) -> float:
-        """Seconds to wait after a round that took `round_s`.
+        """Seconds to wait after a round that kept a core busy for `round_s`.
 
         At least the poll interval; after a long round, long enough that rounds fill at most
         ``relay_max_busy_share`` of the time. Under load the marks pile up meanwhile and coalesce

@@ -25,9 +25,11 @@ from aiokafka.abc import ConsumerRebalanceListener
 from opentelemetry.trace import Link, SpanKind, get_current_span
 
 from infra import telemetry
+from infra.dead_letters import bound_dead_letter
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.settings import Settings
+from processors.admission import Admission
 from processors.base import FactIn
 from processors.indicators.base import Part
 from processors.outbox import OutboxRelay
@@ -173,6 +175,8 @@ class IndicatorProcessor:
         self._store: Store | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._admission = Admission.from_settings(settings)
+        self._latest_plausible = self._admission.latest()
         self._dead_letter_topics = {
             spec.name: self.catalogue.dead_letter(spec).name for spec in self.catalogue.input_topics()
         }
@@ -332,6 +336,7 @@ class IndicatorProcessor:
     ) -> _Prepared:
         """Decode a fetched batch and compute what it contributes; no I/O, so no await."""
         started = time.perf_counter()
+        self._latest_plausible = self._admission.latest()
         prepared = _Prepared(topics=sorted({tp.topic for tp in batch}))
         for tp, records in batch.items():
             key = (tp.topic, tp.partition)
@@ -479,6 +484,10 @@ class IndicatorProcessor:
         except InvalidEvent as exc:
             dead.append((record, exc.reason))
             return
+        refusal = self._admission.refusal(event, record.topic, self._latest_plausible)
+        if refusal is not None:
+            dead.append((record, refusal))
+            return
         retracts = event.retracted_event_id if isinstance(event, EventRetracted) else None
         try:
             parts = [] if retracts is not None else self.contribute(event)
@@ -508,19 +517,23 @@ class IndicatorProcessor:
         producer = self._require(self._producer)
         deliveries = []
         for record, reason in dead:
-            headers = [
-                *[(k, v) for k, v in (record.headers or ()) if v is not None],
-                ("dlq_reason", reason.encode()),
-                ("dlq_source_topic", record.topic.encode()),
-                ("dlq_source_partition", str(record.partition).encode()),
-                ("dlq_source_offset", str(record.offset).encode()),
-            ]
+            letter = bound_dead_letter(
+                record.value,
+                record.key,
+                [(k, v) for k, v in (record.headers or ()) if v is not None],
+                [
+                    ("dlq_reason", reason.encode()),
+                    ("dlq_source_topic", record.topic.encode()),
+                    ("dlq_source_partition", str(record.partition).encode()),
+                    ("dlq_source_offset", str(record.offset).encode()),
+                ],
+            )
             deliveries.append(
                 await producer.send(
                     self._dead_letter_topics[record.topic],
-                    value=record.value,
-                    key=record.key,
-                    headers=headers,
+                    value=letter.value,
+                    key=letter.key,
+                    headers=letter.headers,
                 )
             )
             logger.warning(
@@ -567,11 +580,14 @@ async def run_processor(settings: Settings, *, relay: bool = True) -> ProcessorS
 
 
 def main() -> None:
-    """Entry point of ``python -m processors.runtime``: settings from the environment, logs on stderr."""
-    from infra.logs import setup_logging
-    from infra.settings import load_settings
+    """Entry point of ``python -m processors.runtime``; logs on stderr.
 
-    settings = load_settings()
+    Settings come from the environment or, with ``--settings-from-stdin``, from the parent over a pipe.
+    """
+    from infra.child_settings import settings_of_this_process
+    from infra.logs import setup_logging
+
+    settings = settings_of_this_process()
     setup_logging(settings.log)
     telemetry.setup_telemetry(settings.telemetry)
     asyncio.run(run_processor(settings, relay=settings.processor.relay))

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, InvalidEvent, KafkaRecord
-from schemas.events.base import EVENT_ID_NAMESPACE, Timestamp, anchored
+from schemas.events.base import EVENT_ID_NAMESPACE, IDENT_MAX_CHARS, Timestamp, anchored
 from schemas.registry import CE_TYPE_PREFIX
 
 INDICATOR_SCHEMA_ID = "urn:alcance:schema:indicator.v1"
@@ -88,8 +88,9 @@ Period = Annotated[MonthPeriod | QuarterPeriod | YearPeriod, Field(discriminator
 """The period of an indicator cell: `{"kind": "month"|"quarter"|"year", "start": "YYYY-MM-DD"}`."""
 
 DimensionName = Annotated[str, Field(pattern=anchored("[a-z][a-z0-9_]{0,31}"))]
-# Values must not contain the separators of the topic key.
-DimensionValue = Annotated[str, Field(pattern=anchored("[^\\n]{1,128}"))]
+# Values must not contain the separators of the topic key; they are as long as the event identifiers
+# they come from may be, so that every stored cell can be published.
+DimensionValue = Annotated[str, Field(pattern=anchored(f"[^\\n]{{1,{IDENT_MAX_CHARS}}}"))]
 FiniteNumber = Annotated[float, Field(allow_inf_nan=False)]
 
 

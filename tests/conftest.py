@@ -58,8 +58,8 @@ async def local_stack() -> AsyncIterator[Settings]:
 async def settings(local_stack: Settings) -> AsyncIterator[Settings]:
     """Settings isolated for one test: its own topic prefix (topics created) and schema (migrated).
 
-    Consumer-group timings are short because the local broker makes every JoinGroup wait half the
-    session timeout. The topics and the schema are deleted after the test.
+    Consumer-group timings are short so that a test's crashed consumer is noticed quickly (the local
+    broker allows sessions down to one second). The topics and the schema are deleted after the test.
     """
     token = uuid.uuid4().hex[:8]
     isolated = local_stack.model_copy(
@@ -109,7 +109,7 @@ async def _drop_schema(settings: Settings) -> None:
 
 
 async def _delete_topics(settings: Settings) -> None:
-    # The memory broker keeps every topic until it stops: a long suite would otherwise pile them up.
+    # The session's broker keeps every topic until the suite ends: a long suite would otherwise pile them up.
     admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
     await admin.start()
     try:

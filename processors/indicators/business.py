@@ -15,7 +15,6 @@ from processors.indicators.aggregate import (
     StoredRow,
     aggregate_parts,
     latest_per_member,
-    lookup,
     period_range,
     project,
 )
@@ -44,6 +43,12 @@ def _stock(index: RowIndex, ctx: ReadContext, until: date) -> dict[tuple[str, ..
         if row.member is not None and row.period_start <= until:
             members[project(row.dimensions, ctx.by, available)].add(row.member)
     return {key: Decimal(len(found)) for key, found in members.items()}
+
+
+def _registered_by(index: RowIndex, until: date) -> set[str]:
+    """Firms registered up to the end of `until`, whatever their dimensions."""
+    rows = index.get(_REGISTERED, ())
+    return {row.member for row in rows if row.member is not None and row.period_start <= until}
 
 
 def _cell(start: date, ctx: ReadContext, key: tuple[str, ...], parts: dict[str, Decimal]) -> Cell:
@@ -128,7 +133,7 @@ def aggregate_contacts(indicator: Indicator, index: RowIndex, ctx: ReadContext) 
 
 
 def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """PLGN-16: firms with an active authorisation for R at each period end, over the stock of firms."""
+    """PLGN-16: firms with an active authorisation for member state C at each period end, over all firms."""
     rows = index.get(("PLGN-16", "authorised"), ())
     withdrawals = index.get(("PLGN-16", "withdrawals"), ())
     cells = []
@@ -141,15 +146,17 @@ def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext)
         for row in withdrawals:
             if row.period_start == start:
                 withdrawn[project(row.dimensions, ctx.by, indicator.dimensions)] += row.value
-        stock = _stock(index, ctx, start)
+        # Every registered firm, whatever its country, may authorise any member state: the denominator
+        # of each member state's rate is the whole stock.
+        stock = Decimal(len(_registered_by(index, start)))
         full_keys = set(firms) | set(withdrawn)
-        if "recipient" not in ctx.by:
-            full_keys |= set(stock)
+        if not ctx.by:
+            full_keys.add(())
         for key in sorted(full_keys):
             parts = {
                 "authorised": Decimal(len(firms.get(key, ()))),
                 "withdrawals": withdrawn.get(key, Decimal(0)),
-                "stock": lookup(stock, key, CATALOGUE["PLGN-01"].dimensions, ctx.by),
+                "stock": stock,
             }
             cells.append(_cell(start, ctx, key, parts))
     return cells

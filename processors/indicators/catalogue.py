@@ -701,9 +701,10 @@ INDICATORS: tuple[Indicator, ...] = (
         name_es="Tasa de autorización del directorio",
         name_pt="Taxa de autorização do diretório",
         name_en="Directory authorisation rate",
-        definition="Firms with an active directory authorisation covering member state R, over registered "
-        "firms of origin C, at the end of the period; part withdrawals counts withdrawals in P.",
-        formula="#firms authorised for R / stock of firms of C",
+        definition="Firms with an active directory authorisation covering member state C (country, the state "
+        "that receives the directory records under art. 8; recipient is the same state), over all registered "
+        "firms, at the end of the period; part withdrawals counts withdrawals in P.",
+        formula="#firms authorised for C / stock of registered firms",
         unit="ratio",
         dimensions=("country", "recipient"),
         stores=(

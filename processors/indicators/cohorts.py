@@ -33,7 +33,7 @@ from processors.indicators.catalogue import (
     TRAINING_DIMS,
     Indicator,
 )
-from processors.indicators.periods import decode_member, epoch_seconds, from_epoch
+from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, saturating_add
 from schemas.events.base import MEMBER_STATES
 
 ART7_AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
@@ -389,9 +389,9 @@ def aggregate_plgn_conversion(indicator: Indicator, index: RowIndex, ctx: ReadCo
             certified_on = from_epoch(record.certified_s).date()
             days = days_by_org.get(record.org, [])
             first = bisect_left(days, certified_on)
-            if first < len(days) and days[first] <= certified_on + window:
+            if first < len(days) and days[first] <= saturating_add(certified_on, window):
                 converted += 1
-            elif from_epoch(record.certified_s) + window > ctx.as_of:
+            elif saturating_add(from_epoch(record.certified_s), window) > ctx.as_of:
                 provisional = True
         parts = {"converted": Decimal(converted), "certified_with_org": Decimal(len(group))}
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
 
 from processors.indicators.base import PeriodKind
 
 _SEPARATOR = "|"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
+_Moment = TypeVar("_Moment", date, datetime)
 
 
 def period_start(moment: datetime, kind: PeriodKind) -> date:
@@ -21,11 +23,28 @@ def period_start(moment: datetime, kind: PeriodKind) -> date:
     return date(utc.year, 1, 1)
 
 
+LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+"""Where date arithmetic saturates: a period of year 9999 ends here rather than failing a read."""
+
+
 def period_end(start: date, kind: PeriodKind) -> datetime:
-    """The instant the period beginning on `start` ends (exclusive), in UTC."""
+    """The instant the period beginning on `start` ends (exclusive), in UTC (`LAST_INSTANT` in 9999)."""
     months = {"month": 1, "quarter": 3, "year": 12}[kind]
     month_index = start.month - 1 + months
-    return datetime(start.year + month_index // 12, month_index % 12 + 1, 1, tzinfo=UTC)
+    year = start.year + month_index // 12
+    if year > 9999:
+        return LAST_INSTANT
+    return datetime(year, month_index % 12 + 1, 1, tzinfo=UTC)
+
+
+def saturating_add(moment: _Moment, delta: timedelta) -> _Moment:
+    """`moment + delta`, or the last representable date or instant when that is past year 9999."""
+    try:
+        return moment + delta
+    except OverflowError:
+        if isinstance(moment, datetime):
+            return LAST_INSTANT if delta > timedelta(0) else datetime.min.replace(tzinfo=UTC)
+        return date.max if delta > timedelta(0) else date.min
 
 
 def epoch_seconds(moment: datetime) -> int:
@@ -42,8 +61,11 @@ def epoch_seconds(moment: datetime) -> int:
 
 
 def from_epoch(seconds: int) -> datetime:
-    """Inverse of `epoch_seconds`."""
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    """Inverse of `epoch_seconds`; saturates at `LAST_INSTANT` (a window after a year-9999 event)."""
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        return LAST_INSTANT if seconds > 0 else datetime.min.replace(tzinfo=UTC)
 
 
 def order_key(moment: datetime, rank: int = 0, tiebreak: str = "") -> str:
@@ -120,4 +142,4 @@ def days_between(start_s: int, end_s: int) -> float:
 
 def window_start(end: datetime, days: int) -> datetime:
     """The start of the `days`-long window ending at `end`."""
-    return end - timedelta(days=days)
+    return saturating_add(end, -timedelta(days=days))

@@ -73,15 +73,16 @@ def _recipients(listed: list[str]) -> list[str]:
 
 
 def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisationWithdrawn) -> list[Part]:
+    # An authorisation counts under the member state that receives the firm's directory record (art. 8):
+    # `country` is that state, as `recipient` is. The firm's own country is not on the event.
     granted = isinstance(event, DirectoryAuthorisationGranted)
     order = order_key(event.occurred_at, 0 if granted else 1, str(event.event_id))
-    country = event.country or UNKNOWN
     parts = [
         latest_part(
             "PLGN-16",
             "authorised",
             event.occurred_at,
-            {"country": country, "recipient": recipient},
+            {"country": recipient, "recipient": recipient},
             _GRANTED if granted else _WITHDRAWN,
             encode_member(event.org_key, recipient, event.consent_id),
             order,
@@ -91,9 +92,7 @@ def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisation
     if not granted:
         listed = sorted(set(event.recipients)) or [ALL_MEMBERS]
         parts.extend(
-            sum_part(
-                "PLGN-16", "withdrawals", event.occurred_at, {"country": country, "recipient": r}, _GRANTED
-            )
+            sum_part("PLGN-16", "withdrawals", event.occurred_at, {"country": r, "recipient": r}, _GRANTED)
             for r in listed
         )
     return parts

@@ -106,7 +106,9 @@ _TIMESTAMP_BODY = (
 _AMOUNT_BODY = "(?:0|[1-9][0-9]{0,14})(?:\\.[0-9]{1,6})?"
 # Native ids are often URLs (PLGN activity ids), so URL punctuation is allowed; whitespace is not, and
 # neither is "@", so that an e-mail address can never pass for an id.
-_IDENT_BODY = "[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+-]{0,511}"
+IDENT_MAX_CHARS = 512
+"""Longest native identifier an event carries; indicator dimension values (made of them) allow as many."""
+_IDENT_BODY = f"[A-Za-z0-9][A-Za-z0-9._:/#?=&%~+-]{{0,{IDENT_MAX_CHARS - 1}}}"
 
 COUNTRY_PATTERN = anchored(_COUNTRY_BODY)
 CURRENCY_PATTERN = anchored(_CURRENCY_BODY)

@@ -4,52 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import SecretStr
 
-from infra.kafka import client_kwargs
+from infra.kafka import read_topic_to_end
 from infra.settings import ConnectorSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.cloudevents import decode
 from schemas.events.base import Event
 from tests.support.processes import python_child
 
 
-async def read_topic(
-    settings: Settings, topic: str, *, quiet_s: float = 1.5, timeout_s: float = 30.0
-) -> list[Any]:
-    """Every record of `topic` from offset 0, read until nothing new arrives for `quiet_s`.
-
-    End offsets are not trusted (the local broker reports them wrongly), hence the quiet period.
-    """
-    consumer = AIOKafkaConsumer(**client_kwargs(settings.kafka), enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = None
-        for _ in range(50):
-            await consumer.topics()
-            partitions = consumer.partitions_for_topic(topic)
-            if partitions:
-                break
-            await asyncio.sleep(0.1)
-        assert partitions, f"topic {topic} has no partitions"
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, 0)
-        records: list[Any] = []
-        deadline = time.monotonic() + timeout_s
-        last_new = time.monotonic()
-        while time.monotonic() < deadline and time.monotonic() - last_new < quiet_s:
-            batch = await consumer.getmany(timeout_ms=200, max_records=5_000)
-            for recs in batch.values():
-                records.extend(recs)
-                last_new = time.monotonic()
-        return records
-    finally:
-        await consumer.stop()
+async def read_topic(settings: Settings, topic: str, *, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of `topic` from offset 0 up to its end offsets."""
+    return await read_topic_to_end(settings.kafka, topic, timeout_s=timeout_s)
 
 
 def decode_all(records: list[Any]) -> list[Event]:

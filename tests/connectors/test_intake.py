@@ -21,7 +21,7 @@ from schemas.events.training import EnrolmentCreated, TrainingEventRetracted
 from schemas.topics import TopicCatalogue
 from tests.connectors.support import decode_all, read_topic
 
-TOKEN = "intake-test-token"
+TOKEN = "intake-test-token-0123456789abcdefghij"
 AUTH = {"Authorization": f"Bearer {TOKEN}", "X-Experience-API-Version": "1.0.3"}
 EXT = "https://w3id.org/alcance/xapi/extensions/"
 
@@ -70,7 +70,7 @@ async def test_post_acknowledges_only_after_the_broker_has_the_events(intake: An
     assert ids[:2] == [batch[0]["id"], batch[1]["id"]] and uuid.UUID(ids[2])
     # Read right after the answer: the events are already in the topic.
     catalogue = TopicCatalogue.from_settings(settings)
-    events = decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.3, timeout_s=5))
+    events = decode_all(await read_topic(settings, catalogue.training.name, timeout_s=5))
     assert sorted(type(e).__name__ for e in events) == ["EnrolmentCreated"] * 3
     assert all(e.source == settings.intake.source_name and e.subject_key.startswith("p-") for e in events)
     assert not any(b"ana1@example.org" in json.dumps(e.model_dump(mode="json")).encode() for e in events)
@@ -133,15 +133,13 @@ async def test_voiding_retracts_and_unmappable_statements_are_dead_lettered(inta
         async with session.post(f"{url}/xapi/statements", json=batch, headers=AUTH) as response:
             assert response.status == 200
     catalogue = TopicCatalogue.from_settings(settings)
-    events = decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.3, timeout_s=5))
+    events = decode_all(await read_topic(settings, catalogue.training.name, timeout_s=5))
     created = [e for e in events if isinstance(e, EnrolmentCreated)]
     retracted = [e for e in events if isinstance(e, TrainingEventRetracted)]
     assert len(created) == 1 and len(retracted) == 1
     assert retracted[0].retracted_event_id == created[0].event_id
     assert retracted[0].subject_key == created[0].subject_key
-    dead = await read_topic(
-        settings, catalogue.dead_letter(catalogue.training).name, quiet_s=0.3, timeout_s=5
-    )
+    dead = await read_topic(settings, catalogue.dead_letter(catalogue.training).name, timeout_s=5)
     reasons = sorted(dict(r.headers)["dlq_reason"].decode() for r in dead)
     assert reasons == [
         "unknown audience in https://w3id.org/alcance/xapi/extensions/audience",
@@ -184,7 +182,7 @@ async def test_caliper_envelopes_are_mapped_and_bad_ones_get_their_status(intake
         assert response.status == 200
         assert await response.read() == b""
     catalogue = TopicCatalogue.from_settings(settings)
-    events = decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.3, timeout_s=5))
+    events = decode_all(await read_topic(settings, catalogue.training.name, timeout_s=5))
     assert sorted(e.event_type for e in events) == ["cvf.enrolment.completed", "cvf.enrolment.created"]
     auth = {"Authorization": f"Bearer {TOKEN}"}
     cases = [

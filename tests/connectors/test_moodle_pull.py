@@ -151,7 +151,7 @@ async def test_snapshot_diff_withdraws_vanished_enrolments_and_reenrolment_is_ne
         state.enrol(course, user, 1_767_300_000)
         third = MoodleConnector(settings.sources[0], settings)
         await third.run(context, until_idle=True)
-    events = decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.5))
+    events = decode_all(await read_topic(settings, catalogue.training.name))
     key = user_key(state, user)
     mine = [
         e for e in events if e.subject_key == key and getattr(e, "enrolment_id", "").find(f"-c{course}-") > 0
@@ -199,7 +199,7 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
         interrupted += await kill_pull_worker_at_random(run_settings, rng, runs=1)
         await run_pull_worker_to_end(run_settings)
     catalogue = TopicCatalogue.from_settings(run_settings)
-    records = await read_topic(run_settings, catalogue.training.name, quiet_s=0.7)
+    records = await read_topic(run_settings, catalogue.training.name)
     events = decode_all(records)
     ids = [event.event_id for event in events]
     duplicates = len(ids) - len(set(ids))
@@ -215,7 +215,7 @@ async def test_moodle_pull_with_faults_and_sigkills_publishes_every_record_once_
     assert all(len(payloads) == 1 for payloads in copies.values())
     types = Counter(event.event_type for event in {event.event_id: event for event in events}.values())
     assert types["cvf.enrolment.withdrawn"] == len(withdrawn)
-    dead = await read_topic(run_settings, catalogue.dead_letter(catalogue.training).name, quiet_s=0.3)
+    dead = await read_topic(run_settings, catalogue.dead_letter(catalogue.training).name)
     assert {record.value for record in dead} and all(b"ORPHAN" in record.value for record in dead)
     reasons = {dict(record.headers)["dlq_reason"].decode() for record in dead}
     assert reasons == {"certificate of a customcert instance outside the site's courses"}
@@ -253,10 +253,10 @@ async def test_users_vanishing_during_a_scan_shift_no_one_out_of_the_window(sett
             await MoodleConnector(source, run_settings).run(context, until_idle=True)
             armed = True
             await MoodleConnector(source, run_settings).run(context, until_idle=True)
-            after_shift = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+            after_shift = decode_all(await read_topic(run_settings, catalogue.training.name))
             # They were read on the first page of that cycle, so the next cycle finds them gone.
             await MoodleConnector(source, run_settings).run(context, until_idle=True)
-    events = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+    events = decode_all(await read_topic(run_settings, catalogue.training.name))
     assert len(vanishing) == 3
     assert not [e for e in after_shift if e.event_type == "cvf.enrolment.withdrawn"]
     withdrawn = {e.subject_key for e in events if e.event_type == "cvf.enrolment.withdrawn"}
@@ -292,7 +292,7 @@ async def test_certificates_deleted_during_a_sweep_shift_no_issue_out_of_the_win
         async with ConnectorContext.open(run_settings) as context:
             await MoodleConnector(source, run_settings).run(context, until_idle=True)
     catalogue = TopicCatalogue.from_settings(run_settings)
-    events = decode_all(await read_topic(run_settings, catalogue.training.name, quiet_s=0.3))
+    events = decode_all(await read_topic(run_settings, catalogue.training.name))
     certificates = {e.event_id for e in events if e.event_type == "cvf.certificate.issued"}
     assert len(deleted) == 3
     assert certificates == {event_id_for(SOURCE, f"cert:{issue_id}") for issue_id in issued}
@@ -313,7 +313,7 @@ async def test_backfilled_enrolments_are_dated_at_course_start_and_later_ones_wh
         await MoodleConnector(settings.sources[0], settings).run(context, until_idle=True)
     created = [
         e
-        for e in decode_all(await read_topic(settings, catalogue.training.name, quiet_s=0.5))
+        for e in decode_all(await read_topic(settings, catalogue.training.name))
         if e.event_type == "cvf.enrolment.created"
     ]
     newcomer_key = user_key(state, newcomer)

@@ -196,7 +196,7 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
         interrupted += await kill_pull_worker_at_random(run_settings, rng, runs=1)
         await run_pull_worker_to_end(run_settings)
     catalogue = TopicCatalogue.from_settings(run_settings)
-    records = await read_topic(run_settings, catalogue.plgn.name, quiet_s=0.7)
+    records = await read_topic(run_settings, catalogue.plgn.name)
     events = decode_all(records)
     ids = [event.event_id for event in events]
     print(f"plgn: {len(ids)} events, {len(ids) - len(set(ids))} duplicates, {interrupted} runs killed")
@@ -220,7 +220,7 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
     assert by_id[event_id_for(SOURCE, delete["id"])].event_type == "plgn.event.retracted"
     counts = Counter(event.event_type for event in by_id.values())
     assert counts["plgn.org.registered"] == len(world.firms)
-    dead = await read_topic(run_settings, catalogue.dead_letter(catalogue.plgn).name, quiet_s=0.3)
+    dead = await read_topic(run_settings, catalogue.dead_letter(catalogue.plgn).name)
     assert len({record.value for record in dead}) == 3
     assert all(dict(record.headers)["dlq_reason"].decode().startswith("feed contract: ") for record in dead)
     # Firm names and tax ids stay at the edge.

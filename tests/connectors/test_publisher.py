@@ -30,12 +30,12 @@ async def test_events_are_published_keyed_with_traceparent_and_offsets_tracked(s
         await producer.stop()
     assert {topic for topic, _ in page} == {catalogue.training.name, catalogue.plgn.name}
     assert publisher.produced_offsets() == page, "dead letters do not count for idle detection"
-    training = await read_topic(settings, catalogue.training.name, quiet_s=0.5)
+    training = await read_topic(settings, catalogue.training.name)
     assert {e.event_id for e in decode_all(training)} == {events[0].event_id, events[1].event_id}
     for record, event in zip(training, decode_all(training), strict=True):
         assert record.key == event.subject_key.encode()
         assert dict(record.headers)["traceparent"].startswith(b"00-")
     # One span per topic batch: both training records carry the same trace id.
     assert len({dict(r.headers)["traceparent"].split(b"-")[1] for r in training}) == 1
-    (dead,) = await read_topic(settings, dlq, quiet_s=0.5)
+    (dead,) = await read_topic(settings, dlq)
     assert dead.value == b'{"raw": 1}' and dict(dead.headers)["dlq_reason"] == b"bad record"

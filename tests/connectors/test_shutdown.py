@@ -41,7 +41,7 @@ async def test_sigterm_commits_every_published_page_and_releases_the_lease(
         assert committed == summary["records"], "every page the connector counted was committed"
         # Nothing was published beyond the committed pages (stats count a page only once committed).
         catalogue = TopicCatalogue.from_settings(settings)
-        assert len(await read_topic(settings, catalogue.training.name, quiet_s=1.0)) == summary["events"]
+        assert len(await read_topic(settings, catalogue.training.name)) == summary["events"]
 
         async with python_child(module="tests.connectors.pull_worker", settings=settings) as successor:
             await successor.wait_for_line(lambda line: "lease acquired" in line, timeout_s=20)

@@ -32,7 +32,7 @@ def test_a_missing_config_file_is_reported_wherever_the_option_stands(
 ) -> None:
     missing = str(tmp_path / "absent.toml")
     argv = ["--config", missing, "catalogue"] if position == "before" else ["catalogue", "--config", missing]
-    assert main(argv) == 2
+    assert main(argv) == 3
     assert "configuration file not found" in capsys.readouterr().err
 
 
@@ -44,7 +44,7 @@ def test_an_invalid_config_value_is_reported_without_its_secrets(
         '[[sources]]\nname = "Not A Valid Name"\nkind = "xapi"\n'
         'endpoint = "http://x/"\npassword = "hunter2-secret"\n'
     )
-    assert main(["run", "--config", str(config)]) == 2
+    assert main(["run", "--config", str(config)]) == 3
     err = capsys.readouterr().err
     assert "invalid configuration" in err and "sources.0.name" in err
     assert "hunter2-secret" not in err

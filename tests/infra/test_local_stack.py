@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-import infra.local
+import infra.processes
 from infra.local import (
     PG_SYSTEM_USER,
     LocalStack,
@@ -62,6 +62,14 @@ def _uid(pid: int) -> int:
 
 
 async def _roundtrip_kafka(bootstrap_servers: str) -> bytes:
+    # The broker creates no topic on first use: as in production, topics are created on purpose.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        if "roundtrip" not in await admin.list_topics():
+            await admin.create_topics([NewTopic("roundtrip", 1, 1)])
+    finally:
+        await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
     await producer.start()
     try:
@@ -90,8 +98,9 @@ async def _fetch(dsn: str, sql: str) -> object:
 
 def _service_processes(parent_pid: int) -> tuple[list[int], list[int]]:
     """(broker pids, postgres pids including backends) below `parent_pid`."""
-    programs = {pid: (command_line(pid) or [""])[0] for pid in descendants(parent_pid)}
-    brokers = [pid for pid, program in programs.items() if Path(program).name == "tansu"]
+    argvs = {pid: command_line(pid) or [""] for pid in descendants(parent_pid)}
+    programs = {pid: argv[0] for pid, argv in argvs.items()}
+    brokers = [pid for pid, argv in argvs.items() if Path(argv[0]).name == "java" and "kafka.Kafka" in argv]
     # Backends rewrite their argv to "postgres: <role>"; the postmaster keeps its binary path.
     postgres = [pid for pid, program in programs.items() if program.split(":")[0].endswith("postgres")]
     return brokers, postgres
@@ -124,7 +133,8 @@ async def test_running_stack_starts_only_what_is_not_configured(stack_state_dir:
         assert resolved.kafka.bootstrap_servers == external_kafka
         assert resolved.postgres.dsn is not None
         assert await _fetch(resolved.postgres.dsn.get_secret_value(), "SELECT 1") == 1
-        assert not (stack_state_dir / "tansu.log").exists()
+        assert not (stack_state_dir / "kafka.log").exists()
+        assert not (stack_state_dir / "kafka").exists()
         # Everything else in the settings is carried over untouched.
         assert resolved.model_copy(update={"postgres": settings.postgres}) == settings
 
@@ -307,7 +317,7 @@ async def test_a_port_taken_before_the_service_binds_it_is_replaced(
         taken = squatter.getsockname()[1]
         # Both services are first offered the taken port, as if someone bound it after our probe.
         offers = iter([taken, taken])
-        monkeypatch.setattr(infra.local, "free_port", lambda: next(offers, None) or free_port())
+        monkeypatch.setattr(infra.processes, "free_port", lambda: next(offers, None) or free_port())
         stack = LocalStack(stack_state_dir)
         await stack.start()
         try:

@@ -23,6 +23,7 @@ import pytest
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import statements_from_world
 from infra.local import LocalStack
+from schemas.events.base import MEMBER_STATES
 from tests.conftest import make_state_dir
 from tests.support.processes import REPO_ROOT, descendants, is_running, python_child
 
@@ -145,10 +146,31 @@ async def test_indicators_command_prints_enrolments_per_country_and_month(
     assert sum(row["parts"]["gross"] for row in rows) == sum(row["parts"]["gross"] for row in totals)
 
 
+async def test_plgn_16_by_country_gives_each_receiving_member_state_its_rate(
+    uninterrupted_run: tuple[Path, list[dict[str, Any]]],
+) -> None:
+    # The README's own example: authorisation rate per member state.
+    state_dir, _ = uninterrupted_run
+    rows = await _indicators(state_dir, "--indicator", "plgn-16", "--period", "year", "--by", "country")
+    latest = max(row["period"]["start"] for row in rows)
+    rates = {row["dimensions"]["country"]: row["value"] for row in rows if row["period"]["start"] == latest}
+    world = generate(SEED)
+    receiving = {
+        state
+        for grant in world.authorisations
+        if grant.withdrawn_at is None
+        for state in (MEMBER_STATES if "ALL_MEMBERS" in grant.recipients else grant.recipients)
+    }
+    assert receiving and "UNKNOWN" not in rates
+    assert all(rates[state] > 0 for state in receiving), rates
+
+
+@pytest.mark.parametrize("broker_log", ["kept", "wiped"])
 async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indicators(
     uninterrupted_run: tuple[Path, list[dict[str, Any]]],
     uninterrupted_facts: dict[tuple[str, str], int],
     stack_state_dir: Path,
+    broker_log: str,
 ) -> None:
     _, expected = uninterrupted_run
     async with python_child(
@@ -164,7 +186,10 @@ async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indi
         assert await run.wait() == -signal.SIGKILL
     await _wait_gone(victims)
 
-    # The memory broker lost every record; the store and the connectors' checkpoints survived.
+    if broker_log == "wiped":
+        # As a rebuilt cluster would: every record and offset gone, the store and checkpoints kept. The
+        # log-identity guard makes connectors re-publish from what the processors had committed.
+        shutil.rmtree(stack_state_dir / "kafka")
     output = await _run_until_idle(stack_state_dir)
     assert "idle:" in output
     recovered = await _indicators(stack_state_dir, "--period", "year")
@@ -173,6 +198,40 @@ async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indi
     facts = await _facts(stack_state_dir)
     assert facts == uninterrupted_facts
     assert _by_source(facts)["cvf-lrs"] == _expected_lrs_events()
+
+
+async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
+    uninterrupted_run: tuple[Path, list[dict[str, Any]]],
+    uninterrupted_facts: dict[tuple[str, str], int],
+    stack_state_dir: Path,
+) -> None:
+    _, expected = uninterrupted_run
+    # The broker and PostgreSQL are external to the run (set by configuration), so the test can crash
+    # the broker under it while connectors publish and processors commit.
+    stack = LocalStack(stack_state_dir)
+    await stack.start()
+    try:
+        env = {
+            **_env(stack_state_dir),
+            "ALCANCE_KAFKA__BOOTSTRAP_SERVERS": stack.bootstrap_servers,
+            "ALCANCE_POSTGRES__DSN": stack.dsn,
+            # Retry the broker often while it is down, so the test waits for recovery, not for backoff.
+            "ALCANCE_CONNECTOR__BACKOFF_MAX_S": "1",
+        }
+        async with python_child(module="infra.cli", args=["run", "--until-idle"], env=env) as run:
+            await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
+            await stack.restart_broker(kill=True, down_s=2.0)
+            try:
+                code = await run.wait(RUN_TIMEOUT_S)
+            except TimeoutError:
+                raise AssertionError(
+                    f"not idle in {RUN_TIMEOUT_S} s after the crash:\n{run.output}"
+                ) from None
+            assert code == 0, run.output
+    finally:
+        await stack.stop()
+    assert _canonical(await _indicators(stack_state_dir, "--period", "year")) == _canonical(expected)
+    assert await _facts(stack_state_dir) == uninterrupted_facts
 
 
 async def test_sigterm_stops_the_run_and_leaves_no_process_behind(stack_state_dir: Path) -> None:

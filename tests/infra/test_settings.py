@@ -3,8 +3,8 @@
 from pathlib import Path
 
 import pytest
-from pydantic import ValidationError
 
+from infra.config_check import ConfigurationError
 from infra.settings import load_settings
 
 EXAMPLE_TOML = Path(__file__).resolve().parents[2] / "alcance.example.toml"
@@ -47,7 +47,7 @@ def test_repeated_source_names_are_rejected_without_echoing_secrets(tmp_path: Pa
         '[[sources]]\nname = "a"\nkind = "xapi"\nendpoint = "http://x/"\npassword = "s3cr3t-value"\n'
         '[[sources]]\nname = "a"\nkind = "plgn"\nendpoint = "http://y/"\n'
     )
-    with pytest.raises(ValidationError) as failure:
+    with pytest.raises(ConfigurationError) as failure:
         load_settings(config)
     assert "source names must be unique, repeated: a" in str(failure.value)
     assert "s3cr3t-value" not in str(failure.value)
@@ -55,7 +55,7 @@ def test_repeated_source_names_are_rejected_without_echoing_secrets(tmp_path: Pa
 
 def test_invalid_schema_names_are_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALCANCE_POSTGRES__DB_SCHEMA", "drop table; --")
-    with pytest.raises(ValidationError):
+    with pytest.raises(ConfigurationError):
         load_settings()
 
 

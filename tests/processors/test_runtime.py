@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from infra.kafka import read_topic_to_end
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.recompute import rebuild
@@ -232,9 +233,7 @@ async def assert_topic_equals_store(settings: Settings, pool: asyncpg.Pool) -> N
     for (indicator, kind, start, dims, part), (_, value, _) in (await cell_parts(pool)).items():
         truth.setdefault(indicator_key(indicator, kind, start, json.loads(dims)), {})[part] = float(value)
     catalogue = TopicCatalogue.from_settings(settings)
-    found = await read_topic(
-        settings, catalogue.indicators.name, settings.kafka.partitions, expected=len(truth)
-    )
+    found = await read_topic_to_end(settings.kafka, catalogue.indicators.name)
     newest: dict[str, dict[str, Any]] = {}
     for record in found:
         value = json.loads(record.value)

@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from infra.kafka import ensure_topics, make_producer
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings
+from infra.settings import ReachTargetConfig, Settings
+from infra.targets import set_targets
 from processors.indicators.aggregate import Cell
 from processors.indicators.base import PeriodKind
 from processors.indicators.catalogue import INDICATORS
@@ -52,7 +53,10 @@ async def isolated_store(base: Settings) -> AsyncIterator[tuple[Settings, asyncp
                 }
             ),
             "postgres": base.postgres.model_copy(update={"db_schema": f"t_{token}"}),
-            "processor": base.processor.model_copy(update={"cohort_grace_days": GRACE_DAYS}),
+            # The worlds run into 2027: the plausible-date window must admit all of them.
+            "processor": base.processor.model_copy(
+                update={"cohort_grace_days": GRACE_DAYS, "future_allowance_s": 3 * 365 * 86_400.0}
+            ),
         }
     )
     pool = await create_pool(fresh.postgres)
@@ -210,13 +214,14 @@ async def test_the_conversion_view_agrees_with_the_read_api(local_stack: Setting
         assert parts["converted"] == sum(1 for row in rows if row["converted"]) > 0
 
 
-async def test_external_reads_suppress_small_cells_and_targets_come_from_the_reach_target_table(
+async def test_external_reads_suppress_small_cells_and_targets_come_from_the_configured_targets(
     local_stack: Settings,
 ) -> None:
     async with isolated_store(local_stack) as (fresh, pool):
         await process(fresh, pool, scenario.history())
-        await pool.execute(
-            "INSERT INTO reach_target (audience, year, target, source) VALUES ('MSME', 2026, 4, 'test plan')"
+        # As `[[reach_targets]]` in the TOML file or `alcance targets set` give them.
+        await set_targets(
+            pool, [ReachTargetConfig(audience="MSME", year=2026, target=Decimal(4), source="test plan")]
         )
         reach = await read_indicators(
             pool, indicator="CVF-16", period="year", by=("audience",), settings=fresh, as_of=AS_OF
