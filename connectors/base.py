@@ -169,11 +169,17 @@ class PollingConnector(Connector, Generic[RecordT]):
     """
 
     http: HttpClient
+    page_limit: int | None = None
+    """Set by the runtime while pages are read smaller because a full page kept failing (None: no limit)."""
 
     @property
     def page_size(self) -> int:
-        """Records per page: the source's own `page_size`, else `settings.connector.page_size`."""
-        return self.source.page_size or self.settings.connector.page_size
+        """Records per page: the source's own `page_size`, else `settings.connector.page_size`.
+
+        While the runtime splits pages that keep failing (`page_limit`), at most that many.
+        """
+        size = self.source.page_size or self.settings.connector.page_size
+        return size if self.page_limit is None else max(1, min(size, self.page_limit))
 
     def auth_headers(self) -> dict[str, str]:
         """Credentials sent with every request: Bearer `token` if set, else Basic username/password."""
@@ -218,7 +224,12 @@ class PollingConnector(Connector, Generic[RecordT]):
     async def prepare_page(self, page: Page[RecordT]) -> Page[RecordT]:
         """Hook run once per page before mapping, for lookups `map_record` cannot do synchronously.
 
-        The default returns the page unchanged. A failure here is treated like a `fetch_page` failure.
+        The default returns the page unchanged. It may drop records or replace them with resolved
+        ones. It must work on any subset of a page's records: when it fails
+        `connector.record_max_attempts` times in a row the runtime calls it again on each half of the
+        page, down to single records, and dead-letters a record that still fails (with the error as
+        the reason) so that one unresolvable record never stalls the source. `FatalSourceError`
+        stops the connector instead; failures of the store are retried without bound.
         """
         return page
 

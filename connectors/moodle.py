@@ -6,19 +6,25 @@ Moodle without time filters. Only `mod_customcert_list_issues` filters by time; 
 (`core_enrol_get_enrolled_users`) and course completions (`core_completion_get_course_completion_status`)
 can only be read whole. The connector therefore works in poll cycles. Each cycle:
 
-1. `core_course_get_courses` and `mod_customcert_get_customcerts_by_courses`: 2 calls.
+1. `core_course_get_courses_by_field` (every course, with `enablecompletion`): 1 call.
 2. Per course, the enrolled users in pages of `page_size` (`limitfrom` / `limitnumber`, sorted by user
    id). Pages overlap by `page_overlap` users and are cut at the last user id already read, so a user
    enrolled or removed during the scan neither shifts anyone out of the window nor appears twice; when
    the overlap is not enough (more than `page_overlap` users vanished in between) the window moves
-   back and the page is read again. The learner pseudonyms of the page are compared with the previous
+   back and the page is read again. Only users holding a role of option `learner_roles` (default
+   `student`) are learners; teachers and managers are left out. The learner pseudonyms of the page are
+   compared with the previous
    snapshot of that course, stored in PostgreSQL (`moodle_enrolment_snapshot`, pseudonyms only): a new
    key gives `LearnerRegistered` + `EnrolmentCreated`; at the end of the course, keys not seen in this
    cycle give `EnrolmentWithdrawn`. A learner who comes back after a withdrawal starts a new enrolment
    (new `enrolment_id`).
 3. Per enrolment not yet known complete, one `core_completion_get_course_completion_status` call
-   (`completion_concurrency` at a time); a course without completion criteria (`nocriteriaset`) is
-   skipped for the rest of the cycle. A completion gives `EnrolmentCompleted` once.
+   (`completion_concurrency` at a time, in `prepare_page`, so that a check that keeps failing is
+   dead-lettered by the runtime); a course without completion criteria (`nocriteriaset`) is skipped
+   for the rest of the cycle, and a course with completion tracking off is never asked (one INFO line).
+   `cannotviewreport` on a course that tracks completion means the service user lacks
+   `report/completion:view`: a configuration error that stops the connector. A completion gives
+   `EnrolmentCompleted` once.
 4. `mod_customcert_list_issues` from the last watermark. That function orders by `timecreated DESC`
    with offset paging, so one sweep reads offsets 0, L, 2L... (L <= 500 - `page_overlap`), drops
    issues newer than the oldest one already read in the sweep (new arrivals: the next sweep reads them)
@@ -26,11 +32,15 @@ can only be read whole. The connector therefore works in poll cycles. Each cycle
    `page_overlap` issues and moves further back when none of them had been read (issues deleted during
    the sweep shift the offsets). When the sweep ends the watermark (`timecreatedfrom`, inclusive) moves
    to the newest issue of its first page; issues at that second are read again and dropped by event id.
-   Each issue gives `CertificateIssued`.
+   Each issue gives `CertificateIssued`; the course of its customcert instance comes from
+   `core_course_get_course_module_by_instance`, asked once per instance.
 
-Calls per cycle = 2 + sum over courses of ceil(enrolled / page_size) + enrolments not yet complete
+Every call is a POST whose body carries the token (never the URL, which web servers log); the
+functions called are `FUNCTIONS_CALLED`, all of Moodle 4.5 / 5.x core or mod_customcert.
+
+Calls per cycle = 1 + sum over courses of ceil(enrolled / page_size) + enrolments not yet complete
 (minus courses without criteria) + ceil(new issues / L) + 1. With 50 courses of 200 learners, a page
-size of 500 and 30 % complete: 2 + 50 + 7,000 + a few = about 7,060 calls; completion status
+size of 500 and 30 % complete: 1 + 50 + 7,000 + a few = about 7,060 calls; completion status
 dominates, so `poll_interval_s` for Moodle should be minutes, not seconds. The snapshot table holds
 one row per (course, learner) ever enrolled. Moodle does not say when an enrolment was created or
 withdrawn: `enrolled_at` is when the connector first saw it and `withdrawn_at` when it found it gone
@@ -76,6 +86,17 @@ logger = logging.getLogger(__name__)
 REST_PATH = "/webservice/rest/server.php"
 SITE_COURSE_ID = 1
 MAX_ISSUES_PAGE = 500
+# Every web-service function the connector calls; each exists in Moodle 4.5 / 5.x or mod_customcert
+# (a test pins this list against the simulator and a committed list of the real functions).
+FUNCTIONS_CALLED = frozenset(
+    {
+        "core_course_get_courses_by_field",
+        "core_enrol_get_enrolled_users",
+        "core_completion_get_course_completion_status",
+        "core_course_get_course_module_by_instance",
+        "mod_customcert_list_issues",
+    }
+)
 # Moodle error codes that describe a passing condition; any other code stops the connector.
 RETRYABLE_ERRORCODES = frozenset(
     {
@@ -101,6 +122,8 @@ class MoodleOptions(ConnectorOptions):
     learner_identity: str = Field(default="email", pattern="^(email|id)$")
     audience_field: str = "audience"
     gender_field: str = "gender"
+    # Role shortnames whose holders are learners; teachers, managers and other roles are not counted.
+    learner_roles: list[str] = Field(default_factory=lambda: ["student"], min_length=1)
 
 
 class MoodleError(Exception):
@@ -127,6 +150,10 @@ def flatten(params: dict[str, Any], prefix: str = "") -> dict[str, str]:
     return flat
 
 
+def _as_dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 def _iso(ts: int | float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat() if ts else None
 
@@ -139,6 +166,12 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
     options_model: ClassVar[type[ConnectorOptions]] = MoodleOptions
 
     _context: ConnectorContext | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._cert_courses: dict[int, int | None] = {}
+        self._nocriteria: dict[int, int] = {}
+        self._completion_off_logged: set[int] = set()
 
     @property
     def opts(self) -> MoodleOptions:
@@ -161,9 +194,12 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             RetryableError: on transient HTTP failures or a retryable Moodle error code.
             FatalSourceError: on a rejected token or any other Moodle error.
         """
+        if function not in FUNCTIONS_CALLED:
+            raise FatalSourceError(f"{function} is not among the Moodle functions alcance calls")
         token = self.source.token.get_secret_value() if self.source.token is not None else ""
-        query = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **flatten(params)}
-        response = await self.http.get_json(self.source.endpoint.rstrip("/") + REST_PATH, params=query)
+        # The token travels in the POST body, never in the URL (web servers log URLs).
+        form = {"wstoken": token, "wsfunction": function, "moodlewsrestformat": "json", **flatten(params)}
+        response = await self.http.post_form_json(self.source.endpoint.rstrip("/") + REST_PATH, form)
         body = response.body
         if isinstance(body, dict) and "exception" in body:
             code = str(body.get("errorcode", ""))
@@ -194,28 +230,28 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             raise RetryableError(f"snapshot store unavailable: {type(exc).__name__}") from exc
 
     async def _start_cycle(self, state: dict[str, Any]) -> None:
-        courses = await self._call_or_fatal("core_course_get_courses")
+        # core_course_get_courses_by_field returns `enablecompletion` to any user who can access the
+        # course; core_course_get_courses returns it only with moodle/course:update.
+        listing = await self._call_or_fatal("core_course_get_courses_by_field")
+        courses = listing.get("courses", []) if isinstance(listing, dict) else []
         state["courses"] = [
             [
                 int(c["id"]),
                 int(c.get("startdate") or 0),
                 int(c.get("enddate") or 0),
                 str(c.get("idnumber") or ""),
+                int(c.get("enablecompletion", 1) or 0),
             ]
             for c in courses
             if int(c["id"]) != SITE_COURSE_ID
         ]
-        state["certmap"] = {}
-        if self.opts.certificates and state["courses"]:
-            certs = await self._call_or_fatal(
-                "mod_customcert_get_customcerts_by_courses", courseids=[c[0] for c in state["courses"]]
-            )
-            state["certmap"] = {str(c["id"]): int(c["course"]) for c in certs.get("customcerts", [])}
-        state.update(course_idx=0, limitfrom=0, after_id=0, nocriteria=False)
+        state.update(course_idx=0, limitfrom=0, after_id=0)
 
     async def _enrolment_page(self, state: dict[str, Any]) -> Page[dict[str, Any]]:
-        course_id, start, end, idnumber = state["courses"][state["course_idx"]]
-        users, complete_course = await self._read_window(state, course_id)
+        course_id, start, end, idnumber, *rest = state["courses"][state["course_idx"]]
+        completion_on = bool(rest[0]) if rest else True
+        window, complete_course = await self._read_window(state, course_id)
+        users = [user for user in window if self._is_learner(user)]
         cycle = int(state["cycle"])
         now = datetime.now(UTC)
         records: list[dict[str, Any]] = []
@@ -240,12 +276,34 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             if row["completed_cycle"] is None or row["completed_cycle"] >= cycle:
                 to_check.append((row["user_key"], user, row))
         await self._learner_first_seen(records)
-        if not state.get("nocriteria"):
-            records.extend(await self._completions(state, course, to_check, cycle))
+        if not completion_on:
+            if course_id not in self._completion_off_logged:
+                self._completion_off_logged.add(course_id)
+                logger.info(
+                    "source %s: course %d has completion tracking off; its completions are skipped",
+                    self.name,
+                    course_id,
+                )
+        elif self._nocriteria.get(course_id) != cycle:
+            records.extend(
+                {
+                    "kind": "completion_check",
+                    "course": course,
+                    "cycle": cycle,
+                    "user": user,
+                    "user_key": key,
+                    "generation": row["generation"],
+                }
+                for key, user, row in to_check
+            )
         if complete_course:
             records.extend(await self._withdrawals(course, cycle, now))
-            state.update(course_idx=state["course_idx"] + 1, limitfrom=0, after_id=0, nocriteria=False)
+            state.update(course_idx=state["course_idx"] + 1, limitfrom=0, after_id=0)
         return Page(records=records, next_cursor=state, exhausted=False)
+
+    def _is_learner(self, user: dict[str, Any]) -> bool:
+        roles = {str(role.get("shortname")) for role in user.get("roles") or [] if isinstance(role, dict)}
+        return not roles.isdisjoint(self.opts.learner_roles)
 
     async def _learner_first_seen(self, records: list[dict[str, Any]]) -> None:
         """Give each new enrolment its learner's first sighting in any course of the source.
@@ -296,68 +354,109 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
                 return [user for user in batch if int(user["id"]) > after_id], len(batch) < limitnumber
             start = max(0, start - self.page_size - self.opts.page_overlap)
 
-    async def _completions(
-        self,
-        state: dict[str, Any],
-        course: dict[str, Any],
-        to_check: list[tuple[str, dict[str, Any], Any]],
-        cycle: int,
-    ) -> list[dict[str, Any]]:
-        semaphore = asyncio.Semaphore(self.opts.completion_concurrency)
-        nocriteria = False
+    async def prepare_page(self, page: Page[dict[str, Any]]) -> Page[dict[str, Any]]:
+        """Resolve the page's completion checks and the courses of its certificates (Moodle calls).
 
-        async def one(user: dict[str, Any]) -> dict[str, Any] | None:
-            nonlocal nocriteria
-            if nocriteria:
+        Raises:
+            FatalSourceError: when Moodle says the service user may not read completions of a course
+                that tracks completion (the capability `report/completion:view` is missing).
+        """
+        checks = [r for r in page.records if r.get("kind") == "completion_check"]
+        certificates = [
+            r for r in page.records if r.get("kind") == "certificate" and r.get("course_id") is None
+        ]
+        if not checks and not certificates:
+            return page
+        semaphore = asyncio.Semaphore(self.opts.completion_concurrency)
+
+        async def one(check: dict[str, Any]) -> dict[str, Any] | None:
+            course = check["course"]
+            if self._nocriteria.get(course["id"]) == check["cycle"]:
                 return None
             async with semaphore:
                 try:
                     result = await self.call(
                         "core_completion_get_course_completion_status",
                         courseid=course["id"],
-                        userid=user["id"],
+                        userid=check["user"]["id"],
                     )
                 except MoodleError as exc:
-                    if exc.errorcode in {"nocriteriaset", "completionnotenabled"}:
-                        nocriteria = True
-                        return None
-                    if exc.errorcode in {"usernotenroled", "nottracked"}:
-                        return None
-                    raise FatalSourceError(f"Moodle completion status failed: {exc}") from exc
+                    self._completion_error(exc, check)
+                    return None
             status = result.get("completionstatus", {}) if isinstance(result, dict) else {}
-            return status if status.get("completed") else None
-
-        results = await asyncio.gather(*(one(user) for _, user, _ in to_check))
-        if nocriteria:
-            state["nocriteria"] = True
-        records = []
-        done_keys = []
-        for (key, user, row), status in zip(to_check, results, strict=True):
-            if status is None:
-                continue
+            if not status.get("completed"):
+                return None
             times = [int(c.get("timecompleted") or 0) for c in status.get("completions", [])]
-            done_keys.append(key)
-            records.append(
-                {
-                    "kind": "completion",
-                    "course": course,
-                    "user": user,
-                    "user_key": key,
-                    "generation": row["generation"],
-                    "completed_at": max(times, default=0),
-                }
-            )
-        if done_keys:
+            return {**check, "kind": "completion", "completed_at": max(times, default=0)}
+
+        done = [r for r in await asyncio.gather(*(one(check) for check in checks)) if r is not None]
+        for record in certificates:
+            record["course_id"] = await self._certificate_course(int(record["issue"]["customcertid"]))
+            record["generation"] = await self._generation(record["course_id"], record["user_key"])
+        by_course: dict[tuple[int, int], list[str]] = {}
+        for record in done:
+            by_course.setdefault((record["course"]["id"], record["cycle"]), []).append(record["user_key"])
+        for (course_id, cycle), keys in by_course.items():
             await self._pool().execute(
                 "UPDATE moodle_enrolment_snapshot SET completed_cycle = $4"
                 " WHERE source = $1 AND course_id = $2 AND user_key = ANY($3::text[])"
                 " AND (completed_cycle IS NULL OR completed_cycle > $4)",
                 self.name,
-                course["id"],
-                done_keys,
+                course_id,
+                keys,
                 cycle,
             )
-        return records
+        check_ids = {id(record) for record in checks}
+        records = [r for r in page.records if id(r) not in check_ids]
+        records.extend(done)
+        return Page(records, page.next_cursor, page.exhausted, page.newest_at)
+
+    def _completion_error(self, exc: MoodleError, check: dict[str, Any]) -> None:
+        """What a completion-status error means: nothing to count, a configuration error, or a retry."""
+        course = check["course"]
+        if exc.errorcode in {"nocriteriaset", "completionnotenabled"}:
+            self._nocriteria[course["id"]] = check["cycle"]
+            return None
+        if exc.errorcode in {"usernotenroled", "nottracked"}:
+            return None
+        if exc.errorcode == "cannotviewreport":
+            # Moodle answers cannotviewreport both for a course without completion tracking and for a
+            # reader without the capability; the course listing said this course tracks completion.
+            raise FatalSourceError(
+                f"Moodle refuses completions of course {course['id']}, which tracks completion: the service"
+                " user needs the capability report/completion:view (configuration error; Moodle says the"
+                " same when completion tracking is off for the whole site)"
+            ) from exc
+        raise RetryableError(f"Moodle core_completion_get_course_completion_status: {exc.errorcode}")
+
+    async def _certificate_course(self, customcertid: int) -> int | None:
+        """The course of a customcert instance (core_course_get_course_module_by_instance), cached."""
+        if customcertid not in self._cert_courses:
+            try:
+                found = await self.call(
+                    "core_course_get_course_module_by_instance", module="customcert", instance=customcertid
+                )
+            except MoodleError as exc:
+                if exc.errorcode != "invalidrecord":
+                    raise RetryableError(
+                        f"Moodle core_course_get_course_module_by_instance: {exc.errorcode}"
+                    ) from exc
+                found = {}
+            course = _as_dict(_as_dict(found).get("cm")).get("course")
+            self._cert_courses[customcertid] = int(course) if course is not None else None
+        return self._cert_courses[customcertid]
+
+    async def _generation(self, course_id: int | None, user_key: str) -> int:
+        if course_id is None:
+            return 0
+        value = await self._pool().fetchval(
+            "SELECT generation FROM moodle_enrolment_snapshot"
+            " WHERE source = $1 AND course_id = $2 AND user_key = $3",
+            self.name,
+            course_id,
+            user_key,
+        )
+        return int(value or 0)
 
     async def _upsert_seen(self, course_id: int, keys: list[str], cycle: int, now: datetime) -> list[Any]:
         if not keys:
@@ -410,7 +509,7 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
         ]
 
     async def _certificate_page(self, state: dict[str, Any]) -> Page[dict[str, Any]]:
-        if not self.opts.certificates or not state["certmap"]:
+        if not self.opts.certificates or not state["courses"]:
             return self._next_cycle(state, [])
         overlap = self.opts.page_overlap
         limit = max(1, min(self.page_size, MAX_ISSUES_PAGE - overlap))
@@ -450,47 +549,23 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
             ids = {int(i["issue"]["id"]) for i in fresh if int(i["issue"]["timecreated"]) == new_floor}
             state["cert_floor_ids"] = sorted(ids | floor_ids) if new_floor == floor else sorted(ids)
             state["cert_floor"] = new_floor
-        records = await self._certificate_records(fresh, state["certmap"])
+        records = [
+            {
+                "kind": "certificate",
+                "issue": item["issue"],
+                "user": item.get("user") or {},
+                "user_key": self._user_key(item.get("user") or {}),
+                "course_id": None,
+                "generation": 0,
+            }
+            for item in fresh
+        ]
         if len(batch) < count:
             if "cert_top" in state:
                 state["cert_from"] = state["cert_top"]
             return self._next_cycle(state, records)
         state["cert_offset"] = start + len(batch)
         return Page(records=records, next_cursor=state, exhausted=False)
-
-    async def _certificate_records(
-        self, items: list[dict[str, Any]], certmap: dict[str, int]
-    ) -> list[dict[str, Any]]:
-        records = []
-        wanted: list[tuple[int, str]] = []
-        for item in items:
-            course_id = certmap.get(str(item["issue"].get("customcertid")))
-            key = self._user_key(item.get("user") or {})
-            records.append(
-                {
-                    "kind": "certificate",
-                    "issue": item["issue"],
-                    "user": item.get("user") or {},
-                    "user_key": key,
-                    "course_id": course_id,
-                    "generation": 0,
-                }
-            )
-            if course_id is not None:
-                wanted.append((course_id, key))
-        if wanted:
-            rows = await self._pool().fetch(
-                "SELECT course_id, user_key, generation FROM moodle_enrolment_snapshot"
-                " WHERE source = $1"
-                " AND (course_id, user_key) IN (SELECT * FROM unnest($2::bigint[], $3::text[]))",
-                self.name,
-                [c for c, _ in wanted],
-                [k for _, k in wanted],
-            )
-            generations = {(row["course_id"], row["user_key"]): row["generation"] for row in rows}
-            for record in records:
-                record["generation"] = generations.get((record["course_id"], record["user_key"]), 0)
-        return records
 
     def _next_cycle(self, state: dict[str, Any], records: list[dict[str, Any]]) -> Page[dict[str, Any]]:
         following = {"cycle": int(state["cycle"]) + 1, "cert_from": int(state["cert_from"])}

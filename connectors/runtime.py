@@ -23,6 +23,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import UUID
 
 import aiohttp
 import asyncpg
@@ -31,7 +32,7 @@ from pydantic import ValidationError
 
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
 from connectors.checkpoints import CheckpointStore
-from connectors.exceptions import DeadLetterRecord, LeaseLost, RetryableError, SkipRecord
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, LeaseLost, RetryableError, SkipRecord
 from connectors.health import FailureWatch, keep_health_written
 from connectors.http import HttpClient, backoff_delay
 from connectors.publisher import DeadLetter, Publisher
@@ -159,6 +160,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+class _Unresolved(Exception):
+    """Raised when a page's records could not be resolved in `record_max_attempts` attempts."""
+
+    def __init__(self, reason: str, attempts: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+
+
 class PullLoop:
     """Runs one `PollingConnector`: lease, resume, pull/publish/commit pages, retries, shutdown.
 
@@ -175,6 +185,8 @@ class PullLoop:
         self._attrs = {"alcance.source": connector.name, "alcance.connector.kind": connector.kind}
         self._metrics = _get_instruments()
         self._lease_error: LeaseLost | None = None
+        # Event ids and dead letters of the previous page (see `_not_just_published`).
+        self._last_published: tuple[set[UUID], set[tuple[str, bytes, str]]] = (set(), set())
         # Failed attempts against the source's deadline, and its health in the store (connectors.health).
         self.watch = FailureWatch(connector, settings.connector.failure_deadline_s)
 
@@ -291,10 +303,10 @@ class PullLoop:
                 raise self._lease_error
             # No prefetch: the next page is requested only once this one is acked and committed, so
             # memory holds one page and a crash re-reads at most that page.
-            page = await self.watch.guard(self._fetch(cursor), until_idle=until_idle)
+            page, unresolved = await self.watch.guard(self._fetch(cursor), until_idle=until_idle)
             connector.set_health(Health.PULLING)
             # Once a page is in hand it is published and committed even if a stop is requested.
-            job = asyncio.ensure_future(self._publish_and_commit(page))
+            job = asyncio.ensure_future(self._publish_and_commit(page, unresolved))
             try:
                 await asyncio.shield(job)
             except asyncio.CancelledError:
@@ -311,32 +323,132 @@ class PullLoop:
             elif page.records:
                 connector.exhausted.clear()
 
-    async def _fetch(self, cursor: Cursor | None) -> Page[Any]:
-        """Fetch and prepare the next page, retrying transient failures without bound."""
+    async def _fetch(self, cursor: Cursor | None) -> tuple[Page[Any], list[DeadLetter]]:
+        """Fetch and resolve the next page.
+
+        A source that fails transiently is retried without bound (nothing can be isolated from a page
+        that was never read), but a page that fails `page_split_after` times in a row with the same
+        reason is asked for with half as many records, so that the records before the one that breaks
+        it pass; the page size doubles back after each page that moved on. Records whose resolution keeps
+        failing come back as dead letters (see `_resolve`).
+        """
         settings = self.context.settings.connector
-        attempt = 0
+        connector = self.connector
+        attempt = same = 0
+        last_reason: str | None = None
         while True:
             try:
-                page = await self.connector.fetch_page(cursor)
-                prepared = await self.connector.prepare_page(page)
-                self.watch.succeeded()
-                return prepared
+                page = await connector.fetch_page(cursor)
+                break
             except RetryableError as exc:
                 self.watch.failed_attempt(str(exc))
-                self.connector.set_health(Health.RETRYING)
+                connector.set_health(Health.RETRYING)
                 delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
                 if exc.retry_after_s is not None:
                     delay = max(delay, exc.retry_after_s)
                 attempt += 1
-                self._on_retry(str(exc))
-                logger.warning(
-                    "source %s: page failed (%s); trying again in %.1fs", self.connector.name, exc, delay
-                )
+                reason = str(exc)
+                same = same + 1 if reason == last_reason else 1
+                last_reason = reason
+                self._on_retry(reason)
+                if same >= settings.page_split_after and connector.page_size > 1:
+                    connector.page_limit = max(1, connector.page_size // 2)
+                    same = 0
+                    logger.warning(
+                        "source %s: page failed %d times (%s); asking for %d records at a time",
+                        connector.name,
+                        settings.page_split_after,
+                        reason,
+                        connector.page_limit,
+                    )
+                else:
+                    logger.warning(
+                        "source %s: page failed (%s); trying again in %.1fs", connector.name, reason, delay
+                    )
                 await asyncio.sleep(delay)
+        self.watch.succeeded()
+        if connector.page_limit is not None and page.next_cursor != cursor:
+            # Grow back only after a page that moved on: re-reading an overlap window is no sign of health.
+            doubled = connector.page_limit * 2
+            full = connector.source.page_size or settings.page_size
+            connector.page_limit = None if doubled >= full else doubled
+        return await self._resolve(page)
+
+    async def _resolve(self, page: Page[Any]) -> tuple[Page[Any], list[DeadLetter]]:
+        """`prepare_page(page)`, split in halves while it fails; single failing records become dead letters.
+
+        `record_max_attempts` failures in a row of one (sub-)page make it split; a record alone that
+        still fails is dead-lettered with the last error as its reason, so the page and the source go on.
+        """
+        try:
+            return await self._prepare_bounded(page), []
+        except _Unresolved as exc:
+            records = list(page.records)
+            if len(records) <= 1:
+                dead = [
+                    self._dead_letter(record, f"unresolved after {exc.attempts} attempts: {exc.reason}")
+                    for record in records
+                ]
+                for letter in dead:
+                    logger.warning("source %s: record dead-lettered: %s", self.connector.name, letter.reason)
+                return Page([], page.next_cursor, page.exhausted, page.newest_at), dead
+            middle = len(records) // 2
+            logger.warning(
+                "source %s: %d records could not be resolved (%s); resolving each half on its own",
+                self.connector.name,
+                len(records),
+                exc.reason,
+            )
+            first, first_dead = await self._resolve(Page(records[:middle], page.next_cursor, page.exhausted))
+            second, second_dead = await self._resolve(
+                Page(records[middle:], page.next_cursor, page.exhausted)
+            )
+            merged = Page([*first.records, *second.records], page.next_cursor, page.exhausted, page.newest_at)
+            return merged, first_dead + second_dead
+
+    async def _prepare_bounded(self, page: Page[Any]) -> Page[Any]:
+        """`prepare_page(page)` with up to `record_max_attempts` attempts; store outages retry without bound.
+
+        Raises:
+            _Unresolved: when every attempt failed (with the last reason).
+        """
+        settings = self.context.settings.connector
+        failures = store_attempt = 0
+        while True:
+            try:
+                return await self.connector.prepare_page(page)
+            except (FatalSourceError, LeaseLost):
+                raise
+            except TRANSIENT_INFRA_ERRORS as exc:
+                # The store (or the broker) is unreachable: not the records' fault, wait for it.
+                delay = backoff_delay(store_attempt, settings.backoff_base_s, settings.backoff_max_s)
+                store_attempt += 1
+                self._on_retry(f"resolving a page failed: {type(exc).__name__}")
+                await asyncio.sleep(delay)
+                continue
+            except Exception as exc:  # any other failure is bounded, then dead-lettered
+                failures += 1
+                reason = describe_error(exc) if not isinstance(exc, RetryableError) else str(exc)
+                self._on_retry(reason)
+                if failures >= settings.record_max_attempts:
+                    raise _Unresolved(reason, failures) from exc
+                delay = backoff_delay(failures - 1, settings.backoff_base_s, settings.backoff_max_s)
+                if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
+                    delay = max(delay, exc.retry_after_s)
+                await asyncio.sleep(delay)
+
+    def _dead_letter(self, record: Any, reason: str, family: str | None = None) -> DeadLetter:
+        catalogue = self.context.catalogue
+        spec = getattr(catalogue, family or self.connector.family)
+        return DeadLetter(
+            topic=catalogue.dead_letter(spec).name,
+            value=self.connector.record_json(record),
+            reason=reason,
+            source=self.connector.name,
+        )
 
     def _map(self, page: Page[Any]) -> tuple[list[Event], list[DeadLetter]]:
         connector = self.connector
-        catalogue = self.context.catalogue
         events: list[Event] = []
         dead: list[DeadLetter] = []
         for record in page.records:
@@ -353,22 +465,43 @@ class PullLoop:
             except Exception as exc:
                 # A mapping bug or a model rejecting the record: the record is dead-lettered, not lost.
                 reason = describe_error(exc)
-            spec = getattr(catalogue, family or connector.family)
-            dead.append(
-                DeadLetter(
-                    topic=catalogue.dead_letter(spec).name,
-                    value=connector.record_json(record),
-                    reason=reason,
-                    source=connector.name,
-                )
-            )
+            dead.append(self._dead_letter(record, reason, family))
             logger.warning("source %s: record dead-lettered: %s", connector.name, reason)
         return events, dead
 
-    async def _publish_and_commit(self, page: Page[Any]) -> None:
+    def _not_just_published(
+        self, events: list[Event], dead: list[DeadLetter]
+    ) -> tuple[list[Event], list[DeadLetter]]:
+        """`events` and `dead` without those the previous page already published.
+
+        Sources are re-read from their last position on every poll (the overlap of a timestamp cursor,
+        a feed page without `next`), so an unchanged source hands back its newest records each time.
+        They were acknowledged and committed with the previous page; sending them again would only
+        grow the topics (and the dead-letter topics) by one copy per poll.
+        """
+        seen_events, seen_dead = self._last_published
+        self._last_published = (
+            {event.event_id for event in events},
+            {(letter.topic, letter.value, letter.reason) for letter in dead},
+        )
+        fresh_events = [event for event in events if event.event_id not in seen_events]
+        fresh_dead = [
+            letter for letter in dead if (letter.topic, letter.value, letter.reason) not in seen_dead
+        ]
+        repeated = len(events) - len(fresh_events) + len(dead) - len(fresh_dead)
+        if repeated:
+            logger.debug(
+                "source %s: %d records already published by the previous page", self.connector.name, repeated
+            )
+        return fresh_events, fresh_dead
+
+    async def _publish_and_commit(self, page: Page[Any], unresolved: Sequence[DeadLetter] = ()) -> None:
         connector = self.connector
         started = time.perf_counter()
         events, dead = self._map(page)
+        dead = [*unresolved, *dead]
+        pulled = len(page.records) + len(unresolved)
+        events, dead = self._not_just_published(events, dead)
         settings = self.context.settings.connector
         attempt = 0
         while True:
@@ -378,7 +511,7 @@ class PullLoop:
                     page.next_cursor,
                     log_identity=self.context.log_identity,
                     page_offsets=offsets,
-                    records=len(page.records),
+                    records=pulled,
                 )
                 break
             except TRANSIENT_INFRA_ERRORS as exc:
@@ -399,10 +532,10 @@ class PullLoop:
                 await asyncio.sleep(delay)
         stats = connector.stats
         stats.pages += 1
-        stats.records_pulled += len(page.records)
+        stats.records_pulled += pulled
         stats.events_published += len(events)
         stats.dead_lettered += len(dead)
-        self._metrics.records.add(len(page.records), self._attrs)
+        self._metrics.records.add(pulled, self._attrs)
         self._metrics.events.add(len(events), self._attrs)
         if dead:
             self._metrics.dead.add(len(dead), self._attrs)
@@ -413,11 +546,11 @@ class PullLoop:
             stats.seconds_behind = max(0.0, (datetime.now(UTC) - page.newest_at).total_seconds())
         if stats.seconds_behind is not None:
             self._metrics.behind.set(stats.seconds_behind, self._attrs)
-        if page.records:
+        if pulled:
             logger.info(
                 "source %s: page of %d records -> %d events, %d dead-lettered in %.0f ms",
                 connector.name,
-                len(page.records),
+                pulled,
                 len(events),
                 len(dead),
                 (time.perf_counter() - started) * 1000,

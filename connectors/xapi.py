@@ -12,10 +12,15 @@ timestamp, registration), not from the LRS-assigned id: Moodle's logstore sends 
 replays them, and each replay gets a new LRS id. The same content always gives the same event id.
 
 Voiding. A voiding statement (verb `voided`, object `StatementRef`) becomes one `cvf.event.retracted` per
-event of the voided statement. The voided statement is fetched with `voidedStatementId` and mapped again
-to compute those event ids (no local statement-id map is kept: the LRS is the record, and this still works
-after checkpoints were rewound or the store was rebuilt). A voided statement the LRS cannot return is
-dead-lettered.
+event of the voided statement. Every statement pulled leaves the ids of the events it produced, keyed by its
+LRS statement id, in PostgreSQL (`xapi_statement_event`: event ids, learner pseudonym, country and
+audience, no personal data), so a voiding statement retracts by lookup without a request. Only a target
+never pulled is asked of the LRS, with `voidedStatementId` and then `statementId`, accepting a Statement
+or a StatementResult whose only statement is the target: LRSs differ (Ralph ignores `voidedStatementId`
+and answers a page of other statements; it answers `statementId` with a StatementResult). A target
+neither pulled nor returned is dead-lettered with that reason; the source goes on. A voiding statement
+cannot itself be voided (xAPI 1.0.3 Data 2.3.2, kept by xAPI 2.0), so one that targets another voiding
+statement is dead-lettered with that reason.
 
 Verb table (extendable with option `verbs`, IRI -> one of the targets below):
 
@@ -63,7 +68,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field, ValidationError
@@ -82,6 +87,9 @@ from schemas.events.training import (
     ProgressRecorded,
     TrainingEventRetracted,
 )
+
+if TYPE_CHECKING:
+    from connectors.runtime import ConnectorContext
 
 logger = logging.getLogger(__name__)
 
@@ -139,16 +147,22 @@ class XapiOptions(ConnectorOptions):
 
 @dataclass(frozen=True, slots=True)
 class XapiRecord:
-    """A statement as pulled, plus the voided statement it targets (for voiding statements).
+    """A statement as pulled, and what `prepare_page` resolved for it.
 
     Attributes:
         statement: the statement exactly as the LRS returned it.
-        voided: the statement it voids, fetched with `voidedStatementId`; None for other statements or
-            when the LRS could not return it.
+        voided: the voided statement, when a voiding statement's target was fetched from the LRS.
+        retracts: for a voiding statement whose target was resolved, the events to retract (rows of
+            `xapi_statement_event`); None when not resolved (the record is then dead-lettered).
+        events: the statement's events, when already mapped by `prepare_page`.
+        error: the mapping error of the statement, raised again by `map_record`.
     """
 
     statement: dict[str, Any]
     voided: dict[str, Any] | None = None
+    retracts: list[dict[str, Any]] | None = None
+    events: list[Event] | None = None
+    error: Exception | None = None
 
 
 def _as_dict(value: Any) -> dict[str, Any]:
@@ -187,6 +201,20 @@ def _seconds(duration: Any) -> int:
     )
 
 
+def event_rows(events: list[Event]) -> list[dict[str, Any]]:
+    """What a retraction needs of each event (id, learner pseudonym, country, audience): no personal data."""
+    return [
+        {
+            "event_id": str(event.event_id),
+            "subject_key": event.subject_key,
+            "country": event.country,
+            "audience": event.audience.value if event.audience is not None else None,
+        }
+        for event in events
+        if not isinstance(event, TrainingEventRetracted)
+    ]
+
+
 class XapiConnector(PollingConnector[XapiRecord]):
     """Pulls an xAPI LRS (see the module docstring for the contract, identities and verb table).
 
@@ -198,6 +226,7 @@ class XapiConnector(PollingConnector[XapiRecord]):
     family: ClassVar[str] = "training"
     options_model: ClassVar[type[ConnectorOptions]] = XapiOptions
     options: XapiOptions
+    _context: ConnectorContext | None = None
 
     @property
     def statements_url(self) -> str:
@@ -223,7 +252,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
         since: str | None = (cursor or {}).get("since")
         more: str | None = (cursor or {}).get("more")
         response = None
-        if more:
+        # While the runtime asks for smaller pages (a page kept failing), the `more` link would repeat the
+        # old page size: the pass goes on from `since` with the smaller limit instead.
+        if more and self.page_limit is None:
             try:
                 response = await self.http.get_json(urljoin(self._origin(), more))
             except FatalSourceError as exc:
@@ -269,29 +300,106 @@ class XapiConnector(PollingConnector[XapiRecord]):
         records = [XapiRecord(statement) for statement in statements]
         return Page(records=records, next_cursor=next_cursor, exhausted=next_more is None, newest_at=newest)
 
+    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
+        """Keep the context (its pool holds the statement -> events map), then run the pull loop."""
+        self._context = context
+        await super().run(context, until_idle=until_idle)
+
     async def prepare_page(self, page: Page[XapiRecord]) -> Page[XapiRecord]:
-        """Fetch the statements voided by the page's voiding statements (`voidedStatementId`)."""
+        """Map the page's statements, record their events by statement id, and resolve its voiding statements.
+
+        Targets are looked up in this page, then in `xapi_statement_event`, and only then asked of the LRS.
+        """
         records: list[XapiRecord] = []
-        changed = False
+        produced: dict[str, list[dict[str, Any]]] = {}
         for record in page.records:
-            target = self._voided_id(record.statement)
-            if target is None:
+            statement = record.statement
+            if self._voided_id(statement) is not None or not isinstance(statement, dict):
                 records.append(record)
                 continue
+            try:
+                events = self._map_statement(statement)
+            except Exception as exc:  # raised again, unchanged, by map_record
+                records.append(XapiRecord(statement, error=exc))
+                continue
+            records.append(XapiRecord(statement, events=events))
+            if isinstance(statement.get("id"), str):
+                produced[statement["id"]] = event_rows(events)
+        await self._remember(produced)
+        targets = {t for r in records if (t := self._voided_id(r.statement)) is not None} - produced.keys()
+        known = {**await self._recall(sorted(targets)), **produced}
+        voidings = {
+            statement["id"]: statement
+            for record in records
+            if self._voided_id(statement := record.statement) is not None
+            and isinstance(statement.get("id"), str)
+        }
+        resolved: list[XapiRecord] = []
+        for record in records:
+            target = self._voided_id(record.statement)
+            if target is None:
+                resolved.append(record)
+            elif target in voidings:
+                resolved.append(XapiRecord(record.statement, voided=voidings[target]))
+            elif target in known:
+                resolved.append(XapiRecord(record.statement, retracts=known[target]))
+            else:
+                voided = await self._fetch_voided(target)
+                rows: list[dict[str, Any]] | None = None
+                if voided is not None and self._voided_id(voided) is None:
+                    try:
+                        rows = event_rows(self._map_statement(voided))
+                    except (SkipRecord, DeadLetterRecord, ValidationError):
+                        rows = []
+                    await self._remember({target: rows})
+                    known[target] = rows
+                resolved.append(XapiRecord(record.statement, voided=voided, retracts=rows))
+        return Page(resolved, page.next_cursor, page.exhausted, page.newest_at)
+
+    async def _fetch_voided(self, target: str) -> dict[str, Any] | None:
+        """The statement `target` as the LRS returns it (`voidedStatementId`, then `statementId`), or None."""
+        for parameter in ("voidedStatementId", "statementId"):
             response = await self.http.get_json(
-                self.statements_url,
-                params={"voidedStatementId": target, "format": "exact"},
-                accept_statuses=(404,),
+                self.statements_url, params={parameter: target, "format": "exact"}, accept_statuses=(400, 404)
             )
-            voided = _as_dict(response.body) if response.status == 200 else None
-            if voided is not None and voided.get("id") != target:
-                # A proxy or cache answered with something else: try the page again rather than trust it.
-                raise RetryableError("voidedStatementId answered with another statement")
-            records.append(XapiRecord(record.statement, voided))
-            changed = True
-        if not changed:
-            return page
-        return Page(records, page.next_cursor, page.exhausted, page.newest_at)
+            if response.status != 200:
+                continue
+            body = _as_dict(response.body)
+            if body.get("id") == target:
+                return body
+            statements = body.get("statements")
+            # A StatementResult counts only when the target is all it holds: an LRS that ignores the
+            # parameter answers a page of other statements.
+            if (
+                isinstance(statements, list)
+                and len(statements) == 1
+                and _as_dict(statements[0]).get("id") == target
+            ):
+                return _as_dict(statements[0])
+        return None
+
+    async def _remember(self, produced: dict[str, list[dict[str, Any]]]) -> None:
+        if self._context is None or not produced:
+            return
+        await self._context.pool.execute(
+            "INSERT INTO xapi_statement_event (source, statement_id, events)"
+            " SELECT $1, s, e::jsonb FROM unnest($2::text[], $3::text[]) AS t(s, e)"
+            " ON CONFLICT (source, statement_id) DO NOTHING",
+            self.name,
+            list(produced),
+            [json.dumps(rows) for rows in produced.values()],
+        )
+
+    async def _recall(self, statement_ids: list[str]) -> dict[str, list[dict[str, Any]]]:
+        if self._context is None or not statement_ids:
+            return {}
+        rows = await self._context.pool.fetch(
+            "SELECT statement_id, events FROM xapi_statement_event"
+            " WHERE source = $1 AND statement_id = ANY($2::text[])",
+            self.name,
+            statement_ids,
+        )
+        return {row["statement_id"]: json.loads(row["events"]) for row in rows}
 
     @staticmethod
     def _voided_id(statement: Any) -> str | None:
@@ -308,6 +416,10 @@ class XapiConnector(PollingConnector[XapiRecord]):
 
     def map_record(self, record: XapiRecord) -> list[Event]:
         """Events of one statement (retractions for a voiding statement)."""
+        if record.error is not None:
+            raise record.error
+        if record.events is not None:
+            return record.events
         statement = record.statement
         if not isinstance(statement, dict):
             raise DeadLetterRecord("statement is not a JSON object")
@@ -317,29 +429,41 @@ class XapiConnector(PollingConnector[XapiRecord]):
 
     def _map_voiding(self, record: XapiRecord) -> list[Event]:
         statement = record.statement
-        if self._voided_id(statement) is None:
+        target = self._voided_id(statement)
+        if target is None:
             raise DeadLetterRecord("voiding statement without a StatementRef object")
-        if record.voided is None:
-            raise DeadLetterRecord("voided statement not returned by the LRS (voidedStatementId)")
-        try:
-            originals = self._map_statement(record.voided)
-        except (SkipRecord, DeadLetterRecord, ValidationError) as exc:
-            raise SkipRecord("voided statement produced no events") from exc
+        if record.voided is not None and self._voided_id(record.voided) is not None:
+            raise DeadLetterRecord(
+                f"statement {target} is itself a voiding statement, which cannot be voided"
+            )
+        retracts = record.retracts
+        if retracts is None and record.voided is not None:
+            try:
+                retracts = event_rows(self._map_statement(record.voided))
+            except (SkipRecord, DeadLetterRecord, ValidationError):
+                retracts = []
+        if retracts is None:
+            raise DeadLetterRecord(
+                f"voided statement {target} was never pulled and the LRS does not return it"
+                " (voidedStatementId, statementId)"
+            )
+        if not retracts:
+            raise SkipRecord("voided statement produced no events")
         occurred = _parse_time(statement.get("timestamp") or statement.get("stored"), "timestamp")
         identity = self._identity(statement)
         return [
             TrainingEventRetracted.create(
                 source=self.name,
-                record_identity=f"{identity}:retracts:{original.event_id}",
+                record_identity=f"{identity}:retracts:{original['event_id']}",
                 occurred_at=occurred,
                 source_ref=_ident(statement.get("id") or identity),
-                subject_key=original.subject_key,
-                country=original.country,
-                audience=original.audience,
-                retracted_event_id=original.event_id,
+                subject_key=original["subject_key"],
+                country=original.get("country"),
+                audience=original.get("audience"),
+                retracted_event_id=original["event_id"],
                 reason="xapi statement voided",
             )
-            for original in originals
+            for original in retracts
         ]
 
     def _person_key(self, actor: Any) -> str:

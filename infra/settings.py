@@ -146,6 +146,12 @@ class ConnectorSettings(BaseModel):
     lease_ttl_s: float = Field(default=30.0, gt=0)
     # Timestamp cursors re-read this much overlap; deterministic event ids absorb the duplicates.
     cursor_overlap_s: float = Field(default=1.0, ge=0)
+    # A page whose records cannot be resolved (`prepare_page`) this many times in a row is split in
+    # halves; a single record that still fails is dead-lettered with the reason, and the source moves on.
+    record_max_attempts: int = Field(default=4, ge=1)
+    # A page that fails to be fetched this many times in a row with the same reason is asked for again
+    # with half as many records, so that the records before the one that breaks it pass.
+    page_split_after: int = Field(default=3, ge=1)
     # A source failing this long without a success is logged at ERROR and marked failed; a run with
     # --until-idle then stops it and ends non-zero instead of retrying for ever.
     failure_deadline_s: float = Field(default=300.0, gt=0)

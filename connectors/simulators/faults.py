@@ -41,6 +41,8 @@ class Faults:
             URL (a page served twice from a stale cache).
         paths: only requests whose path starts with one of these are affected (all if empty).
         seed: seed of the random choices.
+        fail_query_containing: every request whose query string contains this text gets a 500 (a
+            record the source keeps failing on, as opposed to an outage).
         injected: count of each fault injected.
     """
 
@@ -57,6 +59,7 @@ class Faults:
     duplicate_rate: float = 0.0
     paths: tuple[str, ...] = ()
     seed: int = 0
+    fail_query_containing: str | None = None
     injected: dict[str, int] = field(default_factory=dict)
     _burst_left: int = field(default=0, init=False, repr=False)
     _last_body: OrderedDict[str, tuple[bytes, dict[str, str]]] = field(
@@ -84,6 +87,10 @@ class Faults:
         """Answer `request`, possibly with a fault instead of (or on top of) the handler's answer."""
         if self.paths and not request.path.startswith(self.paths):
             return await handler(request)
+        if self.fail_query_containing and self.fail_query_containing in request.query_string:
+            # One record the source keeps failing on (a corrupt row behind a lookup), not an outage.
+            self._count("record 5xx")
+            return web.json_response({"error": "simulated failure of one record"}, status=500)
         rng = self._rng
         if self._burst_left > 0 or rng.random() < self.error_rate:
             if self._burst_left == 0:

@@ -1,17 +1,16 @@
 """A Moodle web-service (REST) simulator: wstoken auth, the functions alcance calls, errors as HTTP 200.
 
-It answers `/webservice/rest/server.php` like Moodle does: parameters in the query string or a form body,
-arrays flattened (`options[0][name]=limitfrom&options[0][value]=0`, `courseids[0]=3`), every failure
-as HTTP 200 with `{"exception", "errorcode", "message"}`. Functions:
+It answers `/webservice/rest/server.php` like Moodle 4.5 / 5.x does (`webservice/rest/locallib.php`:
+parameters from the query string merged with the form body, token included): arrays flattened
+(`options[0][name]=limitfrom&options[0][value]=0`), every failure as HTTP 200 with
+`{"exception", "errorcode", "message"}`. Each function mirrors a real one (`FUNCTIONS` says which one
+and the versions that define it); an unknown function answers like Moodle does when a function is not
+in `external_functions`: `dml_missing_record_exception` / `invalidrecord`.
 
-* `core_course_get_courses` (with the site course id 1, as Moodle returns it);
-* `core_enrol_get_enrolled_users` (`courseid`, `options[]` with `limitfrom` / `limitnumber`);
-* `core_completion_get_course_completion_status` (`courseid`, `userid`; `nocriteriaset`,
-  `usernotenroled` errors);
-* `mod_customcert_get_customcerts_by_courses` (`courseids[]`);
-* `mod_customcert_list_issues` (`timecreatedfrom` inclusive, `limit` <= 500, `offset`; newest first).
-
-The state is a plain `MoodleState` that tests mutate between polls (withdraw, complete, issue).
+The state is a plain `MoodleState` that tests mutate between polls (withdraw, complete, issue). Its
+courses may have completion tracking off (`cannotviewreport`, as `completion_can_view_data` decides),
+its users hold roles (students, teachers, managers), and the service user's capabilities can be taken
+away (`capabilities`).
 """
 
 from __future__ import annotations
@@ -30,6 +29,26 @@ logger = logging.getLogger(__name__)
 
 SITE_COURSE_ID = 1
 MAX_ISSUES_LIMIT = 500
+
+FUNCTIONS: dict[str, str] = {
+    "core_course_get_courses": "core_course_external::get_courses, Moodle 2.0+ (course/externallib.php)",
+    "core_course_get_courses_by_field": (
+        "core_course_external::get_courses_by_field, Moodle 3.2+; enablecompletion for any reader"
+    ),
+    "core_course_get_course_module_by_instance": (
+        "core_course_external::get_course_module_by_instance, Moodle 3.0+; MUST_EXIST: invalidrecord"
+    ),
+    "core_enrol_get_enrolled_users": "core_enrol_external::get_enrolled_users, Moodle 2.1+ (with roles)",
+    "core_completion_get_course_completion_status": (
+        "core_completion_external::get_course_completion_status, Moodle 2.9+; cannotviewreport, "
+        "usernotenroled, nocriteriaset"
+    ),
+    "mod_customcert_list_issues": (
+        "mod_customcert\\external::list_issues, mod_customcert 4.4.7+ / 5.0.1+; capability "
+        "mod/customcert:viewallcertificates"
+    ),
+}
+"""The real function each simulated one mirrors, with the versions that define it (Moodle 4.5 / 5.x)."""
 
 
 @dataclass
@@ -57,6 +76,7 @@ class MoodleCourse:
     startdate: int
     enddate: int
     has_completion_criteria: bool = True
+    enablecompletion: bool = True
 
 
 @dataclass
@@ -67,6 +87,7 @@ class MoodleEnrolment:
     user_id: int
     timestart: int
     completed_at: int | None = None
+    role: str = "student"
 
 
 @dataclass
@@ -94,14 +115,22 @@ class MoodleState:
     """Calls served per function, for cost assertions."""
     fail_next: list[str] = field(default_factory=list)
     """Error codes to answer (HTTP 200 + exception body) to the next calls, one per call."""
+    capabilities: set[str] = field(
+        default_factory=lambda: {"report/completion:view", "mod/customcert:viewallcertificates"}
+    )
+    """Capabilities of the service user that the simulated functions check."""
+    fail_completion_of: set[int] = field(default_factory=set)
+    """User ids whose completion status always fails (`dmlreadexception`), as a corrupt row would."""
+    token_in_url: int = 0
+    """Requests that carried `wstoken` in the query string (where web servers log it)."""
 
     def withdraw(self, course_id: int, user_id: int) -> None:
         """Remove an enrolment (Moodle deletes the user_enrolments row)."""
         del self.enrolments[(course_id, user_id)]
 
-    def enrol(self, course_id: int, user_id: int, timestart: int) -> None:
-        """Add an enrolment."""
-        self.enrolments[(course_id, user_id)] = MoodleEnrolment(course_id, user_id, timestart)
+    def enrol(self, course_id: int, user_id: int, timestart: int, role: str = "student") -> None:
+        """Add an enrolment holding `role` (a role shortname: student, editingteacher, manager...)."""
+        self.enrolments[(course_id, user_id)] = MoodleEnrolment(course_id, user_id, timestart, role=role)
 
     def complete(self, course_id: int, user_id: int, when: int) -> None:
         """Mark an enrolment's course as completed."""
@@ -164,7 +193,10 @@ def _int(params: Mapping[str, Any], name: str, default: int | None = None) -> in
         raise MoodleError("invalidparameter", f"Invalid parameter value detected ({name})") from exc
 
 
-def _user_json(user: MoodleUser, course_id: int) -> dict[str, Any]:
+ROLE_IDS = {"manager": 1, "coursecreator": 2, "editingteacher": 3, "teacher": 4, "student": 5}
+
+
+def _user_json(user: MoodleUser, course_id: int, role: str = "student") -> dict[str, Any]:
     custom = [
         {"type": "text", "value": user.audience, "name": "Audience", "shortname": "audience"},
         {"type": "menu", "value": user.gender, "name": "Gender", "shortname": "gender"},
@@ -182,7 +214,7 @@ def _user_json(user: MoodleUser, course_id: int) -> dict[str, Any]:
         "lastaccess": 0,
         "lastcourseaccess": 0,
         "customfields": [field for field in custom if field["value"]],
-        "roles": [{"roleid": 5, "name": "", "shortname": "student", "sortorder": 0}],
+        "roles": [{"roleid": ROLE_IDS.get(role, 9), "name": "", "shortname": role, "sortorder": 0}],
         "enrolledcourses": [{"id": course_id, "fullname": "", "shortname": ""}],
     }
 
@@ -200,11 +232,17 @@ class MoodleSimulator:
         self.token = token
         self._functions: dict[str, Callable[[dict[str, Any]], Any]] = {
             "core_course_get_courses": self._courses,
+            "core_course_get_courses_by_field": self._courses_by_field,
+            "core_course_get_course_module_by_instance": self._module_by_instance,
             "core_enrol_get_enrolled_users": self._enrolled_users,
             "core_completion_get_course_completion_status": self._completion_status,
-            "mod_customcert_get_customcerts_by_courses": self._customcerts,
             "mod_customcert_list_issues": self._list_issues,
         }
+
+    @property
+    def functions(self) -> frozenset[str]:
+        """The web-service functions this simulator answers."""
+        return frozenset(self._functions)
 
     def app(self, *, middlewares: list[Any] | None = None) -> web.Application:
         """The aiohttp application; `middlewares` may add faults (see `connectors.simulators.faults`)."""
@@ -214,6 +252,8 @@ class MoodleSimulator:
 
     async def _handle(self, request: web.Request) -> web.Response:
         params: dict[str, str] = dict(request.query)
+        if "wstoken" in params:
+            self.state.token_in_url += 1
         if request.method == "POST":
             params.update({key: str(value) for key, value in (await request.post()).items()})
         try:
@@ -259,6 +299,37 @@ class MoodleSimulator:
         ]
         return [course for course in courses if not wanted or course["id"] in wanted]
 
+    def _courses_by_field(self, params: dict[str, Any]) -> dict[str, Any]:
+        # Moodle returns `enablecompletion` to any user who can access the course, `idnumber` only to
+        # those who may update it (a read-only service user does not get it).
+        courses = [
+            {
+                "id": course.id,
+                "shortname": course.shortname,
+                "fullname": course.fullname,
+                "categoryid": 1,
+                "format": "topics",
+                "startdate": course.startdate,
+                "enddate": course.enddate,
+                "enablecompletion": 1 if course.enablecompletion else 0,
+            }
+            for course in sorted(self.state.courses.values(), key=lambda course: course.id)
+        ]
+        return {"courses": courses, "warnings": []}
+
+    def _module_by_instance(self, params: dict[str, Any]) -> dict[str, Any]:
+        instance = _int(params, "instance")
+        course_id = self.state.customcerts.get(instance) if params.get("module") == "customcert" else None
+        if course_id is None:
+            # get_coursemodule_from_instance(..., MUST_EXIST) on a missing row.
+            raise MoodleError(
+                "invalidrecord",
+                "Can't find data record in database table course_modules.",
+                exception="dml_missing_record_exception",
+            )
+        cm = {"id": 1_000 + instance, "course": course_id, "modname": "customcert", "instance": instance}
+        return {"cm": {**cm, "module": 30, "name": "Certificado", "visible": 1}, "warnings": []}
+
     def _enrolled_users(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         course_id = _int(params, "courseid")
         if course_id not in self.state.courses and course_id != SITE_COURSE_ID:
@@ -269,7 +340,10 @@ class MoodleSimulator:
         # Moodle sorts by user id by default ("sortby" = "id").
         user_ids = sorted(user for course, user in self.state.enrolments if course == course_id)
         chosen = user_ids[limitfrom : limitfrom + limitnumber] if limitnumber else user_ids[limitfrom:]
-        return [_user_json(self.state.users[user_id], course_id) for user_id in chosen]
+        return [
+            _user_json(self.state.users[user_id], course_id, self.state.enrolments[(course_id, user_id)].role)
+            for user_id in chosen
+        ]
 
     def _completion_status(self, params: dict[str, Any]) -> dict[str, Any]:
         course_id = _int(params, "courseid")
@@ -277,6 +351,13 @@ class MoodleSimulator:
         course = self.state.courses.get(course_id)
         if course is None:
             raise MoodleError("invalidrecord", "Can't find data record in database table course.")
+        # completion_can_view_data(): completion off for the course, or no report/completion:view.
+        if not course.enablecompletion or "report/completion:view" not in self.state.capabilities:
+            raise MoodleError("cannotviewreport", "You cannot view this report")
+        if user_id in self.state.fail_completion_of:
+            raise MoodleError(
+                "dmlreadexception", "Error reading from database", exception="dml_read_exception"
+            )
         if not course.has_completion_criteria:
             raise MoodleError("nocriteriaset", "No criteria set for this course")
         enrolment = self.state.enrolments.get((course_id, user_id))
@@ -301,15 +382,6 @@ class MoodleSimulator:
             "warnings": [],
         }
 
-    def _customcerts(self, params: dict[str, Any]) -> dict[str, Any]:
-        wanted = {int(value) for value in params.get("courseids", [])}
-        certs = [
-            {"id": cert_id, "course": course_id, "name": f"Certificado {course_id}", "coursemodule": cert_id}
-            for cert_id, course_id in sorted(self.state.customcerts.items())
-            if not wanted or course_id in wanted
-        ]
-        return {"customcerts": certs, "warnings": []}
-
     def _list_issues(self, params: dict[str, Any]) -> list[dict[str, Any]]:
         since = _int(params, "timecreatedfrom", 0)
         limit = _int(params, "limit", 100)
@@ -317,6 +389,12 @@ class MoodleSimulator:
         if limit < 1 or limit > MAX_ISSUES_LIMIT:
             raise MoodleError(
                 "invalidparameter", f"Invalid parameter value detected (limit must be 1..{MAX_ISSUES_LIMIT})"
+            )
+        if "mod/customcert:viewallcertificates" not in self.state.capabilities:
+            raise MoodleError(
+                "nopermissions",
+                "Sorry, but you do not currently have permissions to do that (View all certificates).",
+                exception="required_capability_exception",
             )
         # customcert orders by timecreated DESC only: ties come back in an unspecified order.
         rows = [issue for issue in self.state.issues.values() if issue.timecreated >= since]
@@ -345,13 +423,22 @@ class MoodleSimulator:
         return out
 
 
-def state_from_world(world: World) -> MoodleState:
+def state_from_world(world: World, *, staff: bool = False) -> MoodleState:
     """A Moodle site holding the shared generator's CVF world: one Moodle course per offering.
 
     Enrolments withdrawn in the world are left out (Moodle deletes them); completions and certificate
-    issues are kept with their times.
+    issues are kept with their times. With `staff`, each course also has an editing teacher and a
+    manager enrolled (users 90000+), as real courses do; they are not learners.
     """
     state = MoodleState()
+    if staff:
+        for n, offering in enumerate(world.offerings):
+            for role, offset in (("editingteacher", 0), ("manager", 1)):
+                user_id = 90_000 + 10 * n + offset
+                state.users[user_id] = MoodleUser(
+                    user_id, f"staff{user_id}", "Staff", "Member", f"staff{user_id}@cvf.example", "UY"
+                )
+                state.enrol(n + 2, user_id, int(offering.starts_at.timestamp()), role=role)
     offering_ids = {offering.offering_id: index + 2 for index, offering in enumerate(world.offerings)}
     for offering in world.offerings:
         course_id = offering_ids[offering.offering_id]

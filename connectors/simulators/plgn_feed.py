@@ -57,11 +57,14 @@ class PlgnFeedState:
         base: absolute base IRI of PLGN objects (`https://plgn.example`).
         items: the activities, oldest first.
         page_requests: pages served, for cost assertions.
+        broken: positions of items that make any page holding them fail with HTTP 500 (a row the
+            feed's server cannot serialise).
     """
 
     base: str = "https://plgn.example"
     items: list[dict[str, Any]] = field(default_factory=list)
     page_requests: int = 0
+    broken: set[int] = field(default_factory=set)
     _clock: datetime = field(default_factory=lambda: datetime(2026, 3, 1, tzinfo=UTC))
 
     def tick(self, minutes: int = 7) -> str:
@@ -140,6 +143,8 @@ class PlgnFeedSimulator:
             return web.json_response({"error": "bad cursor or limit"}, status=400)
         limit = max(1, min(limit, self.max_page))
         chosen = self.state.items[position : position + limit]
+        if any(position <= index < position + len(chosen) for index in self.state.broken):
+            return web.json_response({"error": "internal error"}, status=500)
         origin = f"{request.scheme}://{request.host}"
         after = position + len(chosen)
         body = {

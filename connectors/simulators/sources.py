@@ -92,7 +92,7 @@ async def simulated_sources(settings: Settings) -> AsyncIterator[SimulatedSource
     async with AsyncExitStack() as stack:
         lrs_endpoint = await lrs.start()
         stack.push_async_callback(lrs.stop)
-        moodle_app = MoodleSimulator(state_from_world(moodle_world), moodle_token).app()
+        moodle_app = MoodleSimulator(state_from_world(moodle_world, staff=True), moodle_token).app()
         moodle_url = await stack.enter_async_context(serving(moodle_app))
         plgn_app = PlgnFeedSimulator(feed_from_world(world), plgn_token).app()
         plgn_url = await stack.enter_async_context(serving(plgn_app))

@@ -12,6 +12,12 @@ What it implements of the xAPI 1.0.3 / 2.0 statement resource (GET only):
   is the newest `stored` minus `consistent_lag_s`;
 * HTTP Basic authentication; the `Faults` middleware.
 
+Each behaviour mirrors a real LRS. By default it is the xAPI 1.0.3 / 2.0 statement resource (Data
+Retrieval, GET /statements). With `like_ralph=True` it answers single-statement queries the way Ralph
+5.1.0 (`ralph-malph` on PyPI, `ralph/api/routers/statements.py`) does: `voidedStatementId` is ignored (an
+ordinary StatementResult page of other statements comes back) and `statementId` returns a
+StatementResult holding the one statement, or an empty one, never a bare Statement or a 404.
+
 `statements_from_world` turns a generated `World` into statements the way a CVF LRS would receive them
 (mbox or account actors, alcance's context extensions, replayed duplicates, a few verbs alcance does not
 measure) and `ground_truth` says what a correct connector must publish.
@@ -31,6 +37,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from aiohttp import web
+from multidict import MultiDict, MultiMapping
 
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import World
@@ -260,6 +267,8 @@ class XapiLrs:
         consistent_lag_s: how far `Consistent-Through` trails the newest `stored`.
         max_limit: the server's maximum page size (also used for `limit=0`).
         base_path: path prefix of the xAPI resources; `more` links include it.
+        like_ralph: answer single-statement queries as Ralph 5.1.0 does (see the module docstring).
+        broken: ids of statements that make every page holding them fail with HTTP 500.
     """
 
     statements: list[dict[str, Any]]
@@ -269,6 +278,8 @@ class XapiLrs:
     consistent_lag_s: float = 0.0
     max_limit: int = 500
     base_path: str = "/xapi"
+    like_ralph: bool = False
+    broken: set[str] = field(default_factory=set)
     requests: int = 0
     last_version: str | None = None
     _keys: list[tuple[str, int]] = field(default_factory=list, init=False, repr=False)
@@ -372,11 +383,17 @@ class XapiLrs:
         rejected = self._check(request)
         if rejected is not None:
             return rejected
-        query = request.query
+        query: MultiMapping[str] = request.query
         headers = self._headers(request)
         if "statementId" in query and "voidedStatementId" in query:
             return web.json_response({"error": "statementId with voidedStatementId"}, status=400)
-        if "statementId" in query or "voidedStatementId" in query:
+        if self.like_ralph and "statementId" in query:
+            found = self._by_id.get(query["statementId"])
+            return web.json_response({"statements": [found] if found else []}, headers=headers)
+        if self.like_ralph and "voidedStatementId" in query:
+            query = MultiDict((k, v) for k, v in query.items() if k != "voidedStatementId")
+            query.setdefault("ascending", "true")
+        elif "statementId" in query or "voidedStatementId" in query:
             sid = query.get("statementId") or query["voidedStatementId"]
             found = self._by_id.get(sid)
             voided_wanted = "voidedStatementId" in query
@@ -410,6 +427,9 @@ class XapiLrs:
             key = self._keys[index]
             if until is not None and key[0] > until:
                 break
+            if self.statements[index]["id"] in self.broken:
+                # A row the LRS cannot serialise: every page that holds it fails.
+                return web.json_response({"error": "internal error"}, status=500)
             if self.statements[index]["id"] not in self._voided:
                 page.append(self._raw[index])
             last_key = key

@@ -123,8 +123,8 @@ async def test_moodle_errors_in_200_bodies_are_retried_or_fatal_by_errorcode(
         connector.http = HttpClient(context.session, connector.source, settings.connector)
         state.fail_next.append("dmlreadexception")
         with pytest.raises(RetryableError):
-            await connector.call("core_course_get_courses")
-        assert isinstance(await connector.call("core_course_get_courses"), list)
+            await connector.call("core_course_get_courses_by_field")
+        assert isinstance(await connector.call("core_course_get_courses_by_field"), dict)
         state.fail_next.append("invalidtoken")
         with pytest.raises(FatalSourceError):
             await connector.fetch_page(None)
