@@ -96,16 +96,12 @@ class TestXapiConformanceBothLrs(ConnectorConformance):
         mapper = XapiConnector(self._source(simulated_source), fast)
         expected_retracted = {event.event_id for event in mapper._map_statement(voided)}
         catalogue = TopicCatalogue.from_settings(fast)
-        records = await read_topic(
-            fast, catalogue.training.name, expect_at_least=len(result.event_ids), idle_s=0.4
-        )
+        records = await read_topic(fast, catalogue.training.name, expect_at_least=len(result.event_ids))
         events = [decode(list(record.headers), record.value) for record in records]
         retracted = [e.retracted_event_id for e in events if isinstance(e, TrainingEventRetracted)]
         assert set(retracted) == expected_retracted
         # Nothing but the dataset's events: the unknown target and the odd statement are dead letters.
-        dead = await read_topic(
-            fast, catalogue.dead_letter(catalogue.training).name, expect_at_least=2, idle_s=0.4
-        )
+        dead = await read_topic(fast, catalogue.dead_letter(catalogue.training).name, expect_at_least=2)
         reasons = sorted(dict(record.headers)["dlq_reason"].decode() for record in dead)
         assert reasons[0].startswith("unknown audience")
         assert reasons[1].startswith(f"voided statement {UNKNOWN_TARGET} was never pulled")
