@@ -21,7 +21,7 @@ xAPI (statement resource, 1.0.3 and 2.0.0):
   rejected). Every answer carries `X-Experience-API-Version`.
 * Statements are mapped by the xAPI connector's own mapping (`connectors.xapi`); a voiding statement
   retracts the events of the statement it voids when the intake received that one. Statements alcance
-  cannot map are accepted and dead-lettered as a redacted copy (`connectors.intake_redact`: no personal
+  cannot map are accepted and dead-lettered as a redacted copy (`connectors.xapi_redact`: no personal
   data); verbs alcance does not measure are accepted and dropped.
 
 Caliper 1.2 (`POST /caliper`): an envelope `{sensor, sendTime, dataVersion, data[]}`; 200 with an empty body,
@@ -58,7 +58,6 @@ from connectors.intake_body import (
     read_body,
     require_json_media_type,
 )
-from connectors.intake_redact import redact_statement
 from connectors.intake_shapes import (
     CALIPER_V1P2,
     caliper_to_statement,
@@ -68,6 +67,7 @@ from connectors.intake_shapes import (
 from connectors.publisher import DeadLetter
 from connectors.runtime import TRANSIENT_INFRA_ERRORS, ConnectorContext, describe_error
 from connectors.xapi import XapiConnector, XapiRecord
+from connectors.xapi_redact import redact_statement
 from infra.settings import SourceConfig
 from schemas.events.base import Event
 from schemas.events.training import TrainingEventRetracted
@@ -191,15 +191,9 @@ class Intake:
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(f"{actor}|{canonical}".encode()).hexdigest()
 
-    def _person_or_none(self, actor: Any) -> str | None:
-        try:
-            return self._mapper._person_key(actor)
-        except DeadLetterRecord:
-            return None
-
     def _dead_letter(self, statement: dict[str, Any], reason: str) -> DeadLetter:
         # Dead letters are read by operators: only the redacted statement, never personal data.
-        redacted = redact_statement(statement, self._person_or_none, self._mapper.pseudonyms.org)
+        redacted = redact_statement(statement, self._mapper.person_or_none, self._mapper.pseudonyms.org)
         value = json.dumps(redacted, ensure_ascii=False, default=str).encode()
         return DeadLetter(
             topic=self._dead_topic, value=value, reason=reason, source=self.source, redacted=True

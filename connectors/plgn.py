@@ -24,7 +24,8 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
 
 Every item is validated against the contract at the edge (one validator, built once); an item that
 breaks it goes to the `plgn` dead-letter topic with the first violation as the reason, with names,
-e-mails and free text removed from the stored copy. Organisation ids become keyed pseudonyms.
+e-mails and free text removed from the stored copy. Organisation ids, and the ids of their directory
+authorisations (which name the firm), become keyed pseudonyms, in events and dead letters alike.
 """
 
 from __future__ import annotations
@@ -66,6 +67,9 @@ logger = logging.getLogger(__name__)
 
 FEED_SCHEMA_FILE = "plgn-activity.schema.json"
 # Properties whose values may be personal or free text: removed from dead-lettered copies.
+# Dead letters keep these references only as keyed organisation pseudonyms (see `record_json`).
+_FIRM_REFERENCES = frozenset({"actor", "object", "target", "attributedTo"})
+_FIRM_OBJECTS = frozenset({"Organization", "DirectoryAuthorisation"})
 _PERSONAL_KEYS = frozenset(
     {"name", "nameMap", "email", "content", "contentMap", "summary", "summaryMap", "preferredUsername",
      "contact", "telephone", "taxId", "url", "icon", "image"}
@@ -245,11 +249,11 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         o = record["object"]
         if record["type"] == "Remove":
             return DirectoryAuthorisationWithdrawn.create(
-                **self._common(record), consent_id=o["id"], org_key=self._org(record["actor"]),
+                **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
                 recipients=o["recipients"],
             )  # fmt: skip
         return DirectoryAuthorisationGranted.create(
-            **self._common(record), consent_id=o["id"], org_key=self._org(record["actor"]),
+            **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
             granted_by_role=o.get("grantedByRole"), evidence_ref=o.get("evidenceRef"),
         )  # fmt: skip
@@ -340,16 +344,26 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         )  # fmt: skip
 
     def record_json(self, record: dict[str, Any]) -> bytes:
-        """The item for the dead-letter topic, with names, e-mails and free text removed."""
-        return json.dumps(_scrub(record), default=str, ensure_ascii=False).encode()
+        """The item for the dead-letter topic: names, e-mails and free text removed, firms pseudonymised."""
+        return json.dumps(self._scrub(record), default=str, ensure_ascii=False).encode()
 
-
-def _scrub(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: ("<removed>" if k in _PERSONAL_KEYS else _scrub(v)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_scrub(item) for item in value]
-    return value
+    def _scrub(self, value: Any) -> Any:
+        if isinstance(value, list):
+            return [self._scrub(item) for item in value]
+        if not isinstance(value, dict):
+            return value
+        scrubbed: dict[str, Any] = {}
+        for key, item in value.items():
+            if key in _PERSONAL_KEYS:
+                scrubbed[key] = "<removed>"
+            elif key in _FIRM_REFERENCES and isinstance(item, str):
+                # An actor is always a firm; a bare object or target may be one: never its native id.
+                scrubbed[key] = self._org(item)
+            elif key == "id" and value.get("type") in _FIRM_OBJECTS and isinstance(item, str):
+                scrubbed[key] = self._org(item)
+            else:
+                scrubbed[key] = self._scrub(item)
+        return scrubbed
 
 
 _HANDLERS: dict[tuple[str, str | None], Any] = {

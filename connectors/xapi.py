@@ -75,6 +75,22 @@ from pydantic import Field, ValidationError
 
 from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
+from connectors.xapi_extensions import (
+    CMI5_PROGRESS,
+    EXT_ASSESSMENT,
+    EXT_AUDIENCE,
+    EXT_CERTIFICATE,
+    EXT_COUNTRY,
+    EXT_COURSE,
+    EXT_ENROLMENT,
+    EXT_GENDER,
+    EXT_HOURS,
+    EXT_OFFERING,
+    EXT_ORGANISATION,
+    LMS_ENDING_DATE,
+    LMS_STARTING_DATE,
+)
+from connectors.xapi_redact import redact_statement
 from schemas.events.base import Audience, Event
 from schemas.events.training import (
     AssessmentKind,
@@ -93,20 +109,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-EXTENSION_BASE = "https://w3id.org/alcance/xapi/extensions/"
-EXT_COUNTRY = EXTENSION_BASE + "country"
-EXT_AUDIENCE = EXTENSION_BASE + "audience"
-EXT_ORGANISATION = EXTENSION_BASE + "organisation"
-EXT_GENDER = EXTENSION_BASE + "gender"
-EXT_COURSE = EXTENSION_BASE + "course"
-EXT_OFFERING = EXTENSION_BASE + "offering"
-EXT_ENROLMENT = EXTENSION_BASE + "enrolment"
-EXT_CERTIFICATE = EXTENSION_BASE + "certificate"
-EXT_HOURS = EXTENSION_BASE + "hours"
-EXT_ASSESSMENT = EXTENSION_BASE + "assessment"
-LMS_STARTING_DATE = "https://w3id.org/xapi/lms/extensions/starting-date"
-LMS_ENDING_DATE = "https://w3id.org/xapi/lms/extensions/ending-date"
-CMI5_PROGRESS = "https://w3id.org/xapi/cmi5/result/extensions/progress"
 MODULE_TYPES = frozenset(
     {"http://adlnet.gov/expapi/activities/module", "http://adlnet.gov/expapi/activities/lesson"}
 )
@@ -411,8 +413,16 @@ class XapiConnector(PollingConnector[XapiRecord]):
         return target if obj.get("objectType") == "StatementRef" and isinstance(target, str) else None
 
     def record_json(self, record: XapiRecord) -> bytes:
-        """The statement as received (the dead-letter value)."""
-        return json.dumps(record.statement, ensure_ascii=False).encode()
+        """The dead-letter value: the statement without personal data (see `connectors.xapi_redact`)."""
+        redacted = redact_statement(record.statement, self.person_or_none, self.pseudonyms.org)
+        return json.dumps(redacted, ensure_ascii=False).encode()
+
+    def person_or_none(self, actor: Any) -> str | None:
+        """The actor's pseudonym, or None when it has no identifier (redaction needs no error)."""
+        try:
+            return self._person_key(actor)
+        except DeadLetterRecord:
+            return None
 
     def map_record(self, record: XapiRecord) -> list[Event]:
         """Events of one statement (retractions for a voiding statement)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from pydantic import SecretStr, ValidationError
 
 from connectors.exceptions import DeadLetterRecord, SkipRecord
 from connectors.pseudonym import Pseudonymiser
-from connectors.xapi import EXT_ASSESSMENT, EXTENSION_BASE, XapiConnector, XapiRecord
+from connectors.xapi import XapiConnector, XapiRecord
+from connectors.xapi_extensions import EXT_ASSESSMENT, EXTENSION_BASE
 from infra.settings import SourceConfig, load_settings
 from schemas.events.training import (
     AssessmentKind,
@@ -196,3 +198,24 @@ def test_invalid_country_is_rejected_by_the_event_model(connector: XapiConnector
     bad["context"]["extensions"][EXTENSION_BASE + "country"] = "Uruguay"
     with pytest.raises(ValidationError):
         connector.map_record(XapiRecord(bad))
+
+
+def test_a_dead_lettered_statement_keeps_no_personal_data(connector: XapiConnector) -> None:
+    personal = statement(
+        ADL + "completed",
+        authority={"objectType": "Agent", "name": "LMS Admin", "mbox": "mailto:admin@example.org"},
+        context={
+            "instructor": {"name": "Prof. Pérez", "mbox": "mailto:perez@example.org"},
+            "extensions": {EXTENSION_BASE + "organisation": "orgs/firm-7", EXTENSION_BASE + "country": "AR"},
+        },
+        result={"response": "Me llamo Ana y mi RUT es 12.345.678-9", "success": True},
+    )
+    value = connector.record_json(XapiRecord(personal)).decode()
+    for personal_text in ("ana@example.org", "Ana", "admin@example.org", "Pérez", "12.345.678-9", "firm-7"):
+        assert personal_text not in value
+    redacted = json.loads(value)
+    assert redacted["actor"]["pseudonym"] == connector.pseudonyms.person("ana@example.org")
+    assert redacted["context"]["extensions"][EXTENSION_BASE + "organisation"] == connector.pseudonyms.org(
+        "orgs/firm-7"
+    )
+    assert redacted["id"] == personal["id"] and redacted["result"]["success"] is True

@@ -1,4 +1,4 @@
-"""The redacted copy of a statement that the push intake dead-letters: enough to diagnose, nothing personal.
+"""The redacted copy of a dead-lettered statement, pulled or pushed: enough to diagnose, nothing personal.
 
 An allow-list, not a deny-list: only the fields below survive, so a platform's new field never leaks.
 The actor becomes its keyed person pseudonym, the organisation extension its keyed organisation
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from connectors.xapi import EXTENSION_BASE
+from connectors.xapi_extensions import EXTENSION_BASE
 
 ORGANISATION_EXTENSION = EXTENSION_BASE + "organisation"
 # Values alcance itself reads and that name no person: kept so the reason can be checked.
