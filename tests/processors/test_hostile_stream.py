@@ -68,7 +68,8 @@ def hostile_kinds(settings: Settings) -> list[Hostile]:
 
     def missing_headers(rng: random.Random, n: int) -> tuple[str, KafkaRecord]:
         topic, record = _template(settings, n)
-        kept = [h for h in record.headers if h[0] != rng.choice(["ce_type", "ce_id", "ce_specversion"])]
+        dropped = rng.choice(["ce_type", "ce_id", "ce_specversion", "ce_source"])
+        kept = [h for h in record.headers if h[0] != dropped]
         return topic, KafkaRecord(record.key, record.value, kept)
 
     def inflated_headers(rng: random.Random, n: int) -> tuple[str, KafkaRecord]:
