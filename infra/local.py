@@ -90,9 +90,7 @@ class LocalStack:
         Raises:
             LocalStackError: when PostgreSQL was not started by this stack.
         """
-        if self._postgres is None or self._postgres.child is None:
-            raise LocalStackError("the local PostgreSQL is not running")
-        return self._postgres.reader_dsn
+        return self._running_postgres().reader_dsn
 
     @property
     def dsn(self) -> str:
@@ -101,9 +99,12 @@ class LocalStack:
         Raises:
             LocalStackError: when PostgreSQL was not started by this stack.
         """
+        return self._running_postgres().dsn
+
+    def _running_postgres(self) -> LocalPostgres:
         if self._postgres is None or self._postgres.child is None:
             raise LocalStackError("the local PostgreSQL is not running")
-        return self._postgres.dsn
+        return self._postgres
 
     @property
     def pids(self) -> dict[str, int]:

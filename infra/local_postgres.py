@@ -32,6 +32,7 @@ from infra.processes import (
     process_gone,
     spawn,
     stop_foreign_process,
+    wait_until_ready,
 )
 
 logger = logging.getLogger(__name__)
@@ -214,26 +215,18 @@ class LocalPostgres:
             )
 
     async def _wait_ready(self, child: Child, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not child.alive():
-                raise LocalStackError(
-                    f"the local PostgreSQL exited with code {child.process.returncode}; "
-                    f"its log ({self.log_path}):\n{child.log_tail()}"
-                )
-            try:
-                connection = await asyncpg.connect(self.dsn, timeout=2.0)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                logger.debug("local PostgreSQL not ready yet: %r", exc)
-            else:
-                await connection.close()
-                return
-            if time.monotonic() >= deadline:
-                raise LocalStackError(
-                    f"the local PostgreSQL did not accept connections on {HOST}:{self.port} within "
-                    f"{timeout_s:.0f} s; its log ({self.log_path}):\n{child.log_tail()}"
-                )
-            await asyncio.sleep(0.05)
+        await wait_until_ready(
+            child, f"PostgreSQL on {HOST}:{self.port}", self._accepts_sessions, timeout_s, 0.05
+        )
+
+    async def _accepts_sessions(self) -> bool:
+        try:
+            connection = await asyncpg.connect(self.dsn, timeout=2.0)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            logger.debug("local PostgreSQL not ready yet: %r", exc)
+            return False
+        await connection.close()
+        return True
 
     async def stop(self) -> None:
         """Fast shutdown (SIGINT); immediate shutdown, then SIGKILL, if it takes too long."""

@@ -11,7 +11,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -94,6 +94,41 @@ class Child:
     def lost_port_race(self) -> bool:
         """Whether the child exited because another process bound its port after we picked it."""
         return not self.alive() and "in use" in self.log_tail()
+
+
+async def wait_until_ready(
+    child: Child, what: str, probe: Callable[[], Awaitable[bool]], timeout_s: float, poll_s: float
+) -> None:
+    """Poll `probe` until it answers True; fail with the child's output if it exits or time runs out.
+
+    Raises:
+        LocalStackError: naming `what`, the exit code or the wait, the last error line and the log.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if not child.alive():
+            output = child.log_tail()
+            raise LocalStackError(
+                f"the local {what} exited with code {child.process.returncode}: {last_error_line(output)}; "
+                f"its output ({child.log_path}):\n{output}"
+            )
+        if await probe():
+            return
+        if time.monotonic() >= deadline:
+            raise LocalStackError(
+                f"the local {what} did not answer within {timeout_s:.0f} s; "
+                f"its output ({child.log_path}):\n{child.log_tail()}"
+            )
+        await asyncio.sleep(poll_s)
+
+
+def last_error_line(output: str) -> str:
+    """The last line of a service's output that names an error, for a one-line message."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    errors = [
+        line for line in lines if "Exception" in line or "Error" in line or "ERROR" in line or "FATAL" in line
+    ]
+    return (errors or lines or ["no output"])[-1][:300]
 
 
 def parent_death_preexec(death_signal: int) -> Callable[[], None]:

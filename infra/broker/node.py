@@ -21,9 +21,11 @@ from infra.processes import (
     LocalStackError,
     StoredPort,
     free_port,
+    last_error_line,
     proc_cmdline,
     spawn,
     stop_foreign_process,
+    wait_until_ready,
 )
 
 logger = logging.getLogger(__name__)
@@ -78,13 +80,6 @@ num.network.threads=2
 num.io.threads=4
 background.threads=4
 """
-
-
-def _last_error(output: str) -> str:
-    """The last line of a JVM's output that names an error, for a one-line message."""
-    lines = [line.strip() for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if "Exception" in line or "Error" in line or "ERROR" in line]
-    return (errors or lines or ["no output"])[-1][:300]
 
 
 def new_cluster_id() -> str:
@@ -243,7 +238,7 @@ class KafkaNode:
             output = child.log_tail()
             raise LocalStackError(
                 f"formatting the Kafka log directory failed with code {child.process.returncode}: "
-                f"{_last_error(output)}; its output ({self.log_path}):\n{output}"
+                f"{last_error_line(output)}; its output ({self.log_path}):\n{output}"
             )
 
     def _stop_orphan_of_dead_run(self) -> None:
@@ -263,22 +258,13 @@ class KafkaNode:
         self.pid_path.unlink(missing_ok=True)
 
     async def _wait_ready(self, child: Child, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if not child.alive():
-                output = child.log_tail()
-                raise LocalStackError(
-                    f"the local Kafka broker exited with code {child.process.returncode}: "
-                    f"{_last_error(output)}; its output ({self.log_path}):\n{output}"
-                )
-            if await self._answers_metadata(child):
-                return
-            if time.monotonic() >= deadline:
-                raise LocalStackError(
-                    f"the local Kafka broker did not answer on {self.bootstrap_servers} within "
-                    f"{timeout_s:.0f} s; its output ({self.log_path}):\n{child.log_tail()}"
-                )
-            await asyncio.sleep(0.1)
+        await wait_until_ready(
+            child,
+            f"Kafka broker on {self.bootstrap_servers}",
+            lambda: self._answers_metadata(child),
+            timeout_s,
+            0.1,
+        )
 
     async def _answers_metadata(self, child: Child) -> bool:
         # The broker opens its port only once it is unfenced and ready; a plain TCP probe first, so that
