@@ -44,6 +44,7 @@ _JVM_OPTIONS = [
     "-XX:+ExitOnOutOfMemoryError",
     "-Djava.awt.headless=true",
 ]
+_FORMAT_ATTEMPTS = 2
 # The one-off format run is short: the quick compiler alone starts fastest.
 _FORMAT_JVM_OPTIONS = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 # Largest record batch the broker accepts, and so every producer's limit (infra.kafka); Kafka's default.
@@ -230,16 +231,24 @@ class KafkaNode:
             new_cluster_id(),
             "--ignore-formatted",
         ]
-        child = spawn("kafka storage format", argv, self.log_path, death_signal=signal.SIGKILL)
-        if not await child.wait(120.0):
-            child.signal_group(signal.SIGKILL)
-            await child.wait(5.0)
-        if child.process.returncode != 0:
+        for attempt in range(1, _FORMAT_ATTEMPTS + 1):
+            child = spawn("kafka storage format", argv, self.log_path, death_signal=signal.SIGKILL)
+            if not await child.wait(120.0):
+                child.signal_group(signal.SIGKILL)
+                await child.wait(5.0)
+            if child.process.returncode == 0:
+                return
             output = child.log_tail()
-            raise LocalStackError(
-                f"formatting the Kafka log directory failed with code {child.process.returncode}: "
-                f"{last_error_line(output)}; its output ({self.log_path}):\n{output}"
+            if attempt == _FORMAT_ATTEMPTS:
+                raise LocalStackError(
+                    f"formatting the Kafka log directory failed with code {child.process.returncode}: "
+                    f"{last_error_line(output)}; its output ({self.log_path}):\n{output}"
+                )
+            # Formatting is idempotent (--ignore-formatted): a JVM that failed to start is tried again.
+            logger.warning(
+                "formatting the Kafka log directory failed (%s); trying again", last_error_line(output)
             )
+            await asyncio.sleep(1.0)
 
     def _stop_orphan_of_dead_run(self) -> None:
         """Stop a JVM an older launcher left on this log directory (the caller holds the state-dir lock)."""
