@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
+FUTURE_ALLOWANCE_S = 5 * 365 * 86_400
 
 
 def generate(count: int, seed: int) -> list[Any]:
@@ -452,7 +453,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                             "heartbeat_interval_ms": 500,
                         }
                     ),
-                    "processor": resolved.processor.model_copy(update={"batch_max_records": args.batch}),
+                    "processor": resolved.processor.model_copy(
+                        # The stream's dates are fixed (2025 and 2026, as in every earlier measurement):
+                        # the plausible window must admit all of them, whatever today's date.
+                        update={"batch_max_records": args.batch, "future_allowance_s": FUTURE_ALLOWANCE_S}
+                    ),
                     "log": resolved.log.model_copy(update={"level": args.log_level}),
                 }
             )
