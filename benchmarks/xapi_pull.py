@@ -43,7 +43,8 @@ def _serve_lrs(seed: int, learners: int, port_queue: Any) -> None:
 
 
 async def _run(learners: int, runs: int, page_size: int, seed: int) -> dict[str, Any]:
-    from connectors.runtime import ConnectorContext, PullLoop
+    from connectors.context import ConnectorContext
+    from connectors.runtime import PullLoop
     from connectors.xapi import XapiConnector
     from infra.kafka import ensure_topics
     from infra.local import running_stack

@@ -28,12 +28,13 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from connectors.http import auth_headers
 from connectors.pseudonym import Pseudonymiser
 from infra.settings import SourceConfig
 
 if TYPE_CHECKING:
+    from connectors.context import ConnectorContext
     from connectors.http import HttpClient
-    from connectors.runtime import ConnectorContext
     from infra.settings import Settings
     from schemas.events.base import Event
 
@@ -147,17 +148,13 @@ class Connector(ABC):
             logger.debug("source %s: %s -> %s", self.name, self._health, health)
         self._health = health
 
-    @abstractmethod
-    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
-        """Publish the source's events until cancelled (or, with `until_idle`, until caught up).
+    async def open(self, context: ConnectorContext) -> None:
+        """Called by the runtime once, before the first page, with what the process shares.
 
-        Sets `exhausted` once caught up. Cancellation finishes the record batch in hand, commits what
-        was acknowledged, and returns.
-
-        Raises:
-            FatalSourceError: when the source cannot be read at all (the connector has stopped).
-            LeaseLost: when another instance took over this source.
+        A connector that keeps state in the store (snapshots, lookups) takes the pool from `context`
+        here. The default keeps nothing. An error stops the connector before it reads anything.
         """
+        return
 
 
 class PollingConnector(Connector, Generic[RecordT]):
@@ -183,8 +180,6 @@ class PollingConnector(Connector, Generic[RecordT]):
 
     def auth_headers(self) -> dict[str, str]:
         """Credentials sent with every request: Bearer `token` if set, else Basic username/password."""
-        from connectors.http import auth_headers
-
         return auth_headers(self.source)
 
     def default_headers(self) -> dict[str, str]:
@@ -236,9 +231,3 @@ class PollingConnector(Connector, Generic[RecordT]):
     def record_json(self, record: RecordT) -> bytes:
         """The raw record as JSON bytes, the value of its dead-letter record."""
         return json.dumps(record, default=str, ensure_ascii=False).encode()
-
-    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
-        """Pull, publish and checkpoint until cancelled or, with `until_idle`, until caught up."""
-        from connectors.runtime import PullLoop
-
-        await PullLoop(self, context).run(until_idle=until_idle)

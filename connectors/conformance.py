@@ -46,8 +46,9 @@ from pydantic import SecretStr
 
 from connectors.base import Connector, Health
 from connectors.checkpoints import CheckpointStore
+from connectors.context import ConnectorContext
 from connectors.registry import load_connector_class
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from infra.kafka import read_topic_to_end
 from infra.settings import Settings, SourceConfig
 from schemas.topics import TopicCatalogue
@@ -158,7 +159,7 @@ async def run_connector(
                 return await fetch(cursor)
 
             setattr(connector, "fetch_page", counted_fetch)  # noqa: B010 - same
-        task = asyncio.ensure_future(connector.run(context, until_idle=until_idle))
+        task = asyncio.ensure_future(pull(connector, context, until_idle=until_idle))
         stopper = asyncio.ensure_future(stop.wait())
         try:
             done, _ = await asyncio.wait(

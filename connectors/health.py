@@ -14,15 +14,15 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
-from urllib.parse import urlsplit
 
 import asyncpg
 
 from connectors.base import Connector, Health
 from connectors.exceptions import ConnectorError
+from connectors.http import source_host
 
 if TYPE_CHECKING:
-    from infra.settings import SourceConfig
+    pass
 
 logger = logging.getLogger(__name__)
 
@@ -35,15 +35,6 @@ HEALTH_WRITE_INTERVAL_S = 2.0
 
 class SourceFailedTooLong(ConnectorError):
     """Raised when a source failed for longer than its deadline in a run that must end (`until_idle`)."""
-
-
-def source_host(source: SourceConfig) -> str:
-    """The host (and port) of a source's endpoint, never its credentials or path."""
-    parts = urlsplit(source.endpoint)
-    if not parts.hostname:
-        # A file source (the cost ledger) or an endpoint without a scheme: its name is all we show.
-        return "local file" if not parts.netloc else "unknown host"
-    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
 class FailureWatch:

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from multidict import CIMultiDictProxy
 
 from connectors.exceptions import FatalSourceError, RetryableError
-from connectors.health import source_host
 from infra.settings import ConnectorSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -75,6 +75,15 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def source_host(source: SourceConfig) -> str:
+    """The host (and port) of a source's endpoint, never its credentials or path."""
+    parts = urlsplit(source.endpoint)
+    if not parts.hostname:
+        # A file source (the cost ledger) or an endpoint without a scheme: its name is all we show.
+        return "local file" if not parts.netloc else "unknown host"
+    return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
 
 
 class HttpClient:

@@ -49,6 +49,7 @@ from typing import Any
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
+from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord, SkipRecord
 from connectors.intake_access import Client, Gatekeeper
 from connectors.intake_body import (
@@ -65,7 +66,7 @@ from connectors.intake_shapes import (
     parse_statement_id,
 )
 from connectors.publisher import DeadLetter
-from connectors.runtime import TRANSIENT_INFRA_ERRORS, ConnectorContext, describe_error
+from connectors.runtime import TRANSIENT_INFRA_ERRORS, describe_error
 from connectors.xapi import XapiConnector, XapiRecord
 from connectors.xapi_redact import redact_statement
 from infra.settings import SourceConfig

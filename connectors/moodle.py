@@ -79,7 +79,7 @@ from schemas.events.training import (
 )
 
 if TYPE_CHECKING:
-    from connectors.runtime import ConnectorContext
+    from connectors.context import ConnectorContext
 
 logger = logging.getLogger(__name__)
 
@@ -179,10 +179,9 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
         assert isinstance(self.options, MoodleOptions)  # noqa: S101 - guaranteed by options_model
         return self.options
 
-    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
-        """Keep the context (its pool holds the enrolment snapshots), then run the pull loop."""
+    async def open(self, context: ConnectorContext) -> None:
+        """Keep the context: its pool holds the enrolment snapshots."""
         self._context = context
-        await super().run(context, until_idle=until_idle)
 
     # ---- web-service calls -------------------------------------------------------------------
 

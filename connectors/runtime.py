@@ -18,31 +18,25 @@ import contextlib
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import aiohttp
 import asyncpg
 from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
 from connectors.checkpoints import CheckpointStore
+from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, LeaseLost, RetryableError, SkipRecord
 from connectors.health import FailureWatch, keep_health_written
 from connectors.http import HttpClient, backoff_delay
-from connectors.publisher import DeadLetter, Publisher
-from infra.kafka import ensure_topics, make_producer, read_log_identity
-from infra.postgres import create_pool
+from connectors.publisher import DeadLetter
 from infra.telemetry import meter
-from schemas.topics import TopicCatalogue
 
 if TYPE_CHECKING:
-    from infra.settings import Settings
     from schemas.events.base import Event
 
 logger = logging.getLogger(__name__)
@@ -67,63 +61,6 @@ T = TypeVar("T")
 
 # Consumer group whose committed offsets tell which produced events have been processed.
 INDICATORS_GROUP = "indicators"
-
-
-@dataclass
-class ConnectorContext:
-    """What a running connector shares with the others of its process.
-
-    Attributes:
-        settings: resolved settings.
-        catalogue: topic catalogue.
-        pool: PostgreSQL pool on the store's schema (checkpoints, leases).
-        publisher: the Kafka publisher (one producer per process).
-        session: the aiohttp session for sources.
-        log_identity: identity of the broker's log at start-up.
-    """
-
-    settings: Settings
-    catalogue: TopicCatalogue
-    pool: asyncpg.Pool
-    publisher: Publisher
-    session: aiohttp.ClientSession
-    log_identity: str
-
-    @classmethod
-    @asynccontextmanager
-    async def open(
-        cls, settings: Settings, *, pool: asyncpg.Pool | None = None
-    ) -> AsyncIterator[ConnectorContext]:
-        """Start a producer, an HTTP session and (unless given) a pool; close them on exit."""
-        catalogue = TopicCatalogue.from_settings(settings)
-        # Creating missing topics here means a connector never publishes into auto-created defaults.
-        await ensure_topics(settings.kafka, catalogue.all())
-        log_identity = await read_log_identity(settings.kafka, catalogue)
-        own_pool = pool is None
-        if pool is None:
-            pool = await create_pool(settings.postgres)
-        producer = make_producer(settings.kafka)
-        await producer.start()
-        connector_settings = settings.connector
-        # No total timeout on the session: each request carries its own bounded timeout.
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=16),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=connector_settings.request_timeout_s),
-        )
-        try:
-            yield cls(
-                settings=settings,
-                catalogue=catalogue,
-                pool=pool,
-                publisher=Publisher(producer, catalogue),
-                session=session,
-                log_identity=log_identity,
-            )
-        finally:
-            await session.close()
-            await producer.stop()
-            if own_pool:
-                await pool.close()
 
 
 class _Instruments:
@@ -207,6 +144,7 @@ class PullLoop:
             LeaseLost: when another instance took the source over.
         """
         connector = self.connector
+        await connector.open(self.context)
         connector.http = HttpClient(
             self.context.session,
             connector.source,
@@ -557,6 +495,22 @@ class PullLoop:
             )
 
 
+async def pull(connector: Connector, context: ConnectorContext, *, until_idle: bool = False) -> None:
+    """Pull, publish and checkpoint `connector` until cancelled or, with `until_idle`, until caught up.
+
+    Sets `exhausted` once caught up. Cancellation finishes the page in hand, commits what was
+    acknowledged, and returns.
+
+    Raises:
+        TypeError: when `connector` is not a PollingConnector (the one kind the runtime drives).
+        FatalSourceError: when the source cannot be read at all (the connector has stopped).
+        LeaseLost: when another instance took over this source.
+    """
+    if not isinstance(connector, PollingConnector):
+        raise TypeError(f"{type(connector).__name__} is not a PollingConnector; the runtime cannot drive it")
+    await PullLoop(connector, context).run(until_idle=until_idle)
+
+
 async def run_connectors(
     context: ConnectorContext, connectors: Sequence[Connector], *, until_idle: bool = False
 ) -> None:
@@ -566,7 +520,7 @@ async def run_connectors(
     them gracefully (each finishes and commits the page in hand).
     """
     tasks = [
-        asyncio.create_task(c.run(context, until_idle=until_idle), name=f"connector-{c.name}")
+        asyncio.create_task(pull(c, context, until_idle=until_idle), name=f"connector-{c.name}")
         for c in connectors
     ]
     try:

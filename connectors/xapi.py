@@ -105,7 +105,7 @@ from schemas.events.training import (
 )
 
 if TYPE_CHECKING:
-    from connectors.runtime import ConnectorContext
+    from connectors.context import ConnectorContext
 
 logger = logging.getLogger(__name__)
 
@@ -302,10 +302,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
         records = [XapiRecord(statement) for statement in statements]
         return Page(records=records, next_cursor=next_cursor, exhausted=next_more is None, newest_at=newest)
 
-    async def run(self, context: ConnectorContext, *, until_idle: bool = False) -> None:
-        """Keep the context (its pool holds the statement -> events map), then run the pull loop."""
+    async def open(self, context: ConnectorContext) -> None:
+        """Keep the context: its pool holds the statement -> events map."""
         self._context = context
-        await super().run(context, until_idle=until_idle)
 
     async def prepare_page(self, page: Page[XapiRecord]) -> Page[XapiRecord]:
         """Map the page's statements, record their events by statement id, and resolve its voiding statements.

@@ -16,9 +16,10 @@ import asyncpg
 from pydantic import SecretStr
 
 from connectors.base import Connector, Health
+from connectors.context import ConnectorContext
 from connectors.health import summary_lines
 from connectors.registry import available_kinds, load_connector_class
-from connectors.runtime import ConnectorContext, run_connectors
+from connectors.runtime import run_connectors
 from infra.child_settings import spawn_with_settings
 from infra.kafka import ensure_topics, make_consumer, topic_partitions
 from infra.local import LocalStack, LocalStackError, running_stack

@@ -11,8 +11,9 @@ import json
 import logging
 import sys
 
+from connectors.context import ConnectorContext
 from connectors.registry import load_connector_class
-from connectors.runtime import ConnectorContext, run_until_signalled
+from connectors.runtime import run_until_signalled
 from infra.settings import load_settings
 
 

@@ -14,8 +14,8 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from connectors.context import ConnectorContext
 from connectors.intake import CALIPER_V1P2, serving_intake
-from connectors.runtime import ConnectorContext
 from infra.settings import IntakeSettings, PseudonymSettings, Settings
 from schemas.events.training import EnrolmentCreated, TrainingEventRetracted
 from schemas.topics import TopicCatalogue

@@ -18,8 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from connectors.context import ConnectorContext
 from connectors.intake import serving_intake
-from connectors.runtime import ConnectorContext
 from infra.settings import IntakeSettings, PseudonymSettings, Settings
 from tests.connectors.test_intake import AUTH, TOKEN, caliper_event, envelope, statement
 

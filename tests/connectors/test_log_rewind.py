@@ -7,7 +7,8 @@ import json
 
 import asyncpg
 
-from connectors.runtime import ConnectorContext, PullLoop
+from connectors.context import ConnectorContext
+from connectors.runtime import PullLoop
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector

@@ -14,11 +14,12 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.base import Health
+from connectors.context import ConnectorContext
 from connectors.exceptions import FatalSourceError, RetryableError
 from connectors.http import HttpClient
 from connectors.moodle import MoodleConnector, flatten
 from connectors.pseudonym import Pseudonymiser
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
 from connectors.simulators.moodle_ws import (
@@ -130,7 +131,7 @@ async def test_moodle_errors_in_200_bodies_are_retried_or_fatal_by_errorcode(
             await connector.fetch_page(None)
         bad = MoodleConnector(settings.sources[0].model_copy(update={"token": SecretStr("wrong")}), settings)
         with pytest.raises(FatalSourceError):
-            await bad.run(context, until_idle=True)
+            await pull(bad, context, until_idle=True)
         assert bad.health() == Health.FAILED
 
 
@@ -143,14 +144,14 @@ async def test_snapshot_diff_withdraws_vanished_enrolments_and_reenrolment_is_ne
     catalogue = TopicCatalogue.from_settings(settings)
     async with ConnectorContext.open(settings) as context:
         first = MoodleConnector(settings.sources[0], settings)
-        await first.run(context, until_idle=True)
+        await pull(first, context, until_idle=True)
         calls_first_cycle = dict(state.calls)
         state.withdraw(course, user)
         second = MoodleConnector(settings.sources[0], settings)
-        await second.run(context, until_idle=True)
+        await pull(second, context, until_idle=True)
         state.enrol(course, user, 1_767_300_000)
         third = MoodleConnector(settings.sources[0], settings)
-        await third.run(context, until_idle=True)
+        await pull(third, context, until_idle=True)
     events = decode_all(await read_topic(settings, catalogue.training.name))
     key = user_key(state, user)
     mine = [
@@ -250,12 +251,12 @@ async def test_users_vanishing_during_a_scan_shift_no_one_out_of_the_window(sett
         run_settings = run_settings.model_copy(update={"sources": [source]})
         catalogue = TopicCatalogue.from_settings(run_settings)
         async with ConnectorContext.open(run_settings) as context:
-            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            await pull(MoodleConnector(source, run_settings), context, until_idle=True)
             armed = True
-            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            await pull(MoodleConnector(source, run_settings), context, until_idle=True)
             after_shift = decode_all(await read_topic(run_settings, catalogue.training.name))
             # They were read on the first page of that cycle, so the next cycle finds them gone.
-            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            await pull(MoodleConnector(source, run_settings), context, until_idle=True)
     events = decode_all(await read_topic(run_settings, catalogue.training.name))
     assert len(vanishing) == 3
     assert not [e for e in after_shift if e.event_type == "cvf.enrolment.withdrawn"]
@@ -290,7 +291,7 @@ async def test_certificates_deleted_during_a_sweep_shift_no_issue_out_of_the_win
         source = run_settings.sources[0].model_copy(update={"options": {"page_overlap": 1}})
         run_settings = run_settings.model_copy(update={"sources": [source]})
         async with ConnectorContext.open(run_settings) as context:
-            await MoodleConnector(source, run_settings).run(context, until_idle=True)
+            await pull(MoodleConnector(source, run_settings), context, until_idle=True)
     catalogue = TopicCatalogue.from_settings(run_settings)
     events = decode_all(await read_topic(run_settings, catalogue.training.name))
     certificates = {e.event_id for e in events if e.event_type == "cvf.certificate.issued"}
@@ -307,10 +308,10 @@ async def test_backfilled_enrolments_are_dated_at_course_start_and_later_ones_wh
     course_id, course = next(iter(state.courses.items()))
     newcomer = next(user for user in state.users if (course_id, user) not in state.enrolments)
     async with ConnectorContext.open(settings) as context:
-        await MoodleConnector(settings.sources[0], settings).run(context, until_idle=True)
+        await pull(MoodleConnector(settings.sources[0], settings), context, until_idle=True)
         state.enrol(course_id, newcomer, course.startdate + 86_400)
         before_second_cycle = datetime.now(UTC)
-        await MoodleConnector(settings.sources[0], settings).run(context, until_idle=True)
+        await pull(MoodleConnector(settings.sources[0], settings), context, until_idle=True)
     created = [
         e
         for e in decode_all(await read_topic(settings, catalogue.training.name))

@@ -11,9 +11,10 @@ import pytest
 
 from connectors import moodle
 from connectors.base import Health
+from connectors.context import ConnectorContext
 from connectors.exceptions import FatalSourceError
 from connectors.moodle import FUNCTIONS_CALLED, MoodleConnector
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.generator import generate
 from connectors.simulators.moodle_ws import FUNCTIONS as SIMULATED_AS
 from connectors.simulators.moodle_ws import MoodleSimulator, MoodleState, state_from_world
@@ -46,7 +47,7 @@ async def _run(settings: Settings, state: MoodleState) -> MoodleConnector:
         local = moodle_settings(settings, url, record_max_attempts=2)
         async with ConnectorContext.open(local) as context:
             connector = MoodleConnector(local.sources[0], local)
-            await connector.run(context, until_idle=True)
+            await pull(connector, context, until_idle=True)
     return connector
 
 

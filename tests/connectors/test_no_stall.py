@@ -14,9 +14,10 @@ from typing import Any
 from uuid import UUID
 
 from connectors.base import Health
+from connectors.context import ConnectorContext
 from connectors.costs import CostLedgerConnector
 from connectors.plgn import PlgnConnector
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.generator import generate
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
 from connectors.simulators.serving import serving
@@ -39,7 +40,7 @@ async def test_a_plgn_page_that_keeps_failing_is_split_so_the_items_before_the_b
         local = plgn_settings(settings, f"{url}/activities", page_size=8)
         async with ConnectorContext.open(local) as context:
             connector = PlgnConnector(local.sources[0], local)
-            run = asyncio.ensure_future(connector.run(context, until_idle=True))
+            run = asyncio.ensure_future(pull(connector, context, until_idle=True))
             for _ in range(600):
                 if connector.stats.records_pulled >= BROKEN:
                     break
@@ -77,7 +78,7 @@ async def test_bad_ledger_rows_are_dead_lettered_and_every_other_row_is_publishe
     )
     async with ConnectorContext.open(local) as context:
         connector = CostLedgerConnector(local.sources[0], local)
-        await asyncio.wait_for(connector.run(context, until_idle=True), 30)
+        await asyncio.wait_for(pull(connector, context, until_idle=True), 30)
     assert connector.stats.records_pulled == 12
     assert connector.stats.events_published == 10
     assert connector.stats.dead_lettered == 2
@@ -114,7 +115,7 @@ async def test_an_xapi_page_that_keeps_failing_is_split_so_the_statements_before
                 return await real_publish(events, dead)
 
             setattr(context.publisher, "publish", publish)  # noqa: B010 - recording one instance
-            run = asyncio.ensure_future(connector.run(context, until_idle=True))
+            run = asyncio.ensure_future(pull(connector, context, until_idle=True))
             for _ in range(600):
                 if before <= published and connector.page_size < 8:
                     break

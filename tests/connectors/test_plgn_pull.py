@@ -15,10 +15,11 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord
 from connectors.plgn import PlgnConnector, contract_violation, feed_validator
 from connectors.pseudonym import Pseudonymiser
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
@@ -234,7 +235,7 @@ async def test_a_feed_capping_pages_below_the_page_size_is_still_read_to_the_end
         run_settings = plgn_settings(settings, f"{url}/activities", page_size=50)
         async with ConnectorContext.open(run_settings) as context:
             plgn = PlgnConnector(run_settings.sources[0], run_settings)
-            await plgn.run(context, until_idle=True)
+            await pull(plgn, context, until_idle=True)
     assert plgn.stats.events_published == len(feed.items)
     # Every page of four, then one empty page that says the feed has nothing more.
     assert feed.page_requests == -(-len(feed.items) // 4) + 1
@@ -248,7 +249,7 @@ async def test_a_committed_cursor_follows_the_feed_to_a_new_address(settings: Se
         before = plgn_settings(settings, f"{url}/activities", page_size=4)
         async with ConnectorContext.open(before) as context:
             first = PlgnConnector(before.sources[0], before)
-            await first.run(context, until_idle=True)
+            await pull(first, context, until_idle=True)
         assert first.stats.events_published == len(feed.items)
         join = next(item for item in feed.items if item["type"] == "Join")
         feed.undo(join, "registered by mistake")
@@ -258,6 +259,6 @@ async def test_a_committed_cursor_follows_the_feed_to_a_new_address(settings: Se
             after = plgn_settings(settings, f"{moved}/activities", page_size=4)
             async with ConnectorContext.open(after) as context:
                 resumed = PlgnConnector(after.sources[0], after)
-                await asyncio.wait_for(resumed.run(context, until_idle=True), 20)
+                await asyncio.wait_for(pull(resumed, context, until_idle=True), 20)
     # It went on from its committed place on the new address: the one new activity, nothing read twice.
     assert resumed.stats.events_published == 1

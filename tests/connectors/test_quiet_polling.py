@@ -6,7 +6,8 @@ import asyncio
 import contextlib
 from typing import Any
 
-from connectors.runtime import ConnectorContext, PullLoop
+from connectors.context import ConnectorContext
+from connectors.runtime import PullLoop
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector

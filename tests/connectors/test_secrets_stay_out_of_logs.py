@@ -11,8 +11,9 @@ import logging
 import pytest
 from pydantic import SecretStr
 
+from connectors.context import ConnectorContext
 from connectors.moodle import MoodleConnector
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.generator import generate
 from connectors.simulators.moodle_ws import MoodleSimulator, state_from_world
 from connectors.simulators.serving import serving
@@ -89,7 +90,7 @@ async def test_failing_and_faulty_sources_log_no_credentials(
             async with ConnectorContext.open(good) as context:
                 for source in good.sources:
                     connector = (XapiConnector if source.kind == "xapi" else MoodleConnector)(source, good)
-                    await asyncio.wait_for(connector.run(context, until_idle=True), 60)
+                    await asyncio.wait_for(pull(connector, context, until_idle=True), 60)
                 # The same sources with credentials the servers reject: the failures are logged and raised.
                 for source in good.sources:
                     wrong = source.model_copy(
@@ -97,7 +98,7 @@ async def test_failing_and_faulty_sources_log_no_credentials(
                     )
                     cls = XapiConnector if source.kind == "xapi" else MoodleConnector
                     try:
-                        await asyncio.wait_for(cls(wrong, good).run(context, until_idle=True), 60)
+                        await asyncio.wait_for(pull(cls(wrong, good), context, until_idle=True), 60)
                     except Exception as exc:  # the failure itself is what is inspected
                         errors.append(f"{exc!r} {exc}")
     finally:

@@ -11,10 +11,12 @@ import pytest
 from pydantic import SecretStr
 
 from connectors.base import Health
+from connectors.context import ConnectorContext
 from connectors.exceptions import FatalSourceError
-from connectors.health import FailureWatch, SourceFailedTooLong, source_host, summary_lines
+from connectors.health import FailureWatch, SourceFailedTooLong, summary_lines
+from connectors.http import source_host
 from connectors.pseudonym import Pseudonymiser
-from connectors.runtime import ConnectorContext
+from connectors.runtime import pull
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector
@@ -128,7 +130,7 @@ async def test_a_rejected_source_is_logged_at_error_at_once_and_failed_in_the_st
     try:
         async with ConnectorContext.open(settings) as context:
             with pytest.raises(FatalSourceError):
-                await asyncio.wait_for(connector.run(context, until_idle=False), 30)
+                await asyncio.wait_for(pull(connector, context, until_idle=False), 30)
     finally:
         await lrs.stop()
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from connectors.base import Health
+from connectors.context import ConnectorContext
 from connectors.exceptions import SkipRecord
-from connectors.runtime import ConnectorContext, PullLoop
+from connectors.runtime import PullLoop
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector, XapiRecord

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from connectors.runtime import ConnectorContext, PullLoop
+from connectors.context import ConnectorContext
+from connectors.runtime import PullLoop
 from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import VERB_VOIDED, XapiLrs, statements_from_world
