@@ -79,10 +79,10 @@ def _members(index: RowIndex, indicator: str, part: str) -> set[str]:
 
 def enrolments(index: RowIndex) -> list[Enrolment]:
     """The enrolment records of `index`, joined once per index (see `RowIndex.joined`)."""
-    return index.joined(_join_enrolments)
+    return index.joined(join_enrolments)
 
 
-def _join_enrolments(index: RowIndex) -> list[Enrolment]:
+def join_enrolments(index: RowIndex) -> list[Enrolment]:
     """Join the stored training parts into enrolment records (one per anchored enrolment id)."""
     anchors: dict[str, tuple[str, StoredRow]] = {}
     for row in index.get(("CVF-01", "enrolled"), ()):

@@ -37,3 +37,15 @@ def test_views_with_the_same_parts_share_a_join_and_other_views_build_their_own(
     assert same.joined(members) == {"m1", "m2", "m3"}
     assert other.joined(members) == {"m1", "m2"}
     assert built == [frozenset({("A", "x"), ("B", "y")}), frozenset({("A", "x")})]
+
+
+def test_a_preloaded_join_serves_the_views_made_for_exactly_its_parts() -> None:
+    def members(index: RowIndex) -> set[str]:
+        return {r.member or "" for rows in index.values() for r in rows}
+
+    index = index_rows(ROWS)
+    # The rows of B/y were never loaded: the store joined them (as read_enrolments does).
+    index.preload(members, [("A", "x"), ("B", "y")], {"joined-by-the-store"})
+    assert index.only([("B", "y"), ("A", "x")]).joined(members) == {"joined-by-the-store"}
+    assert index.only([("A", "x")]).joined(members) == {"m1", "m2"}
+    assert index.only([("A", "x"), ("B", "y"), ("C", "z")]).joined(members) == {"m1", "m2", "m3", "m4"}
