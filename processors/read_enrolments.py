@@ -4,16 +4,14 @@ The training indicators aggregate enrolment records joined from up to nine store
 id (`processors.indicators.cohorts`). Building those records in Python from every stored row took
 three quarters of a training read (the rows, then the join); here PostgreSQL joins them in one query
 and Python builds each `Enrolment` from one row. The records equal `cohorts.join_enrolments` over the
-same rows: the same anchor per enrolment, the same winning report per latest part, and a part the
-indicator does not declare leaves its fields at their defaults, as when its rows are absent.
+same rows: the same anchor per enrolment and the same winning report per latest part. A part no
+indicator of the read declares is not joined and leaves its fields at their defaults.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -75,17 +73,24 @@ SELECT DISTINCT ON (member) member AS eid, cell, amount
 
 
 def _query(parts: frozenset[PartKey]) -> str:
-    """The join of the anchors with the declared parts (built from constant fragments only)."""
+    """The join of the anchors with the declared parts (built from constant fragments only).
+
+    The columns are always those `_record` unpacks; an undeclared part gives false or NULL.
+    """
     columns = ["a.member", "a.cell", "a.dims"]
     joins = []
     for key, name in FLAG_PARTS.items():
         if key in parts:
-            columns.append(f"{name}.eid IS NOT NULL AS {name}")
+            columns.append(f"{name}.eid IS NOT NULL")
             joins.append(f"LEFT JOIN ({_FLAG.format(indicator=key[0], part=key[1])}) AS {name} USING (eid)")
+        else:
+            columns.append("false")
     for key, name in REPORT_PARTS.items():
         if key in parts:
-            columns += [f"{name}.amount AS {name}_amount", f"{name}.cell AS {name}_cell"]
+            columns += [f"{name}.amount", f"{name}.cell"]
             joins.append(f"LEFT JOIN ({_REPORT.format(indicator=key[0], part=key[1])}) AS {name} USING (eid)")
+        else:
+            columns += ["NULL::numeric", "NULL::date"]
     # Constant fragments and catalogue names only; the period arrives as a bind parameter.
     return f"SELECT {', '.join(columns)}\n  FROM ({_ANCHORS}) AS a\n" + "\n".join(joins)  # noqa: S608
 
@@ -109,41 +114,47 @@ async def load_enrolments(
     return [_record(row, parsed) for row in records]
 
 
-def _record(row: Mapping[str, Any], parsed: dict[str, Mapping[str, str]]) -> Enrolment:
-    enrolment_id, learner, org, enrolled, ends = decode_member(row["member"])
-    dims_text = row["dims"]
+def _record(row: Iterable[Any], parsed: dict[str, Mapping[str, str]]) -> Enrolment:
+    (
+        member,
+        cell,
+        dims_text,
+        withdrawn_before,
+        withdrawn_after,
+        started,
+        attempted_final,
+        passed_final,
+        completed,
+        _,
+        certified,
+        certified_cell,
+        pre,
+        _,
+        post,
+        _,
+    ) = row
+    enrolment_id, learner, org, enrolled, ends = decode_member(member)
     dimensions = parsed.get(dims_text)
     if dimensions is None:
         dimensions = parsed[dims_text] = json.loads(dims_text)
-    withdrawn_after = bool(row.get("withdrawn_after"))
-    done = _positive(row.get("completed_amount"))
-    cert = _positive(row.get("certified_amount"))
+    # A completion or certificate counts when its winning report's value is positive (0: revoked).
+    has_cert = certified is not None and certified > 0
     return Enrolment(
-        enrolment_id=enrolment_id,
-        learner=learner,
-        org=org,
-        enrolled_s=int(enrolled),
-        ends_s=int(ends) if ends else None,
-        period_start=row["cell"],
-        dimensions=dimensions,
-        withdrawn_before=bool(row.get("withdrawn_before")),
-        withdrawn_after=withdrawn_after,
-        started=bool(row.get("started")) or withdrawn_after,
-        completed_s=None if done is None else int(done),
-        certified_s=None if cert is None else int(cert),
-        certified_period=_cell(row, "certified") if cert is not None else None,
-        attempted_final=bool(row.get("attempted_final")),
-        passed_final=bool(row.get("passed_final")),
-        pre_score=row.get("pre_amount"),
-        post_score=row.get("post_amount"),
+        enrolment_id,
+        learner,
+        org,
+        int(enrolled),
+        int(ends) if ends else None,
+        cell,
+        dimensions,
+        withdrawn_before,
+        withdrawn_after,
+        started or withdrawn_after,
+        int(completed) if completed is not None and completed > 0 else None,
+        int(certified) if has_cert else None,
+        certified_cell if has_cert else None,
+        attempted_final,
+        passed_final,
+        pre,
+        post,
     )
-
-
-def _positive(amount: Decimal | None) -> Decimal | None:
-    """A completion or certificate counts when its winning report's value is positive (0: revoked)."""
-    return amount if amount is not None and amount > 0 else None
-
-
-def _cell(row: Mapping[str, Any], name: str) -> date | None:
-    found: date | None = row.get(f"{name}_cell")
-    return found
