@@ -3,8 +3,10 @@
 Reads load the stored rows of the parts an indicator reads (sum cells from ``indicator_part``, live
 members from ``indicator_member``, per-cell winning reports from ``indicator_report``), merging the
 stored months into cells of the requested period kind, then aggregate and derive in Python with the
-same pure code the tests check against a naive computation (`processors.indicators.aggregate`). For BI
-tools, migrations 0150 and 0160 add documented SQL views over the same tables.
+same pure code the tests check against a naive computation (`processors.indicators.aggregate`). The
+training indicators' enrolment records are joined by PostgreSQL instead, one row per enrolment
+(`processors.read_enrolments`). For BI tools, migrations 0150 and 0160 add documented SQL views over
+the same tables.
 """
 
 from __future__ import annotations
