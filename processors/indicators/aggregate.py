@@ -15,7 +15,7 @@ over rows read from PostgreSQL, so the rules live in one place:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -98,7 +98,7 @@ class RowIndex(dict[tuple[str, str], list[StoredRow]]):
         self,
         joins: dict[tuple[Callable[[RowIndex], Any], frozenset[tuple[str, str]]], Any] | None = None,
         declared: frozenset[tuple[str, str]] | None = None,
-        preloaded: dict[tuple[Callable[[RowIndex], Any], frozenset[tuple[str, str]]], Any] | None = None,
+        preloaded: dict[Hashable, Any] | None = None,
     ):
         super().__init__()
         self._joins = {} if joins is None else joins
@@ -128,6 +128,16 @@ class RowIndex(dict[tuple[str, str], list[StoredRow]]):
             self._joins[memo] = build(self)
         return cast(Joined, self._joins[memo])
 
+    def cached(self, key: Hashable, build: Callable[[], Joined]) -> Joined:
+        """`build()`, computed once per `key` for this index and its views (one read, one context).
+
+        `key` must identify everything `build` depends on besides the read's context.
+        """
+        memo = (_CACHED, key)
+        if memo not in self._preloaded:
+            self._preloaded[memo] = build()
+        return cast(Joined, self._preloaded[memo])
+
     def preload(
         self, build: Callable[[RowIndex], Joined], parts: Iterable[tuple[str, str]], joined: Joined
     ) -> None:
@@ -138,6 +148,8 @@ class RowIndex(dict[tuple[str, str], list[StoredRow]]):
         """
         self._preloaded[(build, frozenset(parts))] = joined
 
+
+_CACHED = object()  # the memo keys of `RowIndex.cached`, apart from joins
 
 Aggregator = Callable[[Indicator, RowIndex, ReadContext], list[Cell]]
 

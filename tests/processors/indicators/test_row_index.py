@@ -49,3 +49,18 @@ def test_a_preloaded_join_serves_the_views_made_for_exactly_its_parts() -> None:
     assert index.only([("B", "y"), ("A", "x")]).joined(members) == {"joined-by-the-store"}
     assert index.only([("A", "x")]).joined(members) == {"m1", "m2"}
     assert index.only([("A", "x"), ("B", "y"), ("C", "z")]).joined(members) == {"m1", "m2", "m3", "m4"}
+
+
+def test_a_cached_value_is_built_once_per_key_for_an_index_and_its_views() -> None:
+    built: list[str] = []
+
+    def build(label: str) -> str:
+        built.append(label)
+        return label
+
+    index = index_rows(ROWS)
+    assert index.cached(("k", 1), lambda: build("first")) == "first"
+    assert index.only([("A", "x")]).cached(("k", 1), lambda: build("again")) == "first"
+    assert index.cached(("k", 2), lambda: build("second")) == "second"
+    assert index_rows(ROWS).cached(("k", 1), lambda: build("another read")) == "another read"
+    assert built == ["first", "second", "another read"]
