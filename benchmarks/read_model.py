@@ -1,19 +1,27 @@
 """Latency of the read model (`processors.read.read_indicators`) over a filled store, as JSON.
 
-Usage: `.venv/bin/python -m benchmarks.read_model [--events N] [--repeat 3]`
+Usage: `.venv/bin/python -m benchmarks.read_model [--events N] [--repeat 3] [--json] [--per-indicator]`
 
-1. N events of the processors benchmark's mix (enrolments, completions, certificates, progress,
-   costs, deal reports, meetings; retractions and duplicates) are produced to the local broker and
-   processed by one in-process indicator processor into a fresh PostgreSQL schema.
-2. Every catalogue indicator is read per month grouped by its first dimension, per year as totals,
-   and per year externally (with suppression); then all indicators at once. The best of `--repeat`
-   runs is reported, with the number of stored rows each read loads.
+1. N events (the scale) of the processors benchmark's mix (enrolments, completions, certificates,
+   progress, costs, deal reports, meetings; retractions and duplicates) are produced to the local
+   broker and processed by one in-process indicator processor into a fresh PostgreSQL schema; the
+   ingest rate is the events over the time from the processor's start to its last committed offset.
+2. A dashboard mix (`dashboard_mix`) is read `--repeat` times: single indicators as year totals, by
+   country, by country and audience, a year of months, and every tile of an overview page (all
+   indicators as year totals in one read). p50, p95 and p99 are over every query of the mix.
+3. With `--per-indicator`, every catalogue indicator is also read per month grouped by its first
+   dimension, per year as totals and per year externally (with suppression); the best of
+   `--repeat` runs is reported.
+
+`--json` prints only the one-line summary object (``events``, ``ingest_events_per_s``, ``p50_ms``,
+``p95_ms``, ``p99_ms``, the medians per query kind, ``all_indicators_year_ms``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -23,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.processors import generate
+from processors.indicators.base import PeriodKind
 
 
 async def _timed(repeat: int, call: Any) -> tuple[float, Any]:
@@ -36,83 +45,62 @@ async def _timed(repeat: int, call: Any) -> tuple[float, Any]:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    from infra.kafka import ensure_topics, make_producer
+    from infra.kafka import ensure_topics
     from infra.local import running_stack
     from infra.postgres import create_pool, migrate
     from infra.settings import load_settings
-    from processors.indicators.catalogue import INDICATORS
-    from processors.read import read_indicators
-    from processors.runtime import IndicatorProcessor
     from schemas.cloudevents import encode
     from schemas.topics import TopicCatalogue
 
     events = generate(args.events, args.seed)
-    with tempfile.TemporaryDirectory(prefix="alcance-bench-") as state:
+    with contextlib.ExitStack() as stack:
+        state = args.state_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="alcance-bench-"))
         async with running_stack(load_settings(state_dir=Path(state))) as resolved:
+            # One schema and topic set per scale and seed, so a kept state directory holds several.
+            name = f"bench_read_{args.events}_{args.seed}"
             settings = resolved.model_copy(
                 update={
-                    "kafka": resolved.kafka.model_copy(update={"topic_prefix": "benchread."}),
-                    "postgres": resolved.postgres.model_copy(update={"db_schema": "bench_read"}),
+                    "kafka": resolved.kafka.model_copy(update={"topic_prefix": f"{name}."}),
+                    "postgres": resolved.postgres.model_copy(update={"db_schema": name}),
                 }
             )
             catalogue = TopicCatalogue.from_settings(settings)
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            producer = make_producer(settings.kafka, linger_ms=20)
-            await producer.start()
-            try:
-                sent = [
-                    await producer.send(
-                        catalogue.topic_for(e).name, key=r.key, value=r.value, headers=r.headers
-                    )
-                    for e in events
-                    for r in (encode(e),)
-                ]
-                await asyncio.gather(*sent)
-            finally:
-                await producer.stop()
-            processor = IndicatorProcessor(settings, pool=pool, relay=False)
-            began = time.perf_counter()
-            task = asyncio.create_task(processor.run())
+            records = [(catalogue.topic_for(e).name, encode(e)) for e in events]
             committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
-            # Progress lives only in the store's offsets table, which sends no notification: poll it.
-            while int(await pool.fetchval(committed)) < len(sent):  # noqa: ASYNC110
-                await asyncio.sleep(0.2)
-            processed_s = time.perf_counter() - began
-            processor.request_stop()
-            await task
+            processed_s: float | None = None
+            if int(await pool.fetchval(committed)) < len(records):
+                processed_s = await _load(settings, pool, records, committed)
             stored = {
                 table: int(await pool.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
                 for table in ("indicator_part", "indicator_member", "indicator_report")
             }
-            reads = []
-            for entry in INDICATORS:
-                by = entry.dimensions[:1]
-                row: dict[str, Any] = {"indicator": entry.id}
-                for label, period, grouping, audience in (
-                    ("month_by_first_dim_s", "month", by, "internal"),
-                    ("year_totals_s", "year", (), "internal"),
-                    ("year_external_s", "year", (), "external"),
-                ):
-
-                    async def call(
-                        i: str = entry.id, p: Any = period, g: Any = grouping, a: Any = audience
-                    ) -> Any:
-                        return await read_indicators(
-                            pool, indicator=i, period=p, by=g, audience=a, settings=settings
-                        )
-
-                    seconds, cells = await _timed(args.repeat, call)
-                    row[label] = round(seconds, 4)
-                    row[label.replace("_s", "_cells")] = len(cells)
-                reads.append(row)
-
-            async def everything() -> Any:
-                return await read_indicators(pool, indicator=None, period="year", by=(), settings=settings)
-
-            all_s, all_cells = await _timed(args.repeat, everything)
+            mix = await _dashboard_mix(pool, settings, args.repeat)
+            reads = await _per_indicator(pool, settings, args.repeat) if args.per_indicator else []
             await pool.close()
+    latencies = sorted(ms for _, ms in mix)
+    by_kind: dict[str, list[float]] = {}
+    for kind, ms in mix:
+        by_kind.setdefault(kind, []).append(ms)
+    summary: dict[str, Any] = {
+        "events": args.events,
+        "records": len(records),
+        # None when a kept state directory already held the store (nothing was loaded this time).
+        "ingest_s": None if processed_s is None else round(processed_s, 1),
+        "ingest_events_per_s": None if processed_s is None else round(len(records) / processed_s),
+        "queries": len(latencies),
+        "p50_ms": _percentile(latencies, 0.50),
+        "p95_ms": _percentile(latencies, 0.95),
+        "p99_ms": _percentile(latencies, 0.99),
+        "median_ms_by_kind": {kind: _percentile(sorted(found), 0.5) for kind, found in by_kind.items()},
+        "all_indicators_year_ms": by_kind["overview_all_tiles"]
+        and _percentile(sorted(by_kind["overview_all_tiles"]), 0.5),
+        "stored_rows": stored,
+    }
+    if args.json:
+        return summary
     return {
         "benchmark": "read_model",
         "machine": {
@@ -120,13 +108,101 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "events": args.events,
-        "records": len(sent),
-        "process_s": round(processed_s, 1),
-        "stored_rows": stored,
+        "summary": summary,
         "reads": reads,
-        "all_indicators_year_totals": {"seconds": round(all_s, 3), "cells": len(all_cells)},
     }
+
+
+async def _load(settings: Any, pool: Any, records: list[tuple[str, Any]], committed: str) -> float:
+    """Produce `records` and process them with one in-process processor; the seconds it took to commit."""
+    from infra.kafka import make_producer
+    from processors.runtime import IndicatorProcessor
+
+    producer = make_producer(settings.kafka, linger_ms=20)
+    await producer.start()
+    try:
+        sent = [
+            await producer.send(topic, key=r.key, value=r.value, headers=r.headers) for topic, r in records
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+    processor = IndicatorProcessor(settings, pool=pool, relay=False)
+    began = time.perf_counter()
+    task = asyncio.create_task(processor.run())
+    # Progress lives only in the store's offsets table, which sends no notification: poll it.
+    while int(await pool.fetchval(committed)) < len(records):  # noqa: ASYNC110
+        await asyncio.sleep(0.2)
+    processed_s = time.perf_counter() - began
+    processor.request_stop()
+    await task
+    return processed_s
+
+
+# Headline indicators of a coordinators' dashboard: training reach and results, PLGN, activities.
+HEADLINES = ("CVF-01", "CVF-02", "CVF-05", "CVF-07", "CVF-10", "PLGN-01", "ACT-01", "ACT-06")
+
+
+def dashboard_mix() -> list[tuple[str, str | None, PeriodKind, tuple[str, ...]]]:
+    """The queries of one dashboard refresh: (kind, indicator or None for all, period kind, by)."""
+    from processors.indicators.catalogue import get
+
+    queries: list[tuple[str, str | None, PeriodKind, tuple[str, ...]]] = []
+    for indicator in HEADLINES:
+        dimensions = get(indicator).dimensions
+        queries.append(("year_totals", indicator, "year", ()))
+        if "country" in dimensions:
+            queries.append(("year_by_country", indicator, "year", ("country",)))
+        if {"country", "audience"} <= set(dimensions):
+            queries.append(("year_by_country_audience", indicator, "year", ("country", "audience")))
+        queries.append(("months", indicator, "month", ()))
+    queries.append(("overview_all_tiles", None, "year", ()))
+    return queries
+
+
+async def _dashboard_mix(pool: Any, settings: Any, repeat: int) -> list[tuple[str, float]]:
+    """(query kind, milliseconds) of every query of the mix, `repeat` times over."""
+    from processors.read import read_indicators
+
+    timings: list[tuple[str, float]] = []
+    for _ in range(repeat):
+        for kind, indicator, period, by in dashboard_mix():
+            began = time.perf_counter()
+            await read_indicators(pool, indicator=indicator, period=period, by=by, settings=settings)
+            timings.append((kind, round((time.perf_counter() - began) * 1000, 2)))
+    return timings
+
+
+async def _per_indicator(pool: Any, settings: Any, repeat: int) -> list[dict[str, Any]]:
+    from processors.indicators.catalogue import INDICATORS
+    from processors.read import read_indicators
+
+    reads = []
+    for entry in INDICATORS:
+        by = entry.dimensions[:1]
+        row: dict[str, Any] = {"indicator": entry.id}
+        for label, period, grouping, audience in (
+            ("month_by_first_dim_s", "month", by, "internal"),
+            ("year_totals_s", "year", (), "internal"),
+            ("year_external_s", "year", (), "external"),
+        ):
+
+            async def call(i: str = entry.id, p: Any = period, g: Any = grouping, a: Any = audience) -> Any:
+                return await read_indicators(pool, indicator=i, period=p, by=g, audience=a, settings=settings)
+
+            seconds, cells = await _timed(repeat, call)
+            row[label] = round(seconds, 4)
+            row[label.replace("_s", "_cells")] = len(cells)
+        reads.append(row)
+    return reads
+
+
+def _percentile(ordered: list[float], q: float) -> float:
+    """The q-quantile of sorted values, linear between closest ranks."""
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return round(ordered[low] + (ordered[high] - ordered[low]) * (position - low), 2)
 
 
 def main() -> None:
@@ -134,8 +210,15 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--seed", type=int, default=503)
+    parser.add_argument(
+        "--state-dir",
+        help="keep the broker and store here; a rerun at the same scale and seed reads the kept store",
+    )
+    parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
+    parser.add_argument("--per-indicator", action="store_true", help="also read every indicator three ways")
     args = parser.parse_args()
-    print(json.dumps(asyncio.run(_run(args)), indent=2))
+    result = asyncio.run(_run(args))
+    print(json.dumps(result) if args.json else json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

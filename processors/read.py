@@ -3,8 +3,10 @@
 Reads load the stored rows of the parts an indicator reads (sum cells from ``indicator_part``, live
 members from ``indicator_member``, per-cell winning reports from ``indicator_report``), merging the
 stored months into cells of the requested period kind, then aggregate and derive in Python with the
-same pure code the tests check against a naive computation (`processors.indicators.aggregate`). For BI
-tools, migrations 0150 and 0160 add documented SQL views over the same tables.
+same pure code the tests check against a naive computation (`processors.indicators.aggregate`). The
+training indicators' enrolment records are joined by PostgreSQL instead, one row per enrolment
+(`processors.read_enrolments`). For BI tools, migrations 0150 and 0160 add documented SQL views over
+the same tables.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any, Literal
 import asyncpg
 
 from infra.settings import Settings
-from processors.indicators import catalogue
+from processors.indicators import catalogue, cohorts
 from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate, index_rows
 from processors.indicators.base import PeriodKind
 from processors.indicators.derive import derive_value, extra_ratios
+from processors.read_enrolments import JOINED_PARTS, RAW_READS, PartKey, load_enrolments
 
 logger = logging.getLogger(__name__)
 
@@ -179,7 +182,19 @@ async def read_indicators(
         as_of=as_of or datetime.now(UTC),
         cohort_grace_days=settings.processor.cohort_grace_days,
     )
-    wanted = {(ref.indicator, ref.part) for entry in indicators for ref in entry.reads}
+    # The training aggregations read enrolment records that PostgreSQL joins (`read_enrolments`):
+    # their parts' rows are loaded only where an aggregation reads them itself.
+    joins = {
+        frozenset((ref.indicator, ref.part) for ref in entry.reads)
+        for entry in indicators
+        if entry.aggregation in cohorts.AGGREGATIONS
+    }
+    wanted = {
+        (ref.indicator, ref.part)
+        for entry in indicators
+        for ref in entry.reads
+        if entry.aggregation not in cohorts.AGGREGATIONS or (ref.indicator, ref.part) not in JOINED_PARTS
+    } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
     # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
     margin = Decimal(str(settings.processor.roi_margin_coefficient))
     results: list[dict[str, Any]] = []
@@ -189,11 +204,17 @@ async def read_indicators(
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             rows = await load_rows(connection, period, wanted)
+            # One join over every part these indicators declare serves them all: each aggregation
+            # reads only the fields of the parts it declares (the property tests compare a read of
+            # every indicator at once with one read per indicator).
+            records = await load_enrolments(connection, period, frozenset[PartKey]().union(*joins))
             if any(entry.id == "CVF-16" for entry in indicators):
                 ctx = ReadContext(
                     ctx.period, ctx.by, ctx.as_of, ctx.cohort_grace_days, await load_targets(connection)
                 )
         index = index_rows(rows)
+        for parts in joins:
+            index.preload(cohorts.join_enrolments, parts, records)
         for entry in indicators:
             cells = aggregate(entry.id, index, ctx)
             found = to_results(entry.id, cells, period, margin_coefficient=margin)

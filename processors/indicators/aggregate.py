@@ -15,7 +15,7 @@ over rows read from PostgreSQL, so the rules live in one place:
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -95,27 +95,61 @@ class RowIndex(dict[tuple[str, str], list[StoredRow]]):
     """
 
     def __init__(
-        self, joins: dict[tuple[Callable[[RowIndex], Any], frozenset[tuple[str, str]]], Any] | None = None
+        self,
+        joins: dict[tuple[Callable[[RowIndex], Any], frozenset[tuple[str, str]]], Any] | None = None,
+        declared: frozenset[tuple[str, str]] | None = None,
+        preloaded: dict[Hashable, Any] | None = None,
     ):
         super().__init__()
         self._joins = {} if joins is None else joins
+        self._declared = declared
+        self._preloaded = {} if preloaded is None else preloaded
 
     def only(self, keys: Iterable[tuple[str, str]]) -> RowIndex:
         """The rows of `keys` alone, sharing this index's joins."""
-        view = RowIndex(self._joins)
-        for key in keys:
+        wanted = frozenset(keys)
+        view = RowIndex(self._joins, wanted, self._preloaded)
+        for key in wanted:
             found = self.get(key)
             if found is not None:
                 view[key] = found
         return view
 
     def joined(self, build: Callable[[RowIndex], Joined]) -> Joined:
-        """`build(self)`, computed once for this set of parts; the rows must not change afterwards."""
+        """`build(self)`, computed once for this set of parts; the rows must not change afterwards.
+
+        A join preloaded for the parts this view was made for (`preload`) is taken as it is.
+        """
+        preloaded = (build, self._declared)
+        if self._declared is not None and preloaded in self._preloaded:
+            return cast(Joined, self._preloaded[preloaded])
         memo = (build, frozenset(self))
         if memo not in self._joins:
             self._joins[memo] = build(self)
         return cast(Joined, self._joins[memo])
 
+    def cached(self, key: Hashable, build: Callable[[], Joined]) -> Joined:
+        """`build()`, computed once per `key` for this index and its views (one read, one context).
+
+        `key` must identify everything `build` depends on besides the read's context.
+        """
+        memo = (_CACHED, key)
+        if memo not in self._preloaded:
+            self._preloaded[memo] = build()
+        return cast(Joined, self._preloaded[memo])
+
+    def preload(
+        self, build: Callable[[RowIndex], Joined], parts: Iterable[tuple[str, str]], joined: Joined
+    ) -> None:
+        """Give `joined` as what `build` makes of the views made for exactly `parts` (`only`).
+
+        The store joins some parts itself (`processors.read_enrolments`): then the rows of those parts
+        stay in PostgreSQL, and the views of an indicator that declares `parts` find the join here.
+        """
+        self._preloaded[(build, frozenset(parts))] = joined
+
+
+_CACHED = object()  # the memo keys of `RowIndex.cached`, apart from joins
 
 Aggregator = Callable[[Indicator, RowIndex, ReadContext], list[Cell]]
 

@@ -79,10 +79,10 @@ def _members(index: RowIndex, indicator: str, part: str) -> set[str]:
 
 def enrolments(index: RowIndex) -> list[Enrolment]:
     """The enrolment records of `index`, joined once per index (see `RowIndex.joined`)."""
-    return index.joined(_join_enrolments)
+    return index.joined(join_enrolments)
 
 
-def _join_enrolments(index: RowIndex) -> list[Enrolment]:
+def join_enrolments(index: RowIndex) -> list[Enrolment]:
     """Join the stored training parts into enrolment records (one per anchored enrolment id)."""
     anchors: dict[str, tuple[str, StoredRow]] = {}
     for row in index.get(("CVF-01", "enrolled"), ()):
@@ -137,7 +137,12 @@ def is_closed(record: Enrolment, ctx: ReadContext) -> bool:
     """Whether the enrolment's cohort closed (offering end + grace) by the read's as-of instant."""
     if record.ends_s is None:
         return False
-    return record.ends_s + ctx.cohort_grace_days * 86_400 <= epoch_seconds(ctx.as_of)
+    return record.ends_s <= closing_cutoff_s(ctx)
+
+
+def closing_cutoff_s(ctx: ReadContext) -> int:
+    """The latest offering end (epoch seconds) whose cohort is closed at the read's as-of instant."""
+    return epoch_seconds(ctx.as_of) - ctx.cohort_grace_days * 86_400
 
 
 def quantile(values: Sequence[Decimal], q: Decimal) -> Decimal:
@@ -163,7 +168,9 @@ def _group(
 
 def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContext) -> dict[str, Decimal]:
     net = [record for record in group if record.net]
-    closed = [record for record in net if is_closed(record, ctx)]
+    # `is_closed`, with the cut-off computed once for the group.
+    cutoff = closing_cutoff_s(ctx)
+    closed = [record for record in net if record.ends_s is not None and record.ends_s <= cutoff]
     started = [record for record in closed if record.started]
     all_parts = {
         "gross": Decimal(len(group)),
@@ -256,8 +263,12 @@ def _learning_gain(net: Sequence[Enrolment]) -> dict[str, Decimal]:
 
 def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
     """CVF-01, 02, 05, 06, 07, 08, 09, 10, 11, 12, 18: enrolment cohorts by enrolment period."""
+    records = enrolments(index)
+    # The indicators of one read that share these records share their grouping too (which depends
+    # on the records and the `by` dimensions alone; the records live as long as the index).
+    groups = index.cached((_group, id(records), ctx.by), lambda: _group(records, ctx))
     cells = []
-    for (start, key), group in sorted(_group(enrolments(index), ctx).items(), key=lambda item: item[0]):
+    for (start, key), group in sorted(groups.items(), key=lambda item: item[0]):
         parts = _cohort_parts(indicator.id, group, ctx)
         # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
         provisional = "in_progress" in parts and parts["in_progress"] > 0

@@ -37,3 +37,30 @@ def test_views_with_the_same_parts_share_a_join_and_other_views_build_their_own(
     assert same.joined(members) == {"m1", "m2", "m3"}
     assert other.joined(members) == {"m1", "m2"}
     assert built == [frozenset({("A", "x"), ("B", "y")}), frozenset({("A", "x")})]
+
+
+def test_a_preloaded_join_serves_the_views_made_for_exactly_its_parts() -> None:
+    def members(index: RowIndex) -> set[str]:
+        return {r.member or "" for rows in index.values() for r in rows}
+
+    index = index_rows(ROWS)
+    # The rows of B/y were never loaded: the store joined them (as read_enrolments does).
+    index.preload(members, [("A", "x"), ("B", "y")], {"joined-by-the-store"})
+    assert index.only([("B", "y"), ("A", "x")]).joined(members) == {"joined-by-the-store"}
+    assert index.only([("A", "x")]).joined(members) == {"m1", "m2"}
+    assert index.only([("A", "x"), ("B", "y"), ("C", "z")]).joined(members) == {"m1", "m2", "m3", "m4"}
+
+
+def test_a_cached_value_is_built_once_per_key_for_an_index_and_its_views() -> None:
+    built: list[str] = []
+
+    def build(label: str) -> str:
+        built.append(label)
+        return label
+
+    index = index_rows(ROWS)
+    assert index.cached(("k", 1), lambda: build("first")) == "first"
+    assert index.only([("A", "x")]).cached(("k", 1), lambda: build("again")) == "first"
+    assert index.cached(("k", 2), lambda: build("second")) == "second"
+    assert index_rows(ROWS).cached(("k", 1), lambda: build("another read")) == "another read"
+    assert built == ["first", "second", "another read"]
