@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import generate
+from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
 from processors.indicators.base import PeriodKind
 
 
@@ -62,6 +62,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 update={
                     "kafka": resolved.kafka.model_copy(update={"topic_prefix": f"{name}."}),
                     "postgres": resolved.postgres.model_copy(update={"db_schema": name}),
+                    # The stream's dates are fixed: the plausible window must admit all of them.
+                    "processor": resolved.processor.model_copy(
+                        update={"future_allowance_s": FUTURE_ALLOWANCE_S}
+                    ),
                 }
             )
             catalogue = TopicCatalogue.from_settings(settings)
