@@ -59,7 +59,7 @@ SELECT DISTINCT member AS eid FROM indicator_member
  WHERE indicator = '{indicator}' AND part = '{part}' AND refcount > 0
 """
 # Per cell and member the store's winner (order key, then event id, as `read._REPORTS`); across
-# cells the rank of `aggregate.latest_per_member`: order key, period, dimensions, value.
+# cells the rank of `grouping.latest_per_member`: order key, period, dimensions, value.
 # (Dimensions compare as their canonical JSON text here and as sorted items there; both order the
 # codes dimensions hold alike.)
 _REPORT = """

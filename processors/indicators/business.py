@@ -7,7 +7,15 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
-from processors.indicators.aggregate import (
+from processors.indicators.catalogue import (
+    CATALOGUE,
+    CONTACT_ANSWER_WINDOW_DAYS,
+    PLGN_ACTIVE_WINDOW_DAYS,
+    ROI_WINDOW_DAYS,
+    Indicator,
+)
+from processors.indicators.cohorts import quantile
+from processors.indicators.grouping import (
     Aggregator,
     Cell,
     ReadContext,
@@ -18,14 +26,6 @@ from processors.indicators.aggregate import (
     period_range,
     project,
 )
-from processors.indicators.catalogue import (
-    CATALOGUE,
-    CONTACT_ANSWER_WINDOW_DAYS,
-    PLGN_ACTIVE_WINDOW_DAYS,
-    ROI_WINDOW_DAYS,
-    Indicator,
-)
-from processors.indicators.cohorts import quantile
 from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, period_end, period_start
 
 _REGISTERED = ("PLGN-01", "registered")

@@ -16,15 +16,6 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from processors.indicators.aggregate import (
-    Aggregator,
-    Cell,
-    ReadContext,
-    RowIndex,
-    StoredRow,
-    latest_per_member,
-    project,
-)
 from processors.indicators.catalogue import (
     CATALOGUE,
     COUNTRY_COVERAGE_MIN_LEARNERS,
@@ -32,6 +23,15 @@ from processors.indicators.catalogue import (
     PLGN_CONVERSION_WINDOW_DAYS,
     TRAINING_DIMS,
     Indicator,
+)
+from processors.indicators.grouping import (
+    Aggregator,
+    Cell,
+    ReadContext,
+    RowIndex,
+    StoredRow,
+    latest_per_member,
+    project,
 )
 from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, saturating_add
 from schemas.events.base import MEMBER_STATES
