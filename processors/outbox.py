@@ -21,11 +21,12 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from types import MappingProxyType
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -47,6 +48,7 @@ from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_ke
 from schemas.registry import CE_TYPE_PREFIX
 from schemas.topics import TopicCatalogue
 
+T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
 CE_SOURCE = "urn:alcance:processor:indicators"
@@ -154,6 +156,8 @@ class OutboxRelay:
         # Advisory locks are per database: name the lock after the schema so tenants do not contend.
         self._lock_name = f"{settings.postgres.db_schema}.indicator_outbox"
         self._margin = Decimal(str(settings.processor.roi_margin_coefficient))
+        # Time the current round spent waiting for the broker (see `run`).
+        self._broker_wait_s = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, then relay what is left once more and return.
@@ -168,9 +172,11 @@ class OutboxRelay:
         try:
             while True:
                 stopping = stop.is_set()
-                # CPU time of this thread, not wall time: a round stalled on an unreachable broker or
-                # store used no core, and must not buy a pause several times as long as the outage.
-                started = time.thread_time()
+                # A round's busy time is its wall time less the time spent waiting for the broker:
+                # PostgreSQL's work for the round counts (it shares the cores with the batches), while
+                # a broker outage must not buy a pause several times as long as the outage.
+                started = time.monotonic()
+                self._broker_wait_s = 0.0
                 try:
                     relayed = await self.publish_pending()
                 except (*TRANSIENT_ERRORS, KafkaError, asyncpg.PostgresError) as exc:
@@ -180,14 +186,23 @@ class OutboxRelay:
                     return
                 if not stopping:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.pause_after(time.thread_time() - started))
+                        busy_s = time.monotonic() - started - self._broker_wait_s
+                        await asyncio.wait_for(stop.wait(), self.pause_after(busy_s))
         finally:
             if own:
                 await self._producer.stop()
                 self._producer = None
 
+    async def _waiting_for_broker(self, awaitable: Awaitable[T]) -> T:
+        """`await awaitable`, adding the time it took to the round's wait for the broker."""
+        began = time.monotonic()
+        try:
+            return await awaitable
+        finally:
+            self._broker_wait_s += time.monotonic() - began
+
     def pause_after(self, round_s: float) -> float:
-        """Seconds to wait after a round that kept a core busy for `round_s`.
+        """Seconds to wait after a round that was busy (not waiting for the broker) for `round_s`.
 
         At least the poll interval; after a long round, long enough that rounds fill at most
         ``relay_max_busy_share`` of the time. Under load the marks pile up meanwhile and coalesce
@@ -253,14 +268,16 @@ class OutboxRelay:
                     if record is None:
                         continue
                     deliveries.append(
-                        await self._producer.send(
-                            self.topic,
-                            key=record.key,
-                            value=record.value,
-                            headers=[*record.headers, *trace_headers],
+                        await self._waiting_for_broker(
+                            self._producer.send(
+                                self.topic,
+                                key=record.key,
+                                value=record.value,
+                                headers=[*record.headers, *trace_headers],
+                            )
                         )
                     )
-                await asyncio.gather(*deliveries)
+                await self._waiting_for_broker(asyncio.gather(*deliveries))
             await connection.execute(
                 "DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )
