@@ -83,6 +83,13 @@ background.threads=4
 """
 
 
+def _another_free_port(taken: int) -> int:
+    """A free port other than `taken`: a remembered broker port is free too until the broker binds it."""
+    while (port := free_port()) == taken:
+        pass
+    return port
+
+
 def new_cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding, not starting with '-'."""
     while True:
@@ -134,7 +141,8 @@ class KafkaNode:
         self._stop_orphan_of_dead_run()
         classpath = f"{libs}/*"
         for attempt in range(1, BIND_ATTEMPTS + 1):
-            self._write_config(self.stored_port.pick(attempt), free_port())
+            broker_port = self.stored_port.pick(attempt)
+            self._write_config(broker_port, _another_free_port(broker_port))
             if not (self.data_dir / "meta.properties").exists():
                 await self._format(str(java.executable), classpath)
             self.child = self._spawn_node(str(java.executable), classpath)

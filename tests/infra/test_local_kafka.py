@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 
+import infra.broker.node
 from connectors.publisher import DeadLetter, Publisher
 from infra.broker.jars import jars_dir
 from infra.kafka import ensure_topics, make_producer, read_topic_to_end
 from infra.local import LocalStack, LocalStackError
+from infra.processes import free_port
 from infra.settings import load_settings
 from schemas.topics import TopicCatalogue
 from tests.schemas.factories import make_event
@@ -112,3 +114,23 @@ async def test_a_missing_or_old_java_is_named_with_what_to_install(
     async with python_child(command=[ALCANCE, "stack"], env=old) as child:
         assert await child.wait(timeout_s=60) == 6, child.output
     assert "is Java 11" in child.output and "Traceback" not in child.output
+
+
+async def test_the_controller_never_gets_the_remembered_broker_port(
+    stack_state_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = LocalStack(stack_state_dir, postgres=False)
+    await first.start()
+    remembered = int(first.bootstrap_servers.rsplit(":", 1)[1])
+    await first.stop()
+    # The remembered port is free until the broker binds it, so a free-port probe may offer it again.
+    offers = iter([remembered])
+    monkeypatch.setattr(infra.broker.node, "free_port", lambda: next(offers, None) or free_port())
+    second = LocalStack(stack_state_dir, postgres=False)
+    await second.start()
+    try:
+        assert second.bootstrap_servers.endswith(f":{remembered}")
+        config = (stack_state_dir / "kafka" / "server.properties").read_text()
+        assert f"CONTROLLER://127.0.0.1:{remembered}" not in config
+    finally:
+        await second.stop()
