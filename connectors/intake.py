@@ -67,7 +67,7 @@ from connectors.intake_shapes import (
 )
 from connectors.publisher import DeadLetter
 from connectors.runtime import TRANSIENT_INFRA_ERRORS, describe_error
-from connectors.xapi import XapiConnector, XapiRecord
+from connectors.xapi import XapiConnector, XapiRecord, event_rows
 from connectors.xapi_redact import redact_statement
 from infra.settings import SourceConfig
 from schemas.events.base import Event
@@ -271,7 +271,7 @@ class Intake:
                 return _json_error(
                     409, f"statement {accepted.statement_id} was already received with other content"
                 )
-            known[accepted.statement_id] = (accepted.digest, self._event_rows(accepted.events))
+            known[accepted.statement_id] = (accepted.digest, event_rows(accepted.events))
             batch.append(accepted)
         events = [event for accepted in batch for event in accepted.events]
         dead = [letter for accepted in batch for letter in accepted.dead]
@@ -279,25 +279,12 @@ class Intake:
         await self.context.pool.executemany(
             "INSERT INTO intake_statement (source, statement_id, content_digest, events)"
             " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (source, statement_id) DO NOTHING",
-            [(self.source, a.statement_id, a.digest, json.dumps(self._event_rows(a.events))) for a in batch],
+            [(self.source, a.statement_id, a.digest, json.dumps(event_rows(a.events))) for a in batch],
         )
         logger.info(
             "intake: %d statements -> %d events, %d dead-lettered", len(batch), len(events), len(dead)
         )
         return None
-
-    @staticmethod
-    def _event_rows(events: list[Event]) -> list[dict[str, Any]]:
-        return [
-            {
-                "event_id": str(event.event_id),
-                "subject_key": event.subject_key,
-                "country": event.country,
-                "audience": event.audience.value if event.audience is not None else None,
-            }
-            for event in events
-            if not isinstance(event, TrainingEventRetracted)
-        ]
 
     # ---- xAPI ---------------------------------------------------------------------------------
 
