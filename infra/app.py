@@ -88,9 +88,9 @@ async def _run_resolved(
 
         await stack.enter_async_context(serving_intake(context))
     if settings.web.enabled:
-        from web.app import serving_web
+        from web.app import serving_web_beside
 
-        await stack.enter_async_context(serving_web(settings, announce=True))
+        await stack.enter_async_context(serving_web_beside(settings))
     workers = await stack.enter_async_context(_processor_workers(settings, settings.processor.processes - 1))
     processor = IndicatorProcessor(settings, pool=pool)
     processor_task = asyncio.create_task(processor.run(), name="processor")

@@ -74,7 +74,9 @@ async def token(settings: Settings, action: str, **options: Any) -> list[str]:
     from web import identities
 
     async with store_settings(settings) as resolved:
-        pool = await create_pool(resolved.postgres, min_size=1, max_size=1)
+        pool = await create_pool(
+            resolved.postgres.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+        )
         try:
             if action == "create":
                 _, _, secret = await identities.create_credential(

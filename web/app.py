@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -117,8 +117,28 @@ async def serving_web(settings: Settings, *, announce: bool = False, **kwargs: A
         await runner.cleanup()
 
 
+@asynccontextmanager
+async def serving_web_beside(settings: Settings) -> AsyncIterator[str | None]:
+    """`serving_web` with the address announced, beside the pipeline: a port in use is logged, not fatal.
+
+    The pipeline's work does not depend on the dashboard, so `alcance run` goes on without it.
+    """
+    async with AsyncExitStack() as stack:
+        url: str | None = None
+        try:
+            url = await stack.enter_async_context(serving_web(settings, announce=True))
+        except OSError as exc:
+            logger.error(
+                "web app not started: %s:%d cannot be bound (%s); set ALCANCE_WEB__PORT or run --no-web",
+                settings.web.host,
+                settings.web.port,
+                exc.strerror or type(exc).__name__,
+            )
+        yield url
+
+
 async def _announce(settings: Settings, url: str) -> None:
-    pool = await create_pool(settings.postgres, min_size=1, max_size=1)
+    pool = await create_pool(settings.postgres.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
     try:
         _, _, secret = await identities.create_credential(
             pool,
