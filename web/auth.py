@@ -63,6 +63,13 @@ def identity_of(request: web.Request) -> Identity:
     return found
 
 
+def require_internal(request: web.Request) -> None:
+    """403 for external roles: the table asked for is not a published one."""
+    identity = identity_of(request)
+    if identity.audience == "external":
+        raise ProblemError(403, "Forbidden", f"role {identity.role} reads published tables only")
+
+
 async def login(request: web.Request) -> web.StreamResponse:
     """Trade a one-time login link for a session cookie, then go to the overview."""
     secret = request.query.get("token", "")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from web.api import catalogue, health, indicators, stream
+from web.api import catalogue, health, indicators, stream, views
 from web.api.base import Endpoint, json_handler
 
 
@@ -13,6 +13,7 @@ def endpoints() -> list[Endpoint]:
     return [
         *catalogue.ENDPOINTS,
         *indicators.ENDPOINTS,
+        *views.ENDPOINTS,
         *health.ENDPOINTS,
         *stream.ENDPOINTS,
     ]

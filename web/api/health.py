@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from infra.status import read_status
 from web.api.base import PREFIX, Endpoint
+from web.auth import require_internal
 from web.state import POOL
 
 
@@ -48,7 +49,8 @@ class SourcesHealth(BaseModel):
 
 
 async def sources_health(request: web.Request, _query: Any) -> SourcesHealth:
-    """Each source's health, lag and last error; processors' committed offsets."""
+    """Each source's health, lag and last error; processors' committed offsets (internal roles)."""
+    require_internal(request)
     return SourcesHealth.model_validate(await read_status(request.app[POOL]))
 
 

@@ -7,13 +7,13 @@ table; free groupings and month/year pairs would let one table be subtracted fro
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
 from aiohttp import web
 
 from processors import read
-from processors.indicators import catalogue
 from web.api.base import PREFIX, Endpoint
 from web.api.catalogue import resolve
 from web.api.models import IndicatorCell, IndicatorQuery, IndicatorTable, plain_number
@@ -53,17 +53,13 @@ def period_bound(text: str | None, name: str) -> date | None:
         ) from None
 
 
-def check_dimensions(indicator: catalogue.Indicator, query: IndicatorQuery) -> list[str]:
-    """The `by` dimensions, checked against the indicator's and the filters (400 otherwise)."""
+def check_dimensions(valid: Sequence[str], label: str, query: IndicatorQuery) -> list[str]:
+    """The `by` dimensions, checked against the `valid` ones of `label` and the filters (400 otherwise)."""
     by = query.dimensions()
-    unknown = [name for name in by if name not in indicator.dimensions]
+    unknown = [name for name in by if name not in valid]
     if unknown or len(set(by)) != len(by):
-        valid = ", ".join(indicator.dimensions) or "none"
-        raise ProblemError(
-            400,
-            "Bad Request",
-            f"by: {indicator.id} has no dimension {', '.join(unknown) or 'twice'}; valid: {valid}",
-        )
+        wrong, listed = ", ".join(unknown) or "twice", ", ".join(valid) or "none"
+        raise ProblemError(400, "Bad Request", f"by: {label} has no dimension {wrong}; valid: {listed}")
     unfiltered = [name for name in query.filters() if name not in by]
     if unfiltered:
         raise ProblemError(
@@ -72,13 +68,23 @@ def check_dimensions(indicator: catalogue.Indicator, query: IndicatorQuery) -> l
     return by
 
 
+def select(rows: Sequence[dict[str, Any]], query: IndicatorQuery) -> list[dict[str, Any]]:
+    """The rows within `from`..`to` whose dimensions pass the filters."""
+    first, last = period_bound(query.from_, "from"), period_bound(query.to, "to")
+    filters = query.filters()
+    return [
+        row
+        for row in rows
+        if _within(row, first, last) and all(row["dimensions"][n] in v for n, v in filters.items())
+    ]
+
+
 async def indicator_table(request: web.Request, query: IndicatorQuery) -> IndicatorTable:
     """An indicator's cells of one grain, grouped by `by`, within `from`..`to`, filtered by dimension."""
     identity = identity_of(request)
     indicator = resolve(request.match_info["indicator_id"])
     check_publication(identity, query)
-    by = check_dimensions(indicator, query)
-    first, last = period_bound(query.from_, "from"), period_bound(query.to, "to")
+    by = check_dimensions(indicator.dimensions, indicator.id, query)
     as_of = datetime.now(UTC)
     rows = await read.read_indicators(
         request.app[POOL],
@@ -89,11 +95,9 @@ async def indicator_table(request: web.Request, query: IndicatorQuery) -> Indica
         settings=request.app[SETTINGS],
         as_of=as_of,
     )
-    filters = query.filters()
     cells = [
         IndicatorCell.model_validate({"suppressed": False, **plain_number(row)})
-        for row in rows
-        if _within(row, first, last) and all(row["dimensions"][n] in v for n, v in filters.items())
+        for row in select(rows, query)
     ]
     return IndicatorTable(
         indicator=indicator.id, grain=query.grain, by=by, audience=identity.audience, as_of=as_of, cells=cells
