@@ -1,0 +1,189 @@
+"""The pages over a store the real pipeline filled: three languages, CSV equal to the API, roles."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from infra.settings import ReachTargetConfig
+from infra.targets import set_targets
+from processors.indicators import catalogue
+from tests.web.conftest import MakeToken
+from web.pages import PAGES
+from web.pages.messages import DIMENSION_VALUES, DIMENSIONS, MESSAGES
+
+PAGE_PATHS = [path for path in PAGES if "{" not in path]
+TARGETS = [
+    ReachTargetConfig(audience=audience, year=year, target=Decimal(target))
+    for year in (2025, 2026)
+    for audience, target in (
+        ("TPO_AUTHORITY", 20),
+        ("BUSINESS_CHAMBER", 30),
+        ("SECTOR_ASSOCIATION", 25),
+        ("MSME", 120),
+    )
+]
+WORDS = {"es": "Resumen", "pt": "Resumo", "en": "Overview"}
+
+
+@pytest.fixture(scope="module", autouse=True)
+async def targets(web_pool: asyncpg.Pool) -> None:
+    """Targets of the four art. 7 audiences for the years the store holds."""
+    await set_targets(web_pool, TARGETS)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def fetch(http: aiohttp.ClientSession, url: str, token: str, status: int = 200, **headers: str) -> str:
+    async with http.get(url, headers={**bearer(token), **headers}) as response:
+        text = await response.text()
+        assert response.status == status, (url, text[:500])
+        return text
+
+
+def test_every_text_of_the_pages_is_written_in_the_three_languages() -> None:
+    for table in (MESSAGES, DIMENSIONS, DIMENSION_VALUES):
+        for key, words in table.items():
+            assert len(words) == 3 and all(word.strip() for word in words), key
+    for entry in catalogue.INDICATORS:
+        assert all(entry.names[lang].strip() for lang in ("es", "pt", "en")), entry.id
+
+
+@pytest.mark.parametrize("lang", ["es", "pt", "en"])
+async def test_every_page_renders_in_each_language(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken, lang: str
+) -> None:
+    token = await make_token("coordinator")
+    for path in PAGE_PATHS:
+        html = await fetch(http, f"{base_url}{path}?lang={lang}", token)
+        assert f'<html lang="{lang}">' in html, path
+        assert WORDS[lang] in html, path  # the navigation is in the language asked for
+        assert "<table" in html and "<caption" in html, path
+        assert "None" not in re.sub(r"<[^>]+>", " ", html), path  # no raw Python value leaks into the text
+
+
+async def test_accept_language_picks_the_language_and_countries_are_named_in_it(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    pt = await fetch(http, f"{base_url}/reach", token, **{"Accept-Language": "pt-BR,pt;q=0.9,en;q=0.5"})
+    en = await fetch(http, f"{base_url}/reach?lang=en", token, **{"Accept-Language": "pt-BR"})
+    assert '<html lang="pt">' in pt and "Brasil" in pt
+    assert '<html lang="en">' in en and "Brazil" in en and "Brasil" not in en
+
+
+async def test_numbers_are_formatted_per_language(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    rates = {}
+    for lang in ("es", "pt", "en"):
+        html = await fetch(http, f"{base_url}/funnel?lang={lang}&by=country", token)
+        rates[lang] = re.findall(r'<td class="rate">([^<]*%[^<]*)</td>', html)
+        assert rates[lang], lang
+    # Decimal comma in Spanish and Portuguese, decimal point in English, the same numbers underneath.
+    assert any("," in rate.split("%")[0] for rate in rates["es"] + rates["pt"])
+    assert all("," not in rate.split("%")[0] for rate in rates["en"])
+
+
+async def test_a_filter_lives_in_the_url_and_changes_the_numbers(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    first = await fetch(http, f"{base_url}/reach?lang=en&year=2025&csv=learners-by-country", token)
+    second = await fetch(http, f"{base_url}/reach?lang=en&year=2026&csv=learners-by-country", token)
+    one = {row["country"]: row["learners"] for row in csv.DictReader(io.StringIO(first))}
+    two = {row["country"]: row["learners"] for row in csv.DictReader(io.StringIO(second))}
+    assert one and two and one != two
+    wrong = await fetch(http, f"{base_url}/reach?audience=NOBODY", token, status=400)
+    assert "MSME" in wrong  # the error names what is valid
+
+
+def _api_cells(body: dict[str, Any], year: str) -> dict[str, Any]:
+    return {c["dimensions"]["country"]: c for c in body["cells"] if c["period"]["start"].startswith(year)}
+
+
+async def test_a_csv_export_equals_the_api(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    html = await fetch(http, f"{base_url}/reach?lang=en", token)
+    year = re.search(r'<option value="(\d{4})" selected>', html)
+    assert year is not None
+    text = await fetch(http, f"{base_url}/reach?year={year[1]}&csv=gender", token)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    async with http.get(
+        f"{base_url}/api/v1/indicators/CVF-18?grain=year&by=country", headers=bearer(token)
+    ) as response:
+        api = _api_cells(await response.json(), year[1])
+    assert rows and {row["country"] for row in rows} == set(api)
+    for row in rows:
+        cell = api[row["country"]]
+        assert row["female_share"] == ("" if cell["value"] is None else str(cell["value"]))
+        assert row["female_share_numerator"] == str(cell["parts"]["female_learners"])
+        assert row["female_share_denominator"] == str(cell["parts"]["female_and_male"])
+    missing = await fetch(http, f"{base_url}/reach?csv=nothing", token, status=404)
+    assert "learners-by-country" in missing
+
+
+async def test_the_portfolio_exports_every_activity_ranked_as_the_api_does(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    text = await fetch(http, f"{base_url}/portfolio?csv=portfolio", token)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    async with http.get(f"{base_url}/api/v1/portfolio", headers=bearer(token)) as response:
+        review = await response.json()
+    assert [r["activity"] for r in rows] == [a["dimensions"]["activity"] for a in review["activities"]]
+    assert [r["benefit_cost_ratio"] for r in rows] == [
+        "" if a["benefit_cost_ratio"] is None else str(a["benefit_cost_ratio"]) for a in review["activities"]
+    ]
+    assert {r["status"] for r in rows} <= {"provisional", "final"}
+
+
+async def test_an_external_viewer_sees_published_tables_only_and_withheld_cells_unlike_zero(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    external, internal = await make_token("external"), await make_token("coordinator")
+    page = await fetch(http, f"{base_url}/courses?lang=en", external)
+    assert "This table is not published for your role." in page
+    await fetch(http, f"{base_url}/courses?csv=courses-all-runs", external, status=404)
+    shown = await fetch(http, f"{base_url}/reach?lang=en&csv=learners-by-country", external)
+    inside = await fetch(http, f"{base_url}/reach?lang=en&csv=learners-by-country", internal)
+    outside_rows = {r["country"]: r["learners"] for r in csv.DictReader(io.StringIO(shown))}
+    inside_rows = {r["country"]: r["learners"] for r in csv.DictReader(io.StringIO(inside))}
+    assert set(outside_rows) == set(inside_rows)
+    small = [c for c, v in inside_rows.items() if int(v) < 5]
+    assert all(outside_rows[c] == "withheld" for c in small)
+    html = await fetch(http, f"{base_url}/reach?lang=en", external)
+    if small:
+        assert 'class="count withheld">&lt;5<' in html
+    assert "not enough data" in html or "<5" in html  # the legend explains both marks
+
+
+async def test_an_activity_page_and_an_unknown_activity(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    listing = await fetch(http, f"{base_url}/activities?lang=en", token)
+    link = re.search(r'href="(/activities/[^"?]+)\?lang=en"', listing)
+    assert link is not None
+    detail = await fetch(http, f"{base_url}{link[1]}?lang=en", token)
+    assert "Cost by category and payer" in detail and "<svg" in detail
+    await fetch(http, f"{base_url}/activities/no-such-activity", token, status=404)
+
+
+async def test_pages_need_an_identity(base_url: str, http: aiohttp.ClientSession) -> None:
+    async with http.get(f"{base_url}/reach") as response:
+        assert response.status == 401
+    async with http.get(f"{base_url}/static/app.js") as response:
+        assert response.status == 200 and "EventSource" in await response.text()

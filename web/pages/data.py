@@ -1,0 +1,114 @@
+"""The pages' data: the query API's own reads, called in-process with the caller's identity.
+
+Nothing here queries the store: indicator cells go through the API's publication check, dimension check
+and filter (`web.api.indicators`) over `processors.read.read_indicators`, and the composed views are the
+API's handlers themselves, so a page shows what the API answers the same person, suppression included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from processors import read
+from processors.indicators import catalogue
+from web.api.indicators import check_dimensions, check_publication, select
+from web.api.models import IndicatorQuery, plain_number
+from web.auth import identity_of
+from web.pages.tables import WITHHELD, Rate
+from web.problems import ProblemError
+from web.state import POOL, SETTINGS
+
+Model = TypeVar("Model", bound=BaseModel)
+Query = TypeVar("Query", bound=BaseModel)
+
+
+async def cells(
+    request: web.Request,
+    indicator_id: str,
+    *,
+    by: Sequence[str] = (),
+    grain: str = "year",
+    **filters: str,
+) -> list[dict[str, Any]] | None:
+    """An indicator's cells as `/api/v1/indicators/{id}` answers them; None when the role may not."""
+    query = IndicatorQuery.model_validate(
+        {"grain": grain, "by": ",".join(by) or None, **{k: v for k, v in filters.items() if v}}
+    )
+    identity = identity_of(request)
+    try:
+        check_publication(identity, query)
+    except ProblemError as exc:
+        if exc.problem.status == 403:
+            return None
+        raise
+    indicator = catalogue.get(indicator_id)
+    check_dimensions(indicator.dimensions, indicator.id, query)
+    rows = await read.read_indicators(
+        request.app[POOL],
+        indicator=indicator.id,
+        period=query.grain,
+        by=list(by),
+        audience=identity.audience,
+        settings=request.app[SETTINGS],
+        as_of=datetime.now(UTC),
+    )
+    return [{"suppressed": False, **plain_number(row)} for row in select(rows, query)]
+
+
+async def view(
+    request: web.Request,
+    handler: Callable[[web.Request, Query], Awaitable[Model]],
+    query: Query,
+) -> Model | None:
+    """A composed view through the API's handler; None when the caller's role may not read it (403)."""
+    try:
+        return await handler(request, query)
+    except ProblemError as exc:
+        if exc.problem.status == 403:
+            return None
+        raise
+
+
+def value_of(cell: dict[str, Any] | None) -> Any:
+    """A cell's value: None without data, WITHHELD when suppressed."""
+    if cell is None:
+        return None
+    if cell.get("suppressed"):
+        return WITHHELD
+    return cell["value"]
+
+
+def rate_of(cell: dict[str, Any] | None, numerator: str = "", denominator: str = "") -> Any:
+    """A ratio cell as a Rate with the parts its value derives from (or the parts named)."""
+    if cell is None:
+        return None
+    if cell.get("suppressed"):
+        return WITHHELD
+    derivation = catalogue.get(cell["indicator"]).derivation
+    names = (numerator, denominator) if numerator else (derivation.args[0], derivation.args[1])
+    parts = cell["parts"]
+    top, bottom = parts.get(names[0]), parts.get(names[1])
+    value = top / bottom if top is not None and bottom else None
+    if not numerator:
+        value = cell["value"]
+    return Rate(value, top, bottom)
+
+
+def by_dimension(rows: Sequence[dict[str, Any]] | None, dimension: str) -> dict[str, dict[str, Any]]:
+    """Cells keyed by one dimension's value."""
+    return {row["dimensions"][dimension]: row for row in rows or ()}
+
+
+def years_in(rows: Sequence[dict[str, Any]] | None) -> list[int]:
+    """The years the cells cover, newest first."""
+    return sorted({int(str(row["period"]["start"])[:4]) for row in rows or ()}, reverse=True)
+
+
+def in_year(rows: Sequence[dict[str, Any]] | None, year: int | None) -> list[dict[str, Any]]:
+    """The cells of one year."""
+    return [row for row in rows or () if year is not None and int(str(row["period"]["start"])[:4]) == year]

@@ -1,0 +1,135 @@
+"""A `Page` as HTML (one Jinja2 template for every view, SVG bar charts) or one of its tables as CSV."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup, escape
+
+from web.pages.i18n import LANGUAGES, Speaker, language
+from web.pages.tables import WITHHELD, Column, Page, Rate, Table, magnitude, shown, to_csv
+from web.problems import ProblemError
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+PageBuilder = Callable[[web.Request, Speaker], Awaitable[Page]]
+# The sections of the navigation, in order, with their paths.
+NAV = (
+    ("overview", "/"),
+    ("reach", "/reach"),
+    ("funnel", "/funnel"),
+    ("cohorts", "/cohorts"),
+    ("courses", "/courses"),
+    ("targets", "/targets"),
+    ("pathways", "/pathways"),
+    ("activities", "/activities"),
+    ("portfolio", "/portfolio"),
+    ("health", "/health"),
+)
+_LANGUAGE_NAMES = {"es": "Español", "pt": "Português", "en": "English"}
+_ENV = Environment(
+    loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True
+)
+_BAR_HEIGHT, _LABEL_WIDTH, _BAR_WIDTH = 22, 220, 420
+
+
+def page_handler(build: PageBuilder) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """The aiohttp handler of a page: HTML, or `?csv=<table id>` as CSV."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        say = Speaker(language(request))
+        page = await build(request, say)
+        wanted = request.query.get("csv")
+        if wanted is not None:
+            table = next((t for t in page.tables if t.id == wanted and not t.forbidden), None)
+            if table is None:
+                valid = ", ".join(t.id for t in page.tables if not t.forbidden) or "none"
+                raise ProblemError(
+                    404, "Not Found", f"csv: this page has no table {wanted!r}; valid: {valid}"
+                )
+            return web.Response(
+                text=to_csv(table),
+                content_type="text/csv",
+                headers={"Content-Disposition": f'attachment; filename="{table.id}.csv"'},
+            )
+        return web.Response(text=render(request, page, say), content_type="text/html")
+
+    return handle
+
+
+def render(request: web.Request, page: Page, say: Speaker) -> str:
+    """The page's HTML in the speaker's language."""
+    now = datetime.now(UTC)
+    query = {k: v for k, v in request.query.items() if k not in ("lang", "csv")}
+
+    def href(**changes: str) -> str:
+        return str(request.rel_url.with_query({**query, **changes}))
+
+    return _ENV.get_template("page.html").render(
+        page=page,
+        say=say,
+        lang=say.lang,
+        nav=NAV,
+        languages=[(code, _LANGUAGE_NAMES[code], href(lang=code)) for code in LANGUAGES],
+        now_iso=now.isoformat(),
+        now_text=say.moment(now),
+        tile_ids=" ".join(tile["id"] for tile in page.tiles),
+        cells=lambda row, column: _cell(row, column, say),
+        chart=lambda table: bar_chart(table, say),
+        csv_href=lambda table_id: href(lang=say.lang, csv=table_id),
+    )
+
+
+def _cell(row: dict[str, Any], column: Column, say: Speaker) -> dict[str, str]:
+    value = row.get(column.key)
+    css: str = column.kind
+    if value is WITHHELD:
+        css += " withheld"
+    elif value is None or (isinstance(value, Rate) and value.value is None):
+        css += " nodata"
+    href = column.link.replace("{}", quote(str(value))) + f"?lang={say.lang}" if column.link else ""
+    return {"text": shown(value, column, say), "css": css, "href": href}
+
+
+def bar_chart(table: Table, say: Speaker) -> Markup:
+    """Horizontal SVG bars of the table's chart column, labelled in text; the table is its accessible twin."""
+    chart = table.chart
+    assert chart is not None  # noqa: S101 - called only for tables with a chart
+    columns = {column.key: column for column in table.columns}
+    label_column, value_column = columns[chart.label_key], columns[chart.value_key]
+    lengths = [magnitude(row.get(chart.value_key)) for row in table.rows]
+    markers = [magnitude(row.get(chart.marker_key)) if chart.marker_key else None for row in table.rows]
+    top = max([abs(v) for v in [*lengths, *markers] if v is not None] or [1.0]) or 1.0
+    height = _BAR_HEIGHT * len(table.rows) + 8
+    width = _LABEL_WIDTH + _BAR_WIDTH + 200
+    title = f"{say('chart_of')} {table.caption}"
+    parts = [
+        f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
+        f'width="100%" preserveAspectRatio="xMinYMin meet">'
+    ]
+    for index, row in enumerate(table.rows):
+        y = index * _BAR_HEIGHT + 4
+        label = shown(row.get(chart.label_key), label_column, say)
+        parts.append(
+            f'<text x="{_LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end">{escape(label[:34])}</text>'
+        )
+        length = lengths[index]
+        bar = 0 if length is None else max(abs(length) / top * _BAR_WIDTH, 1)
+        if length is not None:
+            parts.append(
+                f'<rect x="{_LABEL_WIDTH}" y="{y + 3}" width="{bar:.1f}" height="{_BAR_HEIGHT - 8}" '
+                f'class="bar{" negative" if length < 0 else ""}"/>'
+            )
+        marker = markers[index]
+        if marker is not None:
+            x = _LABEL_WIDTH + abs(marker) / top * _BAR_WIDTH
+            parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + _BAR_HEIGHT}" class="marker"/>')
+        text = shown(row.get(chart.value_key), value_column, say)
+        parts.append(f'<text x="{_LABEL_WIDTH + bar + 6:.1f}" y="{y + 15}">{escape(text)}</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - every text inserted above is escaped
