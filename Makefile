@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run up stack test lint bench lock clean broker
+.PHONY: run up stack test lint bench lock clean broker browser
 
 # The local Apache Kafka broker's jars, fetched once from Maven Central into the per-user cache
 # (ALCANCE_CACHE_DIR moves it); a no-op when they are there already.
@@ -38,8 +38,14 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The whole test suite: static checks, then every test against the real local broker and PostgreSQL.
-test: lint broker
+# Debian's Chromium for the browser tests (Playwright drives it; its own browser download is not used).
+# Installed only when missing: CI's machine is new each time and runs as root.
+browser:
+	@test -x /usr/bin/chromium || (apt-get update && apt-get install -y chromium)
+
+# The whole test suite: static checks, then every test against the real local broker and PostgreSQL,
+# the pages in a real browser included.
+test: lint broker browser
 	$(BIN)/pytest
 
 bench: broker

@@ -60,6 +60,21 @@ async def cells(
     return [{"suppressed": False, **plain_number(row)} for row in select(rows, query)]
 
 
+async def every_indicator(request: web.Request) -> list[dict[str, Any]]:
+    """Every indicator's yearly totals, as `/api/v1/indicators/{id}?grain=year` answers each of them."""
+    identity = identity_of(request)
+    rows = await read.read_indicators(
+        request.app[POOL],
+        indicator=None,
+        period="year",
+        by=[],
+        audience=identity.audience,
+        settings=request.app[SETTINGS],
+        as_of=datetime.now(UTC),
+    )
+    return [{"suppressed": False, **plain_number(row)} for row in rows]
+
+
 async def view(
     request: web.Request,
     handler: Callable[[web.Request, Query], Awaitable[Model]],

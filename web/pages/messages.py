@@ -48,6 +48,8 @@ MESSAGES: dict[str, Words] = {
     "of": ("de", "de", "of"),
     "indicator": ("Indicador", "Indicador", "Indicator"),
     "value": ("Valor", "Valor", "Value"),
+    "unit": ("Unidad", "Unidade", "Unit"),
+    "all_indicators": ("Todos los indicadores", "Todos os indicadores", "Every indicator"),
     "last_year": ("Mismo período del año anterior", "Mesmo período do ano anterior", "Same period last year"),
     "updated": ("Actualizado", "Atualizado", "Updated"),
     "live": (
@@ -168,6 +170,14 @@ DIMENSIONS: dict[str, Words] = {
 }
 
 DIMENSION_VALUES: dict[str, Words] = {
+    "count": ("cantidad", "quantidade", "count"),
+    "ratio": ("proporción", "proporção", "ratio"),
+    "usd": ("USD", "USD", "USD"),
+    "usd_per_unit": ("USD por unidad", "USD por unidade", "USD per unit"),
+    "days": ("días", "dias", "days"),
+    "hours": ("horas", "horas", "hours"),
+    "percent": ("%", "%", "%"),
+    "points": ("puntos", "pontos", "points"),
     "TPO_AUTHORITY": (
         "Organismos de promoción comercial",
         "Órgãos de promoção comercial",

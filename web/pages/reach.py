@@ -10,7 +10,7 @@ from processors.indicators import catalogue
 from web.api.models import IndicatorQuery
 from web.api.view_models import FunnelCell, YearQuery
 from web.api.views import targets, training_funnel
-from web.pages.data import by_dimension, cells, in_year, rate_of, value_of, view, years_in
+from web.pages.data import by_dimension, cells, every_indicator, in_year, rate_of, value_of, view, years_in
 from web.pages.filters import by_filter, chosen, chosen_year, dimension_filter, year_filter
 from web.pages.i18n import Speaker
 from web.pages.tables import WITHHELD, Chart, Column, Kind, Page, Rate, Table, shown
@@ -67,7 +67,32 @@ async def overview(request: web.Request, say: Speaker) -> Page:
         Column("last_year", say("last_year"), "number"),
     ]
     page.tables.append(Table("headline", say("overview"), columns, rows, TILES))
+    page.tables.append(await _every_indicator(request, say, year))
     return page
+
+
+async def _every_indicator(request: web.Request, say: Speaker, year: int | None) -> Table:
+    """Every catalogue indicator's total for the year, with its unit."""
+    found = {cell["indicator"]: cell for cell in in_year(await every_indicator(request), year)}
+    rows = []
+    for entry in catalogue.INDICATORS:
+        cell = found.get(entry.id)
+        ratio = entry.unit == "ratio" and cell is not None and not cell.get("suppressed")
+        rows.append(
+            {
+                "id": entry.id,
+                "indicator": entry.names[say.lang],
+                "value": rate_of(cell) if ratio else value_of(cell),
+                "unit": entry.unit,
+            }
+        )
+    columns = [
+        Column("id", "Id"),
+        Column("indicator", say("indicator")),
+        Column("value", f"{say('value')} {year}", "number"),
+        Column("unit", say("unit"), "dimension", "unit"),
+    ]
+    return Table("all-indicators", f"{say('all_indicators')} ({year})", columns, rows, ("*",))
 
 
 async def reach(request: web.Request, say: Speaker) -> Page:

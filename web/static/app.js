@@ -27,7 +27,7 @@
   function wanted(section) {
     if (all) return true;
     var ids = (section.getAttribute("data-indicators") || "").split(" ");
-    return ids.some(function (id) { return pending.has(id); });
+    return ids.some(function (id) { return id === "*" ? pending.size > 0 : pending.has(id); });
   }
 
   function refresh() {
@@ -73,6 +73,8 @@
       schedule(null);
     }
   });
+  // Leaving the page ends the stream at once instead of when the server next writes to it.
+  window.addEventListener("pagehide", function () { source.close(); });
   source.addEventListener("resync", function () { schedule(null); });
   source.addEventListener("open", function () { document.body.setAttribute("data-stream-open", "true"); });
 })();
