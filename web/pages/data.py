@@ -105,6 +105,8 @@ def rate_of(cell: dict[str, Any] | None, numerator: str = "", denominator: str =
     if cell.get("suppressed"):
         return WITHHELD
     derivation = catalogue.get(cell["indicator"]).derivation
+    if not numerator and derivation.op != "ratio":
+        return cell["value"]  # a benefit-cost ratio or ROI is no share of a whole
     names = (numerator, denominator) if numerator else (derivation.args[0], derivation.args[1])
     parts = cell["parts"]
     top, bottom = parts.get(names[0]), parts.get(names[1])
