@@ -13,6 +13,7 @@ from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from processors.indicators import catalogue
 from web.api import endpoints
 from web.api.base import PREFIX, Endpoint
 from web.api.models import Health
@@ -31,9 +32,16 @@ def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
 
 
+def _path_schema(name: str) -> dict[str, Any]:
+    if name == "indicator_id":
+        # Any case is accepted; the document lists the catalogue's spelling.
+        return {"type": "string", "enum": [entry.id for entry in catalogue.INDICATORS]}
+    return {"type": "string", "minLength": 1, "maxLength": 200}
+
+
 def _parameters(endpoint: Endpoint, definitions: dict[str, Any]) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "description": text, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "description": text, "schema": _path_schema(name)}
         for name, text in endpoint.path_params.items()
     ]
     if endpoint.query is not None:
