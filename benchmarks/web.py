@@ -1,12 +1,13 @@
-"""Query API read latency over a filled store: server time (`Server-Timing`) p50/p95 per request, as JSON.
+"""Query API and page latency over a filled store: server time (`Server-Timing`) p50/p95, as JSON.
 
 Usage: `.venv/bin/python -m benchmarks.web [--events N] [--repeat 5] [--state-dir DIR] [--json]`
 
 The store is filled as `benchmarks.read_model` fills it (same schema per scale and seed, so a kept
 state directory serves both benchmarks); the web app is served on a free port with its own pool, and
 an API mix (`api_mix`) is requested `--repeat` times one request at a time with a developer token
-(one external request too). Reported: p50, p95 and p99 of the server's time over every request,
-the client-observed p50/p95, and the median server time per request.
+(one external request too), then every page (`page_mix`) with a coordinator's token. Reported for the
+API: p50, p95 and p99 of the server's time over every request, the client-observed p50/p95, and the
+median server time per request; for the pages: the same over every page request, and each page's p95.
 """
 
 from __future__ import annotations
@@ -45,6 +46,38 @@ def api_mix(year: int) -> list[tuple[str, str]]:
     ]
 
 
+# Every page of the web app, in the three languages, one filtered and one CSV export.
+PAGES = (
+    "/",
+    "/reach",
+    "/funnel",
+    "/cohorts",
+    "/courses",
+    "/targets",
+    "/pathways",
+    "/activities",
+    "/portfolio",
+    "/health",
+)
+
+
+def page_mix(year: int, activity: str) -> list[tuple[str, str]]:
+    """(role, path) of a coordinator reading every page once, in es, pt and en in turn."""
+    langs = ("es", "pt", "en")
+    paths = [f"{page}?lang={langs[i % 3]}" for i, page in enumerate(PAGES)]
+    paths += [
+        f"/activities/{activity}?lang=en",
+        f"/funnel?lang=pt&year={year}&by=country",
+        f"/portfolio?year={year}&csv=portfolio",
+    ]
+    return [("coordinator", path) for path in paths]
+
+
+def _page_name(path: str) -> str:
+    name = path.split("?")[0]
+    return "/activities/{id}" if name.startswith("/activities/") else name
+
+
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import aiohttp
 
@@ -81,7 +114,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                 await _load(settings, pool, records, committed)
             tokens = {
                 role: (await identities.create_credential(pool, role=role))[2]
-                for role in ("developer", "external")
+                for role in ("developer", "external", "coordinator")
             }
             await pool.close()
             async with serving_web(settings, stream=False) as url, aiohttp.ClientSession() as client:
@@ -94,10 +127,11 @@ async def _requests(
 ) -> list[tuple[str, float, float]]:
     headers = {role: {"Authorization": f"Bearer {token}"} for role, token in tokens.items()}
     async with client.get(f"{url}/api/v1/portfolio", headers=headers["developer"]) as response:
-        year = (await response.json())["year"]
+        review = await response.json()
+    year, activity = review["year"], review["activities"][0]["dimensions"]["activity"]
     timings = []
     for _ in range(repeat):
-        for role, path in api_mix(year):
+        for role, path in [*api_mix(year), *page_mix(year, activity)]:
             began = time.perf_counter()
             async with client.get(f"{url}{path}", headers=headers[role]) as response:
                 await response.read()
@@ -108,20 +142,31 @@ async def _requests(
 
 
 def _summary(args: argparse.Namespace, timings: list[tuple[str, float, float]]) -> dict[str, Any]:
-    server = sorted(ms for _, ms, _ in timings)
-    client = sorted(ms for _, _, ms in timings)
+    api = [timing for timing in timings if timing[0].startswith("/api/")]
+    pages = [timing for timing in timings if not timing[0].startswith("/api/")]
+    server = sorted(ms for _, ms, _ in api)
+    client = sorted(ms for _, _, ms in api)
     per_path: dict[str, list[float]] = {}
-    for path, ms, _ in timings:
+    for path, ms, _ in api:
         per_path.setdefault(path, []).append(ms)
+    per_page: dict[str, list[float]] = {}
+    for path, ms, _ in pages:
+        per_page.setdefault(_page_name(path), []).append(ms)
+    page_server = sorted(ms for _, ms, _ in pages)
     summary = {
         "events": args.events,
-        "requests": len(timings),
+        "requests": len(api),
         "server_p50_ms": _percentile(server, 0.50),
         "server_p95_ms": _percentile(server, 0.95),
         "server_p99_ms": _percentile(server, 0.99),
         "client_p50_ms": _percentile(client, 0.50),
         "client_p95_ms": _percentile(client, 0.95),
         "median_server_ms_by_request": {path: _percentile(sorted(ms), 0.5) for path, ms in per_path.items()},
+        "page_requests": len(pages),
+        "page_server_p50_ms": _percentile(page_server, 0.50),
+        "page_server_p95_ms": _percentile(page_server, 0.95),
+        "page_client_p95_ms": _percentile(sorted(ms for _, _, ms in pages), 0.95),
+        "page_server_p95_ms_by_page": {page: _percentile(sorted(ms), 0.95) for page, ms in per_page.items()},
     }
     if args.json:
         return summary
