@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -148,6 +149,10 @@ async def test_the_portfolio_exports_every_activity_ranked_as_the_api_does(
         "" if a["benefit_cost_ratio"] is None else str(a["benefit_cost_ratio"]) for a in review["activities"]
     ]
     assert {r["status"] for r in rows} <= {"provisional", "final"}
+    # Final 12 months after the last session: a final activity's last session is a year old at least.
+    for row in rows:
+        if row["status"] == "final":
+            assert date.fromisoformat(row["last_session"]) + timedelta(days=365) <= datetime.now(UTC).date()
 
 
 async def test_an_external_viewer_sees_published_tables_only_and_withheld_cells_unlike_zero(

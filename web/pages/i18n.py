@@ -86,6 +86,10 @@ class Speaker:
         """A date in this language's medium form."""
         return format_date(value, format="medium", locale=_locale(self.lang))
 
+    def month(self, value: date) -> str:
+        """A month and year (`mar 2026`)."""
+        return format_date(value, format="MMM y", locale=_locale(self.lang))
+
     def moment(self, value: datetime) -> str:
         """A date and time in this language's short form."""
         return format_datetime(value, format="short", locale=_locale(self.lang))

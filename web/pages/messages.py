@@ -131,6 +131,12 @@ MESSAGES: dict[str, Words] = {
     "benefit_cost_ratio": ("Relación beneficio-costo", "Relação benefício-custo", "Benefit-cost ratio"),
     "provisional": ("provisorio", "provisório", "provisional"),
     "final": ("definitivo", "definitivo", "final"),
+    "last_session": ("Última sesión (mes)", "Última sessão (mês)", "Last session (month)"),
+    "status_final": (
+        "Estado (definitivo 12 meses después de la última sesión)",
+        "Status (definitivo 12 meses após a última sessão)",
+        "Status (final 12 months after the last session)",
+    ),
     "rank": ("Puesto", "Posição", "Rank"),
     "totals": ("Totales", "Totais", "Totals"),
     "portfolio_roi": (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -27,11 +28,22 @@ def _activity_columns(say: Speaker, *, linked: bool = True) -> list[Column]:
         Column("attributable_usd", say("attributable_usd"), "money"),
         Column("roi_percent", say("roi_percent"), "number"),
         Column("benefit_cost_ratio", say("benefit_cost_ratio"), "number"),
-        Column("status", say("status"), "status"),
+        Column("status", say("status_final"), "status"),
+        Column("last_session", say("last_session"), "month"),
     ]
 
 
-def _activity_row(row: ActivityRow) -> dict[str, Any]:
+async def last_sessions(request: web.Request) -> dict[str, date]:
+    """The month of each activity's last meeting (PLGN-07 by month): ROI turns final 12 months after it."""
+    found: dict[str, date] = {}
+    for cell in await cells(request, "PLGN-07", by=["activity"], grain="month") or []:
+        month = date.fromisoformat(str(cell["period"]["start"]))
+        name = cell["dimensions"]["activity"]
+        found[name] = max(month, found.get(name, month))
+    return found
+
+
+def _activity_row(row: ActivityRow, sessions: dict[str, date]) -> dict[str, Any]:
     def value(number: float | None) -> Any:
         return WITHHELD if row.suppressed else number
 
@@ -44,17 +56,21 @@ def _activity_row(row: ActivityRow) -> dict[str, Any]:
         "roi_percent": value(row.roi_percent),
         "benefit_cost_ratio": value(row.benefit_cost_ratio),
         "status": "provisional" if row.provisional else "final",
+        "last_session": sessions.get(row.dimensions["activity"]),
     }
 
 
 async def activities_page(request: web.Request, say: Speaker) -> Page:
     """Every activity of a year (cumulative to the year's end) with cost, firms, business, ROI, BCR."""
     everything = await view(request, activities, YearQuery())
+    sessions = await last_sessions(request) if everything else {}
     years = sorted({a.period.start.year for a in everything.activities}, reverse=True) if everything else []
     year = chosen_year(request, years)
     page = Page("activities", say("activities"), filters=[year_filter(say, years, year)])
     rows = [
-        _activity_row(a) for a in (everything.activities if everything else []) if a.period.start.year == year
+        _activity_row(a, sessions)
+        for a in (everything.activities if everything else [])
+        if a.period.start.year == year
     ]
     page.tables.append(
         Table(
@@ -74,13 +90,14 @@ async def activity_page(request: web.Request, say: Speaker) -> Page:
     """One activity: its years, its cost by category and payer, meetings and business by horizon."""
     name = request.match_info["activity_id"]
     detail = await view(request, activity, None)
+    sessions = await last_sessions(request) if detail else {}
     page = Page("activities", f"{say('activity')}: {name}")
     page.tables.append(
         Table(
             "activity-years",
             say("years"),
             _activity_columns(say, linked=False),
-            [_activity_row(row) for row in detail.years] if detail else [],
+            [_activity_row(row, sessions) for row in detail.years] if detail else [],
             ACTIVITY_IDS,
             Chart("year", "attributable_usd"),
             forbidden=detail is None,
@@ -140,12 +157,14 @@ async def portfolio_page(request: web.Request, say: Speaker) -> Page:
     if text is not None and not text.isdigit():
         raise ProblemError(400, "Bad Request", "year: a year such as 2025")
     review = await view(request, portfolio, YearQuery(year=int(text) if text else None))
+    sessions = await last_sessions(request) if review else {}
     years = sorted(review.years, reverse=True) if review else []
     page = Page(
         "portfolio", say("portfolio"), filters=[year_filter(say, years, review.year if review else None)]
     )
     ranked = [
-        {"rank": index + 1, **_activity_row(a)} for index, a in enumerate(review.activities if review else [])
+        {"rank": index + 1, **_activity_row(a, sessions)}
+        for index, a in enumerate(review.activities if review else [])
     ]
     columns = [Column("rank", say("rank"), "count"), *_activity_columns(say)]
     page.tables.append(

@@ -17,7 +17,9 @@ from typing import Any, Literal
 
 from web.pages.i18n import Speaker
 
-Kind = Literal["text", "dimension", "count", "number", "money", "percent", "rate", "date", "moment", "status"]
+Kind = Literal[
+    "text", "dimension", "count", "number", "money", "percent", "rate", "date", "month", "moment", "status"
+]
 
 
 class _Withheld:
@@ -133,6 +135,8 @@ def shown(value: Any, column: Column, say: Speaker) -> str:
         return say(str(value))
     if kind == "date" and isinstance(value, date):
         return say.day(value)
+    if kind == "month" and isinstance(value, date):
+        return say.month(value)
     if kind == "moment" and isinstance(value, datetime):
         return say.moment(value)
     return str(value)
