@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from web.pages import cohorts, promotion, reach
+from web.pages.cache import READS, ReadCache, follow_changes
 from web.pages.render import page_handler
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
@@ -31,6 +32,8 @@ PAGES = {
 
 def add_routes(app: web.Application) -> None:
     """Register the pages and their static assets (styles and the live-update script)."""
+    app[READS] = ReadCache()
+    app.cleanup_ctx.append(follow_changes)
     for path, build in PAGES.items():
         app.router.add_get(path, page_handler(build), allow_head=False)
     app.router.add_static("/static/", STATIC, append_version=False)

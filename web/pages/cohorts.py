@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp import web
@@ -35,12 +36,14 @@ async def _cohort_rows(
     request: web.Request, dimension: str, year: int | None
 ) -> dict[str, dict[str, Any]] | None:
     """Per value of `dimension`: the cohort indicators of `year`, rates with their parts."""
-    tables = {}
-    for indicator in COHORT_IDS:
-        found = await cells(request, indicator, by=[dimension])
-        if found is None:
-            return None
-        tables[indicator] = by_dimension(in_year(found, year), dimension)
+    # The reads wait on PostgreSQL in part, so they overlap.
+    read = await asyncio.gather(*(cells(request, indicator, by=[dimension]) for indicator in COHORT_IDS))
+    if any(found is None for found in read):
+        return None
+    tables = {
+        indicator: by_dimension(in_year(found, year), dimension)
+        for indicator, found in zip(COHORT_IDS, read, strict=True)
+    }
     names = sorted({name for table in tables.values() for name in table})
     return {
         name: {
@@ -68,7 +71,7 @@ async def cohorts(request: web.Request, say: Speaker) -> Page:
         say("cohorts"),
         filters=[year_filter(say, years, year), Filter("status", say("status"), statuses, status)],
     )
-    listed = await view(request, offerings, OfferingsQuery(year=year, status=status or None))
+    listed = await view(request, offerings, OfferingsQuery(year=year, status=status or None), COHORT_IDS)
     rows = await _cohort_rows(request, "offering", year) if listed is not None else None
     chosen_rows = []
     for offering in listed.offerings if listed else []:
@@ -128,7 +131,7 @@ async def courses(request: web.Request, say: Speaker) -> Page:
 
 async def targets_page(request: web.Request, say: Speaker) -> Page:
     """CVF-16 targets of the art. 7 audiences per year, against the certified learners and the pace."""
-    everything = await view(request, targets, YearQuery())
+    everything = await view(request, targets, YearQuery(), ("CVF-16",))
     years = sorted({t.year for t in everything.targets}, reverse=True) if everything else []
     year = chosen_year(request, years)
     page = Page("targets", say("targets"), filters=[year_filter(say, years, year)])

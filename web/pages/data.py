@@ -7,7 +7,7 @@ API's handlers themselves, so a page shows what the API answers the same person,
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from processors.indicators import catalogue
 from web.api.indicators import check_dimensions, check_publication, select
 from web.api.models import IndicatorQuery, plain_number
 from web.auth import identity_of
+from web.pages.cache import ANY, READS
 from web.pages.tables import WITHHELD, Rate
 from web.problems import ProblemError
 from web.state import POOL, SETTINGS
@@ -48,45 +49,71 @@ async def cells(
         raise
     indicator = catalogue.get(indicator_id)
     check_dimensions(indicator.dimensions, indicator.id, query)
-    rows = await read.read_indicators(
-        request.app[POOL],
-        indicator=indicator.id,
-        period=query.grain,
-        by=list(by),
-        audience=identity.audience,
-        settings=request.app[SETTINGS],
-        as_of=datetime.now(UTC),
-    )
-    return [{"suppressed": False, **plain_number(row)} for row in select(rows, query)]
+
+    async def load() -> list[dict[str, Any]]:
+        rows = await read.read_indicators(
+            request.app[POOL],
+            indicator=indicator.id,
+            period=query.grain,
+            by=list(by),
+            audience=identity.audience,
+            settings=request.app[SETTINGS],
+            as_of=datetime.now(UTC),
+        )
+        return [{"suppressed": False, **plain_number(row)} for row in rows]
+
+    key = ("cells", indicator.id, query.grain, tuple(by), identity.audience)
+    return select(await request.app[READS].get(key, [indicator.id], load), query)
 
 
 async def every_indicator(request: web.Request) -> list[dict[str, Any]]:
     """Every indicator's yearly totals, as `/api/v1/indicators/{id}?grain=year` answers each of them."""
     identity = identity_of(request)
-    rows = await read.read_indicators(
-        request.app[POOL],
-        indicator=None,
-        period="year",
-        by=[],
-        audience=identity.audience,
-        settings=request.app[SETTINGS],
-        as_of=datetime.now(UTC),
-    )
-    return [{"suppressed": False, **plain_number(row)} for row in rows]
+
+    async def load() -> list[dict[str, Any]]:
+        rows = await read.read_indicators(
+            request.app[POOL],
+            indicator=None,
+            period="year",
+            by=[],
+            audience=identity.audience,
+            settings=request.app[SETTINGS],
+            as_of=datetime.now(UTC),
+        )
+        return [{"suppressed": False, **plain_number(row)} for row in rows]
+
+    return await request.app[READS].get(("every", identity.audience), [ANY], load)
 
 
 async def view(
     request: web.Request,
     handler: Callable[[web.Request, Query], Awaitable[Model]],
     query: Query,
+    depends: Iterable[str] = (ANY,),
 ) -> Model | None:
-    """A composed view through the API's handler; None when the caller's role may not read it (403)."""
-    try:
-        return await handler(request, query)
-    except ProblemError as exc:
-        if exc.problem.status == 403:
-            return None
-        raise
+    """A composed view through the API's handler; None when the caller's role may not read it (403).
+
+    `depends` names the indicators the view is made of, whose change drops the kept answer; a view
+    that depends on none (the pipeline's health) is read every time.
+    """
+
+    async def load() -> Model | None:
+        try:
+            return await handler(request, query)
+        except ProblemError as exc:
+            if exc.problem.status == 403:
+                return None
+            raise
+
+    if not depends:
+        return await load()
+    key = (
+        handler.__qualname__,
+        query.model_dump_json() if query is not None else "",
+        tuple(sorted(request.match_info.items())),
+        identity_of(request).audience,
+    )
+    return await request.app[READS].get(key, depends, load)
 
 
 def value_of(cell: dict[str, Any] | None) -> Any:

@@ -41,9 +41,9 @@ MESSAGES: dict[str, Words] = {
     ),
     "withheld": ("<5", "<5", "<5"),
     "legend_withheld": (
-        "<5: celda pequeña ocultada para proteger a las personas; — o «sin datos suficientes»: no se puede calcular (denominador 0 o sin registros), distinto de 0.",
-        "<5: célula pequena ocultada para proteger as pessoas; — ou «dados insuficientes»: não pode ser calculado (denominador 0 ou sem registros), diferente de 0.",
-        "<5: small cell withheld to protect people; — or “not enough data”: cannot be computed (zero denominator or no records), unlike 0.",
+        "<5: celda pequeña ocultada para proteger a las personas; «sin datos suficientes»: no se puede calcular (denominador 0 o sin registros), distinto de 0.",
+        "<5: célula pequena ocultada para proteger as pessoas; «dados insuficientes»: não pode ser calculado (denominador 0 ou sem registros), diferente de 0.",
+        "<5: small cell withheld to protect people; “not enough data”: cannot be computed (zero denominator or no records), unlike 0.",
     ),
     "of": ("de", "de", "of"),
     "indicator": ("Indicador", "Indicador", "Indicator"),

@@ -62,7 +62,7 @@ def _activity_row(row: ActivityRow, sessions: dict[str, date]) -> dict[str, Any]
 
 async def activities_page(request: web.Request, say: Speaker) -> Page:
     """Every activity of a year (cumulative to the year's end) with cost, firms, business, ROI, BCR."""
-    everything = await view(request, activities, YearQuery())
+    everything = await view(request, activities, YearQuery(), ACTIVITY_IDS)
     sessions = await last_sessions(request) if everything else {}
     years = sorted({a.period.start.year for a in everything.activities}, reverse=True) if everything else []
     year = chosen_year(request, years)
@@ -89,7 +89,7 @@ async def activities_page(request: web.Request, say: Speaker) -> Page:
 async def activity_page(request: web.Request, say: Speaker) -> Page:
     """One activity: its years, its cost by category and payer, meetings and business by horizon."""
     name = request.match_info["activity_id"]
-    detail = await view(request, activity, None)
+    detail = await view(request, activity, None, ACTIVITY_IDS)
     sessions = await last_sessions(request) if detail else {}
     page = Page("activities", f"{say('activity')}: {name}")
     page.tables.append(
@@ -156,7 +156,9 @@ async def portfolio_page(request: web.Request, say: Speaker) -> Page:
     text = request.query.get("year")
     if text is not None and not text.isdigit():
         raise ProblemError(400, "Bad Request", "year: a year such as 2025")
-    review = await view(request, portfolio, YearQuery(year=int(text) if text else None))
+    review = await view(
+        request, portfolio, YearQuery(year=int(text) if text else None), (*ACTIVITY_IDS, "ACT-13")
+    )
     sessions = await last_sessions(request) if review else {}
     years = sorted(review.years, reverse=True) if review else []
     page = Page(
@@ -198,7 +200,7 @@ async def portfolio_page(request: web.Request, say: Speaker) -> Page:
 
 async def health_page(request: web.Request, say: Speaker) -> Page:
     """Per source: last update, lag, dead letters and failures; the processors' offsets."""
-    health = await view(request, sources_health, None)
+    health = await view(request, sources_health, None, depends=())
     page = Page("health", say("health"))
     page.tables.append(
         Table(

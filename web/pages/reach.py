@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from processors.indicators import catalogue
+from web.api.health import sources_health
 from web.api.models import IndicatorQuery
 from web.api.view_models import FunnelCell, YearQuery
 from web.api.views import targets, training_funnel
@@ -19,6 +20,7 @@ TILES = ("CVF-01", "CVF-02", "CVF-07", "CVF-17", "CVF-19", "CVF-20")
 ART7_AUDIENCES = ("TPO_AUTHORITY", "BUSINESS_CHAMBER", "SECTOR_ASSOCIATION", "MSME")
 FUNNEL_STAGES = ("enrolled_net", "net_closed", "started_closed", "completed_closed", "certified_closed")
 FUNNEL_DIMENSIONS = ("country", "audience", "course")
+FUNNEL_IDS = ("CVF-01", "CVF-05", "CVF-07", "CVF-08", "CVF-09")
 
 
 async def training_years(request: web.Request) -> list[int]:
@@ -27,23 +29,25 @@ async def training_years(request: web.Request) -> list[int]:
 
 
 def _tile_value(cell: dict[str, Any] | None, say: Speaker) -> str:
-    value = value_of(cell)
-    if cell is not None and catalogue.get(cell["indicator"]).unit == "ratio" and value is not None:
-        value = rate_of(cell)
+    value = _display(cell)
     kind: Kind = "money" if cell and cell["unit"].startswith("usd") else "number"
     return shown(value, Column("value", "", kind), say)
 
 
 async def overview(request: web.Request, say: Speaker) -> Page:
-    """Tiles of the headline indicators for a year beside the year before; their data table."""
-    years = await training_years(request)
+    """Tiles of the headline indicators for a year beside the year before; every indicator's total.
+
+    One read of every indicator's year totals feeds the tiles and both tables.
+    """
+    everything = await every_indicator(request)
+    years = years_in([cell for cell in everything if cell["indicator"] == "CVF-01"])
     year = chosen_year(request, years)
     page = Page("overview", say("overview"), filters=[year_filter(say, years, year)])
+    this_year = {cell["indicator"]: cell for cell in in_year(everything, year)}
+    last_year = {cell["indicator"]: cell for cell in in_year(everything, (year or 0) - 1)}
     rows = []
     for indicator in TILES:
-        found = await cells(request, indicator)
-        now = next(iter(in_year(found, year)), None)
-        before = next(iter(in_year(found, (year or 0) - 1)), None)
+        now, before = this_year.get(indicator), last_year.get(indicator)
         page.tiles.append(
             {
                 "id": indicator,
@@ -53,12 +57,11 @@ async def overview(request: web.Request, say: Speaker) -> Page:
                 "before_year": (year or 0) - 1,
             }
         )
-        unit_is_ratio = catalogue.get(indicator).unit == "ratio"
         rows.append(
             {
                 "indicator": f"{indicator} {say.indicator(indicator)}",
-                "value": rate_of(now) if unit_is_ratio and now else value_of(now),
-                "last_year": rate_of(before) if unit_is_ratio and before else value_of(before),
+                "value": _display(now),
+                "last_year": _display(before),
             }
         )
     columns = [
@@ -67,32 +70,42 @@ async def overview(request: web.Request, say: Speaker) -> Page:
         Column("last_year", say("last_year"), "number"),
     ]
     page.tables.append(Table("headline", say("overview"), columns, rows, TILES))
-    page.tables.append(await _every_indicator(request, say, year))
-    return page
-
-
-async def _every_indicator(request: web.Request, say: Speaker, year: int | None) -> Table:
-    """Every catalogue indicator's total for the year, with its unit."""
-    found = {cell["indicator"]: cell for cell in in_year(await every_indicator(request), year)}
-    rows = []
-    for entry in catalogue.INDICATORS:
-        cell = found.get(entry.id)
-        ratio = entry.unit == "ratio" and cell is not None and not cell.get("suppressed")
-        rows.append(
-            {
-                "id": entry.id,
-                "indicator": entry.names[say.lang],
-                "value": rate_of(cell) if ratio else value_of(cell),
-                "unit": entry.unit,
-            }
-        )
+    every = [
+        {
+            "id": entry.id,
+            "indicator": entry.names[say.lang],
+            "value": _display(this_year.get(entry.id)),
+            "unit": entry.unit,
+        }
+        for entry in catalogue.INDICATORS
+    ]
     columns = [
         Column("id", "Id"),
         Column("indicator", say("indicator")),
         Column("value", f"{say('value')} {year}", "number"),
         Column("unit", say("unit"), "dimension", "unit"),
     ]
-    return Table("all-indicators", f"{say('all_indicators')} ({year})", columns, rows, ("*",))
+    page.tables.append(Table("all-indicators", f"{say('all_indicators')} ({year})", columns, every, ("*",)))
+    health = await view(request, sources_health, None, depends=())
+    if health is not None:  # the pipeline's health is for internal roles
+        fresh = [
+            {"source": s.source, "updated_at": s.updated_at, "seconds_behind": s.seconds_behind}
+            for s in health.sources
+        ]
+        columns = [
+            Column("source", say("source")),
+            Column("updated_at", say("last_event"), "moment"),
+            Column("seconds_behind", say("lag_s"), "number"),
+        ]
+        page.tables.append(Table("freshness", say("freshness"), columns, fresh, ("*",)))
+    return page
+
+
+def _display(cell: dict[str, Any] | None) -> Any:
+    """A cell's value to show: a share with its parts, or the plain value."""
+    if cell is not None and catalogue.get(cell["indicator"]).unit == "ratio":
+        return rate_of(cell)
+    return value_of(cell)
 
 
 async def reach(request: web.Request, say: Speaker) -> Page:
@@ -124,7 +137,7 @@ async def reach(request: web.Request, say: Speaker) -> Page:
             forbidden=learners is None,
         )
     )
-    goals = await view(request, targets, YearQuery(year=year))
+    goals = await view(request, targets, YearQuery(year=year), ("CVF-16",))
     page.tables.append(
         Table(
             "audience-targets",
@@ -223,8 +236,7 @@ async def funnel(request: web.Request, say: Speaker) -> Page:
     query = IndicatorQuery.model_validate(
         {"grain": "year", "by": group or None, "from": str(year), "to": str(year)}
     )
-    found = await view(request, training_funnel, query)
-    ids = ("CVF-01", "CVF-05", "CVF-07", "CVF-08", "CVF-09")
+    found = await view(request, training_funnel, query, FUNNEL_IDS)
     if not group:
         cell = found.cells[0] if found and found.cells else None
         in_progress = cell.stages.get("in_progress") if cell else None
@@ -241,7 +253,7 @@ async def funnel(request: web.Request, say: Speaker) -> Page:
                 f"{say('funnel')} ({year})",
                 [Column("stage", say("stage")), Column("learners", say("learners"), "count")],
                 rows if cell else [],
-                ids,
+                FUNNEL_IDS,
                 Chart("stage", "learners"),
                 note=f"{say('in_progress')}: {shown(in_progress, Column('n', '', 'count'), say)}",
                 forbidden=found is None,
@@ -278,7 +290,7 @@ async def funnel(request: web.Request, say: Speaker) -> Page:
                 Column("in_progress", say("in_progress"), "count"),
             ],
             rows,
-            ids,
+            FUNNEL_IDS,
             Chart(key, "certification_rate") if group else None,
             forbidden=found is None,
         )
