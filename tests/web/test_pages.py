@@ -192,3 +192,19 @@ async def test_pages_need_an_identity(base_url: str, http: aiohttp.ClientSession
         assert response.status == 401
     async with http.get(f"{base_url}/static/app.js") as response:
         assert response.status == 200 and "EventSource" in await response.text()
+
+
+async def test_the_cohorts_status_is_the_apis(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    for year in (2025, 2026):
+        text = await fetch(http, f"{base_url}/cohorts?year={year}&csv=offerings", token)
+        page = {row["offering"]: row["status"] for row in csv.DictReader(io.StringIO(text))}
+        async with http.get(f"{base_url}/api/v1/offerings?year={year}", headers=bearer(token)) as response:
+            api = {o["dimensions"]["offering"]: o["status"] for o in (await response.json())["offerings"]}
+        assert page and page == api
+        closed = await fetch(http, f"{base_url}/cohorts?year={year}&status=closed&csv=offerings", token)
+        assert {row["offering"] for row in csv.DictReader(io.StringIO(closed))} == {
+            name for name, status in api.items() if status == "closed"
+        }

@@ -7,8 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
-from web.api.view_models import OfferingsQuery, YearQuery
-from web.api.views import offerings, targets
+from web.api.view_models import YearQuery
+from web.api.views import targets
 from web.pages.data import by_dimension, cells, in_year, rate_of, value_of, view
 from web.pages.filters import chosen, chosen_year, year_filter
 from web.pages.i18n import Speaker
@@ -48,6 +48,7 @@ async def _cohort_rows(
     return {
         name: {
             dimension: name,
+            "status": _status(tables["CVF-05"].get(name)),
             "enrolled_net": value_of(tables["CVF-01"].get(name)),
             "completion_rate": rate_of(tables["CVF-05"].get(name)),
             "pass_rate": rate_of(tables["CVF-06"].get(name)),
@@ -58,6 +59,13 @@ async def _cohort_rows(
         }
         for name in names
     }
+
+
+def _status(completion: dict[str, Any] | None) -> str:
+    """Closed once the offering's completion cell exists and none of it is in progress (as `/offerings`)."""
+    if completion is None or completion.get("suppressed") or completion["parts"].get("in_progress", 0):
+        return "in_progress"
+    return "closed"
 
 
 async def cohorts(request: web.Request, say: Speaker) -> Page:
@@ -71,13 +79,9 @@ async def cohorts(request: web.Request, say: Speaker) -> Page:
         say("cohorts"),
         filters=[year_filter(say, years, year), Filter("status", say("status"), statuses, status)],
     )
-    listed = await view(request, offerings, OfferingsQuery(year=year, status=status or None), COHORT_IDS)
-    rows = await _cohort_rows(request, "offering", year) if listed is not None else None
-    chosen_rows = []
-    for offering in listed.offerings if listed else []:
-        name = offering.dimensions["offering"]
-        row = (rows or {}).get(name, {"offering": name})
-        chosen_rows.append({**row, "status": offering.status})
+    # The offerings' own reads, shared with the course comparison (`/api/v1/offerings` lines the same up).
+    rows = await _cohort_rows(request, "offering", year)
+    chosen_rows = [row for row in (rows or {}).values() if not status or row["status"] == status]
     columns = _cohort_columns(say, Column("offering", say.dimension("offering")))
     columns.insert(1, Column("status", say("status"), "status"))
     page.tables.append(
@@ -88,7 +92,7 @@ async def cohorts(request: web.Request, say: Speaker) -> Page:
             chosen_rows,
             COHORT_IDS,
             Chart("offering", "completion_rate"),
-            forbidden=listed is None,
+            forbidden=rows is None,
         )
     )
     return page
