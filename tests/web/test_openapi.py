@@ -17,7 +17,7 @@ from web.api import endpoints
 from web.openapi import openapi_document
 
 # Few examples per operation: the run must stay well under a minute on two shared cores.
-FUZZ_EXAMPLES = 8
+FUZZ_EXAMPLES = 5
 FUZZ_TIMEOUT_S = 120
 
 
@@ -77,4 +77,4 @@ async def test_a_schema_driven_fuzz_run_against_the_live_api_finds_no_server_err
         assert process.returncode == 0, text
         counts = re.search(r"(\d+) generated, (\d+) passed", text)
         assert counts is not None, text
-        assert int(counts[1]) >= 100 and counts[1] == counts[2], text
+        assert int(counts[1]) >= 50 and counts[1] == counts[2], text
