@@ -15,7 +15,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from infra.postgres import create_pool
 from infra.settings import Settings
-from web import api, auth, identities, pages
+from web import api, auth, identities, oidc, pages
 from web.api.base import PREFIX
 from web.api.models import Health
 from web.api.stream import STREAMS, stop_streams
@@ -90,6 +90,7 @@ def create_app(
     app.on_shutdown.append(stop_streams)
     app.router.add_get("/healthz", healthz, allow_head=False)
     auth.add_routes(app)
+    oidc.add_routes(app, settings.web)
     api.add_routes(app)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi_handler, allow_head=False)
     pages.add_routes(app)

@@ -17,7 +17,7 @@ from web.state import POOL, SETTINGS
 SESSION_COOKIE = "alcance_session"
 IDENTITY = web.RequestKey("identity", Identity)
 # Paths served without an identity: liveness, the login exchange itself, and static assets (no data).
-PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/login/oidc", "/login/oidc/callback"})
 PUBLIC_PREFIXES = ("/static/",)
 
 

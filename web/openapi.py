@@ -6,7 +6,11 @@ definitions become `components.schemas`.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -111,7 +115,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "alcance query API",
             "version": "1",
             "description": "Indicators of ALADI's training and trade-promotion programmes (Resolution 503). "
-            "Errors are application/problem+json (RFC 9457).",
+            "Errors are application/problem+json (RFC 9457). Generated from web/api/ by "
+            "`python -m web.openapi`; do not edit web/openapi.json by hand.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
@@ -129,3 +134,35 @@ def openapi_document() -> dict[str, Any]:
 async def openapi_handler(_request: web.Request) -> web.StreamResponse:
     """Serve the document."""
     return web.json_response(openapi_document())
+
+
+OPENAPI_FILE = Path(__file__).parent / "openapi.json"
+
+
+def render() -> str:
+    """The exact text of the committed `web/openapi.json`, for dashboard developers and client generators."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def is_stale(path: Path = OPENAPI_FILE) -> bool:
+    """Whether the committed document differs from what the route table and models produce now."""
+    return not path.is_file() or path.read_text(encoding="utf-8") != render()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: rewrite `web/openapi.json`, or with `--check` fail when it is stale."""
+    parser = argparse.ArgumentParser(prog="python -m web.openapi", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="only report whether the file is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        if is_stale():
+            print(f"stale: {OPENAPI_FILE}", file=sys.stderr)
+            return 1
+        return 0
+    OPENAPI_FILE.write_text(render(), encoding="utf-8")
+    print(f"wrote {OPENAPI_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

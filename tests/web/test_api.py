@@ -191,3 +191,52 @@ async def test_the_overview_page_lists_every_indicator_with_its_value(
     async with http.get(f"{base_url}/?csv=all-indicators", headers=headers) as response:
         exported = {line.split(",")[0]: line.split(",")[2] for line in (await response.text()).splitlines()}
     assert exported["CVF-01"] == str(latest["value"])
+
+
+async def test_several_indicators_are_read_at_once_in_the_order_asked(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    headers = bearer(await make_token("developer"))
+    async with http.get(f"{base_url}/api/v1/indicators?ids=CVF-07,cvf-01&grain=year", headers=headers) as r:
+        tables = (await r.json())["tables"]
+    async with http.get(f"{base_url}/api/v1/indicators/CVF-01?grain=year", headers=headers) as r:
+        single = await r.json()
+    assert [t["indicator"] for t in tables] == ["CVF-07", "CVF-01"]
+    assert tables[1]["cells"] == single["cells"]
+    async with http.get(f"{base_url}/api/v1/indicators?ids=CVF-01,ACT-01&by=country", headers=headers) as r:
+        assert (
+            r.status == 400
+            and "ACT-01 has no dimension country" in (await r.json(content_type=PROBLEM))["detail"]
+        )
+
+
+async def test_a_session_ends_when_idle_too_long_and_on_sign_out(
+    filled: Settings, base_url: str, web_pool: asyncpg.Pool
+) -> None:
+    async def signed_in() -> aiohttp.ClientSession:
+        _, _, link = await identities.create_credential(
+            web_pool, role="coordinator", kind="login_link", ttl_s=60
+        )
+        browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with browser.get(f"{base_url}/login?token={link}", allow_redirects=False) as response:
+            assert response.status == 303
+        return browser
+
+    async with await signed_in() as browser:
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 200
+        idle = filled.web.session_idle_s + 1
+        await web_pool.execute(
+            "UPDATE web_session SET last_seen_at = last_seen_at - make_interval(secs => $1)", idle
+        )
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 401
+    async with await signed_in() as browser:
+        async with browser.post(f"{base_url}/logout") as response:
+            assert response.status == 200
+        sessions = await web_pool.fetchval(
+            "SELECT count(*) FROM web_session WHERE last_seen_at > now() - interval '1 minute'"
+        )
+        assert sessions == 0
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 401

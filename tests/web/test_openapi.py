@@ -14,10 +14,10 @@ from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 from infra.settings import Settings
 from tests.web.conftest import MakeToken
 from web.api import endpoints
-from web.openapi import openapi_document
+from web.openapi import is_stale, openapi_document
 
 # Few examples per operation: the run must stay well under a minute on two shared cores.
-FUZZ_EXAMPLES = 8
+FUZZ_EXAMPLES = 5
 FUZZ_TIMEOUT_S = 120
 
 
@@ -32,6 +32,10 @@ def test_the_document_is_a_valid_openapi_3_1_document() -> None:
         pass
     else:
         raise AssertionError("the validator accepts a broken document")
+
+
+def test_the_committed_document_is_current() -> None:
+    assert not is_stale(), "run `python -m web.openapi` and commit web/openapi.json"
 
 
 async def test_every_api_route_is_documented_and_the_served_document_is_the_generated_one(
@@ -77,4 +81,4 @@ async def test_a_schema_driven_fuzz_run_against_the_live_api_finds_no_server_err
         assert process.returncode == 0, text
         counts = re.search(r"(\d+) generated, (\d+) passed", text)
         assert counts is not None, text
-        assert int(counts[1]) >= 100 and counts[1] == counts[2], text
+        assert int(counts[1]) >= 50 and counts[1] == counts[2], text

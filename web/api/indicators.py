@@ -14,9 +14,17 @@ from typing import Any
 from aiohttp import web
 
 from processors import read
+from processors.indicators import catalogue
 from web.api.base import PREFIX, Endpoint
 from web.api.catalogue import resolve
-from web.api.models import IndicatorCell, IndicatorQuery, IndicatorTable, plain_number
+from web.api.models import (
+    IndicatorCell,
+    IndicatorQuery,
+    IndicatorTable,
+    IndicatorTables,
+    SeveralIndicatorsQuery,
+    plain_number,
+)
 from web.auth import identity_of
 from web.identities import Identity
 from web.problems import ProblemError
@@ -79,10 +87,11 @@ def select(rows: Sequence[dict[str, Any]], query: IndicatorQuery) -> list[dict[s
     ]
 
 
-async def indicator_table(request: web.Request, query: IndicatorQuery) -> IndicatorTable:
+async def read_table(
+    request: web.Request, indicator: catalogue.Indicator, query: IndicatorQuery
+) -> IndicatorTable:
     """An indicator's cells of one grain, grouped by `by`, within `from`..`to`, filtered by dimension."""
     identity = identity_of(request)
-    indicator = resolve(request.match_info["indicator_id"])
     check_publication(identity, query)
     by = check_dimensions(indicator.dimensions, indicator.id, query)
     as_of = datetime.now(UTC)
@@ -104,6 +113,17 @@ async def indicator_table(request: web.Request, query: IndicatorQuery) -> Indica
     )
 
 
+async def indicator_table(request: web.Request, query: IndicatorQuery) -> IndicatorTable:
+    """One indicator's table."""
+    return await read_table(request, resolve(request.match_info["indicator_id"]), query)
+
+
+async def indicator_tables(request: web.Request, query: SeveralIndicatorsQuery) -> IndicatorTables:
+    """Several indicators' tables of the same grain and grouping (a page's tiles), in the order asked."""
+    indicators = [resolve(name) for name in dict.fromkeys(query.ids.split(","))]
+    return IndicatorTables(tables=[await read_table(request, indicator, query) for indicator in indicators])
+
+
 def _within(row: dict[str, Any], first: date | None, last: date | None) -> bool:
     start = date.fromisoformat(row["period"]["start"])
     return (first is None or start >= first) and (last is None or start <= last)
@@ -118,5 +138,13 @@ ENDPOINTS = [
         query=IndicatorQuery,
         response=IndicatorTable,
         path_params={"indicator_id": "catalogue id, any case, e.g. CVF-01"},
+    ),
+    Endpoint(
+        f"{PREFIX}/indicators",
+        "Several indicators' cells of one grain and grouping (tiles)",
+        "indicators",
+        indicator_tables,
+        query=SeveralIndicatorsQuery,
+        response=IndicatorTables,
     ),
 ]
