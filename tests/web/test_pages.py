@@ -208,3 +208,26 @@ async def test_the_cohorts_status_is_the_apis(
         assert {row["offering"] for row in csv.DictReader(io.StringIO(closed))} == {
             name for name, status in api.items() if status == "closed"
         }
+
+
+async def test_the_data_health_page_shows_each_source_as_the_api_does(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken, web_pool: asyncpg.Pool
+) -> None:
+    await web_pool.execute(
+        "INSERT INTO source_health (source, kind, host, health, last_error, failing_for_s, records_pulled,"
+        " events_published, dead_lettered, seconds_behind, updated_at)"
+        " VALUES ('ledger-test', 'costs', 'ledger.example', 'failed', 'HTTP 503 from the ledger', 930.5,"
+        " 40, 37, 3, 12.5, now()) ON CONFLICT (source) DO NOTHING"
+    )
+    token = await make_token("coordinator")
+    html = await fetch(http, f"{base_url}/health?lang=es", token)
+    assert "ledger-test" in html and "con falla" in html and "HTTP 503 from the ledger" in html
+    text = await fetch(http, f"{base_url}/health?csv=sources", token)
+    rows = {row["source"]: row for row in csv.DictReader(io.StringIO(text))}
+    async with http.get(f"{base_url}/api/v1/health/sources", headers=bearer(token)) as response:
+        api = {s["source"]: s for s in (await response.json())["sources"]}
+    assert set(rows) == set(api)
+    for name, row in rows.items():
+        assert row["dead_lettered"] == str(api[name]["dead_lettered"])
+        assert row["health"] == api[name]["health"]
+    await fetch(http, f"{base_url}/health", await make_token("external"), status=200)

@@ -176,6 +176,12 @@ DIMENSIONS: dict[str, Words] = {
 }
 
 DIMENSION_VALUES: dict[str, Words] = {
+    "starting": ("iniciando", "iniciando", "starting"),
+    "pulling": ("leyendo", "lendo", "pulling"),
+    "caught_up": ("al día", "em dia", "caught up"),
+    "retrying": ("reintentando", "tentando de novo", "retrying"),
+    "stopped": ("detenida", "parada", "stopped"),
+    "failed": ("con falla", "com falha", "failed"),
     "count": ("cantidad", "quantidade", "count"),
     "ratio": ("proporción", "proporção", "ratio"),
     "usd": ("USD", "USD", "USD"),

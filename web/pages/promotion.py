@@ -209,7 +209,7 @@ async def health_page(request: web.Request, say: Speaker) -> Page:
             [
                 Column("source", say("source")),
                 Column("kind", say("kind")),
-                Column("health", say("status")),
+                Column("health", say("status"), "dimension", "health"),
                 Column("updated_at", say("last_event"), "moment"),
                 Column("seconds_behind", say("lag_s"), "number"),
                 Column("events_published", say("events_published"), "count"),
