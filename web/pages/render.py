@@ -35,7 +35,7 @@ _LANGUAGE_NAMES = {"es": "Español", "pt": "Português", "en": "English"}
 _ENV = Environment(
     loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), trim_blocks=True
 )
-_BAR_HEIGHT, _LABEL_WIDTH, _BAR_WIDTH = 22, 220, 420
+_BAR_HEIGHT, _LABEL_WIDTH, _BAR_WIDTH = 22, 200, 360
 
 
 def page_handler(build: PageBuilder) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -106,18 +106,19 @@ def bar_chart(table: Table, say: Speaker) -> Markup:
     markers = [magnitude(row.get(chart.marker_key)) if chart.marker_key else None for row in table.rows]
     top = max([abs(v) for v in [*lengths, *markers] if v is not None] or [1.0]) or 1.0
     height = _BAR_HEIGHT * len(table.rows) + 8
-    width = _LABEL_WIDTH + _BAR_WIDTH + 200
+    width = _LABEL_WIDTH + _BAR_WIDTH + 170
     title = f"{say('chart_of')} {table.caption}"
+    # Drawn at its own size in a region that scrolls on a narrow screen, so its labels stay legible.
     parts = [
+        f'<div class="scroll" tabindex="0" role="region" aria-label="{escape(title)}">'
         f'<svg class="chart" role="img" aria-label="{escape(title)}" viewBox="0 0 {width} {height}" '
-        f'width="100%" preserveAspectRatio="xMinYMin meet">'
+        f'width="{width}" height="{height}">'
     ]
     for index, row in enumerate(table.rows):
         y = index * _BAR_HEIGHT + 4
         label = shown(row.get(chart.label_key), label_column, say)
-        parts.append(
-            f'<text x="{_LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end">{escape(label[:34])}</text>'
-        )
+        label = label if len(label) <= 27 else label[:26] + "…"
+        parts.append(f'<text x="{_LABEL_WIDTH - 8}" y="{y + 15}" text-anchor="end">{escape(label)}</text>')
         length = lengths[index]
         bar = 0 if length is None else max(abs(length) / top * _BAR_WIDTH, 1)
         if length is not None:
@@ -131,5 +132,5 @@ def bar_chart(table: Table, say: Speaker) -> Markup:
             parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{y}" y2="{y + _BAR_HEIGHT}" class="marker"/>')
         text = shown(row.get(chart.value_key), value_column, say)
         parts.append(f'<text x="{_LABEL_WIDTH + bar + 6:.1f}" y="{y + 15}">{escape(text)}</text>')
-    parts.append("</svg>")
+    parts.append("</svg></div>")
     return Markup("".join(parts))  # noqa: S704 - every text inserted above is escaped
