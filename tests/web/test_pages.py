@@ -231,3 +231,23 @@ async def test_the_data_health_page_shows_each_source_as_the_api_does(
         assert row["dead_lettered"] == str(api[name]["dead_lettered"])
         assert row["health"] == api[name]["health"]
     await fetch(http, f"{base_url}/health", await make_token("external"), status=200)
+
+
+async def test_a_table_sorts_by_a_column_from_its_header(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    page = await fetch(http, f"{base_url}/courses?lang=en", token)
+    assert "sort=courses-all-runs.enrolled_net" in page.replace("&amp;", "&")
+    text = await fetch(
+        http, f"{base_url}/courses?sort=courses-all-runs.enrolled_net&order=desc&csv=courses-all-runs", token
+    )
+    counts = [int(row["enrolled_net"]) for row in csv.DictReader(io.StringIO(text)) if row["enrolled_net"]]
+    assert len(counts) > 1 and counts == sorted(counts, reverse=True)
+    text = await fetch(http, f"{base_url}/courses?sort=courses-all-runs.course&csv=courses-all-runs", token)
+    names = [row["course"] for row in csv.DictReader(io.StringIO(text))]
+    assert names == sorted(names)
+    html = await fetch(http, f"{base_url}/courses?sort=courses-all-runs.course&order=asc", token)
+    assert 'aria-sort="ascending"' in html
+    wrong = await fetch(http, f"{base_url}/courses?sort=nothing.x", token, status=400)
+    assert "courses-all-runs.<" in wrong

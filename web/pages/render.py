@@ -13,7 +13,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from web.pages.i18n import LANGUAGES, Speaker, language
-from web.pages.tables import WITHHELD, Column, Page, Rate, Table, magnitude, shown, to_csv
+from web.pages.tables import WITHHELD, Column, Page, Rate, Table, magnitude, shown, sort_rows, to_csv
 from web.problems import ProblemError
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
@@ -44,6 +44,7 @@ def page_handler(build: PageBuilder) -> Callable[[web.Request], Awaitable[web.St
     async def handle(request: web.Request) -> web.StreamResponse:
         say = Speaker(language(request))
         page = await build(request, say)
+        _apply_sort(request, page)
         wanted = request.query.get("csv")
         if wanted is not None:
             table = next((t for t in page.tables if t.id == wanted and not t.forbidden), None)
@@ -62,6 +63,19 @@ def page_handler(build: PageBuilder) -> Callable[[web.Request], Awaitable[web.St
     return handle
 
 
+def _apply_sort(request: web.Request, page: Page) -> None:
+    """`sort=<table id>.<column>` (and `order=desc`) orders one table; a 400 names what can be sorted."""
+    wanted = request.query.get("sort")
+    if not wanted:
+        return
+    table_id, _, key = wanted.partition(".")
+    table = next((t for t in page.tables if t.id == table_id), None)
+    if table is None or key not in {c.key for c in table.columns}:
+        valid = ", ".join(f"{t.id}.<{'|'.join(c.key for c in t.columns)}>" for t in page.tables)
+        raise ProblemError(400, "Bad Request", f"sort: {wanted!r} names no column here; valid: {valid}")
+    sort_rows(table, key, descending=request.query.get("order") == "desc")
+
+
 def render(request: web.Request, page: Page, say: Speaker) -> str:
     """The page's HTML in the speaker's language."""
     now = datetime.now(UTC)
@@ -69,6 +83,9 @@ def render(request: web.Request, page: Page, say: Speaker) -> str:
 
     def href(**changes: str) -> str:
         return str(request.rel_url.with_query({**query, **changes}))
+
+    def sort_href(table_id: str, key: str, descending: bool) -> str:
+        return href(lang=say.lang, sort=f"{table_id}.{key}", order="desc" if descending else "asc")
 
     return _ENV.get_template("page.html").render(
         page=page,
@@ -82,6 +99,10 @@ def render(request: web.Request, page: Page, say: Speaker) -> str:
         cells=lambda row, column: _cell(row, column, say),
         chart=lambda table: bar_chart(table, say),
         csv_href=lambda table_id: href(lang=say.lang, csv=table_id),
+        sort_href=lambda table_id, key, desc: href(
+            lang=say.lang, sort=f"{table_id}.{key}", order="desc" if desc else "asc"
+        ),
+        sorted_by=(request.query.get("sort", ""), request.query.get("order", "asc")),
     )
 
 

@@ -155,6 +155,24 @@ def magnitude(value: Any) -> float | None:
     return None
 
 
+def sort_rows(table: Table, key: str, *, descending: bool) -> None:
+    """Order the table's rows by one column; cells without a value (no data, withheld) go last."""
+    column = next(c for c in table.columns if c.key == key)
+
+    def order(row: dict[str, Any]) -> tuple[bool, float, str]:
+        value = row.get(key)
+        number = magnitude(value)
+        empty = value is None or value is WITHHELD or (isinstance(value, Rate) and value.value is None)
+        if column.kind in ("text", "dimension", "status") or number is None:
+            return empty, 0.0, "" if empty else str(value)
+        return empty, -number if descending else number, ""
+
+    table.rows.sort(key=order)
+    if descending and column.kind in ("text", "dimension", "status"):
+        filled = [row for row in table.rows if not order(row)[0]]
+        table.rows[: len(filled)] = filled[::-1]
+
+
 def to_csv(table: Table) -> str:
     """The table's raw values: rates as value, numerator and denominator; withheld cells as `withheld`."""
     out = io.StringIO()
