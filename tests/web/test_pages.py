@@ -251,3 +251,15 @@ async def test_a_table_sorts_by_a_column_from_its_header(
     assert 'aria-sort="ascending"' in html
     wrong = await fetch(http, f"{base_url}/courses?sort=nothing.x", token, status=400)
     assert "courses-all-runs.<" in wrong
+
+
+async def test_every_csv_row_has_as_many_fields_as_its_header(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    for path in PAGE_PATHS:
+        html = await fetch(http, f"{base_url}{path}?lang=en", token)
+        for table_id in re.findall(r'download="([^"]+)\.csv"', html):
+            text = await fetch(http, f"{base_url}{path}?csv={table_id}", token)
+            rows = list(csv.reader(io.StringIO(text)))
+            assert rows and all(len(row) == len(rows[0]) for row in rows), (path, table_id)

@@ -177,10 +177,16 @@ def to_csv(table: Table) -> str:
     """The table's raw values: rates as value, numerator and denominator; withheld cells as `withheld`."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
+    # A column holding rates (in any row) gets its numerator and denominator columns too.
+    with_parts = {
+        c.key
+        for c in table.columns
+        if c.kind == "rate" or any(isinstance(row.get(c.key), Rate) for row in table.rows)
+    }
     head: list[str] = []
     for column in table.columns:
         head.append(column.key)
-        if column.kind == "rate":
+        if column.key in with_parts:
             head += [f"{column.key}_numerator", f"{column.key}_denominator"]
     writer.writerow(head)
     for row in table.rows:
@@ -189,7 +195,7 @@ def to_csv(table: Table) -> str:
             value = row.get(column.key)
             if isinstance(value, Rate):
                 line += [_raw(value.value), _raw(value.numerator), _raw(value.denominator)]
-            elif column.kind == "rate":
+            elif column.key in with_parts:
                 line += [_raw(value), "", ""]
             else:
                 line.append(_raw(value))
