@@ -59,8 +59,6 @@ async def spawn_peer(
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PEER_DSN": dsn,
         "PYTHONPATH": str(REPO_ROOT),
-        # Quix Streams' dependencies warn about their own dependencies at import: noise here.
-        "PYTHONWARNINGS": "ignore::DeprecationWarning",
     }
     started = []
     for index in range(processes):
