@@ -25,7 +25,7 @@ def test_medians_of_the_repeats_and_the_ratio_of_alcance_to_each_peer() -> None:
         _run("alcance", 1, 8_000, 70),
         _run("quix", 1, 30_000, 10),
         _run("alcance", 1, 10_000, 50),
-        _run("quix", 1, None, 0),  # too short to measure: left out of the median
+        _run("quix", 1, None, 0),  # too short to measure: left out of every median
     ]
     summary = summarise(runs)["1"]
     assert summary["alcance"]["events_per_s_median"] == 9_000
@@ -34,6 +34,7 @@ def test_medians_of_the_repeats_and_the_ratio_of_alcance_to_each_peer() -> None:
     assert summary["ratio"] == {"alcance/quix": 0.36}
     assert summary["alcance"]["cpu_us_per_event_median"]["processors"] == 60
     assert summary["alcance"]["cpu_us_per_event_total_median"] == 90
+    assert summary["cpu_ratio"] == {"alcance/quix": 4.0}, "90 µs against the median of 30 and 15"
 
 
 def test_a_run_with_wrong_values_is_flagged_in_the_table() -> None:
@@ -41,4 +42,5 @@ def test_a_run_with_wrong_values_is_flagged_in_the_table() -> None:
     assert summary["2"]["plain"]["all_correct"] is False
     text = tables(summary)
     assert "| 2 | **15,000** (15,000) | **45,000** (45,000) | 0.33 |" in text
-    assert "| plain | 2 |" in text and text.rstrip().endswith("| NO |")
+    assert "| plain | 2 | 10 | 5 | 0 | 0 | 0 | 15 | 1.5 | NO |" in text
+    assert text.rstrip().endswith("2 process(es): CPU µs per event, alcance/plain = 6.0")
