@@ -23,22 +23,23 @@ from infra.settings import Settings
 from processors.read import read_indicators
 from processors.runtime import IndicatorProcessor
 from schemas.cloudevents import encode
+from schemas.events.base import Event
 from schemas.topics import TopicCatalogue
 
 EVENTS = 2_000
 
 
-async def _produce(settings: Settings, events: list[object]) -> int:
+async def _produce(settings: Settings, events: list[Event]) -> int:
     catalogue = TopicCatalogue.from_settings(settings)
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
     try:
         sent = []
         for event in events:
-            record = encode(event)  # type: ignore[arg-type]
+            record = encode(event)
             sent.append(
                 await producer.send(
-                    catalogue.topic_for(event).name,  # type: ignore[arg-type]
+                    catalogue.topic_for(event).name,
                     key=record.key,
                     value=record.value,
                     headers=record.headers,
