@@ -156,7 +156,9 @@ def _peers(text: str) -> list[str]:
 
 def main() -> None:
     """Parse the arguments, run the benchmark, print the JSON to stdout and the tables to stderr."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.processors", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--processes", type=lambda text: [int(n) for n in text.split(",")], default=[1, 2])
     parser.add_argument("--repeats", type=int, default=3, help="runs of each system per process count")
