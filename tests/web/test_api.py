@@ -67,6 +67,8 @@ async def test_an_indicator_read_returns_the_same_values_as_the_cli(
     url = f"{base_url}/api/v1/indicators/cvf-01?grain=year"
     async with http.get(url, headers=bearer(token)) as response:
         assert response.status == 200
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert float(response.headers["Server-Timing"].split("dur=")[1]) > 0
         table = await response.json()
     expected = await cli_json(filled, "indicators", "--json", "--indicator", "CVF-01", "--period", "year")
     assert expected, "the store holds CVF-01 cells"
