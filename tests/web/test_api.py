@@ -240,3 +240,19 @@ async def test_a_session_ends_when_idle_too_long_and_on_sign_out(
         assert sessions == 0
         async with browser.get(f"{base_url}/api/v1/catalogue") as response:
             assert response.status == 401
+
+
+async def test_a_state_identity_carries_its_member_state_and_reads_as_external(
+    web_pool: asyncpg.Pool,
+) -> None:
+    credential_id, name, secret = await identities.create_credential(
+        web_pool, role="state", member_state="py"
+    )
+    found = await identities.identity_for_token(web_pool, secret)
+    assert found == identities.Identity(
+        name=name, role="state", member_state="PY", credential_id=credential_id
+    )
+    assert found.audience == "external"
+    stored = await web_pool.fetchval("SELECT secret_sha256 FROM web_credential WHERE id = $1", credential_id)
+    assert stored == identities.digest(secret) and secret.encode() not in bytes(stored)
+    assert await identities.identity_for_token(web_pool, secret + "x") is None
