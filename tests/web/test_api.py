@@ -256,3 +256,18 @@ async def test_a_state_identity_carries_its_member_state_and_reads_as_external(
     stored = await web_pool.fetchval("SELECT secret_sha256 FROM web_credential WHERE id = $1", credential_id)
     assert stored == identities.digest(secret) and secret.encode() not in bytes(stored)
     assert await identities.identity_for_token(web_pool, secret + "x") is None
+
+
+async def test_an_expired_token_is_refused(
+    base_url: str, http: aiohttp.ClientSession, web_pool: asyncpg.Pool
+) -> None:
+    credential_id, _, secret = await identities.create_credential(
+        web_pool, role="developer", ttl_s=90 * 86_400
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 200
+    await web_pool.execute(
+        "UPDATE web_credential SET expires_at = now() - interval '1 second' WHERE id = $1", credential_id
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 401
