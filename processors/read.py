@@ -148,6 +148,7 @@ async def read_indicators(
     audience: Audience = "internal",
     settings: Settings,
     as_of: datetime | None = None,
+    among: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Indicator cells of one period kind, grouped by `by` (no `by`: totals).
 
@@ -159,6 +160,8 @@ async def read_indicators(
         audience: ``"external"`` applies small-cell suppression (primary and secondary).
         settings: Resolved settings (threshold, ROI margin coefficient, cohort grace days).
         as_of: The instant cohorts and ROI windows are judged at; now by default.
+        among: With no `indicator`, read only these catalogue ids (each must have every `by`
+            dimension), in one snapshot and one enrolment join.
 
     Returns:
         One object per period and combination of the `by` dimensions: ``indicator``, ``period``
@@ -174,6 +177,11 @@ async def read_indicators(
         unknown = [name for name in by if name not in indicators[0].dimensions]
         if unknown:
             raise ValueError(f"{indicator} has no dimension {', '.join(unknown)}")
+    elif among is not None:
+        indicators = [catalogue.get(name) for name in dict.fromkeys(among)]
+        lacking = [entry.id for entry in indicators if not set(by) <= set(entry.dimensions)]
+        if lacking:
+            raise ValueError(f"{', '.join(lacking)} lack a dimension of {', '.join(by)}")
     else:
         indicators = [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
     ctx = ReadContext(
