@@ -6,7 +6,6 @@ import asyncio
 import base64
 import json
 import logging
-import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +17,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from connectors.exceptions import FatalSourceError, RetryableError
+from infra.retry import Backoff
 from infra.settings import ConnectorSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -52,11 +52,6 @@ def auth_headers(source: SourceConfig) -> dict[str, str]:
         pair = base64.b64encode(f"{source.username}:{password}".encode()).decode()
         return {"Authorization": f"Basic {pair}"}
     return {}
-
-
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(max_s, base_s * 2**attempt)]."""
-    return random.uniform(0.0, min(max_s, base_s * (2**attempt)))  # noqa: S311 - jitter, not secrecy
 
 
 def parse_retry_after(value: str | None) -> float | None:
@@ -117,6 +112,7 @@ class HttpClient:
         self._on_retry = on_retry
         self._headers = {"Accept": "application/json", **auth_headers(source), **(default_headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
+        self._backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         # Every failure names the host (never the credentials), so a dead endpoint is found from the log.
         self._host = source_host(source)
 
@@ -152,7 +148,7 @@ class HttpClient:
                 last = exc
             if attempt + 1 >= attempts:
                 break
-            delay = backoff_delay(attempt, self._settings.backoff_base_s, self._settings.backoff_max_s)
+            delay = self._backoff.delay(attempt)
             if last.retry_after_s is not None:
                 delay = max(delay, min(last.retry_after_s, MAX_RETRY_AFTER_S))
             logger.warning(

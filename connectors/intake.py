@@ -47,7 +47,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord, SkipRecord
@@ -66,9 +65,10 @@ from connectors.intake_shapes import (
     parse_statement_id,
 )
 from connectors.publisher import DeadLetter
-from connectors.runtime import TRANSIENT_INFRA_ERRORS, describe_error
+from connectors.runtime import describe_error
 from connectors.xapi import XapiConnector, XapiRecord, event_rows
 from connectors.xapi_redact import redact_statement
+from infra.errors import is_retryable
 from infra.settings import SourceConfig
 from schemas.events.base import Event
 from schemas.events.training import TrainingEventRetracted
@@ -163,7 +163,9 @@ class Intake:
             response = await handler(request)
         except BadRequest as exc:
             return _json_error(exc.status, str(exc), headers)
-        except (KafkaError, *TRANSIENT_INFRA_ERRORS) as exc:
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
             # Nothing was acknowledged: the client sends again, and event ids make that harmless.
             logger.warning("intake: broker or store unavailable: %s", type(exc).__name__)
             return _json_error(

@@ -218,15 +218,13 @@ class MoodleConnector(PollingConnector[dict[str, Any]]):
 
     async def fetch_page(self, cursor: Cursor | None) -> Page[dict[str, Any]]:
         """The next step of the current poll cycle (see the module docstring)."""
+        # A snapshot query cut by a store outage is retried by the runtime like any page.
         state: dict[str, Any] = dict(cursor) if cursor else {"cycle": 1, "cert_from": 0}
-        try:
-            if "courses" not in state:
-                await self._start_cycle(state)
-            if state["course_idx"] < len(state["courses"]):
-                return await self._enrolment_page(state)
-            return await self._certificate_page(state)
-        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
-            raise RetryableError(f"snapshot store unavailable: {type(exc).__name__}") from exc
+        if "courses" not in state:
+            await self._start_cycle(state)
+        if state["course_idx"] < len(state["courses"]):
+            return await self._enrolment_page(state)
+        return await self._certificate_page(state)
 
     async def _start_cycle(self, state: dict[str, Any]) -> None:
         # core_course_get_courses_by_field returns `enablecompletion` to any user who can access the

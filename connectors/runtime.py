@@ -23,8 +23,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import asyncpg
-from aiokafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
@@ -32,30 +30,16 @@ from connectors.checkpoints import CheckpointStore
 from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, LeaseLost, RetryableError, SkipRecord
 from connectors.health import FailureWatch, keep_health_written
-from connectors.http import HttpClient, backoff_delay
+from connectors.http import HttpClient
 from connectors.publisher import DeadLetter
+from infra.errors import STORE_ERRORS, is_retryable
+from infra.retry import Backoff, retrying
 from infra.telemetry import meter
 
 if TYPE_CHECKING:
     from schemas.events.base import Event
 
 logger = logging.getLogger(__name__)
-
-# Failures of the broker or the store that may pass (Kafka errors only when marked retriable, or a
-# send timeout); anything else stops the connector.
-TRANSIENT_INFRA_ERRORS: tuple[type[BaseException], ...] = (
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # The server shut the session down (restart, failover, pg_terminate_backend) or cancelled it.
-    asyncpg.exceptions.OperatorInterventionError,
-    # asyncpg's protocol state after a session was cut mid-operation; a fresh connection works.
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    OSError,
-    TimeoutError,
-)
 
 T = TypeVar("T")
 
@@ -126,6 +110,7 @@ class PullLoop:
         self._last_published: tuple[set[UUID], set[tuple[str, bytes, str]]] = (set(), set())
         # Failed attempts against the source's deadline, and its health in the store (connectors.health).
         self.watch = FailureWatch(connector, settings.connector.failure_deadline_s)
+        self.backoff = Backoff(settings.connector.backoff_base_s, settings.connector.backoff_max_s)
 
     def _on_source_retry(self, reason: str) -> None:
         self._on_retry(reason)
@@ -204,20 +189,13 @@ class PullLoop:
             await asyncio.sleep(min(1.0, ttl / 3))
 
     async def _with_store_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`, retried with backoff while the store fails transiently."""
-        settings = self.context.settings.connector
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except TRANSIENT_INFRA_ERRORS as exc:
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                attempt += 1
-                self._on_retry(f"{what} failed: {type(exc).__name__}")
-                logger.warning(
-                    "source %s: %s failed (%s); again in %.1fs", self.connector.name, what, exc, delay
-                )
-                await asyncio.sleep(delay)
+        """`call()`, retried with backoff while the store (or the broker) fails transiently."""
+        return await retrying(
+            call,
+            what=f"source {self.connector.name}: {what}",
+            backoff=self.backoff,
+            on_retry=lambda exc: self._on_retry(f"{what} failed: {type(exc).__name__}"),
+        )
 
     async def _renew_lease(self) -> None:
         interval = self.store.lease_ttl_s / 3
@@ -229,7 +207,7 @@ class PullLoop:
                 self._lease_error = exc
                 logger.error("source %s: %s", self.connector.name, exc)
                 return
-            except (asyncpg.PostgresError, *TRANSIENT_INFRA_ERRORS) as exc:
+            except STORE_ERRORS as exc:
                 # The next commit checks the lease anyway; a missed renewal is not fatal by itself.
                 logger.warning("source %s: lease renewal failed: %s", self.connector.name, exc)
 
@@ -278,14 +256,21 @@ class PullLoop:
             try:
                 page = await connector.fetch_page(cursor)
                 break
-            except RetryableError as exc:
-                self.watch.failed_attempt(str(exc))
+            except Exception as exc:
+                # A source failing transiently, or the store or broker a connector reads while fetching
+                # (Moodle's snapshots) being unreachable: neither is the page's fault, so wait and retry.
+                if isinstance(exc, RetryableError):
+                    reason, retry_after_s = str(exc), exc.retry_after_s
+                elif is_retryable(exc):
+                    reason, retry_after_s = f"store or broker unavailable: {type(exc).__name__}", None
+                else:
+                    raise
+                self.watch.failed_attempt(reason)
                 connector.set_health(Health.RETRYING)
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                if exc.retry_after_s is not None:
-                    delay = max(delay, exc.retry_after_s)
+                delay = self.backoff.delay(attempt)
+                if retry_after_s is not None:
+                    delay = max(delay, retry_after_s)
                 attempt += 1
-                reason = str(exc)
                 same = same + 1 if reason == last_reason else 1
                 last_reason = reason
                 self._on_retry(reason)
@@ -357,20 +342,21 @@ class PullLoop:
                 return await self.connector.prepare_page(page)
             except (FatalSourceError, LeaseLost):
                 raise
-            except TRANSIENT_INFRA_ERRORS as exc:
-                # The store (or the broker) is unreachable: not the records' fault, wait for it.
-                delay = backoff_delay(store_attempt, settings.backoff_base_s, settings.backoff_max_s)
-                store_attempt += 1
-                self._on_retry(f"resolving a page failed: {type(exc).__name__}")
-                await asyncio.sleep(delay)
-                continue
-            except Exception as exc:  # any other failure is bounded, then dead-lettered
+            except Exception as exc:
+                if not isinstance(exc, RetryableError) and is_retryable(exc):
+                    # The store (or the broker) is unreachable: not the records' fault, wait for it.
+                    delay = self.backoff.delay(store_attempt)
+                    store_attempt += 1
+                    self._on_retry(f"resolving a page failed: {type(exc).__name__}")
+                    await asyncio.sleep(delay)
+                    continue
+                # Any other failure is bounded, then dead-lettered.
                 failures += 1
                 reason = describe_error(exc) if not isinstance(exc, RetryableError) else str(exc)
                 self._on_retry(reason)
                 if failures >= settings.record_max_attempts:
                     raise _Unresolved(reason, failures) from exc
-                delay = backoff_delay(failures - 1, settings.backoff_base_s, settings.backoff_max_s)
+                delay = self.backoff.delay(failures - 1)
                 if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
                     delay = max(delay, exc.retry_after_s)
                 await asyncio.sleep(delay)
@@ -440,34 +426,21 @@ class PullLoop:
         dead = [*unresolved, *dead]
         pulled = len(page.records) + len(unresolved)
         events, dead = self._not_just_published(events, dead)
-        settings = self.context.settings.connector
-        attempt = 0
-        while True:
-            try:
-                offsets = await self.context.publisher.publish(events, dead)
-                await self.store.commit(
-                    page.next_cursor,
-                    log_identity=self.context.log_identity,
-                    page_offsets=offsets,
-                    records=pulled,
-                )
-                break
-            except TRANSIENT_INFRA_ERRORS as exc:
-                if isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
-                    raise
-                # The broker or the store is briefly unreachable: send the whole page again (the event
-                # ids make the copies harmless) rather than stop the source.
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                attempt += 1
-                self._on_retry(f"publish/commit failed: {type(exc).__name__}")
-                logger.warning(
-                    "source %s: publishing or committing failed (%s: %s); page sent again in %.1fs",
-                    connector.name,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+
+        async def publish_and_commit() -> None:
+            offsets = await self.context.publisher.publish(events, dead)
+            await self.store.commit(
+                page.next_cursor, log_identity=self.context.log_identity, page_offsets=offsets, records=pulled
+            )
+
+        # The broker or the store briefly unreachable: send the whole page again (the event ids make
+        # the copies harmless) rather than stop the source.
+        await retrying(
+            publish_and_commit,
+            what=f"source {connector.name}: publishing and committing a page",
+            backoff=self.backoff,
+            on_retry=lambda exc: self._on_retry(f"publish/commit failed: {type(exc).__name__}"),
+        )
         stats = connector.stats
         stats.pages += 1
         stats.records_pulled += pulled

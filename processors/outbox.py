@@ -30,18 +30,19 @@ from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from infra import telemetry
+from infra.errors import is_retryable
 from infra.kafka import make_producer
 from infra.postgres import create_pool
+from infra.retry import Backoff
 from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import TRANSIENT_ERRORS, cell_parts, published_cells
+from processors.store import cell_parts, published_cells
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
 from schemas.events.base import EVENT_ID_NAMESPACE
 from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
@@ -50,6 +51,9 @@ from schemas.topics import TopicCatalogue
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+
+# The longest pause between two failed relay rounds while the broker or the store is unreachable.
+RELAY_BACKOFF_MAX_S = 5.0
 
 CE_SOURCE = "urn:alcance:processor:indicators"
 CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v1"
@@ -163,12 +167,15 @@ class OutboxRelay:
         """Relay until `stop` is set, then relay what is left once more and return.
 
         Errors reaching the broker or PostgreSQL (those the processors retry too, timeouts included)
-        are logged and retried at the next poll: a relay that ended would leave the outbox undrained.
+        are logged and retried after the next pause, longer with each failure in a row (the shared
+        backoff, up to `RELAY_BACKOFF_MAX_S`): a relay that ended would leave the outbox undrained.
         """
         own = self._producer is None
         if self._producer is None:
             self._producer = make_producer(self.settings.kafka)
             await self._producer.start()
+        backoff = Backoff(self.settings.processor.outbox_poll_interval_ms / 1000, RELAY_BACKOFF_MAX_S)
+        failures = 0
         try:
             while True:
                 stopping = stop.is_set()
@@ -177,17 +184,28 @@ class OutboxRelay:
                 # a broker outage must not buy a pause several times as long as the outage.
                 started = time.monotonic()
                 self._broker_wait_s = 0.0
+                retry_in_s = 0.0
                 try:
                     relayed = await self.publish_pending()
-                except (*TRANSIENT_ERRORS, KafkaError, asyncpg.PostgresError) as exc:
-                    logger.warning("outbox relay round failed (%s: %s); retrying", type(exc).__name__, exc)
+                    failures = 0
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    retry_in_s = backoff.delay(failures)
+                    failures += 1
+                    logger.warning(
+                        "outbox relay round failed (%s: %s); retrying in %.2fs",
+                        type(exc).__name__,
+                        exc,
+                        retry_in_s,
+                    )
                     relayed = 0
                 if stopping and relayed == 0:
                     return
                 if not stopping:
                     with contextlib.suppress(TimeoutError):
                         busy_s = time.monotonic() - started - self._broker_wait_s
-                        await asyncio.wait_for(stop.wait(), self.pause_after(busy_s))
+                        await asyncio.wait_for(stop.wait(), max(retry_in_s, self.pause_after(busy_s)))
         finally:
             if own:
                 await self._producer.stop()
