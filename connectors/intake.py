@@ -64,19 +64,19 @@ from connectors.intake_shapes import (
     check_statement,
     parse_statement_id,
 )
+from connectors.pseudonym import Pseudonymiser
 from connectors.publisher import DeadLetter
 from connectors.runtime import describe_error
-from connectors.xapi import XapiConnector, XapiRecord, event_rows
+from connectors.xapi_extensions import DEFAULT_VERBS, VERB_VOIDED
+from connectors.xapi_mapping import StatementMapper, event_rows
 from connectors.xapi_redact import redact_statement
 from infra.errors import is_retryable
-from infra.settings import SourceConfig
 from schemas.events.base import Event
 from schemas.events.training import TrainingEventRetracted
 
 logger = logging.getLogger(__name__)
 
 XAPI_VERSION_HEADER = "X-Experience-API-Version"
-VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 # The xAPI versions spoken: 1.0.x and 2.0.x (patch levels are wire-compatible).
 _VERSION = re.compile(r"(1|2)\.0\.[0-9]{1,3}")
 _CLIENT = web.RequestKey("client", Client)
@@ -124,9 +124,7 @@ class Intake:
         self._limits = settings.intake
         self._gate = Gatekeeper(settings.intake)
         self._in_flight = 0
-        self._mapper = XapiConnector(
-            SourceConfig(name=self.source, kind="xapi", endpoint="http://intake.invalid/"), settings
-        )
+        self._mapper = StatementMapper(self.source, Pseudonymiser.from_settings(settings), DEFAULT_VERBS)
         catalogue = context.catalogue
         self._dead_topic = catalogue.dead_letter(catalogue.training).name
 
@@ -188,7 +186,7 @@ class Intake:
             k: v for k, v in statement.items() if k not in {"id", "stored", "authority", "version", "actor"}
         }
         try:
-            actor = self._mapper._person_key(statement.get("actor"))
+            actor = self._mapper.person_key(statement.get("actor"))
         except DeadLetterRecord:
             actor = ""
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
@@ -220,7 +218,7 @@ class Intake:
             if statement["verb"]["id"] == VERB_VOIDED:
                 accepted.events = self._retractions(statement, known)
             else:
-                accepted.events = self._mapper.map_record(XapiRecord(statement=statement))
+                accepted.events = self._mapper.events(statement)
         except SkipRecord as exc:
             logger.debug("intake: statement skipped: %s", exc.reason)
         except DeadLetterRecord as exc:
