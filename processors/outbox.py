@@ -20,7 +20,6 @@ import json
 import logging
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -43,10 +42,8 @@ from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
 from processors.store import cell_parts, published_cells
-from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
-from schemas.events.base import EVENT_ID_NAMESPACE
-from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
-from schemas.registry import CE_TYPE_PREFIX
+from schemas.cloudevents import KafkaRecord
+from schemas.indicators import IndicatorValue, encode_indicator, indicator_key
 from schemas.topics import TopicCatalogue
 
 T = TypeVar("T")
@@ -55,9 +52,6 @@ logger = logging.getLogger(__name__)
 # The longest pause between two failed relay rounds while the broker or the store is unreachable.
 RELAY_BACKOFF_MAX_S = 5.0
 
-CE_SOURCE = "urn:alcance:processor:indicators"
-CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v1"
-
 _FETCH = """
 SELECT id, indicator, period_kind, period_start, dims
 FROM indicator_outbox
@@ -65,12 +59,6 @@ ORDER BY id
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
-
-_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
-_SOURCE_HEADER = ("ce_source", CE_SOURCE.encode())
-_TYPE_HEADER = ("ce_type", CE_TYPE.encode())
-_DATASCHEMA_HEADER = ("ce_dataschema", INDICATOR_SCHEMA_ID.encode())
-_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 # Cells built and sent between two yields to the event loop.
 _YIELD_EVERY = 200
@@ -118,17 +106,7 @@ def indicator_record(
     )
     if key is None:
         key = indicator_key(indicator, period_kind, period_start, dimensions)
-    headers = [
-        _SPEC_VERSION_HEADER,
-        ("ce_id", str(uuid.uuid5(EVENT_ID_NAMESPACE, f"indicator\x1f{key}\x1f{version}")).encode()),
-        _SOURCE_HEADER,
-        _TYPE_HEADER,
-        ("ce_time", payload.as_of.isoformat().replace("+00:00", "Z").encode()),
-        ("ce_subject", key.encode()),
-        _DATASCHEMA_HEADER,
-        _CONTENT_TYPE_HEADER,
-    ]
-    return KafkaRecord(key=key.encode(), value=payload.model_dump_json().encode(), headers=headers)
+    return encode_indicator(payload, key)
 
 
 @lru_cache(maxsize=65_536)

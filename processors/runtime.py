@@ -42,6 +42,7 @@ from processors.store import (
     expected_deltas,
     parts_json,
 )
+from schemas import deadletter
 from schemas.cloudevents import InvalidEvent, decode
 from schemas.events.base import Event, EventRetracted
 from schemas.topics import TopicCatalogue
@@ -160,7 +161,7 @@ class IndicatorProcessor:
     ) -> None:
         self.settings = settings
         self.catalogue = TopicCatalogue.from_settings(settings)
-        self.group = self.catalogue.consumer_group("indicators")
+        self.group = self.catalogue.indicators_group
         self.contribute = contribute or default_contribute()
         self.stats = ProcessorStats()
         self.owned: dict[TopicPartitionKey, tuple[int, int]] = {}
@@ -523,12 +524,7 @@ class IndicatorProcessor:
                 record.value,
                 record.key,
                 [(k, v) for k, v in (record.headers or ()) if v is not None],
-                [
-                    ("dlq_reason", reason.encode()),
-                    ("dlq_source_topic", record.topic.encode()),
-                    ("dlq_source_partition", str(record.partition).encode()),
-                    ("dlq_source_offset", str(record.offset).encode()),
-                ],
+                deadletter.for_consumer_record(reason, record.topic, record.partition, record.offset),
             )
             deliveries.append(
                 await producer.send(
