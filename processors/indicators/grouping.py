@@ -294,3 +294,12 @@ def index_rows(rows: Iterable[StoredRow]) -> RowIndex:
         else:
             found.append(row)
     return index
+
+
+def quantile(values: Sequence[Decimal], q: Decimal) -> Decimal:
+    """The q-quantile by linear interpolation between closest ranks (q in [0, 1]; values not empty)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
