@@ -46,6 +46,7 @@ async def retrying(
     give_up_after_s: float | None = None,
     max_attempts: int | None = None,
     on_retry: Callable[[BaseException], None] | None = None,
+    wait_at_least_s: Callable[[BaseException], float | None] | None = None,
     log_level: int = logging.WARNING,
 ) -> T:
     """`await call()`, called again after a backoff while it fails with an error `retry_on` accepts.
@@ -58,6 +59,7 @@ async def retrying(
         give_up_after_s: stop retrying once this long has passed since the first attempt.
         max_attempts: stop retrying after this many attempts in all.
         on_retry: called once per failed attempt that is retried (counters, health).
+        wait_at_least_s: the least wait an error asks for (a server's `Retry-After`), or None.
         log_level: level of the one line logged per retry.
 
     Raises:
@@ -75,6 +77,9 @@ async def retrying(
             if max_attempts is not None and attempt >= max_attempts:
                 raise
             delay = backoff.delay(attempt - 1)
+            floor_s = wait_at_least_s(exc) if wait_at_least_s is not None else None
+            if floor_s is not None:
+                delay = max(delay, floor_s)
             if give_up_after_s is not None and time.monotonic() + delay - started > give_up_after_s:
                 raise
             if on_retry is not None:
