@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
+from processors.indicators.base import UNKNOWN
 from processors.indicators.catalogue import (
     CATALOGUE,
     CONTACT_ANSWER_WINDOW_DAYS,
@@ -77,7 +78,7 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
     A firm's country is its registration country when known (so the parties to meetings and answers
     count in their own country), else the country on the action.
     """
-    country = {row.member: row.dimensions.get("country", "UNKNOWN") for row in index.get(_REGISTERED, ())}
+    country = {row.member: row.dimensions.get("country", UNKNOWN) for row in index.get(_REGISTERED, ())}
     actions: list[tuple[str, date, str]] = []
     for row in index.get(("PLGN-02", "active_day"), ()):
         if row.member is not None:

@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
+from processors.indicators.base import UNKNOWN
 from processors.indicators.catalogue import (
     CATALOGUE,
     COUNTRY_COVERAGE_MIN_LEARNERS,
@@ -214,7 +215,7 @@ def aggregate_country_coverage(indicator: Indicator, index: RowIndex, ctx: ReadC
     for (start, key), group in sorted(_group(records, ctx, "certificate").items(), key=lambda item: item[0]):
         by_country: dict[str, set[str]] = defaultdict(set)
         for record in group:
-            by_country[record.dimensions.get("country", "UNKNOWN")].add(record.learner)
+            by_country[record.dimensions.get("country", UNKNOWN)].add(record.learner)
         total = sum(len(learners) for learners in by_country.values())
         covered = sum(
             1

@@ -22,12 +22,11 @@ from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
 
 from processors.indicators import catalogue
-from processors.indicators.base import PeriodKind
+from processors.indicators.base import UNKNOWN, PeriodKind
 from processors.indicators.catalogue import Indicator, PartRef
 from processors.indicators.periods import period_end, period_start
 
 WILDCARD = "*"
-UNKNOWN = "UNKNOWN"
 
 GroupKey = tuple[date, tuple[str, ...]]
 
