@@ -25,7 +25,7 @@ from typing import Any, Literal
 import asyncpg
 
 from infra.settings import Settings
-from processors.indicators import catalogue, cohorts
+from processors.indicators import aggregate_training, catalogue, enrolments
 from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate, index_rows
 from processors.indicators.base import PeriodKind
 from processors.indicators.derive import derive_value, extra_ratios
@@ -195,13 +195,14 @@ async def read_indicators(
     joins = {
         frozenset((ref.indicator, ref.part) for ref in entry.reads)
         for entry in indicators
-        if entry.aggregation in cohorts.AGGREGATIONS
+        if entry.aggregation in aggregate_training.AGGREGATIONS
     }
     wanted = {
         (ref.indicator, ref.part)
         for entry in indicators
         for ref in entry.reads
-        if entry.aggregation not in cohorts.AGGREGATIONS or (ref.indicator, ref.part) not in JOINED_PARTS
+        if entry.aggregation not in aggregate_training.AGGREGATIONS
+        or (ref.indicator, ref.part) not in JOINED_PARTS
     } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
     # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
     margin = Decimal(str(settings.processor.roi_margin_coefficient))
@@ -222,7 +223,7 @@ async def read_indicators(
                 )
         index = index_rows(rows)
         for parts in joins:
-            index.preload(cohorts.join_enrolments, parts, records)
+            index.preload(enrolments.join_enrolments, parts, records)
         for entry in indicators:
             cells = aggregate(entry.id, index, ctx)
             found = to_results(entry.id, cells, period, margin_coefficient=margin)
