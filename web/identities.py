@@ -130,7 +130,8 @@ async def list_credentials(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Every token (never its secret), newest first."""
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT id, name, role, member_state, created_at, last_used_at, revoked_at FROM web_credential"
+            "SELECT id, name, role, member_state, created_at, expires_at, last_used_at, revoked_at"
+            "  FROM web_credential"
             " WHERE kind = 'token' ORDER BY created_at DESC"
         )
     return [dict(row) for row in rows]

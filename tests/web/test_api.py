@@ -67,6 +67,8 @@ async def test_an_indicator_read_returns_the_same_values_as_the_cli(
     url = f"{base_url}/api/v1/indicators/cvf-01?grain=year"
     async with http.get(url, headers=bearer(token)) as response:
         assert response.status == 200
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert float(response.headers["Server-Timing"].split("dur=")[1]) > 0
         table = await response.json()
     expected = await cli_json(filled, "indicators", "--json", "--indicator", "CVF-01", "--period", "year")
     assert expected, "the store holds CVF-01 cells"
@@ -240,3 +242,34 @@ async def test_a_session_ends_when_idle_too_long_and_on_sign_out(
         assert sessions == 0
         async with browser.get(f"{base_url}/api/v1/catalogue") as response:
             assert response.status == 401
+
+
+async def test_a_state_identity_carries_its_member_state_and_reads_as_external(
+    web_pool: asyncpg.Pool,
+) -> None:
+    credential_id, name, secret = await identities.create_credential(
+        web_pool, role="state", member_state="py"
+    )
+    found = await identities.identity_for_token(web_pool, secret)
+    assert found == identities.Identity(
+        name=name, role="state", member_state="PY", credential_id=credential_id
+    )
+    assert found.audience == "external"
+    stored = await web_pool.fetchval("SELECT secret_sha256 FROM web_credential WHERE id = $1", credential_id)
+    assert stored == identities.digest(secret) and secret.encode() not in bytes(stored)
+    assert await identities.identity_for_token(web_pool, secret + "x") is None
+
+
+async def test_an_expired_token_is_refused(
+    base_url: str, http: aiohttp.ClientSession, web_pool: asyncpg.Pool
+) -> None:
+    credential_id, _, secret = await identities.create_credential(
+        web_pool, role="developer", ttl_s=90 * 86_400
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 200
+    await web_pool.execute(
+        "UPDATE web_credential SET expires_at = now() - interval '1 second' WHERE id = $1", credential_id
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 401

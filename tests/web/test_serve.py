@@ -89,6 +89,7 @@ async def test_token_mistakes_end_with_a_message_naming_what_is_valid(filled: Se
         (["token", "create", "--role", "state"], "--state"),
         (["token", "create", "--role", "state", "--state", "US"], "not an ALADI member state"),
         (["token", "revoke", "nobody-has-this-name"], "alcance token list"),
+        (["token", "create", "--role", "developer", "--days", "400"], "--days"),
     ]
     for args, named in cases:
         code, out, err = await alcance(filled, *args)
@@ -99,6 +100,7 @@ async def test_token_mistakes_end_with_a_message_naming_what_is_valid(filled: Se
     assert code == 0
     code, listed, _ = await alcance(filled, "token", "list")
     assert "\tuy-desk\tstate\tUY\t" in listed
+    assert "\texpires " in listed.splitlines()[0]
 
 
 async def test_run_serves_the_dashboard_unless_told_not_to(settings: Settings) -> None:
