@@ -263,3 +263,18 @@ async def test_every_csv_row_has_as_many_fields_as_its_header(
             text = await fetch(http, f"{base_url}{path}?csv={table_id}", token)
             rows = list(csv.reader(io.StringIO(text)))
             assert rows and all(len(row) == len(rows[0]) for row in rows), (path, table_id)
+
+
+async def test_the_course_comparison_equals_the_indicators_api(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    token = await make_token("coordinator")
+    text = await fetch(http, f"{base_url}/courses?year=2025&csv=courses-all-runs", token)
+    rows = {row["course"]: row for row in csv.DictReader(io.StringIO(text))}
+    for indicator, column in (("CVF-05", "completion_rate"), ("CVF-07", "certification_rate")):
+        url = f"{base_url}/api/v1/indicators/{indicator}?grain=year&by=course&from=2025&to=2025"
+        async with http.get(url, headers=bearer(token)) as response:
+            api = {c["dimensions"]["course"]: c for c in (await response.json())["cells"]}
+        assert rows and set(api) <= set(rows)
+        for course, cell in api.items():
+            assert rows[course][column] == ("" if cell["value"] is None else str(cell["value"]))

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from aiohttp import web
 
 from web.api.view_models import YearQuery
 from web.api.views import targets
-from web.pages.data import by_dimension, cells, in_year, rate_of, value_of, view
+from web.pages.data import by_dimension, cells, cells_of, in_year, rate_of, value_of, view
 from web.pages.filters import chosen, chosen_year, year_filter
 from web.pages.i18n import Speaker
 from web.pages.reach import training_years
@@ -36,14 +35,10 @@ async def _cohort_rows(
     request: web.Request, dimension: str, year: int | None
 ) -> dict[str, dict[str, Any]] | None:
     """Per value of `dimension`: the cohort indicators of `year`, rates with their parts."""
-    # The reads wait on PostgreSQL in part, so they overlap.
-    read = await asyncio.gather(*(cells(request, indicator, by=[dimension]) for indicator in COHORT_IDS))
-    if any(found is None for found in read):
+    read = await cells_of(request, COHORT_IDS, by=[dimension])  # one snapshot, one enrolment join
+    if read is None:
         return None
-    tables = {
-        indicator: by_dimension(in_year(found, year), dimension)
-        for indicator, found in zip(COHORT_IDS, read, strict=True)
-    }
+    tables = {indicator: by_dimension(in_year(found, year), dimension) for indicator, found in read.items()}
     names = sorted({name for table in tables.values() for name in table})
     return {
         name: {
