@@ -64,6 +64,13 @@ def _parser() -> argparse.ArgumentParser:
         help="fetch: download the pinned jars once with Maven; path: print where they are",
     )
 
+    db = commands.add_parser("db", parents=[config], help="the store's roles, for a managed PostgreSQL")
+    db.add_argument(
+        "action",
+        choices=("roles",),
+        help="roles: print the SQL that creates the store's roles (run it once as an administrator)",
+    )
+    db.add_argument("--database", default="postgres", help="the database alcance's schema lives in")
     indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
     indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01, any case (default: all)")
@@ -187,6 +194,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "broker":
         return _broker(args.action, settings)
+    if args.command == "db":
+        from infra.store_grants import roles_script
+
+        print(roles_script(args.database))
+        return 0
     if args.command == "indicators":
         rows = await app.read_indicators(
             settings, indicator=args.indicator, period=args.period, by=args.by, external=args.external

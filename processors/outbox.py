@@ -37,6 +37,7 @@ from pydantic import ValidationError
 from infra import telemetry
 from infra.kafka import make_producer
 from infra.postgres import create_pool
+from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
@@ -167,7 +168,7 @@ class OutboxRelay:
         """
         own = self._producer is None
         if self._producer is None:
-            self._producer = make_producer(self.settings.kafka)
+            self._producer = make_producer(kafka_settings_for(self.settings.kafka, RELAY_PRINCIPAL))
             await self._producer.start()
         try:
             while True:
@@ -332,7 +333,7 @@ async def run_relay(settings: Settings) -> int:
     Returns:
         The number of records published.
     """
-    pool = await create_pool(settings.postgres)
+    pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
