@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 from infra import telemetry
 from infra.kafka import make_producer
+from infra.kafka_acls import ensure_acls
 from infra.postgres import create_pool
 from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
@@ -333,6 +334,7 @@ async def run_relay(settings: Settings) -> int:
     Returns:
         The number of records published.
     """
+    await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
     pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

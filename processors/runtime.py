@@ -27,6 +27,7 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 from infra import telemetry
 from infra.dead_letters import bound_dead_letter
 from infra.kafka import make_consumer, make_producer, read_log_identity
+from infra.kafka_acls import ensure_acls
 from infra.postgres import create_pool
 from infra.roles import PROCESSOR, PROCESSOR_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
@@ -204,7 +205,10 @@ class IndicatorProcessor:
         Returns:
             The running totals.
         """
+        # Setup as the settings' own Kafka user: the log identity and (where alcance manages them) the
+        # ACLs this processor's principal needs.
         log_identity = await read_log_identity(self.settings.kafka, self.catalogue)
+        await ensure_acls(self.settings.kafka, self.catalogue)
         if self._pool is None:
             self._pool = await create_pool(store_settings_for(self.settings.postgres, PROCESSOR))
         self._store = Store(self._pool, log_identity=log_identity, consumer_group=self.group)
