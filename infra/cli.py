@@ -25,6 +25,7 @@ from infra.cli_errors import (
 )
 from infra.config_check import ConfigurationError, describe_validation_error
 from infra.logs import setup_logging
+from infra.roles import check_identity_keys
 from infra.settings import ReachTargetConfig, Settings, load_settings
 
 # The art. 7 audiences CVF-16 has targets for (infra.settings.ReachTargetConfig.audience).
@@ -135,6 +136,7 @@ def _report(args: argparse.Namespace, message: str, code: ExitCode) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    check_identity_keys(settings.kafka, settings.postgres)
     if args.command == "indicators":
         # Checked before any store starts, so a typo costs no PostgreSQL start-up.
         if args.indicator is not None:

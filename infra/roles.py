@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import SecretStr
 
+from infra.config_check import ConfigurationError
 from infra.settings import KafkaLogin, KafkaSettings, PostgresSettings
 from schemas.topics import FAMILIES, INDICATORS_GROUP
 
@@ -135,6 +136,28 @@ def kafka_settings_for(kafka: KafkaSettings, principal: KafkaPrincipal) -> Kafka
     if login is None:
         return kafka
     return kafka.model_copy(update={"sasl_username": login.username, "sasl_password": login.password})
+
+
+def check_identity_keys(kafka: KafkaSettings, postgres: PostgresSettings) -> None:
+    """Refuse `kafka.logins` and `postgres.role_dsns` keys that name no principal or role.
+
+    A misspelt key would otherwise leave its component on the shared login without a word.
+
+    Raises:
+        ConfigurationError: naming the key and the valid ones (never a value).
+    """
+    problems: list[str] = []
+    for setting, keys, valid in (
+        ("kafka.logins", kafka.logins, [p.key for p in KAFKA_PRINCIPALS if p is not ADMIN]),
+        ("postgres.role_dsns", postgres.role_dsns, [r.key for r in GRANTED_ROLES]),
+    ):
+        problems += [
+            f"unknown key {key!r} in {setting} (valid: {', '.join(valid)})"
+            for key in keys
+            if key not in valid
+        ]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
 
 
 def kafka_logins(passwords: dict[str, str]) -> dict[str, KafkaLogin]:

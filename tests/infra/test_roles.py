@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from infra.cli import main
+from infra.cli_errors import ExitCode
+from infra.config_check import ConfigurationError
 from infra.roles import (
     ADMIN,
     OWNER,
@@ -16,6 +19,7 @@ from infra.roles import (
     AclRule,
     StoreRole,
     acl_rules,
+    check_identity_keys,
     connector_principal,
     kafka_settings_for,
     store_settings_for,
@@ -108,3 +112,27 @@ def test_the_roles_script_creates_every_login_without_writing_a_password() -> No
         assert f"\\password {login}" in script
     assert "PASSWORD" not in script
     assert 'GRANT CONNECT, CREATE ON DATABASE "alcance" TO alcance_owner;' in script
+
+
+def test_a_misspelt_login_or_role_key_is_a_configuration_error_naming_the_valid_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ALCANCE_KAFKA__LOGINS", '{"procesor": {"username": "p", "password": "canary-4"}}')
+    monkeypatch.setenv("ALCANCE_POSTGRES__ROLE_DSNS", '{"webb": "postgresql://w:canary-5@db/alcance"}')
+    settings = load_settings()
+    with pytest.raises(ConfigurationError) as raised:
+        check_identity_keys(settings.kafka, settings.postgres)
+    message = str(raised.value)
+    assert "'procesor' in kafka.logins" in message and "processor" in message.split("procesor", 1)[1]
+    assert "'webb' in postgres.role_dsns (valid: processor, reader, web)" in message
+    assert "canary" not in message
+
+
+def test_the_cli_refuses_a_misspelt_key_before_starting_anything(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("ALCANCE_POSTGRES__ROLE_DSNS", '{"procesor": "postgresql://p:canary-6@db/alcance"}')
+    assert main(["db", "roles"]) == ExitCode.CONFIGURATION
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "unknown key 'procesor' in postgres.role_dsns" in captured.err and "canary" not in captured.err
