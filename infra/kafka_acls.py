@@ -99,10 +99,14 @@ async def _until_enforced(send: Send, bindings: list[AclBinding], timeout_s: flo
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s
     while wanted:
-        for resource in list(wanted):
-            response: Any = await send(
-                DescribeAclsRequest(resource[0], resource[1], PATTERN_LITERAL, None, None, ANY, ANY)
+        resources = list(wanted)
+        responses: list[Any] = await asyncio.gather(
+            *(
+                send(DescribeAclsRequest(kind, name, PATTERN_LITERAL, None, None, ANY, ANY))
+                for kind, name in resources
             )
+        )
+        for resource, response in zip(resources, responses, strict=True):
             described = {
                 (principal, operation)
                 for _type, _name, *_pattern, acls in response.resources
