@@ -84,7 +84,7 @@ class PostgresSettings(BaseModel):
 
     With no `dsn` the embedded PostgreSQL server is started and used. `dsn` is the owner's (migrations);
     `role_dsns` holds each component's own (keys in `infra.roles`: `processor`, `reader`, `web`), which
-    falls back to `dsn`.
+    falls back to `dsn`. Pointing at another server means changing both (`LocalStack.resolve` does).
     """
 
     dsn: SecretStr | None = None
