@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
 
+from connectors.family_producers import FamilyProducers
 from infra.dead_letters import bound_dead_letter
 from infra.telemetry import inject_headers, tracer
 from schemas import deadletter
@@ -51,16 +52,17 @@ class DeadLetter:
 class Publisher:
     """Sends pages of events and waits until the broker acknowledged every one of them.
 
-    One producer can be shared by all connectors of a process. Dead letters are not counted in
+    One producer, or one per family (`FamilyProducers`), is shared by all connectors of a process.
+    Dead letters are not counted in
     `produced_offsets()`: no consumer group is expected to consume them, so they must not hold up idle
     detection.
 
     Args:
-        producer: a started aiokafka producer (acks="all").
+        producer: a started aiokafka producer (acks="all"), or the family producers of the process.
         catalogue: the topic catalogue (routing of events to topics).
     """
 
-    def __init__(self, producer: AIOKafkaProducer, catalogue: TopicCatalogue) -> None:
+    def __init__(self, producer: AIOKafkaProducer | FamilyProducers, catalogue: TopicCatalogue) -> None:
         self._producer = producer
         self._catalogue = catalogue
         self._produced: dict[tuple[str, int], int] = {}
@@ -90,10 +92,9 @@ class Publisher:
         dead_futures: list[asyncio.Future[Any]] = []
         for letter in dead_letters:
             bounded = bound_dead_letter(letter.value, letter.source.encode(), [], letter.headers())
+            producer = await self._producer_for(letter.topic)
             dead_futures.append(
-                await self._producer.send(
-                    letter.topic, bounded.value, key=bounded.key, headers=bounded.headers
-                )
+                await producer.send(letter.topic, bounded.value, key=bounded.key, headers=bounded.headers)
             )
         metadata = await asyncio.gather(*futures)
         await asyncio.gather(*dead_futures)
@@ -107,8 +108,14 @@ class Publisher:
                 self._produced[tp] = offset
         return page
 
+    async def _producer_for(self, topic: str) -> AIOKafkaProducer:
+        if isinstance(self._producer, FamilyProducers):
+            return await self._producer.for_topic(topic)
+        return self._producer
+
     async def _send_events(self, topic: str, batch: Iterable[Event]) -> list[asyncio.Future[Any]]:
         futures: list[asyncio.Future[Any]] = []
+        producer = await self._producer_for(topic)
         with tracer().start_as_current_span(
             f"send {topic}",
             kind=SpanKind.PRODUCER,
@@ -118,9 +125,7 @@ class Publisher:
             for event in batch:
                 record = encode(event)
                 headers = inject_headers(list(record.headers))
-                futures.append(
-                    await self._producer.send(topic, record.value, key=record.key, headers=headers)
-                )
+                futures.append(await producer.send(topic, record.value, key=record.key, headers=headers))
                 count += 1
             span.set_attribute("messaging.batch.message_count", count)
         return futures

@@ -22,8 +22,10 @@ from connectors.registry import available_kinds, load_connector_class
 from connectors.runtime import run_connectors
 from infra.child_settings import spawn_with_settings
 from infra.kafka import ensure_topics, make_consumer, topic_partitions
+from infra.kafka_acls import ensure_acls
 from infra.local import LocalStack, LocalStackError, running_stack
 from infra.postgres import create_pool, migrate
+from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import ReachTargetConfig, Settings
 from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
@@ -66,12 +68,19 @@ async def run_pipeline(settings: Settings, *, until_idle: bool = False) -> int:
 async def _run_resolved(
     settings: Settings, stack: AsyncExitStack, stop: asyncio.Event, *, until_idle: bool, started: float
 ) -> int:
-    pool = await create_pool(settings.postgres)
+    # Setup as the owner (migrations) and the settings' Kafka user (topics, ACLs); the work that
+    # follows runs as the processor role and each component's own principal (infra.roles).
+    owner_pool = await create_pool(settings.postgres)
+    try:
+        await migrate(owner_pool)
+        await apply_configured_targets(owner_pool, settings)
+    finally:
+        await owner_pool.close()
+    pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stack.push_async_callback(pool.close)
-    await migrate(pool)
-    await apply_configured_targets(pool, settings)
     catalogue = TopicCatalogue.from_settings(settings)
     await ensure_topics(settings.kafka, catalogue.all())
+    await ensure_acls(settings.kafka, catalogue)
 
     sources = settings.sources
     if not sources:

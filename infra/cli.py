@@ -25,6 +25,7 @@ from infra.cli_errors import (
 )
 from infra.config_check import ConfigurationError, describe_validation_error
 from infra.logs import setup_logging
+from infra.roles import check_identity_keys
 from infra.settings import ReachTargetConfig, Settings, load_settings
 
 # The art. 7 audiences CVF-16 has targets for (infra.settings.ReachTargetConfig.audience).
@@ -76,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
         help="fetch: download the pinned jars once with Maven; path: print where they are",
     )
 
+    db = commands.add_parser("db", parents=[config], help="the store's roles, for a managed PostgreSQL")
+    db.add_argument(
+        "action",
+        choices=("roles",),
+        help="roles: print the SQL that creates the store's roles (run it once as an administrator)",
+    )
+    db.add_argument("--database", default="postgres", help="the database alcance's schema lives in")
     indicators = commands.add_parser("indicators", parents=[config], help="print current indicator values")
     indicators.add_argument("--json", action="store_true", help="print a JSON list (the only format yet)")
     indicators.add_argument("--indicator", help="catalogue id, e.g. CVF-01, any case (default: all)")
@@ -140,6 +148,7 @@ def _report(args: argparse.Namespace, message: str, code: ExitCode) -> int:
 
 def _main(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    check_identity_keys(settings.kafka, settings.postgres)
     if args.command == "indicators":
         # Checked before any store starts, so a typo costs no PostgreSQL start-up.
         if args.indicator is not None:
@@ -219,6 +228,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "broker":
         return _broker(args.action, settings)
+    if args.command == "db":
+        from infra.store_grants import roles_script
+
+        print(roles_script(args.database))
+        return 0
     if args.command == "indicators":
         rows = await app.read_indicators(
             settings, indicator=args.indicator, period=args.period, by=args.by, external=args.external

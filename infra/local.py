@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import shlex
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -14,6 +16,7 @@ from typing import Any
 from pydantic import SecretStr
 
 from infra.broker.node import KafkaNode
+from infra.broker.scram import SASL_MECHANISM
 from infra.local_postgres import PG_SYSTEM_USER, LocalPostgres, postgres_bin_dir
 from infra.processes import (
     STATE_DIR_LOCK,
@@ -23,7 +26,8 @@ from infra.processes import (
     free_port,
     parent_death_preexec,
 )
-from infra.settings import Settings, default_cache_dir
+from infra.roles import ADMIN, GRANTED_ROLES, OWNER, READER, KafkaPrincipal, StoreRole, kafka_logins
+from infra.settings import Settings, default_cache_dir, settings_section
 
 __all__ = [
     "PG_SYSTEM_USER",
@@ -100,6 +104,24 @@ class LocalStack:
             LocalStackError: when PostgreSQL was not started by this stack.
         """
         return self._running_postgres().dsn
+
+    def role_dsn(self, role: StoreRole) -> str:
+        """Connection string of `role`'s login on the local PostgreSQL (see `infra.roles`).
+
+        Raises:
+            LocalStackError: when PostgreSQL was not started by this stack.
+        """
+        return self._running_postgres().role_dsn(role)
+
+    def kafka_password(self, principal: KafkaPrincipal) -> str:
+        """The local broker's password of `principal` (kept owner-only in the state directory).
+
+        Raises:
+            LocalStackError: when the broker was not started by this stack.
+        """
+        if self._broker is None or self._broker.child is None:
+            raise LocalStackError("the local Kafka broker is not running")
+        return self._broker.passwords[principal.key]
 
     def _running_postgres(self) -> LocalPostgres:
         if self._postgres is None or self._postgres.child is None:
@@ -200,10 +222,28 @@ class LocalStack:
         """`settings` with the address of every service this stack runs filled in."""
         update: dict[str, Any] = {}
         if self._broker is not None:
-            update["kafka"] = settings.kafka.model_copy(update={"bootstrap_servers": self.bootstrap_servers})
+            update["kafka"] = settings.kafka.model_copy(update=self._kafka_access())
         if self._postgres is not None:
-            update["postgres"] = settings.postgres.model_copy(update={"dsn": SecretStr(self.dsn)})
+            postgres = self._running_postgres()
+            role_dsns = {role.key: SecretStr(postgres.role_dsn(role)) for role in GRANTED_ROLES}
+            update["postgres"] = settings.postgres.model_copy(
+                update={"dsn": SecretStr(postgres.role_dsn(OWNER)), "role_dsns": role_dsns}
+            )
         return settings.model_copy(update=update)
+
+    def _kafka_access(self) -> dict[str, Any]:
+        """The broker's address, its admin as the default login, every principal's login, ACLs on."""
+        if self._broker is None or self._broker.child is None:
+            raise LocalStackError("the local Kafka broker is not running")
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": SASL_MECHANISM,
+            "sasl_username": ADMIN.username,
+            "sasl_password": SecretStr(self._broker.admin_password),
+            "logins": kafka_logins(self._broker.passwords),
+            "manage_acls": True,
+        }
 
 
 def stack_for(settings: Settings) -> LocalStack:
@@ -252,11 +292,8 @@ async def serve_stack(settings: Settings) -> None:
         stack = stack_for(settings)
         await stack.start()
         try:
-            if settings.kafka.bootstrap_servers is None:
-                print(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={stack.bootstrap_servers}")
-            if settings.postgres.dsn is None:
-                print(f"ALCANCE_POSTGRES__DSN={stack.dsn}")
-                print(f"# read-only, for BI tools: {stack.reader_dsn}")
+            for line in _served_settings(stack.resolve(settings), settings):
+                print(line)
             sys.stdout.flush()
             stop_wait = asyncio.create_task(stop_requested.wait())
             exit_wait = asyncio.create_task(stack.wait_for_exit())
@@ -274,3 +311,36 @@ async def serve_stack(settings: Settings) -> None:
     finally:
         for signum in handled:
             loop.remove_signal_handler(signum)
+
+
+def service_environment(resolved: Settings, configured: Settings) -> dict[str, str]:
+    """The `ALCANCE_*` variables that point a process at the services a stack started.
+
+    Args:
+        resolved: the settings the stack resolved (`LocalStack.resolve`).
+        configured: the settings before, telling which services were configured externally (those
+            are left out: their settings may hold secrets the caller has already).
+    """
+    environment: dict[str, str] = {}
+    if configured.kafka.bootstrap_servers is None:
+        kafka = settings_section(resolved.kafka)
+        for name in ("bootstrap_servers", "security_protocol", "sasl_mechanism", "sasl_username"):
+            environment[f"ALCANCE_KAFKA__{name.upper()}"] = str(kafka[name])
+        environment["ALCANCE_KAFKA__SASL_PASSWORD"] = str(kafka["sasl_password"])
+        environment["ALCANCE_KAFKA__LOGINS"] = json.dumps(kafka["logins"])
+        environment["ALCANCE_KAFKA__MANAGE_ACLS"] = json.dumps(kafka["manage_acls"])
+    if configured.postgres.dsn is None:
+        postgres = settings_section(resolved.postgres)
+        environment["ALCANCE_POSTGRES__DSN"] = postgres["dsn"]
+        environment["ALCANCE_POSTGRES__ROLE_DSNS"] = json.dumps(postgres["role_dsns"])
+    return environment
+
+
+def _served_settings(resolved: Settings, configured: Settings) -> list[str]:
+    """The lines `alcance stack` prints: its services' settings (shell-quoted), and the BI tools' DSN."""
+    environment = service_environment(resolved, configured)
+    lines = [f"{name}={shlex.quote(value)}" for name, value in environment.items()]
+    if configured.postgres.dsn is None:
+        reader = resolved.postgres.role_dsns[READER.key].get_secret_value()
+        lines.append(f"# read-only, for BI tools: {reader}")
+    return lines

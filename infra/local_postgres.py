@@ -9,7 +9,6 @@ import logging
 import os
 import pwd
 import re
-import secrets
 import signal
 import stat
 import time
@@ -21,7 +20,6 @@ from urllib.parse import quote
 import asyncpg
 
 from infra.errors import STORE_ERRORS
-from infra.postgres import READER_LOGIN, ensure_reader_login
 from infra.processes import (
     BIND_ATTEMPTS,
     HOST,
@@ -33,8 +31,11 @@ from infra.processes import (
     process_gone,
     spawn,
     stop_foreign_process,
+    stored_secret,
     wait_until_ready,
 )
+from infra.roles import OWNER, READER, STORE_ROLES, StoreRole
+from infra.store_grants import ensure_roles
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,10 @@ class LocalPostgres:
         self.log_path = state_dir / "postgres.log"
         self.stored_port = StoredPort(state_dir / "postgres.port")
         self.password = stored_secret(state_dir / "postgres.password")
-        self.reader_password = stored_secret(state_dir / "postgres-reader.password")
+        # One password per role of the store, each in its own owner-only file.
+        self.role_passwords = {
+            role.key: stored_secret(state_dir / f"postgres-{role.key}.password") for role in STORE_ROLES
+        }
         self.child: Child | None = None
         self.port = 0
 
@@ -79,11 +83,15 @@ class LocalPostgres:
         """The superuser's connection string (password authentication, SCRAM-SHA-256)."""
         return f"postgresql://{PG_SUPERUSER}:{quote(self.password, safe='')}@{HOST}:{self.port}/postgres"
 
+    def role_dsn(self, role: StoreRole) -> str:
+        """The connection string of `role`'s local login (see `infra.roles`)."""
+        password = quote(self.role_passwords[role.key], safe="")
+        return f"postgresql://{role.login}:{password}@{HOST}:{self.port}/postgres"
+
     @property
     def reader_dsn(self) -> str:
         """The connection string of the read-only login for BI tools (member of `alcance_reader`)."""
-        password = quote(self.reader_password, safe="")
-        return f"postgresql://{READER_LOGIN}:{password}@{HOST}:{self.port}/postgres"
+        return self.role_dsn(READER)
 
     async def start(self, timeout_s: float) -> None:
         """Initialise the data directory if new, start the server and wait until it accepts sessions."""
@@ -166,7 +174,8 @@ class LocalPostgres:
                 )
                 await connection.execute("SELECT pg_reload_conf()")
                 logger.info("local PostgreSQL now asks for passwords (SCRAM-SHA-256)")
-            await ensure_reader_login(connection, READER_LOGIN, self.reader_password)
+            await ensure_roles(connection, self.role_passwords)
+            await _hand_schemas_to_owner(connection)
         finally:
             await connection.close()
 
@@ -279,16 +288,44 @@ def is_postmaster_of(pid: int, pgdata: Path) -> bool:
     return any(flag == "-D" and Path(value) == pgdata for flag, value in itertools.pairwise(argv))
 
 
-def stored_secret(path: Path) -> str:
-    """A random password kept in `path` (owner-only), created on first use."""
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        secret = secrets.token_urlsafe(24)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(secret)
-        return secret
+async def _hand_schemas_to_owner(connection: asyncpg.Connection) -> None:
+    """Give the owner role the alcance schemas an older version created as the superuser.
+
+    Those schemas hold a `schema_migration` table; their tables, views, sequences and functions change
+    owner with them, so that migrations run as the owner from now on.
+    """
+    schemas = await connection.fetch(
+        "SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid"
+        " WHERE c.relname = 'schema_migration' AND c.relkind = 'r' AND n.nspowner <> $1::regrole",
+        OWNER.name,
+    )
+    for row in schemas:
+        schema = row["nspname"]
+        async with connection.transaction():
+            await connection.execute(f"ALTER SCHEMA {_ident(schema)} OWNER TO {OWNER.name}")
+            for item in await connection.fetch(_OWNED_OBJECTS, schema):
+                await connection.execute(f"ALTER {item['kind']} {item['name']} OWNER TO {OWNER.name}")
+        logger.info("schema %s now belongs to role %s", schema, OWNER.name)
+
+
+# What a schema holds, as `ALTER <kind> <name>` takes it; sequences owned by a column follow their table.
+_OWNED_OBJECTS = """
+SELECT CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                      ELSE 'TABLE' END AS kind,
+       format('%I.%I', n.nspname, c.relname) AS name
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'S')
+  AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('a', 'i')
+                  AND d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass)
+UNION ALL
+SELECT 'ROUTINE', p.oid::regprocedure::text
+FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = $1
+"""
+
+
+def _ident(name: str) -> str:
+    """`name` as a quoted SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _literal(text: str) -> str:

@@ -7,6 +7,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -310,3 +311,22 @@ def stop_foreign_process(pid: int, name: str, signals: tuple[tuple[int, float], 
                 return
             time.sleep(0.05)
     raise LocalStackError(f"could not stop the {name} (pid {pid}) left by a dead run")
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` to `path`, readable by its owner only (it may hold a secret)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        os.fchmod(file.fileno(), 0o600)
+        file.write(text)
+
+
+def stored_secret(path: Path) -> str:
+    """A random password kept in `path` (owner-only), created on first use."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        secret = secrets.token_urlsafe(24)
+        write_private(path, secret)
+        return secret

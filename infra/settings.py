@@ -38,10 +38,19 @@ def default_cache_dir() -> Path:
     return base / "alcance"
 
 
+class KafkaLogin(BaseModel):
+    """The SASL user and password of one principal (see `infra.roles`)."""
+
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
 class KafkaSettings(BaseModel):
     """Where the Kafka cluster is and how to talk to it.
 
-    With no `bootstrap_servers` the local Apache Kafka broker is started and used.
+    With no `bootstrap_servers` the local Apache Kafka broker is started and used. `sasl_username` is
+    the identity of setup work (topics, ACLs); `logins` holds each component's own (keys in
+    `infra.roles`: `processor`, `relay`, `reader`, `connector-<family>`), which falls back to it.
     """
 
     bootstrap_servers: str | None = None
@@ -52,6 +61,10 @@ class KafkaSettings(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     ssl_cafile: Path | None = None
+    logins: dict[str, KafkaLogin] = Field(default_factory=dict)
+    # Create the ACLs each principal needs on the catalogue's topics (needs an authorizer on the
+    # cluster and ALTER on it for `sasl_username`); the local broker turns it on.
+    manage_acls: bool = False
     # Idempotent producers: a broker retry never writes a record twice or out of order. Correctness
     # does not depend on it (event ids are deterministic and consumers de-duplicate), so a cluster that
     # denies it to alcance's principal can run with it off.
@@ -69,10 +82,13 @@ class KafkaSettings(BaseModel):
 class PostgresSettings(BaseModel):
     """Where the evaluation store lives.
 
-    With no `dsn` the embedded PostgreSQL server is started and used.
+    With no `dsn` the embedded PostgreSQL server is started and used. `dsn` is the owner's (migrations);
+    `role_dsns` holds each component's own (keys in `infra.roles`: `processor`, `reader`, `web`), which
+    falls back to `dsn`. Pointing at another server means changing both (`LocalStack.resolve` does).
     """
 
     dsn: SecretStr | None = None
+    role_dsns: dict[str, SecretStr] = Field(default_factory=dict)
     db_schema: str = Field(default="alcance", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     pool_min_size: int = 1
     pool_max_size: int = 8
@@ -348,6 +364,12 @@ def _revealed(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return value
+
+
+def settings_section(section: BaseModel) -> dict[str, Any]:
+    """`section` as plain JSON-ready data, secrets in clear (for a trusted reader only)."""
+    revealed: dict[str, Any] = _revealed(section)
+    return revealed
 
 
 def settings_as_json(settings: Settings) -> str:

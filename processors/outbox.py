@@ -35,8 +35,10 @@ from pydantic import ValidationError
 from infra import telemetry
 from infra.errors import is_retryable
 from infra.kafka import make_producer
+from infra.kafka_acls import ensure_acls
 from infra.postgres import create_pool
 from infra.retry import Backoff
+from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
@@ -150,7 +152,7 @@ class OutboxRelay:
         """
         own = self._producer is None
         if self._producer is None:
-            self._producer = make_producer(self.settings.kafka)
+            self._producer = make_producer(kafka_settings_for(self.settings.kafka, RELAY_PRINCIPAL))
             await self._producer.start()
         backoff = Backoff(self.settings.processor.outbox_poll_interval_ms / 1000, RELAY_BACKOFF_MAX_S)
         failures = 0
@@ -328,7 +330,8 @@ async def run_relay(settings: Settings) -> int:
     Returns:
         The number of records published.
     """
-    pool = await create_pool(settings.postgres)
+    await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
+    pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -28,8 +28,10 @@ from infra import telemetry
 from infra.dead_letters import bound_dead_letter
 from infra.errors import TRANSIENT_PG_ERRORS
 from infra.kafka import make_consumer, make_producer, read_log_identity
+from infra.kafka_acls import ensure_acls
 from infra.postgres import create_pool
 from infra.retry import Backoff, retrying
+from infra.roles import PROCESSOR, PROCESSOR_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from processors.admission import Admission
 from processors.base import FactIn
@@ -206,12 +208,17 @@ class IndicatorProcessor:
         Returns:
             The running totals.
         """
+        # Setup as the settings' own Kafka user: the log identity and (where alcance manages them) the
+        # ACLs this processor's principal needs.
         log_identity = await read_log_identity(self.settings.kafka, self.catalogue)
+        await ensure_acls(self.settings.kafka, self.catalogue)
         if self._pool is None:
-            self._pool = await create_pool(self.settings.postgres)
+            self._pool = await create_pool(store_settings_for(self.settings.postgres, PROCESSOR))
         self._store = Store(self._pool, log_identity=log_identity, consumer_group=self.group)
-        producer = make_producer(self.settings.kafka)
-        consumer = make_consumer(self.settings.kafka, self.group)
+        # Its own principal: reads the inputs, writes dead letters and indicators, nothing else.
+        kafka = kafka_settings_for(self.settings.kafka, PROCESSOR_PRINCIPAL)
+        producer = make_producer(kafka)
+        consumer = make_consumer(kafka, self.group)
         self._producer, self._consumer = producer, consumer
         relay_task: asyncio.Task[None] | None = None
         await producer.start()

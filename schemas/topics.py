@@ -64,6 +64,9 @@ _FAMILY_TOPICS: dict[str, tuple[str, str, str, str]] = {
 FAMILIES: tuple[str, ...] = tuple(_FAMILY_TOPICS)
 """Every event family, in topic order ("training", "plgn", "finance")."""
 
+INDICATORS_GROUP = "indicators"
+"""The name of the processors' consumer group (`consumer_group(INDICATORS_GROUP)`)."""
+
 INPUT_RETENTION_MS = 90 * DAY_MS
 DEAD_LETTER_RETENTION_MS = 30 * DAY_MS
 

@@ -14,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from infra.kafka import client_kwargs, ensure_topics
+from infra.kafka_acls import ensure_acls
 from infra.local import running_stack
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings, WebSettings, load_settings
@@ -84,6 +85,8 @@ async def settings(local_stack: Settings) -> AsyncIterator[Settings]:
         await pool.close()
     catalogue = TopicCatalogue.from_settings(isolated)
     await ensure_topics(isolated.kafka, catalogue.all())
+    # Each principal may use this test's topics only (a no-op against a cluster without ACLs).
+    await ensure_acls(isolated.kafka, catalogue)
     yield isolated
     await _drop_schema(isolated)
     await _delete_topics(isolated)

@@ -12,8 +12,10 @@ import uuid
 from pathlib import Path
 
 from aiokafka.client import AIOKafkaClient
+from aiokafka.errors import KafkaError
 
 from infra.broker.jars import find_java, log4j_config_path, require_jars
+from infra.broker.scram import SASL_MECHANISM, ScramUsers
 from infra.processes import (
     BIND_ATTEMPTS,
     HOST,
@@ -26,7 +28,9 @@ from infra.processes import (
     spawn,
     stop_foreign_process,
     wait_until_ready,
+    write_private,
 )
+from infra.roles import ADMIN
 
 logger = logging.getLogger(__name__)
 
@@ -53,15 +57,33 @@ MESSAGE_MAX_BYTES = 1_048_588
 # Settings of one combined node with a static quorum: the quorum-state file stores voter ids, not
 # addresses, so the controller port may change between runs. Internal topics have one replica and one
 # partition, groups join without delay, and the session timeout may be as short as the tests use.
+# Clients authenticate with SCRAM-SHA-512 (users kept in the cluster's metadata, the first ones written
+# at format time); the controller listener takes the admin alone, by SASL/PLAIN with its password in
+# this file, because SCRAM users live in the metadata the controller serves. The StandardAuthorizer
+# denies whatever no ACL allows; the admin is the super user (the broker itself is the admin too).
 _SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@{host}:{controller_port}
 controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://{host}:{broker_port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{broker_port}
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=CLIENTS://{host}:{broker_port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=CLIENTS://{host}:{broker_port}
+inter.broker.listener.name=CLIENTS
+listener.security.protocol.map=CLIENTS:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.clients.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.clients.scram-sha-512.sasl.jaas.config=\
+org.apache.kafka.common.security.scram.ScramLoginModule required \
+username="{admin}" password="{admin_password}";
+listener.name.controller.sasl.enabled.mechanisms=PLAIN
+sasl.mechanism.controller.protocol=PLAIN
+listener.name.controller.plain.sasl.jaas.config=\
+org.apache.kafka.common.security.plain.PlainLoginModule required \
+username="{admin}" password="{admin_password}" user_{admin}="{admin_password}";
+authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer
+super.users=User:{admin}
+allow.everyone.if.no.acl.found=false
 log.dirs={data_dir}
 num.partitions=4
 auto.create.topics.enable=false
@@ -118,6 +140,7 @@ class KafkaNode:
         self.log_path = state_dir / "kafka.log"
         self.cache_dir = cache_dir
         self.stored_port = StoredPort(self.home / "broker.port")
+        self.users = ScramUsers(self.home / "credentials")
         self.child: Child | None = None
         self.port = 0
         self._controller_port = 0
@@ -145,6 +168,7 @@ class KafkaNode:
             self._write_config(broker_port, _another_free_port(broker_port))
             if not (self.data_dir / "meta.properties").exists():
                 await self._format(str(java.executable), classpath)
+                self.users.record(set(self.users.by_username()))
             self.child = self._spawn_node(str(java.executable), classpath)
             try:
                 await self._wait_ready(self.child, timeout_s)
@@ -190,6 +214,16 @@ class KafkaNode:
         await child.stop(signal.SIGTERM, _STOP_TIMEOUT_S)
         self.pid_path.unlink(missing_ok=True)
 
+    @property
+    def passwords(self) -> dict[str, str]:
+        """Each principal's password, by its key in `infra.roles`."""
+        return self.users.passwords
+
+    @property
+    def admin_password(self) -> str:
+        """The password of the broker's super user (`infra.roles.ADMIN`)."""
+        return self.users.admin_password
+
     def _spawn_node(self, java: str, classpath: str) -> Child:
         child = spawn(
             "kafka broker",
@@ -213,20 +247,22 @@ class KafkaNode:
 
     def _write_config(self, broker_port: int, controller_port: int) -> None:
         self.port, self._controller_port = broker_port, controller_port
-        self.config_path.write_text(
+        write_private(
+            self.config_path,
             _SERVER_PROPERTIES.format(
+                admin=ADMIN.username,
+                admin_password=self.admin_password,
                 host=HOST,
                 broker_port=broker_port,
                 controller_port=controller_port,
                 data_dir=self.data_dir,
                 message_max_bytes=MESSAGE_MAX_BYTES,
-            )
+            ),
         )
 
     async def _format(self, java: str, classpath: str) -> None:
         logger.info("formatting a new Kafka log directory in %s", self.data_dir)
-        argv = [
-            java,
+        arguments = [
             *_FORMAT_JVM_OPTIONS,
             f"-Dlog4j2.configurationFile={log4j_config_path()}",
             "-cp",
@@ -239,11 +275,20 @@ class KafkaNode:
             new_cluster_id(),
             "--ignore-formatted",
         ]
+        arguments += self.users.format_arguments()
+        # The passwords go through a Java argument file (owner-only, removed after), never the command
+        # line that every user of the host can read in /proc; the tool prints only salted keys.
+        argument_file = self.home / "format.args"
         for attempt in range(1, _FORMAT_ATTEMPTS + 1):
+            write_private(argument_file, "\n".join(arguments) + "\n")
+            argv = [java, f"@{argument_file}"]
             child = spawn("kafka storage format", argv, self.log_path, death_signal=signal.SIGKILL)
-            if not await child.wait(120.0):
-                child.signal_group(signal.SIGKILL)
-                await child.wait(5.0)
+            try:
+                if not await child.wait(120.0):
+                    child.signal_group(signal.SIGKILL)
+                    await child.wait(5.0)
+            finally:
+                argument_file.unlink(missing_ok=True)
             if child.process.returncode == 0:
                 return
             output = child.log_tail()
@@ -293,7 +338,19 @@ class KafkaNode:
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        client = AIOKafkaClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2_000)
+        try:
+            await self.users.add_missing(self._controller_port)
+        except (OSError, KafkaError) as exc:
+            logger.debug("local Kafka broker not ready for SCRAM users yet: %r", exc)
+            return False
+        client = AIOKafkaClient(
+            bootstrap_servers=self.bootstrap_servers,
+            request_timeout_ms=2_000,
+            security_protocol="SASL_PLAINTEXT",
+            sasl_mechanism=SASL_MECHANISM,
+            sasl_plain_username=ADMIN.username,
+            sasl_plain_password=self.admin_password,
+        )
         # If our broker failed to bind, whatever else listens there may never answer: stop asking as
         # soon as the broker exits.
         bootstrap = asyncio.ensure_future(client.bootstrap())

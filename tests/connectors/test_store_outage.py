@@ -12,6 +12,7 @@ from connectors.simulators.faults import Faults
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
 from connectors.xapi import XapiConnector
+from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import Settings
 from tests.connectors.support import xapi_settings
 
@@ -23,6 +24,10 @@ async def test_terminated_database_sessions_do_not_stop_the_connector(
     server = XapiLrs(statements, faults=Faults(slow_rate=1.0, slow_s=0.01))
     endpoint = await server.start()
     settings = xapi_settings(settings, endpoint, page_size=10)
+    # The connector's sessions are the processor role's, which only that role (or a superuser) may end.
+    processor_dsn = store_settings_for(settings.postgres, PROCESSOR).dsn
+    assert processor_dsn is not None
+    killer = await asyncpg.connect(processor_dsn.get_secret_value())
     try:
         async with ConnectorContext.open(settings) as context:
             connector = XapiConnector(settings.sources[0], settings)
@@ -33,7 +38,7 @@ async def test_terminated_database_sessions_do_not_stop_the_connector(
             for _ in range(5_000):
                 if connector.stats.retries or run.done():
                     break
-                killed += await pg_pool.fetchval(
+                killed += await killer.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                     " WHERE pid <> pg_backend_pid() AND application_name = 'alcance'"
                     " AND backend_type = 'client backend' AND state = 'active'"
@@ -41,6 +46,7 @@ async def test_terminated_database_sessions_do_not_stop_the_connector(
             assert killed >= 1
             await asyncio.wait_for(run, 60)
     finally:
+        await killer.close()
         await server.stop()
     assert connector.exhausted.is_set()
     assert connector.stats.retries >= 1, "the terminated sessions were noticed and ridden out"

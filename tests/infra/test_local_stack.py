@@ -18,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 import infra.processes
+from infra.kafka import client_kwargs
 from infra.local import (
     PG_SYSTEM_USER,
     LocalStack,
@@ -61,24 +62,24 @@ def _uid(pid: int) -> int:
     raise AssertionError(f"no Uid line for {pid}")
 
 
-async def _roundtrip_kafka(bootstrap_servers: str) -> bytes:
+async def _roundtrip_kafka(stack: LocalStack) -> bytes:
+    # The broker admits its SCRAM users only: the admin's login, as the stack resolves it.
+    connection = client_kwargs(stack.resolve(load_settings(state_dir=stack.state_dir)).kafka)
     # The broker creates no topic on first use: as in production, topics are created on purpose.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**connection)
     await admin.start()
     try:
         if "roundtrip" not in await admin.list_topics():
             await admin.create_topics([NewTopic("roundtrip", 1, 1)])
     finally:
         await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers)
+    producer = AIOKafkaProducer(**connection)
     await producer.start()
     try:
         await producer.send_and_wait("roundtrip", b"hello", partition=0)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        "roundtrip", bootstrap_servers=bootstrap_servers, auto_offset_reset="earliest"
-    )
+    consumer = AIOKafkaConsumer("roundtrip", **connection, auto_offset_reset="earliest")
     await consumer.start()
     try:
         record = await consumer.getone()
@@ -112,7 +113,7 @@ async def test_stack_starts_answers_and_stops_leaving_nothing_behind(stack_state
     try:
         pids = stack.pids
         ports = {_port(stack.bootstrap_servers), _port(stack.dsn)}
-        assert await _roundtrip_kafka(stack.bootstrap_servers) == b"hello"
+        assert await _roundtrip_kafka(stack) == b"hello"
         assert await _fetch(stack.dsn, "SELECT current_setting('server_version_num')::int / 10000") == 18
         postgres_tree = [pids["postgres"], *descendants(pids["postgres"])]
         if os.geteuid() == 0:
@@ -298,7 +299,7 @@ async def test_settings_fixture_gives_each_test_its_own_topics_and_migrated_sche
     assert settings.postgres.db_schema != local_stack.postgres.db_schema
     assert await pg_pool.fetchval("SELECT current_schema()") == settings.postgres.db_schema
     assert await pg_pool.fetchval("SELECT count(*) FROM schema_migration") > 0
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -323,7 +324,7 @@ async def test_a_port_taken_before_the_service_binds_it_is_replaced(
         try:
             assert taken not in {_port(stack.bootstrap_servers), _port(stack.dsn)}
             assert await _fetch(stack.dsn, "SELECT 1") == 1
-            assert await _roundtrip_kafka(stack.bootstrap_servers) == b"hello"
+            assert await _roundtrip_kafka(stack) == b"hello"
         finally:
             await stack.stop()
 

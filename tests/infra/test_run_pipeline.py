@@ -22,7 +22,8 @@ import pytest
 
 from connectors.simulators.generator import generate
 from connectors.simulators.xapi_lrs import statements_from_world
-from infra.local import LocalStack
+from infra.local import LocalStack, service_environment
+from infra.settings import load_settings
 from schemas.events.base import MEMBER_STATES
 from tests.conftest import make_state_dir
 from tests.support.processes import REPO_ROOT, descendants, is_running, python_child
@@ -211,10 +212,10 @@ async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
     stack = LocalStack(stack_state_dir)
     await stack.start()
     try:
+        configured = load_settings(state_dir=stack_state_dir)
         env = {
             **_env(stack_state_dir),
-            "ALCANCE_KAFKA__BOOTSTRAP_SERVERS": stack.bootstrap_servers,
-            "ALCANCE_POSTGRES__DSN": stack.dsn,
+            **service_environment(stack.resolve(configured), configured),
             # Retry the broker often while it is down, so the test waits for recovery, not for backoff.
             "ALCANCE_CONNECTOR__BACKOFF_MAX_S": "1",
         }

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from pydantic import SecretStr
 
 from infra.local import LocalStack
 from infra.postgres import create_pool, migrate
@@ -27,9 +26,8 @@ async def own_store(settings: Settings, stack_state_dir: Path) -> AsyncIterator[
     stack = LocalStack(stack_state_dir, broker=False, postgres=True)
     await stack.start()
     try:
-        isolated = settings.model_copy(
-            update={"postgres": settings.postgres.model_copy(update={"dsn": SecretStr(stack.dsn)})}
-        )
+        # Every role's DSN moves to this server (the schema name stays the test's own).
+        isolated = stack.resolve(settings)
         pool = await create_pool(isolated.postgres)
         try:
             await migrate(pool)
