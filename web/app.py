@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from infra.postgres import create_pool
+from infra.roles import WEB, store_settings_for
 from infra.settings import Settings
 from web import api, auth, identities, oidc, pages
 from web.api.base import PREFIX
@@ -70,7 +71,7 @@ def create_app(
             app[POOL] = pool
             yield
             return
-        own = await create_pool(settings.postgres)
+        own = await create_pool(store_settings_for(settings.postgres, WEB))
         app[POOL] = own
         try:
             yield
@@ -150,7 +151,8 @@ async def serving_web_beside(settings: Settings) -> AsyncIterator[str | None]:
 
 
 async def _announce(settings: Settings, url: str) -> None:
-    pool = await create_pool(settings.postgres.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+    web_store = store_settings_for(settings.postgres, WEB)
+    pool = await create_pool(web_store.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
     try:
         _, _, secret = await identities.create_credential(
             pool,

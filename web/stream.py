@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from infra.kafka import make_consumer, topic_partitions
+from infra.roles import READER_PRINCIPAL, kafka_settings_for
 from infra.settings import Settings
 from schemas.topics import TopicCatalogue
 
@@ -98,8 +99,9 @@ class StreamHub:
 async def tail_indicators(settings: Settings, hub: StreamHub) -> None:
     """Feed `hub` from the end of the `indicators` topic until cancelled (no consumer group)."""
     topic = TopicCatalogue.from_settings(settings).indicators.name
-    partitions = await topic_partitions(settings.kafka, topic)
-    consumer = make_consumer(settings.kafka, None)
+    kafka = kafka_settings_for(settings.kafka, READER_PRINCIPAL)
+    partitions = await topic_partitions(kafka, topic)
+    consumer = make_consumer(kafka, None)
     await consumer.start()
     try:
         consumer.assign(partitions)

@@ -58,6 +58,7 @@ async def spawn_peer(
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "PEER_DSN": dsn,
+        **sasl_environment(settings),
         "PYTHONPATH": str(REPO_ROOT),
     }
     started = []
@@ -101,6 +102,22 @@ async def stop_processes(processes: list[asyncio.subprocess.Process], timeout_s:
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def sasl_environment(settings: Any) -> dict[str, str]:
+    """The broker login the peers use (the settings' own, the local broker's admin), for their environment.
+
+    The peers are baselines, not components of alcance, so they get no principal of their own.
+    """
+    kafka = settings.kafka
+    if kafka.sasl_mechanism is None or kafka.sasl_username is None or kafka.sasl_password is None:
+        return {}
+    return {
+        "PEER_SECURITY_PROTOCOL": kafka.security_protocol,
+        "PEER_SASL_MECHANISM": kafka.sasl_mechanism,
+        "PEER_SASL_USERNAME": kafka.sasl_username,
+        "PEER_SASL_PASSWORD": kafka.sasl_password.get_secret_value(),
+    }
 
 
 async def committed_records(admin: AIOKafkaAdminClient, group: str) -> int:

@@ -27,6 +27,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from benchmarks.peers.cells import Delta, add_up, apply_event, new_state, upsert_sql
 
 
+def sasl_options() -> dict[str, str]:
+    """aiokafka's login options from the environment the benchmark gives (none on an open broker)."""
+    if "PEER_SASL_USERNAME" not in os.environ:
+        return {}
+    return {
+        "security_protocol": os.environ["PEER_SECURITY_PROTOCOL"],
+        "sasl_mechanism": os.environ["PEER_SASL_MECHANISM"],
+        "sasl_plain_username": os.environ["PEER_SASL_USERNAME"],
+        "sasl_plain_password": os.environ["PEER_SASL_PASSWORD"],
+    }
+
+
 async def run(args: argparse.Namespace) -> None:
     """Consume until SIGTERM."""
     stop = asyncio.Event()
@@ -38,6 +50,7 @@ async def run(args: argparse.Namespace) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
+        **sasl_options(),
     )
     await consumer.start()
     consumer.assign(

@@ -24,6 +24,7 @@ from typing import Any
 
 import asyncpg
 from quixstreams import Application, State
+from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.sinks import BatchingSink, SinkBatch
 
 from benchmarks.peers.cells import COUNTED, Delta, add_up, apply_event, new_state, upsert_sql
@@ -61,6 +62,19 @@ def _learner_step(event: dict[str, Any], state: State) -> Delta | None:
     return delta
 
 
+def broker(bootstrap: str) -> Any:
+    """Quix's connection settings, with the login the benchmark gives in the environment, if any."""
+    if "PEER_SASL_USERNAME" not in os.environ:
+        return bootstrap
+    return ConnectionConfig(
+        bootstrap_servers=bootstrap,
+        security_protocol=os.environ["PEER_SECURITY_PROTOCOL"].lower(),
+        sasl_mechanism=os.environ["PEER_SASL_MECHANISM"],
+        sasl_username=os.environ["PEER_SASL_USERNAME"],
+        sasl_password=os.environ["PEER_SASL_PASSWORD"],
+    )
+
+
 def main() -> None:
     """Parse the arguments and run the application until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -73,7 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="peer-quix-state-") as state_dir:
         app = Application(
-            broker_address=args.bootstrap,
+            broker_address=broker(args.bootstrap),
             consumer_group=args.group,
             auto_offset_reset="earliest",
             commit_interval=args.commit_interval,
