@@ -86,10 +86,12 @@ async def retrying(
                 on_retry(exc)
             logger.log(
                 log_level,
-                "%s failed (%s: %s); trying again in %.2fs",
+                "%s failed (%s: %s); retry %d/%s in %.2fs",
                 what,
                 type(exc).__name__,
                 exc,
+                attempt,
+                max_attempts - 1 if max_attempts is not None else "-",
                 delay,
             )
             await asyncio.sleep(delay)
