@@ -39,9 +39,10 @@ from infra.kafka import make_producer
 from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey
+from processors.cells import cell_parts, published_cells
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import TRANSIENT_ERRORS, cell_parts, published_cells
+from processors.store import TRANSIENT_ERRORS
 from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
 from schemas.events.base import EVENT_ID_NAMESPACE
 from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key

@@ -21,8 +21,9 @@ import asyncpg
 from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey
+from processors.deltas import PartDeltas, parts_json
 from processors.indicators.base import Part
-from processors.store import PartDeltas, apply_deltas, mark_changed, parts_json
+from processors.store import apply_deltas, mark_changed
 from schemas.events.base import Event
 from schemas.registry import EVENT_ADAPTER
 
