@@ -150,10 +150,16 @@ async def rebuild(
     summary = RecomputeSummary()
     # Processors wait until the rebuild commits (and readers too, from the TRUNCATE on).
     await connection.execute(
-        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report IN EXCLUSIVE MODE"
+        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report, indicator_rollup,"
+        " indicator_rollup_member IN EXCLUSIVE MODE"
     )
     old_cells = await _stored_cells(connection)
-    await connection.execute("TRUNCATE indicator_part, indicator_member, indicator_report")
+    await connection.execute(
+        "TRUNCATE indicator_part, indicator_member, indicator_report, indicator_rollup,"
+        " indicator_rollup_member"
+    )
+    # Rebuilt from every fact below: from this commit on, reads may take them.
+    await connection.execute("UPDATE indicator_rollup_state SET complete = true")
     total = await connection.fetchval(
         "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
     )

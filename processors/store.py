@@ -27,6 +27,7 @@ from processors.base import (
     part_from_json,
 )
 from processors.deltas import PartDeltas, parts_json
+from processors.rollups import apply_rollups
 
 logger = logging.getLogger(__name__)
 
@@ -165,6 +166,7 @@ async def apply_deltas(
     months.update(zip(sum_columns[0], sum_columns[2], sum_columns[3], strict=True))
     if publish and months:
         await mark_changed(connection, [(name, "month", start, dims) for name, start, dims in months])
+    written += await apply_rollups(connection, deltas)
     # Sum rows are the hottest (few cells, many events): written last, so that a concurrent batch
     # waits on their row locks only until this transaction commits.
     if sums:
