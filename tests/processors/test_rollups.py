@@ -9,13 +9,14 @@ retracted), and the cells the generic aggregation makes of the part tables.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from itertools import permutations
+from itertools import combinations, permutations
 from typing import Any
 
 import asyncpg
@@ -30,11 +31,13 @@ from processors.deltas import PartDeltas
 from processors.indicators import catalogue
 from processors.indicators.aggregate import ReadContext, aggregate
 from processors.indicators.base import Part, PeriodKind
+from processors.indicators.derive import derive_value
 from processors.indicators.periods import period_start
 from processors.read import load_rows
 from processors.read_rollups import rolled_up_cells, rollups_complete
 from processors.rollups import UNKNOWN, qualifies, rolled_up_parts, rollup_deltas
 from processors.store import Store
+from tests.support.processes import REPO_ROOT
 
 ROLLED = [entry.id for entry in catalogue.INDICATORS if qualifies(entry)]
 PARTS = sorted(rolled_up_parts())
@@ -215,6 +218,52 @@ async def test_rollups_equal_the_naive_cells_after_duplicates_retractions_and_re
                         assert [(c.period_start, c.dimensions, c.parts) for c in cells] == [
                             (c.period_start, c.dimensions, c.parts) for c in from_parts
                         ]
+            await check_value_view(connection)
+
+
+async def check_value_view(connection: asyncpg.Connection) -> None:
+    """The BI view's values and parts equal the derived values of the rollup cells, for every grouping."""
+    expected = {}
+    for indicator_id in ROLLED:
+        names = sorted(catalogue.get(indicator_id).dimensions)
+        for by in [tuple(names[:0])] + [g for size in (1, 2, 3) for g in combinations(names, size)]:
+            for period in ("month", "quarter", "year"):
+                for cell in await rolled_up_cells(connection, indicator_id, period, by):
+                    key = (
+                        indicator_id,
+                        period,
+                        cell.period_start,
+                        by,
+                        json.dumps(cell.dimensions, sort_keys=True),
+                    )
+                    expected[key] = (derive_value(indicator_id, cell.parts), cell.parts)
+    rows = await connection.fetch(
+        "SELECT indicator, period_kind, period_start, grouped_by, dimensions::text, value, parts::text"
+        " FROM indicator_rollup_value"
+    )
+    found = {
+        (r[0], r[1], r[2], tuple(r[3]), json.dumps(json.loads(r[4]), sort_keys=True)): (
+            r[5],
+            {name: Decimal(str(value)) for name, value in json.loads(r[6], parse_float=Decimal).items()},
+        )
+        for r in rows
+    }
+    assert found == expected
+
+
+def test_the_value_view_derives_as_the_catalogue_says() -> None:
+    migration = (REPO_ROOT / "infra/migrations/0251_indicator_rollup_value.sql").read_text()
+    for indicator_id in ROLLED:
+        entry = catalogue.get(indicator_id)
+        assert all(ref.indicator == indicator_id for ref in entry.reads)
+        parts = ", ".join(f"'{ref.part}'" for ref in entry.reads)
+        numerator, *rest = entry.derivation.args
+        denominator = f"'{rest[0]}'" if rest else "NULL"
+        row = (
+            f"('{indicator_id}', '{entry.derivation.op}', '{numerator}', {denominator},"
+            f" {entry.derivation.scale}, ARRAY[{parts}])"
+        )
+        assert row in migration
 
 
 async def test_a_store_upgraded_with_parts_in_it_reads_the_old_way_until_recomputed(
