@@ -28,15 +28,18 @@ from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.base import FactIn
 from processors.deltas import PartDeltas
-from processors.indicators import catalogue
+from processors.indicators import catalogue, contributions
 from processors.indicators.aggregate import ReadContext, aggregate
 from processors.indicators.base import Part, PeriodKind
 from processors.indicators.derive import derive_value
 from processors.indicators.periods import period_start
 from processors.read import load_rows
 from processors.read_rollups import rolled_up_cells, rollups_complete
+from processors.recompute import rebuild
 from processors.rollups import UNKNOWN, qualifies, rolled_up_parts, rollup_deltas
 from processors.store import Store
+from schemas.events.finance import CostCategory
+from tests.schemas.factories import make_cost_recorded, money
 from tests.support.processes import REPO_ROOT
 
 ROLLED = [entry.id for entry in catalogue.INDICATORS if qualifies(entry)]
@@ -279,3 +282,42 @@ async def test_a_rollup_read_names_a_wrong_grouping(pg_pool: asyncpg.Pool, by: t
     async with pg_pool.acquire() as connection:
         with pytest.raises(ValueError, match="dimension"):
             await rolled_up_cells(connection, "ACT-02", "year", by)
+
+
+async def test_recompute_rebuilds_the_rollups_of_an_upgraded_store_and_marks_them_complete(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    costs = [
+        make_cost_recorded(record_identity=f"c{i}", cost_id=f"c{i}", category=category, money=money(amount))
+        for i, (category, amount) in enumerate(
+            [(CostCategory.VENUE, "10.50"), (CostCategory.TRAVEL, "7"), (CostCategory.VENUE, "2.25")]
+        )
+    ]
+    store = Store(pg_pool, log_identity="log", consumer_group="g")
+    claims = await store.claim_partitions([("t", 0)])
+    facts = [
+        FactIn(
+            e.event_id,
+            e.event_type,
+            e.occurred_at,
+            e.subject_key,
+            e.source,
+            e.model_dump_json(),
+            contributions(e),
+            topic="t",
+            offset=i,
+        )
+        for i, e in enumerate(costs)
+    ]
+    await store.commit_batch({("t", 0): (3, claims[("t", 0)][1])}, facts)
+    table = "SELECT * FROM indicator_rollup ORDER BY 1, 2, 3, 4, 5, 6"
+    incremental = [tuple(r) for r in await pg_pool.fetch(table)]
+    assert any(r[0] == "ACT-01" and r[4] == "" and r[2] == "month" for r in incremental)
+    # As an upgraded store: rollups missing and not complete, until a recompute.
+    await pg_pool.execute("TRUNCATE indicator_rollup, indicator_rollup_member")
+    await pg_pool.execute("UPDATE indicator_rollup_state SET complete = false")
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await rebuild(connection, progress=False)
+    assert [tuple(r) for r in await pg_pool.fetch(table)] == incremental
+    async with pg_pool.acquire() as connection:
+        assert await rollups_complete(connection)
