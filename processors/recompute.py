@@ -133,6 +133,7 @@ async def rebuild(
     connection: asyncpg.Connection,
     *,
     contribute: Callable[[Event], list[Part]] | None = None,
+    rollups: bool = False,
     progress: bool = True,
     chunk: int = _CHUNK,
     stream: TextIO | None = None,
@@ -158,8 +159,8 @@ async def rebuild(
         "TRUNCATE indicator_part, indicator_member, indicator_report, indicator_rollup,"
         " indicator_rollup_member"
     )
-    # Rebuilt from every fact below: from this commit on, reads may take them.
-    await connection.execute("UPDATE indicator_rollup_state SET complete = true")
+    # With rollups, rebuilt from every fact below: from this commit on, reads may take them.
+    await connection.execute("UPDATE indicator_rollup_state SET complete = $1", rollups)
     total = await connection.fetchval(
         "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
     )
@@ -176,7 +177,7 @@ async def rebuild(
             for part in parts:
                 deltas.add(part, event_id)
             stored.append((event_id, parts_json(parts)))
-        written, _ = await apply_deltas(connection, deltas, publish=False)
+        written, _ = await apply_deltas(connection, deltas, publish=False, rollups=rollups)
         summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
         summary.facts += len(rows)
@@ -201,7 +202,7 @@ async def recompute(settings: Settings, *, progress: bool = True) -> RecomputeSu
     pool = await create_pool(settings.postgres)
     try:
         async with pool.acquire() as connection, connection.transaction():
-            summary = await rebuild(connection, progress=progress)
+            summary = await rebuild(connection, progress=progress, rollups=settings.processor.rollups)
     finally:
         await pool.close()
     logger.info(

@@ -192,7 +192,12 @@ class IndicatorProcessor:
         log_identity = await read_log_identity(self.settings.kafka, self.catalogue)
         if self._pool is None:
             self._pool = await create_pool(self.settings.postgres)
-        self._store = Store(self._pool, log_identity=log_identity, consumer_group=self.group)
+        self._store = Store(
+            self._pool,
+            log_identity=log_identity,
+            consumer_group=self.group,
+            rollups=self.settings.processor.rollups,
+        )
         producer = make_producer(self.settings.kafka)
         consumer = make_consumer(self.settings.kafka, self.group)
         self._producer, self._consumer = producer, consumer

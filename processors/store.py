@@ -115,7 +115,7 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
 
 
 async def apply_deltas(
-    connection: asyncpg.Connection, deltas: PartDeltas, *, publish: bool = True
+    connection: asyncpg.Connection, deltas: PartDeltas, *, publish: bool = True, rollups: bool = False
 ) -> tuple[int, int]:
     """Apply aggregated part deltas and mark every changed cell in the outbox.
 
@@ -126,6 +126,7 @@ async def apply_deltas(
         connection: A connection inside a transaction.
         deltas: What to apply.
         publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
+        rollups: Keep the rollups too; without, they are marked incomplete (reads leave them).
 
     Returns:
         (stored rows written, month cells changed; each stands for its quarter and year too).
@@ -166,7 +167,10 @@ async def apply_deltas(
     months.update(zip(sum_columns[0], sum_columns[2], sum_columns[3], strict=True))
     if publish and months:
         await mark_changed(connection, [(name, "month", start, dims) for name, start, dims in months])
-    written += await apply_rollups(connection, deltas)
+    if rollups:
+        written += await apply_rollups(connection, deltas)
+    else:
+        await connection.execute(_ROLLUPS_INCOMPLETE)
     # Sum rows are the hottest (few cells, many events): written last, so that a concurrent batch
     # waits on their row locks only until this transaction commits.
     if sums:
@@ -176,6 +180,10 @@ async def apply_deltas(
             await connection.execute(_DELETE_DEAD_SUMS, *sum_columns)
         written += len(sums)
     return written, len(months)
+
+
+# Batches that leave the rollups out make them incomplete until a recompute (no row lock once false).
+_ROLLUPS_INCOMPLETE = "UPDATE indicator_rollup_state SET complete = false WHERE complete"
 
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
@@ -308,8 +316,11 @@ async def record_facts(
 class Store:
     """The processors' view of the evaluation store, over a connection pool."""
 
-    def __init__(self, pool: asyncpg.Pool, *, log_identity: str, consumer_group: str) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, *, log_identity: str, consumer_group: str, rollups: bool = False
+    ) -> None:
         self.pool = pool
+        self.rollups = rollups
         self.log_identity = log_identity
         self.consumer_group = consumer_group
 
@@ -406,5 +417,7 @@ class Store:
             if missing:
                 raise PartitionsLostError(missing)
         deltas, outcome = await record_facts(connection, facts, expected)
-        outcome.rows_written, outcome.months_marked = await apply_deltas(connection, deltas)
+        outcome.rows_written, outcome.months_marked = await apply_deltas(
+            connection, deltas, rollups=self.rollups
+        )
         return outcome

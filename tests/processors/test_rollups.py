@@ -33,7 +33,7 @@ from processors.indicators.aggregate import ReadContext, aggregate
 from processors.indicators.base import Part, PeriodKind
 from processors.indicators.derive import derive_value
 from processors.indicators.periods import period_start
-from processors.read import load_rows
+from processors.read import load_rows, read_indicators
 from processors.read_rollups import rolled_up_cells, rollups_complete
 from processors.recompute import rebuild
 from processors.rollups import UNKNOWN, qualifies, rolled_up_parts, rollup_deltas
@@ -160,7 +160,7 @@ async def fresh_store(base: Settings) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def commit(pool: asyncpg.Pool, batches: list[list[FactIn]]) -> None:
-    store = Store(pool, log_identity="test", consumer_group="test")
+    store = Store(pool, log_identity="test", consumer_group="test", rollups=True)
     (_, epoch) = (await store.claim_partitions([(TOPIC, 0)]))[(TOPIC, 0)]
     for batch in batches:
         if batch:
@@ -293,7 +293,7 @@ async def test_recompute_rebuilds_the_rollups_of_an_upgraded_store_and_marks_the
             [(CostCategory.VENUE, "10.50"), (CostCategory.TRAVEL, "7"), (CostCategory.VENUE, "2.25")]
         )
     ]
-    store = Store(pg_pool, log_identity="log", consumer_group="g")
+    store = Store(pg_pool, log_identity="log", consumer_group="g", rollups=True)
     claims = await store.claim_partitions([("t", 0)])
     facts = [
         FactIn(
@@ -317,7 +317,81 @@ async def test_recompute_rebuilds_the_rollups_of_an_upgraded_store_and_marks_the
     await pg_pool.execute("TRUNCATE indicator_rollup, indicator_rollup_member")
     await pg_pool.execute("UPDATE indicator_rollup_state SET complete = false")
     async with pg_pool.acquire() as connection, connection.transaction():
-        await rebuild(connection, progress=False)
+        await rebuild(connection, progress=False, rollups=True)
     assert [tuple(r) for r in await pg_pool.fetch(table)] == incremental
     async with pg_pool.acquire() as connection:
         assert await rollups_complete(connection)
+
+
+async def test_a_batch_written_without_rollups_makes_them_incomplete(pg_pool: asyncpg.Pool) -> None:
+    cost = make_cost_recorded()
+    store = Store(pg_pool, log_identity="log", consumer_group="g", rollups=False)
+    claims = await store.claim_partitions([("t", 0)])
+    fact = FactIn(
+        cost.event_id,
+        cost.event_type,
+        cost.occurred_at,
+        cost.subject_key,
+        cost.source,
+        cost.model_dump_json(),
+        contributions(cost),
+        topic="t",
+    )
+    async with pg_pool.acquire() as connection:
+        assert await rollups_complete(connection)
+        await store.commit_batch({("t", 0): (1, claims[("t", 0)][1])}, [fact])
+        assert not await rollups_complete(connection)
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_rollup") == 0
+
+
+async def test_read_indicators_gives_the_same_cells_from_rollups_and_from_parts(
+    settings: Settings, pg_pool: asyncpg.Pool
+) -> None:
+    costs = [
+        make_cost_recorded(record_identity=f"c{i}", cost_id=f"c{i}", category=category, money=money(amount))
+        for i, (category, amount) in enumerate(
+            [(CostCategory.VENUE, "10.50"), (CostCategory.TRAVEL, "7"), (CostCategory.VENUE, "2.25")]
+        )
+    ]
+    store = Store(pg_pool, log_identity="log", consumer_group="g", rollups=True)
+    claims = await store.claim_partitions([("t", 0)])
+    facts = [
+        FactIn(
+            e.event_id,
+            e.event_type,
+            e.occurred_at,
+            e.subject_key,
+            e.source,
+            e.model_dump_json(),
+            contributions(e),
+            topic="t",
+            offset=i,
+        )
+        for i, e in enumerate(costs)
+    ]
+    await store.commit_batch({("t", 0): (3, claims[("t", 0)][1])}, facts)
+
+    async def read_all() -> list[list[dict[str, Any]]]:
+        found = []
+        for period in ("month", "year"):
+            for by in ((), ("category",), ("activity", "category")):
+                for audience in ("internal", "external"):
+                    found.append(
+                        await read_indicators(
+                            pg_pool,
+                            indicator="ACT-01",
+                            period=period,
+                            by=by,
+                            audience=audience,
+                            settings=settings,
+                        )
+                    )
+            found.append(
+                await read_indicators(pg_pool, indicator=None, period=period, by=(), settings=settings)
+            )
+        return found
+
+    from_rollups = await read_all()
+    assert any(cells for cells in from_rollups)
+    await pg_pool.execute("UPDATE indicator_rollup_state SET complete = false")
+    assert await read_all() == from_rollups
