@@ -17,7 +17,7 @@ from opentelemetry.trace import Link, get_current_span
 
 from infra import telemetry
 from processors.admission import Admission
-from processors.base import FactIn, TopicPartitionKey
+from processors.base import BatchOutcome, FactIn, TopicPartitionKey
 from processors.deltas import PartDeltas, expected_deltas, parts_json
 from processors.indicators.base import Part
 from processors.ownership import PartitionLedger, Position
@@ -65,6 +65,44 @@ class PreparedBatch:
         self.dead = [(r, why) for r, why in self.dead if (r.topic, r.partition) not in stale]
         self.positions = {k: v for k, v in self.positions.items() if k not in stale}
         self.expected = None
+
+
+@dataclass
+class ProcessorStats:
+    """Running totals of one processor instance."""
+
+    batches: int = 0
+    records: int = 0
+    facts_new: int = 0
+    duplicates: int = 0
+    retracted_on_arrival: int = 0
+    retractions_applied: int = 0
+    dead_lettered: int = 0
+    skipped: int = 0
+    dropped_lost: int = 0
+    months_marked: int = 0
+
+    def add(self, prepared: PreparedBatch, outcome: BatchOutcome, dropped: int) -> dict[str, int]:
+        """Count one committed batch; returns its own counts for the batch's log line and span."""
+        self.records += prepared.records
+        self.facts_new += outcome.facts_new
+        self.duplicates += outcome.duplicates
+        self.retracted_on_arrival += outcome.retracted_on_arrival
+        self.retractions_applied += outcome.retractions_applied
+        self.dead_lettered += len(prepared.dead)
+        self.skipped += prepared.skipped
+        self.dropped_lost += dropped
+        self.months_marked += outcome.months_marked
+        return {
+            "records": prepared.records,
+            "new": outcome.facts_new,
+            "duplicates": outcome.duplicates,
+            "retractions": outcome.retractions_applied + outcome.retractions_pending,
+            "dead_lettered": len(prepared.dead),
+            "skipped": prepared.skipped,
+            "dropped": dropped,
+            "months_marked": outcome.months_marked,
+        }
 
 
 class BatchPreparer:

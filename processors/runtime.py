@@ -16,7 +16,6 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import asyncpg
@@ -25,13 +24,13 @@ from aiokafka.abc import ConsumerRebalanceListener
 from opentelemetry.trace import SpanKind
 
 from infra import telemetry
-from infra.dead_letters import bound_dead_letter
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.admission import Admission
-from processors.base import BatchOutcome, TopicPartitionKey
-from processors.batch import BatchPreparer, Contribute, PreparedBatch
+from processors.base import TopicPartitionKey
+from processors.batch import BatchPreparer, Contribute, PreparedBatch, ProcessorStats
+from processors.dead_letters import send_dead_letters
 from processors.outbox import OutboxRelay
 from processors.ownership import PartitionLedger
 from processors.store import TRANSIENT_ERRORS, Store
@@ -50,44 +49,6 @@ def default_contribute() -> Contribute:
     from processors.indicators import contributions
 
     return contributions
-
-
-@dataclass
-class ProcessorStats:
-    """Running totals of one processor instance."""
-
-    batches: int = 0
-    records: int = 0
-    facts_new: int = 0
-    duplicates: int = 0
-    retracted_on_arrival: int = 0
-    retractions_applied: int = 0
-    dead_lettered: int = 0
-    skipped: int = 0
-    dropped_lost: int = 0
-    months_marked: int = 0
-
-    def add(self, prepared: PreparedBatch, outcome: BatchOutcome, dropped: int) -> dict[str, int]:
-        """Count one committed batch; returns its own counts for the batch's log line and span."""
-        self.records += prepared.records
-        self.facts_new += outcome.facts_new
-        self.duplicates += outcome.duplicates
-        self.retracted_on_arrival += outcome.retracted_on_arrival
-        self.retractions_applied += outcome.retractions_applied
-        self.dead_lettered += len(prepared.dead)
-        self.skipped += prepared.skipped
-        self.dropped_lost += dropped
-        self.months_marked += outcome.months_marked
-        return {
-            "records": prepared.records,
-            "new": outcome.facts_new,
-            "duplicates": outcome.duplicates,
-            "retractions": outcome.retractions_applied + outcome.retractions_pending,
-            "dead_lettered": len(prepared.dead),
-            "skipped": prepared.skipped,
-            "dropped": dropped,
-            "months_marked": outcome.months_marked,
-        }
 
 
 async def _finish(work: asyncio.Future[None]) -> None:
@@ -360,7 +321,7 @@ class IndicatorProcessor:
 
     async def _commit_locked(self, prepared: PreparedBatch) -> dict[str, int]:
         if prepared.dead:
-            await self._dead_letter(prepared.dead)
+            await send_dead_letters(self._require(self._producer), self._dead_letter_topics, prepared.dead)
         positions, facts = prepared.positions, prepared.facts
         outcome = await self._with_db_retries(
             lambda: self.store.commit_batch(positions, facts, prepared.expected)
@@ -378,35 +339,6 @@ class IndicatorProcessor:
                 "partitions lost to another consumer, batch records dropped: %s", sorted(outcome.lost)
             )
         return self.stats.add(prepared, outcome, dropped)
-
-    async def _dead_letter(self, dead: list[tuple[ConsumerRecord, str]]) -> None:
-        """Produce rejected records to their dead-letter topics and wait for the broker's acks."""
-        producer = self._require(self._producer)
-        deliveries = []
-        for record, reason in dead:
-            letter = bound_dead_letter(
-                record.value,
-                record.key,
-                [(k, v) for k, v in (record.headers or ()) if v is not None],
-                [
-                    ("dlq_reason", reason.encode()),
-                    ("dlq_source_topic", record.topic.encode()),
-                    ("dlq_source_partition", str(record.partition).encode()),
-                    ("dlq_source_offset", str(record.offset).encode()),
-                ],
-            )
-            deliveries.append(
-                await producer.send(
-                    self._dead_letter_topics[record.topic],
-                    value=letter.value,
-                    key=letter.key,
-                    headers=letter.headers,
-                )
-            )
-            logger.warning(
-                "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
-            )
-        await asyncio.gather(*deliveries)
 
     @staticmethod
     def _require(client: _Client | None) -> _Client:
