@@ -306,7 +306,13 @@ async def _throughput(settings: Any, processes: int, total: int) -> dict[str, An
         facts = await pool.fetchval("SELECT count(*) FROM fact")
         rows = {
             table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608  # fixed names
-            for table in ("indicator_part", "indicator_member", "indicator_report")
+            for table in (
+                "indicator_part",
+                "indicator_member",
+                "indicator_report",
+                "indicator_rollup",
+                "indicator_rollup_member",
+            )
         }
     finally:
         await _stop(children)
