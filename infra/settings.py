@@ -148,6 +148,10 @@ class ProcessorSettings(BaseModel):
     # dead-lettered (a typo'd year would otherwise be counted and open periods nobody reads).
     earliest_event_at: datetime = datetime(2000, 1, 1, tzinfo=UTC)
     future_allowance_s: float = Field(default=86_400.0, ge=0)
+    # Keep rollups (per period and grouping) of the indicators that qualify, in each batch, so reads of
+    # them are index lookups. Off: the batches write fewer rows and those indicators are read from
+    # the parts; turning it on later takes a recompute before reads use the rollups.
+    rollups: bool = False
 
 
 class ConnectorSettings(BaseModel):

@@ -36,6 +36,9 @@ CellKey = tuple[str, PeriodKind, date, str]
 PartKey = tuple[str, PeriodKind, date, str, str]
 """(indicator, period kind, period start, canonical dimensions, part): one stored part of a cell."""
 
+TopicPartitionKey = tuple[str, int]
+"""(topic, partition): one input partition, as the ledger and the offsets table name it."""
+
 
 @lru_cache(maxsize=4096)
 def _periods_of(year: int, month: int) -> tuple[tuple[PeriodKind, date], ...]:
@@ -75,7 +78,7 @@ def part_from_json(data: Sequence[Any]) -> Part:
     """A part from one array of a fact's `parts` column.
 
     The array is [indicator, part, kind, occurred_at (ISO 8601), dimensions, amount (decimal text),
-    member, order_key], as `processors.store.parts_json` writes it.
+    member, order_key], as `processors.deltas.parts_json` writes it.
     """
     indicator, name, kind, occurred_at, dimensions, amount, member, order_key = data
     return Part(

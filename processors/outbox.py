@@ -41,9 +41,9 @@ from infra.retry import Backoff
 from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from processors.base import CellKey
+from processors.cells import cell_parts, published_cells
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import cell_parts, published_cells
 from schemas.cloudevents import KafkaRecord
 from schemas.indicators import IndicatorValue, encode_indicator, indicator_key
 from schemas.topics import TopicCatalogue

@@ -30,6 +30,7 @@ from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggreg
 from processors.indicators.base import PeriodKind
 from processors.indicators.derive import derive_value, extra_ratios
 from processors.read_enrolments import JOINED_PARTS, RAW_READS, PartKey, load_enrolments
+from processors.read_rollups import reads_rollups, rolled_up_cells, rollups_complete
 
 logger = logging.getLogger(__name__)
 
@@ -197,13 +198,10 @@ async def read_indicators(
         for entry in indicators
         if entry.aggregation in aggregate_training.AGGREGATIONS
     }
-    wanted = {
-        (ref.indicator, ref.part)
-        for entry in indicators
-        for ref in entry.reads
-        if entry.aggregation not in aggregate_training.AGGREGATIONS
-        or (ref.indicator, ref.part) not in JOINED_PARTS
-    } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
+    # Indicators that qualify for rollups are read from them (a few rows per cell) once the store's
+    # rollups are complete; then their part rows are not loaded.
+    rolled = {entry.id for entry in indicators if reads_rollups(entry.id)}
+    wanted = _stored_reads(indicators)
     # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
     margin = Decimal(str(settings.processor.roi_margin_coefficient))
     results: list[dict[str, Any]] = []
@@ -212,6 +210,11 @@ async def read_indicators(
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
+            rolled_cells: dict[str, list[Cell]] = {}
+            if rolled and await rollups_complete(connection):
+                wanted = _stored_reads([entry for entry in indicators if entry.id not in rolled])
+                for indicator_id in sorted(rolled):
+                    rolled_cells[indicator_id] = await rolled_up_cells(connection, indicator_id, period, by)
             rows = await load_rows(connection, period, wanted)
             # One join over every part these indicators declare serves them all: each aggregation
             # reads only the fields of the parts it declares (the property tests compare a read of
@@ -225,13 +228,25 @@ async def read_indicators(
         for parts in joins:
             index.preload(enrolments.join_enrolments, parts, records)
         for entry in indicators:
-            cells = aggregate(entry.id, index, ctx)
+            found_cells = rolled_cells.get(entry.id)
+            cells = found_cells if found_cells is not None else aggregate(entry.id, index, ctx)
             found = to_results(entry.id, cells, period, margin_coefficient=margin)
             if audience == "external":
                 found = suppress(entry.id, found, by, threshold=settings.processor.small_cell_threshold)
             results.extend(found)
     logger.debug("read %d cells of %d indicators (%s, by %s)", len(results), len(indicators), period, by)
     return results
+
+
+def _stored_reads(indicators: Sequence[catalogue.Indicator]) -> set[tuple[str, str]]:
+    """The (indicator, part) rows the aggregations of `indicators` load (joined parts stay in SQL)."""
+    return {
+        (ref.indicator, ref.part)
+        for entry in indicators
+        for ref in entry.reads
+        if entry.aggregation not in aggregate_training.AGGREGATIONS
+        or (ref.indicator, ref.part) not in JOINED_PARTS
+    } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
 
 
 def to_results(

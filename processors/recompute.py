@@ -21,8 +21,9 @@ import asyncpg
 from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey
+from processors.deltas import PartDeltas, parts_json
 from processors.indicators.base import Part
-from processors.store import PartDeltas, apply_deltas, mark_changed, parts_json
+from processors.store import apply_deltas, mark_changed
 from schemas.events.base import Event
 from schemas.registry import EVENT_ADAPTER
 
@@ -132,6 +133,7 @@ async def rebuild(
     connection: asyncpg.Connection,
     *,
     contribute: Callable[[Event], list[Part]] | None = None,
+    rollups: bool = False,
     progress: bool = True,
     chunk: int = _CHUNK,
     stream: TextIO | None = None,
@@ -149,10 +151,16 @@ async def rebuild(
     summary = RecomputeSummary()
     # Processors wait until the rebuild commits (and readers too, from the TRUNCATE on).
     await connection.execute(
-        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report IN EXCLUSIVE MODE"
+        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report, indicator_rollup,"
+        " indicator_rollup_member IN EXCLUSIVE MODE"
     )
     old_cells = await _stored_cells(connection)
-    await connection.execute("TRUNCATE indicator_part, indicator_member, indicator_report")
+    await connection.execute(
+        "TRUNCATE indicator_part, indicator_member, indicator_report, indicator_rollup,"
+        " indicator_rollup_member"
+    )
+    # With rollups, rebuilt from every fact below: from this commit on, reads may take them.
+    await connection.execute("UPDATE indicator_rollup_state SET complete = $1", rollups)
     total = await connection.fetchval(
         "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
     )
@@ -169,7 +177,7 @@ async def rebuild(
             for part in parts:
                 deltas.add(part, event_id)
             stored.append((event_id, parts_json(parts)))
-        written, _ = await apply_deltas(connection, deltas, publish=False)
+        written, _ = await apply_deltas(connection, deltas, publish=False, rollups=rollups)
         summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
         summary.facts += len(rows)
@@ -194,7 +202,7 @@ async def recompute(settings: Settings, *, progress: bool = True) -> RecomputeSu
     pool = await create_pool(settings.postgres)
     try:
         async with pool.acquire() as connection, connection.transaction():
-            summary = await rebuild(connection, progress=progress)
+            summary = await rebuild(connection, progress=progress, rollups=settings.processor.rollups)
     finally:
         await pool.close()
     logger.info(

@@ -16,16 +16,14 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from opentelemetry.trace import Link, SpanKind, get_current_span
+from opentelemetry.trace import SpanKind
 
 from infra import telemetry
-from infra.dead_letters import bound_dead_letter
 from infra.errors import TRANSIENT_PG_ERRORS
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.kafka_acls import ensure_acls
@@ -34,28 +32,18 @@ from infra.retry import Backoff, retrying
 from infra.roles import PROCESSOR, PROCESSOR_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from processors.admission import Admission
-from processors.base import FactIn
-from processors.indicators.base import Part
+from processors.base import TopicPartitionKey
+from processors.batch import BatchPreparer, Contribute, PreparedBatch, ProcessorStats
+from processors.dead_letters import send_dead_letters
 from processors.outbox import OutboxRelay
-from processors.store import (
-    PartDeltas,
-    Store,
-    TopicPartitionKey,
-    expected_deltas,
-    parts_json,
-)
-from schemas import deadletter
-from schemas.cloudevents import InvalidEvent, decode
-from schemas.events.base import Event, EventRetracted
+from processors.ownership import PartitionLedger
+from processors.store import Store
 from schemas.topics import TopicCatalogue
 
 logger = logging.getLogger(__name__)
 
-Contribute = Callable[[Event], list[Part]]
 _Client = TypeVar("_Client", AIOKafkaConsumer, AIOKafkaProducer)
 
-# The SDK keeps at most 128 links per span; extracting more trace contexts would be wasted work.
-_MAX_LINKS = 128
 # How long a batch keeps retrying while PostgreSQL is unreachable before the processor gives up.
 _DB_OUTAGE_LIMIT_S = 300.0
 _DB_OUTAGE_BACKOFF = Backoff(base_s=0.1, max_s=5.0)
@@ -66,39 +54,6 @@ def default_contribute() -> Contribute:
     from processors.indicators import contributions
 
     return contributions
-
-
-@dataclass
-class ProcessorStats:
-    """Running totals of one processor instance."""
-
-    batches: int = 0
-    records: int = 0
-    facts_new: int = 0
-    duplicates: int = 0
-    retracted_on_arrival: int = 0
-    retractions_applied: int = 0
-    dead_lettered: int = 0
-    skipped: int = 0
-    dropped_lost: int = 0
-    months_marked: int = 0
-
-
-@dataclass
-class _Prepared:
-    """A fetched batch, decoded and evaluated, waiting for its transaction."""
-
-    topics: list[str]
-    facts: list[FactIn] = field(default_factory=list)
-    dead: list[tuple[ConsumerRecord, str]] = field(default_factory=list)
-    positions: dict[TopicPartitionKey, tuple[int, int]] = field(default_factory=dict)
-    serials: dict[TopicPartitionKey, int] = field(default_factory=dict)
-    expected: PartDeltas | None = None
-    links: list[Link] = field(default_factory=list)
-    records: int = 0
-    skipped: int = 0
-    dropped: int = 0
-    prepare_ms: float = 0.0
 
 
 async def _finish(work: asyncio.Future[None]) -> None:
@@ -123,8 +78,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         """
         async with self.processor.batch_lock:
             for tp in revoked:
-                self.processor.owned.pop((tp.topic, tp.partition), None)
-                self.processor.forget(tp)
+                self.processor.ledger.revoked((tp.topic, tp.partition))
         logger.info("partitions revoked: %s", _names(revoked))
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -164,15 +118,10 @@ class IndicatorProcessor:
         self.settings = settings
         self.catalogue = TopicCatalogue.from_settings(settings)
         self.group = self.catalogue.indicators_group
-        self.contribute = contribute or default_contribute()
         self.stats = ProcessorStats()
-        self.owned: dict[TopicPartitionKey, tuple[int, int]] = {}
+        self.ledger = PartitionLedger()
         self.batch_lock = asyncio.Lock()
-        # Per partition: how many times we claimed it, and since when we hold it unclaimed.
-        self._claim_serial: dict[TopicPartitionKey, int] = {}
-        self._unowned_since: dict[TopicPartitionKey, float] = {}
-        # Per partition: the offset after the last record decoded (ahead of the committed offset).
-        self._prepared_next: dict[TopicPartitionKey, int] = {}
+        self._preparer = BatchPreparer(Admission.from_settings(settings), contribute or default_contribute())
         self._pool = pool
         self._own_pool = pool is None
         self._relay_enabled = relay
@@ -180,8 +129,6 @@ class IndicatorProcessor:
         self._store: Store | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._admission = Admission.from_settings(settings)
-        self._latest_plausible = self._admission.latest()
         self._dead_letter_topics = {
             spec.name: self.catalogue.dead_letter(spec).name for spec in self.catalogue.input_topics()
         }
@@ -214,7 +161,12 @@ class IndicatorProcessor:
         await ensure_acls(self.settings.kafka, self.catalogue)
         if self._pool is None:
             self._pool = await create_pool(store_settings_for(self.settings.postgres, PROCESSOR))
-        self._store = Store(self._pool, log_identity=log_identity, consumer_group=self.group)
+        self._store = Store(
+            self._pool,
+            log_identity=log_identity,
+            consumer_group=self.group,
+            rollups=self.settings.processor.rollups,
+        )
         # Its own principal: reads the inputs, writes dead letters and indicators, nothing else.
         kafka = kafka_settings_for(self.settings.kafka, PROCESSOR_PRINCIPAL)
         producer = make_producer(kafka)
@@ -273,16 +225,15 @@ class IndicatorProcessor:
         committing: asyncio.Future[None] | None = None
         try:
             while not self._stop.is_set():
-                fetched = self.stats.batches + (committing is not None)
-                if max_batches is not None and fetched >= max_batches:
+                if max_batches is not None and self.stats.batches + (committing is not None) >= max_batches:
                     return
                 if until is not None and until():
                     return
-                claims_before = dict(self._claim_serial)
+                serials = self.ledger.serials()
                 batch = await consumer.getmany(
                     timeout_ms=settings.batch_timeout_ms, max_records=settings.batch_max_records
                 )
-                prepared = self._prepare(consumer, batch, claims_before) if batch else None
+                prepared = self._prepare(consumer, batch, serials) if batch else None
                 if committing is not None:
                     await _finish(committing)
                     committing = None
@@ -301,12 +252,8 @@ class IndicatorProcessor:
         claims = await self.store.claim_partitions((tp.topic, tp.partition) for tp in partitions)
         consumer = self._require(self._consumer)
         for tp in partitions:
-            key = (tp.topic, tp.partition)
-            next_offset, epoch = claims[key]
-            self.owned[key] = (next_offset, epoch)
-            self._claim_serial[key] = self._claim_serial.get(key, 0) + 1
-            self._unowned_since.pop(key, None)
-            self._prepared_next[key] = next_offset
+            next_offset, epoch = claims[(tp.topic, tp.partition)]
+            self.ledger.claimed((tp.topic, tp.partition), next_offset, epoch)
             consumer.seek(tp, next_offset)
         logger.info(
             "partitions claimed: %s",
@@ -317,22 +264,15 @@ class IndicatorProcessor:
         """Claim partitions the group still assigns to us but that we do not own in PostgreSQL.
 
         That happens when PostgreSQL was unreachable during the rebalance, or when a batch found
-        our epoch superseded. A grace period of one session timeout lets a real rebalance, which
-        would take the partition away from us, happen first.
+        our epoch superseded (see `PartitionLedger.due_for_claim` for the grace period).
         """
-        now = time.monotonic()
+        assigned = {(tp.topic, tp.partition): tp for tp in consumer.assignment()}
         grace_s = self.settings.kafka.session_timeout_ms / 1000
-        due: list[TopicPartition] = []
-        for tp in consumer.assignment():
-            key = (tp.topic, tp.partition)
-            if key in self.owned:
-                continue
-            if now - self._unowned_since.setdefault(key, now) >= grace_s:
-                due.append(tp)
-        if not due:
+        due_keys = self.ledger.due_for_claim(assigned, time.monotonic(), grace_s)
+        if not due_keys:
             return
         async with self.batch_lock:
-            due = [tp for tp in due if (tp.topic, tp.partition) not in self.owned]
+            due = [assigned[key] for key in due_keys if key not in self.ledger.owned]
             try:
                 await self.claim(due)
             except TRANSIENT_PG_ERRORS:
@@ -342,56 +282,21 @@ class IndicatorProcessor:
         self,
         consumer: AIOKafkaConsumer,
         batch: dict[TopicPartition, list[ConsumerRecord]],
-        claims_before: dict[TopicPartitionKey, int],
-    ) -> _Prepared:
-        """Decode a fetched batch and compute what it contributes; no I/O, so no await."""
+        serials: dict[TopicPartitionKey, int],
+    ) -> PreparedBatch:
+        """Decode a fetched batch (no await: it runs while the previous batch commits)."""
         started = time.perf_counter()
-        self._latest_plausible = self._admission.latest()
-        prepared = _Prepared(topics=sorted({tp.topic for tp in batch}))
-        for tp, records in batch.items():
-            key = (tp.topic, tp.partition)
-            own = self.owned.get(key)
-            if own is None:
-                # Not ours (any more, or not yet claimed): the next owner, or our own later claim,
-                # reads these records again from the offset stored in PostgreSQL.
-                self._unowned_since.setdefault(key, time.monotonic())
-                continue
-            if self._claim_serial.get(key) != claims_before.get(key):
-                # Claimed while this batch was being fetched: the records may come from the position
-                # before the claim's seek. Seek again to the stored offset and read them anew.
-                consumer.seek(tp, own[0])
-                self._prepared_next[key] = own[0]
-                continue
-            floor = max(own[0], self._prepared_next.get(key, own[0]))
-            last = -1
-            for record in records:
-                if record.offset < floor:
-                    prepared.skipped += 1
-                    continue
-                prepared.records += 1
-                last = record.offset
-                self._decode(record, prepared.facts, prepared.dead)
-            if last >= 0:
-                prepared.positions[key] = (last + 1, own[1])
-                prepared.serials[key] = self._claim_serial.get(key, 0)
-                self._prepared_next[key] = last + 1
-        for fact in prepared.facts:
-            fact.parts_json = parts_json(fact.parts)
-        prepared.expected = expected_deltas(prepared.facts)
-        per_partition = _MAX_LINKS // max(1, len(batch))
-        for records in batch.values():
-            for record in records[:per_partition]:
-                context = get_current_span(telemetry.extract_context(record.headers)).get_span_context()
-                if context.is_valid:
-                    prepared.links.append(Link(context))
+        prepared = self._preparer.prepare(batch, self.ledger, serials, time.monotonic())
+        for tp, offset in prepared.rewind:
+            consumer.seek(tp, offset)
         prepared.prepare_ms = (time.perf_counter() - started) * 1000
         return prepared
 
-    async def _commit(self, prepared: _Prepared) -> None:
+    async def _commit(self, prepared: PreparedBatch) -> None:
         """Dead-letter the invalid records, then commit the batch in one transaction."""
         async with self.batch_lock:
             started = time.perf_counter()
-            self._drop_superseded(prepared)
+            prepared.leave_out(self.ledger.stale(prepared.positions, prepared.serials))
             topics = prepared.topics
             with telemetry.tracer().start_as_current_span(
                 f"process {topics[0]}" if len(topics) == 1 else "process",
@@ -424,131 +329,26 @@ class IndicatorProcessor:
                 prepared.prepare_ms,
             )
 
-    def _drop_superseded(self, prepared: _Prepared) -> None:
-        """Leave out partitions whose ownership changed since the batch was decoded.
-
-        A claim in between re-read the stored offset and seeked there, so those records come again;
-        a lost partition is read by its new owner.
-        """
-        stale = {
-            key
-            for key, (_, epoch) in prepared.positions.items()
-            if (own := self.owned.get(key)) is None
-            or own[1] != epoch
-            or self._claim_serial.get(key) != prepared.serials.get(key)
-        }
-        if not stale:
-            return
-        prepared.dropped += sum(1 for f in prepared.facts if (f.topic, f.partition) in stale)
-        prepared.facts = [f for f in prepared.facts if (f.topic, f.partition) not in stale]
-        prepared.dead = [(r, why) for r, why in prepared.dead if (r.topic, r.partition) not in stale]
-        prepared.positions = {k: v for k, v in prepared.positions.items() if k not in stale}
-        prepared.expected = None
-
-    async def _commit_locked(self, prepared: _Prepared) -> dict[str, int]:
+    async def _commit_locked(self, prepared: PreparedBatch) -> dict[str, int]:
         if prepared.dead:
-            await self._dead_letter(prepared.dead)
+            await send_dead_letters(self._require(self._producer), self._dead_letter_topics, prepared.dead)
         positions, facts = prepared.positions, prepared.facts
         outcome = await self._with_db_retries(
             lambda: self.store.commit_batch(positions, facts, prepared.expected)
         )
         dropped = prepared.dropped
+        now = time.monotonic()
         for key in outcome.lost:
-            self.owned.pop(key, None)
-            self._prepared_next.pop(key, None)
-            self._unowned_since[key] = time.monotonic()
+            self.ledger.lost(key, now)
             dropped += sum(1 for fact in facts if (fact.topic, fact.partition) == key)
         for key, position in positions.items():
-            if key not in outcome.lost and key in self.owned:
-                self.owned[key] = position
+            if key not in outcome.lost:
+                self.ledger.committed(key, position)
         if outcome.lost:
             logger.warning(
                 "partitions lost to another consumer, batch records dropped: %s", sorted(outcome.lost)
             )
-        stats = self.stats
-        stats.records += prepared.records
-        stats.facts_new += outcome.facts_new
-        stats.duplicates += outcome.duplicates
-        stats.retracted_on_arrival += outcome.retracted_on_arrival
-        stats.retractions_applied += outcome.retractions_applied
-        stats.dead_lettered += len(prepared.dead)
-        stats.skipped += prepared.skipped
-        stats.dropped_lost += dropped
-        stats.months_marked += outcome.months_marked
-        return {
-            "records": prepared.records,
-            "new": outcome.facts_new,
-            "duplicates": outcome.duplicates,
-            "retractions": outcome.retractions_applied + outcome.retractions_pending,
-            "dead_lettered": len(prepared.dead),
-            "skipped": prepared.skipped,
-            "dropped": dropped,
-            "months_marked": outcome.months_marked,
-        }
-
-    def _decode(
-        self, record: ConsumerRecord, facts: list[FactIn], dead: list[tuple[ConsumerRecord, str]]
-    ) -> None:
-        try:
-            event = decode(record.headers, record.value)
-        except InvalidEvent as exc:
-            dead.append((record, exc.reason))
-            return
-        refusal = self._admission.refusal(event, record.topic, self._latest_plausible)
-        if refusal is not None:
-            dead.append((record, refusal))
-            return
-        retracts = event.retracted_event_id if isinstance(event, EventRetracted) else None
-        try:
-            parts = [] if retracts is not None else self.contribute(event)
-        except (ValueError, TypeError, KeyError, ArithmeticError) as exc:
-            # A valid event the indicator code cannot digest: park it rather than stall the partition.
-            logger.warning("event %s could not be evaluated: %s", event.event_id, exc)
-            dead.append((record, f"indicator evaluation failed: {type(exc).__name__}: {exc}"[:300]))
-            return
-        facts.append(
-            FactIn(
-                event_id=event.event_id,
-                event_type=event.event_type,
-                occurred_at=event.occurred_at,
-                subject_key=event.subject_key,
-                source=event.source,
-                payload=record.value.decode(),
-                parts=parts,
-                retracts=retracts,
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-            )
-        )
-
-    async def _dead_letter(self, dead: list[tuple[ConsumerRecord, str]]) -> None:
-        """Produce rejected records to their dead-letter topics and wait for the broker's acks."""
-        producer = self._require(self._producer)
-        deliveries = []
-        for record, reason in dead:
-            letter = bound_dead_letter(
-                record.value,
-                record.key,
-                [(k, v) for k, v in (record.headers or ()) if v is not None],
-                deadletter.for_consumer_record(reason, record.topic, record.partition, record.offset),
-            )
-            deliveries.append(
-                await producer.send(
-                    self._dead_letter_topics[record.topic],
-                    value=letter.value,
-                    key=letter.key,
-                    headers=letter.headers,
-                )
-            )
-            logger.warning(
-                "dead-lettered %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason
-            )
-        await asyncio.gather(*deliveries)
-
-    def forget(self, tp: TopicPartition) -> None:
-        """Drop what is known about a partition that is no longer ours."""
-        self._prepared_next.pop((tp.topic, tp.partition), None)
+        return self.stats.add(prepared, outcome, dropped)
 
     @staticmethod
     def _require(client: _Client | None) -> _Client:

@@ -99,7 +99,13 @@ async def throughput(
         facts = await pool.fetchval("SELECT count(*) FROM fact")
         rows = {
             table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608  # fixed names
-            for table in ("indicator_part", "indicator_member", "indicator_report")
+            for table in (
+                "indicator_part",
+                "indicator_member",
+                "indicator_report",
+                "indicator_rollup",
+                "indicator_rollup_member",
+            )
         }
     finally:
         await stop_processes(children)

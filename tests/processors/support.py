@@ -16,9 +16,9 @@ from aiokafka import TopicPartition
 from infra.kafka import make_consumer, make_producer
 from infra.settings import Settings
 from processors.base import PartKey, dims_key, periods
+from processors.cells import cell_parts
 from processors.indicators import contributions
 from processors.indicators.base import Part
-from processors.store import cell_parts
 from schemas.cloudevents import KafkaRecord, encode
 from schemas.events.base import Event, EventRetracted
 from schemas.events.plgn import Wave

@@ -9,9 +9,10 @@ from decimal import Decimal
 import asyncpg
 
 from processors.base import FactIn
+from processors.cells import cell_parts
 from processors.indicators.base import Part
 from processors.recompute import Progress, rebuild
-from processors.store import Store, cell_parts
+from processors.store import Store
 from schemas.events.base import Event
 from tests.schemas.factories import make_cost_recorded, make_finance_event_retracted
 

@@ -14,9 +14,9 @@ import asyncpg
 from infra.kafka import read_topic_to_end
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
+from processors.cells import cell_parts
 from processors.recompute import rebuild
 from processors.runtime import IndicatorProcessor
-from processors.store import cell_parts
 from schemas.cloudevents import KafkaRecord, encode
 from schemas.indicators import indicator_key
 from schemas.topics import TopicCatalogue

@@ -9,8 +9,9 @@ from decimal import Decimal
 import asyncpg
 
 from processors.base import FactIn
+from processors.cells import cell_parts
 from processors.indicators.base import Part
-from processors.store import Store, cell_parts
+from processors.store import Store
 
 AT = datetime(2026, 5, 10, 12, tzinfo=UTC)
 DIMS = {"country": "UY"}

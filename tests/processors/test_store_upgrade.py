@@ -12,7 +12,7 @@ import pytest
 
 from infra import postgres
 from infra.settings import Settings
-from processors.store import cell_parts
+from processors.cells import cell_parts
 
 APRIL, MAY, Q2, YEAR = date(2026, 4, 1), date(2026, 5, 1), date(2026, 4, 1), date(2026, 1, 1)
 DIMS = '{"country":"UY"}'

@@ -20,13 +20,13 @@ from infra.kafka import ensure_topics, make_producer
 from infra.postgres import create_pool, migrate
 from infra.settings import ReachTargetConfig, Settings
 from infra.targets import set_targets
+from processors.cells import cell_parts
 from processors.indicators.aggregate import Cell
 from processors.indicators.base import PeriodKind
 from processors.indicators.catalogue import INDICATORS
 from processors.indicators.derive import extra_ratios
 from processors.read import read_indicators
 from processors.runtime import IndicatorProcessor
-from processors.store import cell_parts
 from schemas.cloudevents import encode
 from schemas.topics import TopicCatalogue
 

@@ -1,0 +1,97 @@
+"""Reading cells from the evaluation store: the value of every part of a cell, merged from its months.
+
+Parts are stored per month (`processors.store`); a quarter or a year is the merge of its months, done
+here in SQL for the relay, recompute and the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+
+import asyncpg
+
+from processors.base import CellKey, PartKey, cells_of_month
+from processors.store import columns_of
+
+
+def published_cells(marked: CellKey) -> tuple[CellKey, ...]:
+    """The cells a mark asks the relay to publish: a month with its quarter and year; any other as is."""
+    indicator, kind, start, dims = marked
+    return cells_of_month(indicator, start, dims) if kind == "month" else (marked,)
+
+
+# The value of every part of a cell, merged from the month rows the cell covers: sums add up,
+# distinct parts count the live members of any of its months, latest parts sum each member's winning
+# report. `contributions` counts what backs the value (contributing events, member references,
+# reports). Each source yields the stored month rows with the cell they are read into (c_kind, c_start).
+_PART_VALUES = """
+SELECT x.indicator, x.c_kind, x.c_start, x.dims, x.part, 'sum', sum(x.value), sum(x.contributions)::bigint
+  FROM {part}
+ GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT x.indicator, x.c_kind, x.c_start, x.dims, x.part, 'distinct', count(DISTINCT x.member)::numeric,
+       sum(x.refcount)::bigint
+  FROM {member}
+ WHERE x.refcount > 0
+ GROUP BY 1, 2, 3, 4, 5
+UNION ALL
+SELECT r.indicator, r.c_kind, r.c_start, r.dims, r.part, 'latest',
+       sum(r.amount) FILTER (WHERE r.rank = 1), count(*)
+  FROM (SELECT x.*, row_number() OVER (
+                PARTITION BY x.indicator, x.c_kind, x.c_start, x.dims, x.part, x.member
+                ORDER BY x.order_key DESC, x.event_id DESC) AS rank
+          FROM {report}) AS r
+ GROUP BY 1, 2, 3, 4, 5
+"""
+# Every stored row, read into its month, quarter and year (alcance_periods, migration 0160).
+_EVERY_CELL = (
+    "(SELECT t.*, k.period_kind AS c_kind, k.period_start AS c_start"
+    " FROM {table} AS t CROSS JOIN LATERAL alcance_periods(t.period_start) AS k) AS x"
+)
+# The rows of the months each requested cell covers.
+_REQUESTED_CELL = (
+    "(SELECT t.*, c.period_kind AS c_kind, c.period_start AS c_start FROM cell_month AS c"
+    " JOIN {table} AS t ON t.indicator = c.indicator AND t.period_kind = 'month'"
+    " AND t.period_start = c.month AND t.dims = c.dims) AS x"
+)
+_ALL_PART_VALUES = _PART_VALUES.format(
+    part=_EVERY_CELL.format(table="indicator_part"),
+    member=_EVERY_CELL.format(table="indicator_member"),
+    report=_EVERY_CELL.format(table="indicator_report"),
+)
+# Built from constant fragments only; the cells arrive as bind parameters.
+_CELL_CTE = """
+WITH cell AS (
+    SELECT DISTINCT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
+        AS u(indicator, period_kind, period_start, dims)
+), cell_month AS MATERIALIZED (
+    SELECT c.*, m::date AS month
+      FROM cell AS c,
+           generate_series(c.period_start::timestamp,
+                           c.period_start + CASE c.period_kind WHEN 'quarter' THEN interval '2 months'
+                                                               WHEN 'year' THEN interval '11 months'
+                                                               ELSE interval '0' END,
+                           interval '1 month') AS m
+)
+"""
+_CELL_PART_VALUES = _CELL_CTE + _PART_VALUES.format(
+    part=_REQUESTED_CELL.format(table="indicator_part"),
+    member=_REQUESTED_CELL.format(table="indicator_member"),
+    report=_REQUESTED_CELL.format(table="indicator_report"),
+)
+
+
+async def cell_parts(
+    connection: asyncpg.Connection | asyncpg.Pool, cells: Iterable[CellKey] | None = None
+) -> dict[PartKey, tuple[str, Decimal, int]]:
+    """The value of every part of `cells` (of every cell when None).
+
+    Returns:
+        {(indicator, period kind, period start, dims, part): (kind, value, contributions)}.
+    """
+    if cells is None:
+        records = await connection.fetch(_ALL_PART_VALUES)
+    else:
+        records = await connection.fetch(_CELL_PART_VALUES, *columns_of(list(set(cells)), 4))
+    return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
