@@ -51,7 +51,9 @@ async def test_a_dead_endpoint_ends_the_run_non_zero_within_deadline_with_a_summ
     assert f"source dead-lrs ({host}): failing for " in output
     assert f"longer than its deadline of {DEADLINE_S:g} s; last error: connection error to {host}" in output
     # Every failed attempt names the source and the host.
-    attempt = f"GET /xapi/statements failed (RetryableError: connection error to {host}: ClientConnectorError)"
+    attempt = (
+        f"GET /xapi/statements failed (RetryableError: connection error to {host}: ClientConnectorError)"
+    )
     assert f"source dead-lrs ({host}): {attempt}; retry 1/" in output
     assert f"source dead-lrs ({host}): failed, 0 records pulled, 0 dead-lettered, last error: " in output
     assert "Traceback" not in output and CANARY not in output
