@@ -19,6 +19,9 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
   and `Create` `DealReport` (one per deal and wave, with the cumulative realised value).
 * Retractions follow ActivityPub: a `Create` is retracted by a `Delete` whose `Tombstone` has the id of
   the created object; any other activity by an `Undo` naming the activity. Both carry a `reason`.
+* An organisation reference may be embedded with its `country` (the actor of an `Opportunity` or a
+  `DealReport`, the `attributedTo` of a `ContactRequest`): what it did counts under that country. A
+  `MeetingOutcome` names its business round in `context`, as the meeting does.
 * Event identities: an event from a `Create` is identified by the created object's id, every other
   by the activity id, so a re-read item or a retraction always names the same event id.
 
@@ -69,6 +72,8 @@ FEED_SCHEMA_FILE = "plgn-activity.schema.json"
 # Properties whose values may be personal or free text: removed from dead-lettered copies.
 # Dead letters keep these references only as keyed organisation pseudonyms (see `record_json`).
 _FIRM_REFERENCES = frozenset({"actor", "object", "target", "attributedTo"})
+# Properties that may hold an embedded organisation (`{"id": ..., "country": ...}`), typed or not.
+_EMBEDDED_FIRMS = frozenset({"actor", "attributedTo", "audience", "absentee"})
 _FIRM_OBJECTS = frozenset({"Organization", "DirectoryAuthorisation"})
 _PERSONAL_KEYS = frozenset(
     {"name", "nameMap", "email", "content", "contentMap", "summary", "summaryMap", "preferredUsername",
@@ -113,6 +118,13 @@ def _ref(value: Any) -> str:
     if isinstance(value, dict):
         return str(value["id"])
     return str(value)
+
+
+def _country(value: Any) -> str | None:
+    """The country an embedded organisation states (`{"id": ..., "country": "AR"}`), or None."""
+    if isinstance(value, dict) and isinstance(value.get("country"), str):
+        return str(value["country"])
+    return None
 
 
 def _money(value: dict[str, Any]) -> dict[str, Any]:
@@ -263,6 +275,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         return OpportunityPublished.create(
             **self._common(record), opp_id=o["id"], org_key=self._org(record["actor"]), kind=o["kind"],
             hs_code=o["hsCode"], target_countries=o.get("targetCountries", []), expires_at=o.get("endTime"),
+            country=_country(record["actor"]),
         )  # fmt: skip
 
     def _contact(self, record: dict[str, Any]) -> Event:
@@ -272,6 +285,8 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             "from_org_key": self._org(o["attributedTo"]),
             "to_org_key": self._org(o["audience"]),
             "opp_id": _ref(o["inReplyTo"]) if "inReplyTo" in o else None,
+            # The requester's country, on the answer too: request and answer count in the same cell.
+            "country": _country(o["attributedTo"]),
         }
         if record["type"] == "Create":
             return ContactRequested.create(**self._common(record), **fields)
@@ -313,6 +328,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         o = record["object"]
         return MeetingOutcomeReported.create(
             **self._common(record), meeting_id=_ref(o["inReplyTo"]),
+            activity_id=_ref(o["context"]) if "context" in o else None,
             reporter_org_key=self._org(record["actor"]), interest_level=o["interestLevel"],
             expected_value=_money(o["expectedValue"]), horizon=o["horizon"],
             hs_code=o.get("hsCode"),
@@ -328,6 +344,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             realised_value_cumulative=_money(o["realisedValueCumulative"]),
             attribution_pct=o["attributionPct"],
             confidence_pct=o["confidencePct"], additionality=o["additionality"],
+            country=_country(record["actor"]),
         )  # fmt: skip
 
     def _retraction(self, record: dict[str, Any]) -> Event:
@@ -359,6 +376,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             elif key in _FIRM_REFERENCES and isinstance(item, str):
                 # An actor is always a firm; a bare object or target may be one: never its native id.
                 scrubbed[key] = self._org(item)
+            elif key in _EMBEDDED_FIRMS and isinstance(item, dict) and isinstance(item.get("id"), str):
+                # An embedded firm (`{"id": ..., "country": ...}`), typed or not: its id as a pseudonym.
+                scrubbed[key] = {**self._scrub(item), "id": self._org(item["id"])}
             elif key == "id" and value.get("type") in _FIRM_OBJECTS and isinstance(item, str):
                 scrubbed[key] = self._org(item)
             else:

@@ -72,7 +72,9 @@ class PlgnFeedState:
         self._clock += timedelta(minutes=minutes)
         return self._clock.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def append(self, activity_type: str, actor: str, obj: Any, **extra: Any) -> dict[str, Any]:
+    def append(
+        self, activity_type: str, actor: str | dict[str, Any], obj: Any, **extra: Any
+    ) -> dict[str, Any]:
         """Append an activity with the next id and publication time; returns it."""
         item: dict[str, Any] = {
             "id": f"{self.base}/activities/{len(self.items) + 1}",
@@ -173,9 +175,14 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
     """
     feed = PlgnFeedState(base=base)
     org = {firm.org_id: f"{base}/orgs/{firm.org_id}" for firm in world.firms}
-    pending: list[tuple[datetime, str, str, Any, dict[str, Any]]] = []
+    # A firm embedded with its country, as PLGN gives the actor of what it publishes, asks or reports.
+    embedded = {
+        firm.org_id: {"type": "Organization", "id": org[firm.org_id], "country": firm.country}
+        for firm in world.firms
+    }
+    pending: list[tuple[datetime, str, str | dict[str, Any], Any, dict[str, Any]]] = []
 
-    def add(when: datetime, kind: str, actor: str, obj: Any, **extra: Any) -> None:
+    def add(when: datetime, kind: str, actor: str | dict[str, Any], obj: Any, **extra: Any) -> None:
         pending.append((when, kind, actor, obj, extra))
 
     for firm in world.firms:
@@ -213,7 +220,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
         add(
             opp.published_at,
             "Create",
-            org[opp.org_id],
+            embedded[opp.org_id],
             {
                 "type": "Opportunity",
                 "id": f"{base}/opportunities/{opp.opp_id}",
@@ -226,7 +233,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
         request = {
             "type": "ContactRequest",
             "id": f"{base}/contact-requests/{contact.request_id}",
-            "attributedTo": org[contact.from_org],
+            "attributedTo": embedded[contact.from_org],
             "audience": org[contact.to_org],
             **({"inReplyTo": f"{base}/opportunities/{contact.opp_id}"} if contact.opp_id else {}),
         }
@@ -274,6 +281,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
                     "type": "MeetingOutcome",
                     "id": f"{base}/meeting-outcomes/{meeting.meeting_id}",
                     "inReplyTo": body["id"],
+                    "context": body["context"],
                     "interestLevel": 4,
                     "horizon": meeting.horizon,
                     "expectedValue": {"amount": f"{meeting.expected_usd:.2f}", "currency": "USD"},
@@ -288,7 +296,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
         add(
             deal.reported_at,
             "Create",
-            org[deal.org_id],
+            embedded[deal.org_id],
             {
                 "type": "DealReport",
                 "id": f"{base}/deals/{deal.deal_id}/{deal.wave}",

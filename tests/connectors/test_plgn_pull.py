@@ -113,6 +113,29 @@ def test_every_example_file_is_covered_and_the_page_example_holds_valid_items() 
     assert all(contract_violation(item) is None for item in page["orderedItems"])
 
 
+def test_the_examples_carry_the_actors_country_and_the_outcomes_round() -> None:
+    plgn = connector()
+
+    def mapped(name: str) -> Any:
+        (event,) = plgn.map_record(json.loads((EXAMPLES / f"{name}.json").read_text()))
+        return event
+
+    assert mapped("opportunity-published").country == "UY"
+    assert mapped("deal-reported").country == "UY"
+    # The answer counts under the requester's country, as the request does.
+    assert mapped("contact-requested").country == mapped("contact-answered").country == "PE"
+    assert (
+        mapped("meeting-outcome-expected-business").activity_id
+        == "https://plgn.example/rounds/expo-aladi-2026"
+    )
+
+
+def test_an_embedded_firm_leaves_only_its_pseudonym_in_a_dead_letter() -> None:
+    item = json.loads((EXAMPLES / "contact-requested.json").read_text())
+    scrubbed = connector().record_json(item).decode()
+    assert "orgs/51" not in scrubbed and "PE" in scrubbed
+
+
 def test_retractions_name_the_retracted_event() -> None:
     undo = json.loads((EXAMPLES / "undo-round-registration.json").read_text())
     delete = json.loads((EXAMPLES / "delete-deal-report.json").read_text())
