@@ -12,7 +12,9 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
   read again on the next poll (duplicates are dropped by event id).
 * Each item is an activity with a stable `id`, a `type`, `published`, `actor` (the organisation) and an
   `object` whose `type` names the PLGN entity: `Create`/`Update` `Organization` (registered, profile
-  updated), `Create`/`Remove` `DirectoryAuthorisation` (granted, withdrawn), `Create` `Opportunity`,
+  updated), `Create`/`Update`/`Remove` `DirectoryAuthorisation` (granted, renewed, withdrawn; a
+  refusal, `Reject`, and a contact person's own consent, `consentSubject`, concern the directory's
+  consent ledger only and are skipped here), `Create` `Opportunity`,
   `Create` `ContactRequest` and `Accept`/`Reject` of it (requested, answered), `Join` `BusinessRound`
   with `role`/`interests` (round registration), `Create` `Meeting` and `Update` `Meeting` with
   `status` held / no_show / cancelled, `Create` `MeetingOutcome` (expected business at meeting close)
@@ -46,7 +48,7 @@ import jsonschema
 from pydantic import Field
 
 from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
-from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
 from schemas.events.base import Event, event_id_for
 from schemas.events.plgn import (
     ContactRequested,
@@ -259,6 +261,8 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
 
     def _authorisation(self, record: dict[str, Any]) -> Event:
         o = record["object"]
+        if "consentSubject" in o:
+            raise SkipRecord("a contact person's consent: kept by the directory's consent ledger only")
         if record["type"] == "Remove":
             return DirectoryAuthorisationWithdrawn.create(
                 **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
@@ -269,6 +273,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
             granted_by_role=o.get("grantedByRole"), evidence_ref=o.get("evidenceRef"),
         )  # fmt: skip
+
+    def _refusal(self, record: dict[str, Any]) -> Event:
+        raise SkipRecord("a refused directory authorisation: kept by the directory's consent ledger only")
 
     def _opportunity(self, record: dict[str, Any]) -> Event:
         o = record["object"]
@@ -390,7 +397,9 @@ _HANDLERS: dict[tuple[str, str | None], Any] = {
     ("Create", "Organization"): PlgnConnector._organisation,
     ("Update", "Organization"): PlgnConnector._organisation_update,
     ("Create", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Update", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Remove", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Reject", "DirectoryAuthorisation"): PlgnConnector._refusal,
     ("Create", "Opportunity"): PlgnConnector._opportunity,
     ("Create", "ContactRequest"): PlgnConnector._contact,
     ("Accept", "ContactRequest"): PlgnConnector._contact,
