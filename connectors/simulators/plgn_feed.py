@@ -165,10 +165,69 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# What a firm shares by default (the directory's field names), and what its contact person may add.
+FIRM_FIELDS = [
+    "legalName", "country", "sector", "hsChapters", "sizeBand", "exporterStatus", "website", "contactName",
+    "contactEmail",
+]  # fmt: skip
+PERSON_FIELDS = ["contactName", "contactEmail"]
+
+
+def directory_consents(world: World, base: str) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+    """The world's directory consents as feed activities: (when, type, firm id, DirectoryAuthorisation).
+
+    Each authorisation is granted (and perhaps withdrawn); for about half of them the firm's contact person
+    gives their own consent to the contact fields a minute later (withdrawn with the firm's); about a third
+    of the firms without an authorisation refused when asked. Drawn from a generator of their own, so the
+    rest of the world is the same with or without them.
+    """
+    rng = random.Random(f"{world.seed}/directory")
+    country = {firm.org_id: firm.country for firm in world.firms}
+    registered = {firm.org_id: firm.registered_at for firm in world.firms}
+    found: list[tuple[datetime, str, str, dict[str, Any]]] = []
+    for auth in world.authorisations:
+        consent = {
+            "type": "DirectoryAuthorisation",
+            "id": f"{base}/consents/{auth.consent_id}",
+            "recipients": auth.recipients,
+            "fields": FIRM_FIELDS,
+            "noticeVersion": "2025-01",
+            "language": "pt" if country[auth.org_id] == "BR" else "es",
+            "evidenceRef": f"{base}/consents/{auth.consent_id}/evidence",
+        }
+        found.append((auth.granted_at, "Create", auth.org_id, consent))
+        person = None
+        if rng.random() < 0.5:
+            person = {
+                **consent,
+                "id": f"{base}/consents/{auth.consent_id}/contact",
+                "fields": PERSON_FIELDS,
+                "consentSubject": {"type": "Person", "id": f"{base}/people/{auth.org_id}/contact"},
+            }
+            found.append((auth.granted_at + timedelta(minutes=1), "Create", auth.org_id, person))
+        if auth.withdrawn_at is not None:
+            found.append((auth.withdrawn_at, "Remove", auth.org_id, consent))
+            if person is not None:
+                found.append((auth.withdrawn_at + timedelta(minutes=1), "Remove", auth.org_id, person))
+    authorised = {auth.org_id for auth in world.authorisations}
+    for firm_id in sorted(set(country) - authorised):
+        if rng.random() < 1 / 3:
+            refused = {
+                "type": "DirectoryAuthorisation",
+                "id": f"{base}/consents/refused-{firm_id}",
+                "recipients": ["ALL_MEMBERS"],
+                "fields": FIRM_FIELDS,
+                "noticeVersion": "2025-01",
+                "language": "pt" if country[firm_id] == "BR" else "es",
+            }
+            found.append((registered[firm_id] + timedelta(days=2), "Reject", firm_id, refused))
+    return found
+
+
 def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn.example") -> PlgnFeedState:
     """The shared generator's PLGN world as an activity log in publication order.
 
-    Firms, authorisations (granted and withdrawn), opportunities, contact requests and answers, round
+    Firms, directory consents (`directory_consents`), opportunities, contact requests and answers, round
     registrations, meetings (scheduled, then held or no-show), expected business of held meetings and
     deal reports, sorted by time; then `invalid` contract violations spread through the log.
     Firm names and tax ids are in the items, as a real platform would serve them.
@@ -205,17 +264,8 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
                 **({"womenLed": firm.women_led} if firm.women_led is not None else {}),
             },
         )
-    for auth in world.authorisations:
-        consent = {
-            "type": "DirectoryAuthorisation",
-            "id": f"{base}/consents/{auth.consent_id}",
-            "recipients": auth.recipients,
-            "fields": ["country", "sizeBand", "hsChapters"],
-            "noticeVersion": "2025-01",
-        }
-        add(auth.granted_at, "Create", org[auth.org_id], consent)
-        if auth.withdrawn_at is not None:
-            add(auth.withdrawn_at, "Remove", org[auth.org_id], consent)
+    for when, kind, firm_id, consent in directory_consents(world, base):
+        add(when, kind, org[firm_id], consent)
     for opp in world.opportunities:
         add(
             opp.published_at,
