@@ -108,5 +108,7 @@ async def _grant(connection: asyncpg.Connection, target: str) -> None:
         f"GRANT SELECT, INSERT ON {target}.consent_event, {target}.access_log TO {WRITER_ROLE}"
     )
     await connection.execute(
-        f"GRANT SELECT ON {target}.consent_current, {target}.authorisation TO {WRITER_ROLE}"
+        f"GRANT SELECT ON {target}.consent_current, {target}.authorisation, {target}.indicator_accesses,"
+        f" {target}.indicator_firms_viewed, {target}.indicator_coverage TO {WRITER_ROLE}"
     )
+    await connection.execute(f"GRANT SELECT, INSERT, UPDATE ON {target}.sync_state TO {WRITER_ROLE}")
