@@ -87,6 +87,10 @@ async def _run_resolved(
         from connectors.intake import serving_intake
 
         await stack.enter_async_context(serving_intake(context))
+    if settings.web.enabled:
+        from web.app import serving_web_beside
+
+        await stack.enter_async_context(serving_web_beside(settings))
     workers = await stack.enter_async_context(_processor_workers(settings, settings.processor.processes - 1))
     processor = IndicatorProcessor(settings, pool=pool)
     processor_task = asyncio.create_task(processor.run(), name="processor")

@@ -53,6 +53,17 @@ def _parser() -> argparse.ArgumentParser:
         help="stop once every source is exhausted and everything published has been processed",
     )
     run.add_argument("--processes", type=int, help="processor processes (default: settings)")
+    run.add_argument("--no-web", action="store_true", help="do not serve the web app and query API")
+
+    commands.add_parser(
+        "serve", parents=[config], help="serve the web app and query API; prints a one-time login link"
+    )
+    token = commands.add_parser("token", parents=[config], help="bearer tokens of the web app and query API")
+    token.add_argument("action", choices=("create", "revoke", "list"))
+    token.add_argument("target", nargs="?", help="id or name of the token to revoke")
+    token.add_argument("--role", choices=("coordinator", "developer", "external", "state"))
+    token.add_argument("--name", help="who the token is for (default: role and a short id)")
+    token.add_argument("--state", type=str.upper, help="ALADI member state of a state-role token, e.g. AR")
 
     commands.add_parser(
         "stack", parents=[config], help="start the local broker and PostgreSQL alone and print their settings"
@@ -144,7 +155,9 @@ def _main(args: argparse.Namespace) -> int:
         check_source_kinds(settings)
     if args.command == "targets":
         args.new = _new_target(args)
-    if args.command in {"run", "stack", "indicators", "recompute", "status", "targets"}:
+    if args.command == "token":
+        _check_token_arguments(args)
+    if args.command in {"run", "stack", "indicators", "recompute", "status", "targets", "serve", "token"}:
         note_state_directory(settings)
     setup_logging(settings.log)
     from infra.local import LocalStackError
@@ -153,6 +166,18 @@ def _main(args: argparse.Namespace) -> int:
         return asyncio.run(_dispatch(args, settings))
     except LocalStackError as exc:
         raise local_stack_mistake(settings, exc) from exc
+
+
+def _check_token_arguments(args: argparse.Namespace) -> None:
+    """What `alcance token` needs, checked before the store opens."""
+    if args.action == "create" and args.role is None:
+        raise CliMistake("token create needs --role coordinator|developer|external|state", ExitCode.USAGE)
+    if args.action == "revoke" and not args.target:
+        raise CliMistake("token revoke needs the id or name of a token (alcance token list)", ExitCode.USAGE)
+    if args.action == "create" and (args.role == "state") != (args.state is not None):
+        raise CliMistake(
+            "--state (an ALADI member state, e.g. AR) goes with --role state only", ExitCode.USAGE
+        )
 
 
 def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:
@@ -179,7 +204,11 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             settings = settings.model_copy(
                 update={"processor": settings.processor.model_copy(update={"processes": args.processes})}
             )
+        if args.no_web:
+            settings = settings.model_copy(update={"web": settings.web.model_copy(update={"enabled": False})})
         return await app.run_pipeline(settings, until_idle=args.until_idle)
+    if args.command in {"serve", "token"}:
+        return await _web_command(args, settings)
     if args.command == "stack":
         from infra.local import serve_stack
 
@@ -218,6 +247,22 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{kind}\t{target}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")
+
+
+async def _web_command(args: argparse.Namespace, settings: Settings) -> int:
+    from infra import web_commands
+    from web.identities import IdentityError
+
+    if args.command == "serve":
+        return await web_commands.serve(settings)
+    try:
+        lines = await web_commands.token(
+            settings, args.action, role=args.role, name=args.name, state=args.state, target=args.target
+        )
+    except IdentityError as exc:
+        raise CliMistake(str(exc), ExitCode.USAGE) from None
+    print("\n".join(lines))
+    return 0
 
 
 def _broker(action: str, settings: Settings) -> int:

@@ -220,6 +220,29 @@ class IntakeSettings(BaseModel):
     tls_keyfile: Path | None = None
 
 
+class WebSettings(BaseModel):
+    """The coordinators' web app and query API (`alcance serve`; `alcance run` unless `--no-web`).
+
+    OpenID Connect login for coordinators is offered when `oidc_issuer` and `oidc_client_id` are set.
+    """
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8_470, ge=0, le=65_535)
+    # The address people open, when it differs from http://host:port (a reverse proxy).
+    public_url: str | None = None
+    # Browser sessions end after this long without a request, and this long after sign-in in any case.
+    session_idle_s: float = Field(default=1_800.0, gt=0)
+    session_max_s: float = Field(default=43_200.0, gt=0)
+    # A printed one-time login link works once, within this time.
+    login_link_ttl_s: float = Field(default=900.0, gt=0)
+    # Mark the session cookie Secure (set when the app is served over HTTPS).
+    cookie_secure: bool = False
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     """Everything alcance can be told; read from the environment and, when given, a TOML file."""
 
@@ -240,6 +263,7 @@ class Settings(BaseSettings):
     processor: ProcessorSettings = Field(default_factory=ProcessorSettings)
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     sources: list[SourceConfig] = Field(default_factory=list)
     reach_targets: list[ReachTargetConfig] = Field(default_factory=list)
     # Seed of the simulated sources used when no real source is configured.

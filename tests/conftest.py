@@ -16,7 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from infra.kafka import client_kwargs, ensure_topics
 from infra.local import running_stack
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings, load_settings
+from infra.settings import Settings, WebSettings, load_settings
 from schemas.topics import TopicCatalogue
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,9 @@ async def local_stack() -> AsyncIterator[Settings]:
     """
     state_dir = make_state_dir()
     try:
-        async with running_stack(load_settings(state_dir=state_dir)) as resolved:
+        # The web app, where a test serves it, takes any free port.
+        configured = load_settings(state_dir=state_dir, web=WebSettings(port=0))
+        async with running_stack(configured) as resolved:
             yield resolved
     finally:
         shutil.rmtree(state_dir, ignore_errors=True)

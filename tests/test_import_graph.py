@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.support.processes import REPO_ROOT
 
-PACKAGES = ("connectors", "processors", "schemas", "infra")
+PACKAGES = ("connectors", "processors", "schemas", "infra", "web")
 
 
 def module_name(path: Path) -> str:

@@ -110,6 +110,9 @@ async def python_child(
     child_env = {key: value for key, value in os.environ.items() if not key.startswith("ALCANCE_")}
     if settings is not None:
         child_env.update(settings_env(settings))
+    else:
+        # A child that serves the web app takes any free port: parallel runs never fight over 8470.
+        child_env["ALCANCE_WEB__PORT"] = "0"
     child_env.update(env or {})
     child_env["PYTHONUNBUFFERED"] = "1"
     process = await asyncio.create_subprocess_exec(
