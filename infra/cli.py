@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--target", help="unique certified learners planned for the year (with set)")
     targets.add_argument("--source", default="Programa de Actividades", help="document the target comes from")
 
+    directory = commands.add_parser("directory", parents=[config], help="the PLGN directory (art. 8)")
+    directory.add_argument(
+        "action",
+        choices=("verify-log", "indicators"),
+        help="verify-log: check the access log's hash chain; indicators: DIR-01 to DIR-03 as JSON",
+    )
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
     return parser
@@ -246,6 +252,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for kind, target in app.list_connectors():
             print(f"{kind}\t{target}")
         return 0
+    if args.command == "directory":
+        from directory.commands import directory_command
+
+        ok, text = await directory_command(args.action, settings)
+        print(text, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else int(ExitCode.LOG_TAMPERED)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -15,6 +15,9 @@ from directory.access import (
 )
 from directory.audit import verify_log
 from directory.schema import API_ROLE, OWNER_ROLE, sql
+from infra.cli_errors import ExitCode
+from infra.settings import Settings
+from tests.support.processes import REPO_ROOT, python_child
 
 from .support import firm_values, grant, setup
 
@@ -111,3 +114,22 @@ async def test_a_deleted_row_breaks_the_chain(admin: asyncpg.Connection, logged:
         await admin.execute(sql("ALTER TABLE {s}.access_log ENABLE TRIGGER access_log_append_only", logged))
     report = await verify_log(admin, logged)
     assert report.broken_seq == 3 and report.reason == "row 3: a row is missing before it"
+
+
+async def test_verify_log_command_passes_an_intact_chain_and_fails_a_tampered_one(
+    admin: asyncpg.Connection, logged: str, local_stack: Settings
+) -> None:
+    settings = local_stack.model_copy(
+        update={"directory": local_stack.directory.model_copy(update={"db_schema": logged})}
+    )
+    command = [str(REPO_ROOT / ".venv" / "bin" / "alcance"), "directory", "verify-log"]
+    async with python_child(command=command, settings=settings) as child:
+        assert await child.wait(60) == 0, child.output
+    assert "3 rows, chain intact" in child.output
+    async with admin.transaction():
+        await admin.execute(sql("ALTER TABLE {s}.access_log DISABLE TRIGGER access_log_append_only", logged))
+        await admin.execute(sql("UPDATE {s}.access_log SET org_refs = '{o-x}' WHERE seq = 1", logged))
+        await admin.execute(sql("ALTER TABLE {s}.access_log ENABLE TRIGGER access_log_append_only", logged))
+    async with python_child(command=command, settings=settings) as child:
+        assert await child.wait(60) == ExitCode.LOG_TAMPERED, child.output
+    assert "chain broken at row 1: content does not match its hash" in child.output
