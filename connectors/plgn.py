@@ -30,7 +30,8 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
 Every item is validated against the contract at the edge (one validator, built once); an item that
 breaks it goes to the `plgn` dead-letter topic with the first violation as the reason, with names,
 e-mails and free text removed from the stored copy. Organisation ids, and the ids of their directory
-authorisations (which name the firm), become keyed pseudonyms, in events and dead letters alike.
+authorisations and their evidence references (which name the firm), become keyed pseudonyms, in events
+and dead letters alike.
 """
 
 from __future__ import annotations
@@ -271,7 +272,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         return DirectoryAuthorisationGranted.create(
             **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
-            granted_by_role=o.get("grantedByRole"), evidence_ref=o.get("evidenceRef"),
+            granted_by_role=o.get("grantedByRole"),
+            # Evidence references name the consent, hence the firm: a pseudonym here, in clear in the ledger.
+            evidence_ref=self._org(o["evidenceRef"]) if "evidenceRef" in o else None,
         )  # fmt: skip
 
     def _refusal(self, record: dict[str, Any]) -> Event:
