@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", parents=[config], help="bearer tokens of the web app and query API")
     token.add_argument("action", choices=("create", "revoke", "list"))
     token.add_argument("target", nargs="?", help="id or name of the token to revoke")
-    token.add_argument("--role", choices=("coordinator", "developer", "external", "state"))
+    token.add_argument("--role", choices=("coordinator", "developer", "external", "state", "plgn"))
     token.add_argument("--name", help="who the token is for (default: role and a short id)")
     token.add_argument("--state", type=str.upper, help="ALADI member state of a state-role token, e.g. AR")
 

@@ -14,7 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from infra.postgres import create_pool
 from infra.settings import Settings
-from web import api, auth, identities, pages
+from web import api, auth, directory, identities, pages
 from web.api.base import PREFIX
 from web.api.models import Health
 from web.api.stream import STREAMS, stop_streams
@@ -82,6 +82,7 @@ def create_app(
     api.add_routes(app)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi_handler, allow_head=False)
     pages.add_routes(app)
+    directory.add_routes(app)
     return app
 
 

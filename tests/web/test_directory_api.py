@@ -1,0 +1,112 @@
+"""The directory over HTTP: tokens decide the member state, withdrawals take effect at the next request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import aiohttp
+import asyncpg
+import pytest
+
+from connectors.pseudonym import Pseudonymiser
+from connectors.simulators.serving import serving
+from directory.schema import sql
+from infra.postgres import create_pool
+from infra.settings import Settings
+from tests.directory.support import firm_values, grant, setup
+from web import identities
+from web.app import create_app
+
+CONSENT_IRI = "https://plgn.example/consents/consent-firm-1"
+INJECTION = "BR' OR '1'='1"
+
+
+@dataclass
+class Served:
+    url: str
+    pool: asyncpg.Pool
+    schema: str
+    firm: str
+
+    async def token(self, role: str, state: str | None = None) -> dict[str, str]:
+        _, _, secret = await identities.create_credential(self.pool, role=role, member_state=state)
+        return {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    schema = f"d_{uuid.uuid4().hex[:10]}"
+    local = settings.model_copy(
+        update={"directory": settings.directory.model_copy(update={"db_schema": schema})}
+    )
+    pseudonyms = Pseudonymiser.from_settings(local)
+    firm = pseudonyms.org("https://plgn.example/orgs/firm-1")
+    pool = await create_pool(local.postgres)
+    try:
+        async with serving(create_app(local, pool=pool, stream=False)) as url:
+            async with pool.acquire() as admin:
+                entries = [
+                    grant(firm, ("BR",), ("legalName", "sector"), consent=pseudonyms.org(CONSENT_IRI)),
+                    grant("o-other", ("ALL_MEMBERS",), ("legalName",)),
+                ]
+                await setup(admin, schema, entries, {firm: firm_values(), "o-other": firm_values()})
+            yield Served(url, pool, schema, firm)
+        async with pool.acquire() as admin:
+            await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await pool.close()
+
+
+async def test_tokens_decide_what_each_state_reads(served: Served) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{served.url}/api/v1/directory/firms") as response:
+            assert response.status == 401
+        brazil = await served.token("state", "BR")
+        async with http.get(f"{served.url}/api/v1/directory/firms", headers=brazil) as response:
+            assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+            body = await response.json()
+        assert {firm["ref"] for firm in body["firms"]} == {served.firm, "o-other"}
+        assert next(f for f in body["firms"] if f["ref"] == served.firm) == {
+            "ref": served.firm, "legalName": "Uvas del Sur S.A.", "sector": "01",
+        }  # fmt: skip
+        mexico = await served.token("state", "MX")
+        async with http.get(f"{served.url}/api/v1/directory/firms/{served.firm}", headers=mexico) as response:
+            assert response.status == 404
+        # A filter is never a way to another state's firms, nor into the SQL.
+        url = f"{served.url}/api/v1/directory/firms?country={quote(INJECTION)}"
+        async with http.get(url, headers=mexico) as response:
+            assert response.status == 400 and "country is not valid" in (await response.json())["detail"]
+        coordinator = await served.token("coordinator")
+        async with http.get(f"{served.url}/api/v1/directory/firms", headers=coordinator) as response:
+            assert response.status == 403
+        async with http.get(f"{served.url}/directory?lang=pt", headers=brazil) as response:
+            page = await response.text()
+        assert "Diretório PLGN" in page and "Uvas del Sur S.A." in page
+        async with http.get(f"{served.url}/api/v1/directory/access-log", headers=coordinator) as response:
+            rows = (await response.json())["rows"]
+        assert [(row["member_state"], row["outcome"]) for row in rows] == [
+            ("BR", "granted"), ("MX", "granted"), (None, "denied"), ("BR", "granted"),
+        ]  # fmt: skip
+        async with http.get(f"{served.url}/api/v1/directory/access-log", headers=brazil) as response:
+            assert response.status == 403
+
+
+async def test_a_withdrawal_removes_the_firm_from_the_next_request(served: Served) -> None:
+    async with aiohttp.ClientSession() as http:
+        brazil = await served.token("state", "BR")
+        plgn = await served.token("plgn")
+        withdrawal = f"{served.url}/api/v1/consents/{quote(CONSENT_IRI, safe='')}/withdrawal"
+        async with http.post(withdrawal, headers=brazil) as response:
+            assert response.status == 403
+        async with http.post(withdrawal, headers=plgn) as response:
+            assert response.status == 200, await response.text()
+        async with http.get(f"{served.url}/api/v1/directory/firms/{served.firm}", headers=brazil) as response:
+            assert response.status == 404
+        async with http.post(f"{served.url}/api/v1/consents/unknown/withdrawal", headers=plgn) as response:
+            assert response.status == 404
+    async with served.pool.acquire() as admin:
+        query = sql("SELECT count(*) FROM {s}.firm WHERE org_ref = $1", served.schema)
+        assert await admin.fetchval(query, served.firm) == 0
