@@ -256,6 +256,12 @@ class DirectorySettings(BaseModel):
     token: SecretStr | None = None
     page_size: int = Field(default=200, ge=1, le=1_000)
     poll_interval_s: float = Field(default=60.0, gt=0)
+    # Member states' OAuth2 client-credentials access tokens (JWT): accepted when all three are set.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_state_claim: str = "aladi_member_state"
+    jwt_max_lifetime_s: float = Field(default=600.0, gt=0)
 
 
 class Settings(BaseSettings):

@@ -13,13 +13,15 @@ import uuid
 from html import escape
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from connectors.pseudonym import Pseudonymiser
 from directory import access
 from directory.schema import migrate
 from web.api.base import PREFIX
-from web.auth import identity_of
+from web.auth import MEMBER_TOKENS, identity_of
+from web.member_tokens import MemberStateTokens
 from web.problems import ProblemError
 from web.state import POOL, SETTINGS
 
@@ -159,9 +161,14 @@ def _text(value: Any) -> str:
 
 async def _prepare(app: web.Application) -> None:
     # The directory's own schema, migrated once the app's pool is open.
+    settings = app[SETTINGS]
     async with app[POOL].acquire() as connection:
-        await migrate(connection, app[SETTINGS].directory.db_schema)
-    app[PSEUDONYMS] = Pseudonymiser.from_settings(app[SETTINGS])
+        await migrate(connection, settings.directory.db_schema)
+    app[PSEUDONYMS] = Pseudonymiser.from_settings(settings)
+    if settings.directory.jwt_issuer and settings.directory.jwt_audience and settings.directory.jwt_jwks_url:
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        app[MEMBER_TOKENS] = MemberStateTokens(settings.directory, session)
+        app.on_cleanup.append(lambda _app: session.close())
 
 
 def add_routes(app: web.Application) -> None:

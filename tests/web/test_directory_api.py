@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
+from joserfc import jwt
+from joserfc.jwk import ECKey, KeySet
 
 from connectors.pseudonym import Pseudonymiser
 from connectors.simulators.serving import serving
@@ -36,8 +41,8 @@ class Served:
         return {"Authorization": f"Bearer {secret}"}
 
 
-@pytest.fixture
-async def served(settings: Settings) -> AsyncIterator[Served]:
+@asynccontextmanager
+async def _served(settings: Settings) -> AsyncIterator[Served]:
     schema = f"d_{uuid.uuid4().hex[:10]}"
     local = settings.model_copy(
         update={"directory": settings.directory.model_copy(update={"db_schema": schema})}
@@ -58,6 +63,12 @@ async def served(settings: Settings) -> AsyncIterator[Served]:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
     finally:
         await pool.close()
+
+
+@pytest.fixture
+async def served(settings: Settings) -> AsyncIterator[Served]:
+    async with _served(settings) as found:
+        yield found
 
 
 async def test_tokens_decide_what_each_state_reads(served: Served) -> None:
@@ -110,3 +121,79 @@ async def test_a_withdrawal_removes_the_firm_from_the_next_request(served: Serve
     async with served.pool.acquire() as admin:
         query = sql("SELECT count(*) FROM {s}.firm WHERE org_ref = $1", served.schema)
         assert await admin.fetchval(query, served.firm) == 0
+
+
+ISSUER, AUDIENCE = "https://auth.example", "https://alcance.example/api/v1"
+
+
+@dataclass
+class Authority:
+    keys: list[ECKey]
+    jwks_requests: int = 0
+
+    def token(self, key: ECKey | None = None, **changes: object) -> str:
+        now = int(time.time())
+        claims: dict[str, object] = {
+            "iss": ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 300, "client_id": "agencia-br",
+            "scope": "directory:read", "aladi_member_state": "BR",
+        }  # fmt: skip
+        header = {"alg": "ES256", "kid": (key or self.keys[0]).kid, "typ": str(changes.pop("typ", "at+jwt"))}
+        claims.update(changes)
+        return jwt.encode(header, {k: v for k, v in claims.items() if v is not None}, key or self.keys[0])
+
+    def app(self) -> web.Application:
+        async def jwks(_request: web.Request) -> web.Response:
+            self.jwks_requests += 1
+            return web.json_response(KeySet(self.keys).as_dict(private=False))
+
+        application = web.Application()
+        application.router.add_get("/jwks", jwks)
+        return application
+
+
+@pytest.fixture
+async def with_jwt(settings: Settings) -> AsyncIterator[tuple[Served, Authority]]:
+    authority = Authority([ECKey.generate_key("P-256", parameters={"kid": "k1"})])
+    async with serving(authority.app()) as auth_url:
+        directory = settings.directory.model_copy(
+            update={"jwt_issuer": ISSUER, "jwt_audience": AUDIENCE, "jwt_jwks_url": f"{auth_url}/jwks"}
+        )
+        async with _served(settings.model_copy(update={"directory": directory})) as served:
+            yield served, authority
+
+
+async def test_a_member_states_client_credentials_jwt_reads_its_firms(
+    with_jwt: tuple[Served, Authority],
+) -> None:
+    served, authority = with_jwt
+    url = f"{served.url}/api/v1/directory/firms"
+    async with aiohttp.ClientSession() as http:
+
+        async def status(token: str) -> int:
+            async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+                return response.status
+
+        async with http.get(url, headers={"Authorization": f"Bearer {authority.token()}"}) as response:
+            assert response.status == 200
+            assert {firm["ref"] for firm in (await response.json())["firms"]} == {served.firm, "o-other"}
+        stranger = ECKey.generate_key("P-256", parameters={"kid": "k1"})
+        refused = {
+            "expired": authority.token(exp=int(time.time()) - 10),
+            "too long-lived": authority.token(exp=int(time.time()) + 3600),
+            "another audience": authority.token(aud="https://elsewhere.example"),
+            "another issuer": authority.token(iss="https://evil.example"),
+            "no scope": authority.token(scope="indicators:read"),
+            "no member state": authority.token(aladi_member_state=None),
+            "not an access token": authority.token(typ="JWT"),
+            "another key": authority.token(key=stranger),
+        }
+        assert {name: await status(token) for name, token in refused.items()} == dict.fromkeys(refused, 401)
+        # A non-member in the claim gets through authentication and is denied by the directory.
+        assert await status(authority.token(aladi_member_state="US")) == 403
+        # A rotated key is fetched once, on its first unknown kid.
+        authority.keys.append(ECKey.generate_key("P-256", parameters={"kid": "k2"}))
+        assert await status(authority.token(key=authority.keys[1])) == 200
+        assert authority.jwks_requests == 2
+        # Made-up key ids do not make it fetch again within the minute.
+        assert await status(authority.token(key=ECKey.generate_key("P-256", parameters={"kid": "k9"}))) == 401
+        assert authority.jwks_requests == 2
