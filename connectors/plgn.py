@@ -21,9 +21,8 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
   and `Create` `DealReport` (one per deal and wave, with the cumulative realised value).
 * Retractions follow ActivityPub: a `Create` is retracted by a `Delete` whose `Tombstone` has the id of
   the created object; any other activity by an `Undo` naming the activity. Both carry a `reason`.
-* An organisation reference may be embedded with its `country` (the actor of an `Opportunity` or a
-  `DealReport`, the `attributedTo` of a `ContactRequest`): what it did counts under that country. A
-  `MeetingOutcome` names its business round in `context`, as the meeting does.
+* An embedded organisation may give its `country` (actor of an `Opportunity` or `DealReport`, requester
+  of a `ContactRequest`): what it did counts there. A `MeetingOutcome` names its round in `context`.
 * Event identities: an event from a `Create` is identified by the created object's id, every other
   by the activity id, so a re-read item or a retraction always names the same event id.
 
@@ -125,9 +124,8 @@ def _ref(value: Any) -> str:
 
 def _country(value: Any) -> str | None:
     """The country an embedded organisation states (`{"id": ..., "country": "AR"}`), or None."""
-    if isinstance(value, dict) and isinstance(value.get("country"), str):
-        return str(value["country"])
-    return None
+    found = value.get("country") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _money(value: dict[str, Any]) -> dict[str, Any]:
@@ -262,8 +260,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
 
     def _authorisation(self, record: dict[str, Any]) -> Event:
         o = record["object"]
-        if "consentSubject" in o:
-            raise SkipRecord("a contact person's consent: kept by the directory's consent ledger only")
+        if record["type"] == "Reject" or "consentSubject" in o:
+            # A refusal, or a contact person's own consent: no firm authorisation to count.
+            raise SkipRecord("a refusal or a person's consent: kept by the directory's consent ledger only")
         if record["type"] == "Remove":
             return DirectoryAuthorisationWithdrawn.create(
                 **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
@@ -272,13 +271,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         return DirectoryAuthorisationGranted.create(
             **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
-            granted_by_role=o.get("grantedByRole"),
-            # Evidence references name the consent, hence the firm: a pseudonym here, in clear in the ledger.
+            granted_by_role=o.get("grantedByRole"),  # the evidence names the consent, hence the firm:
             evidence_ref=self._org(o["evidenceRef"]) if "evidenceRef" in o else None,
         )  # fmt: skip
-
-    def _refusal(self, record: dict[str, Any]) -> Event:
-        raise SkipRecord("a refused directory authorisation: kept by the directory's consent ledger only")
 
     def _opportunity(self, record: dict[str, Any]) -> Event:
         o = record["object"]
@@ -295,8 +290,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             "from_org_key": self._org(o["attributedTo"]),
             "to_org_key": self._org(o["audience"]),
             "opp_id": _ref(o["inReplyTo"]) if "inReplyTo" in o else None,
-            # The requester's country, on the answer too: request and answer count in the same cell.
-            "country": _country(o["attributedTo"]),
+            "country": _country(o["attributedTo"]),  # the requester's, on the answer too: one cell
         }
         if record["type"] == "Create":
             return ContactRequested.create(**self._common(record), **fields)
@@ -402,7 +396,7 @@ _HANDLERS: dict[tuple[str, str | None], Any] = {
     ("Create", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Update", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Remove", "DirectoryAuthorisation"): PlgnConnector._authorisation,
-    ("Reject", "DirectoryAuthorisation"): PlgnConnector._refusal,
+    ("Reject", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Create", "Opportunity"): PlgnConnector._opportunity,
     ("Create", "ContactRequest"): PlgnConnector._contact,
     ("Accept", "ContactRequest"): PlgnConnector._contact,
