@@ -35,7 +35,7 @@ FIELD_COLUMNS: Mapping[str, str] = {
 # Fields some current consent covers, for any recipient: a firm consent, and for a contact field the
 # contact person's consent as well.
 _STORABLE = """
-WITH covering AS (SELECT subject_kind, f AS field FROM {s}.authorisation, unnest(fields) f WHERE org_ref = $1)
+WITH covering AS (SELECT subject_kind, f AS field FROM {s}.org_authorisations($1) a, unnest(a.fields) f)
 SELECT coalesce(array_agg(DISTINCT c.field), '{}') FROM covering c
  WHERE c.subject_kind = 'ORG'
    AND (c.field <> ALL ($2::text[])

@@ -51,3 +51,15 @@ CREATE VIEW {schema}.authorisation AS
     SELECT consent_ref, org_ref, subject_kind, subject_ref, recipients, fields, starts_at, expires_at, at
       FROM {schema}.consent_current
      WHERE cardinality(recipients) > 0 AND starts_at <= now() AND (expires_at IS NULL OR expires_at > now());
+
+-- The consents of one firm that hold now (the same rule as `authorisation`), found through the org index:
+-- what the policies and the store ask for every firm row.
+CREATE FUNCTION {schema}.org_authorisations(p_org text)
+    RETURNS TABLE (subject_kind text, recipients text[], fields text[])
+    LANGUAGE sql STABLE SECURITY DEFINER SET search_path = {schema}, pg_temp AS $$
+    SELECT l.subject_kind, l.recipients, l.fields
+      FROM (SELECT DISTINCT ON (consent_ref) *
+              FROM consent_event WHERE org_ref = p_org
+             ORDER BY consent_ref, at DESC, seq DESC) l
+     WHERE cardinality(l.recipients) > 0 AND l.starts_at <= now() AND (l.expires_at IS NULL OR l.expires_at > now())
+$$;

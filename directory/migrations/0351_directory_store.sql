@@ -38,8 +38,8 @@ CREATE FUNCTION {schema}.shared_fields(p_org text) RETURNS text[]
         SELECT requesting_member() AS iso2
     ), covering AS (
         SELECT a.subject_kind, f AS field
-          FROM authorisation a, state, unnest(a.fields) f
-         WHERE a.org_ref = p_org AND state.iso2 IS NOT NULL
+          FROM org_authorisations(p_org) a, state, unnest(a.fields) f
+         WHERE state.iso2 IS NOT NULL
            AND (state.iso2 = ANY (a.recipients) OR 'ALL_MEMBERS' = ANY (a.recipients))
     )
     SELECT array_agg(DISTINCT field ORDER BY field)

@@ -147,6 +147,7 @@ async def test_the_api_role_without_a_state_sees_nothing_and_cannot_touch_tables
         sql("SELECT * FROM {s}.consent_event", world),
         sql("SELECT * FROM {s}.authorisation", world),
         sql("SELECT * FROM {s}.access_log", world),
+        sql("SELECT * FROM {s}.org_authorisations('o-br')", world),
         sql("DELETE FROM {s}.firm", world),
         sql("UPDATE {s}.access_log SET outcome = 'granted'", world),
     ):
