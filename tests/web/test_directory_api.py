@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet
+from openapi_spec_validator import validate
 
 from connectors.pseudonym import Pseudonymiser
 from connectors.simulators.serving import serving
@@ -24,6 +25,7 @@ from infra.settings import Settings
 from tests.directory.support import firm_values, grant, setup
 from web import identities
 from web.app import create_app
+from web.openapi import openapi_document
 
 CONSENT_IRI = "https://plgn.example/consents/consent-firm-1"
 INJECTION = "BR' OR '1'='1"
@@ -197,3 +199,14 @@ async def test_a_member_states_client_credentials_jwt_reads_its_firms(
         # Made-up key ids do not make it fetch again within the minute.
         assert await status(authority.token(key=ECKey.generate_key("P-256", parameters={"kid": "k9"}))) == 401
         assert authority.jwks_requests == 2
+
+
+def test_the_openapi_document_lists_the_directory_routes_and_stays_valid() -> None:
+    document = openapi_document()
+    validate(document)
+    assert {
+        "/api/v1/directory/firms",
+        "/api/v1/directory/firms/{ref}",
+        "/api/v1/directory/access-log",
+    } <= set(document["paths"])
+    assert "post" in document["paths"]["/api/v1/consents/{id}/withdrawal"]
