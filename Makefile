@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run up stack test lint bench lock clean broker
+.PHONY: run up serve stack test lint bench lock clean broker
 
 # The local Apache Kafka broker's jars, fetched once from Maven Central into the per-user cache
 # (ALCANCE_CACHE_DIR moves it); a no-op when they are there already.
@@ -26,9 +26,14 @@ run: broker
 	$(BIN)/alcance run --until-idle
 	$(BIN)/alcance indicators --json --indicator CVF-01 --period month --by country
 
-# The pipeline kept running until Ctrl-C or SIGTERM.
+# The pipeline kept running until Ctrl-C or SIGTERM, with the dashboard: its address and a one-time
+# login link are printed when it starts.
 up: broker
 	$(BIN)/alcance run
+
+# The dashboard and query API alone, over the store of the state directory (or a running `make up`).
+serve: $(INSTALLED)
+	$(BIN)/alcance serve
 
 stack: broker
 	$(BIN)/alcance stack
@@ -45,6 +50,7 @@ test: lint broker
 bench: broker
 	$(BIN)/python -m benchmarks.xapi_pull
 	$(BIN)/python -m benchmarks.processors
+	$(BIN)/python -m benchmarks.web
 
 # Refresh the lock file from the current environment (after changing pyproject.toml).
 lock: $(INSTALLED)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class ConnectorError(Exception):
     """Base of every error a connector raises on purpose."""
@@ -66,3 +68,14 @@ class FatalSourceError(ConnectorError):
 
 class LeaseLost(ConnectorError):
     """Raised when another instance took this source's lease: this instance must stop without committing."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """A short reason for an unexpected mapping failure, never echoing input values (they may be personal)."""
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        return f"invalid event: {'; '.join(parts)}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]

@@ -20,6 +20,7 @@ import asyncpg
 from connectors.base import Connector, Health
 from connectors.exceptions import ConnectorError
 from connectors.http import source_host
+from infra.errors import STORE_ERRORS
 
 if TYPE_CHECKING:
     pass
@@ -171,7 +172,7 @@ async def keep_health_written(pool: asyncpg.Pool, watch: FailureWatch) -> None:
 async def _write_quietly(pool: asyncpg.Pool, watch: FailureWatch) -> None:
     try:
         await write_health(pool, watch)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except STORE_ERRORS as exc:
         logger.warning("source %s: its health could not be stored: %s", watch.connector.name, exc)
 
 

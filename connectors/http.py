@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import logging
-import random
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ import aiohttp
 from multidict import CIMultiDictProxy
 
 from connectors.exceptions import FatalSourceError, RetryableError
+from infra.retry import Backoff, retrying
 from infra.settings import ConnectorSettings, SourceConfig
 
 logger = logging.getLogger(__name__)
@@ -54,11 +53,6 @@ def auth_headers(source: SourceConfig) -> dict[str, str]:
     return {}
 
 
-def backoff_delay(attempt: int, base_s: float, max_s: float) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(max_s, base_s * 2**attempt)]."""
-    return random.uniform(0.0, min(max_s, base_s * (2**attempt)))  # noqa: S311 - jitter, not secrecy
-
-
 def parse_retry_after(value: str | None) -> float | None:
     """Seconds to wait from a `Retry-After` header (delta-seconds or HTTP date); None if absent/invalid."""
     if not value:
@@ -84,6 +78,13 @@ def source_host(source: SourceConfig) -> str:
         # A file source (the cost ledger) or an endpoint without a scheme: its name is all we show.
         return "local file" if not parts.netloc else "unknown host"
     return f"{parts.hostname}:{parts.port}" if parts.port else parts.hostname
+
+
+def _retry_after_s(exc: BaseException) -> float | None:
+    """The wait a `Retry-After` asked for, bounded by `MAX_RETRY_AFTER_S`."""
+    if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
+        return min(exc.retry_after_s, MAX_RETRY_AFTER_S)
+    return None
 
 
 class HttpClient:
@@ -117,6 +118,7 @@ class HttpClient:
         self._on_retry = on_retry
         self._headers = {"Accept": "application/json", **auth_headers(source), **(default_headers or {})}
         self._timeout = aiohttp.ClientTimeout(total=settings.request_timeout_s)
+        self._backoff = Backoff(settings.backoff_base_s, settings.backoff_max_s)
         # Every failure names the host (never the credentials), so a dead endpoint is found from the log.
         self._host = source_host(source)
 
@@ -143,32 +145,20 @@ class HttpClient:
             FatalSourceError: on a 4xx status (other than 429) not in `accept_statuses`.
         """
         merged = {**self._headers, **(headers or {})}
-        attempts = self._settings.max_attempts
-        last: RetryableError | None = None
-        for attempt in range(attempts):
-            try:
-                return await self._get_once(url, params, merged, accept_statuses, form)
-            except RetryableError as exc:
-                last = exc
-            if attempt + 1 >= attempts:
-                break
-            delay = backoff_delay(attempt, self._settings.backoff_base_s, self._settings.backoff_max_s)
-            if last.retry_after_s is not None:
-                delay = max(delay, min(last.retry_after_s, MAX_RETRY_AFTER_S))
-            logger.warning(
-                "source %s (%s): %s; retry %d/%d in %.2fs",
-                self._source.name,
-                self._host,
-                last,
-                attempt + 1,
-                attempts - 1,
-                delay,
-            )
-            if self._on_retry is not None:
-                self._on_retry(str(last))
-            await asyncio.sleep(delay)
-        assert last is not None  # noqa: S101 - the loop ran at least once and only exits here on failure
-        raise last
+        method = "POST" if form is not None else "GET"
+        return await retrying(
+            lambda: self._get_once(url, params, merged, accept_statuses, form),
+            what=f"source {self._source.name} ({self._host}): {method} {urlsplit(url).path}",
+            backoff=self._backoff,
+            retry_on=lambda exc: isinstance(exc, RetryableError),
+            max_attempts=self._settings.max_attempts,
+            on_retry=self._retried,
+            wait_at_least_s=_retry_after_s,
+        )
+
+    def _retried(self, exc: BaseException) -> None:
+        if self._on_retry is not None:
+            self._on_retry(str(exc))
 
     async def post_form_json(self, url: str, form: Mapping[str, str]) -> JsonResponse:
         """POST `form` (application/x-www-form-urlencoded) to `url` and decode the JSON answer.

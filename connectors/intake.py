@@ -19,10 +19,11 @@ xAPI (statement resource, 1.0.3 and 2.0.0):
   date-time with a time zone, two statements with one id in a batch, or a PUT whose id differs from
   `statementId`; 409 when an id was already received with different content (the whole batch is
   rejected). Every answer carries `X-Experience-API-Version`.
-* Statements are mapped by the xAPI connector's own mapping (`connectors.xapi`); a voiding statement
-  retracts the events of the statement it voids when the intake received that one. Statements alcance
-  cannot map are accepted and dead-lettered as a redacted copy (`connectors.xapi_redact`: no personal
-  data); verbs alcance does not measure are accepted and dropped.
+* Statements are mapped by the xAPI statement mapping (`connectors.xapi_mapping`) and remembered
+  (`connectors.intake_accept`); a voiding statement retracts the events of the statement it voids when
+  the intake received that one. Statements alcance cannot map are accepted and dead-lettered as a
+  redacted copy (`connectors.xapi_redact`: no personal data); verbs alcance does not measure are
+  accepted and dropped.
 
 Caliper 1.2 (`POST /caliper`): an envelope `{sensor, sendTime, dataVersion, data[]}`; 200 with an empty body,
 400 for a malformed envelope or event, 422 for a `dataVersion` other than v1p2. `GET /caliper` advertises
@@ -33,8 +34,6 @@ mapped like pushed statements; other actions and entity descriptions are accepte
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
 import re
@@ -42,15 +41,12 @@ import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
-from aiokafka.errors import KafkaError
 
 from connectors.context import ConnectorContext
-from connectors.exceptions import DeadLetterRecord, SkipRecord
+from connectors.intake_accept import StatementIntake
 from connectors.intake_access import Client, Gatekeeper
 from connectors.intake_body import (
     BadRequest,
@@ -65,18 +61,11 @@ from connectors.intake_shapes import (
     check_statement,
     parse_statement_id,
 )
-from connectors.publisher import DeadLetter
-from connectors.runtime import TRANSIENT_INFRA_ERRORS, describe_error
-from connectors.xapi import XapiConnector, XapiRecord, event_rows
-from connectors.xapi_redact import redact_statement
-from infra.settings import SourceConfig
-from schemas.events.base import Event
-from schemas.events.training import TrainingEventRetracted
+from infra.errors import is_retryable
 
 logger = logging.getLogger(__name__)
 
 XAPI_VERSION_HEADER = "X-Experience-API-Version"
-VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
 # The xAPI versions spoken: 1.0.x and 2.0.x (patch levels are wire-compatible).
 _VERSION = re.compile(r"(1|2)\.0\.[0-9]{1,3}")
 _CLIENT = web.RequestKey("client", Client)
@@ -90,16 +79,6 @@ __all__ = [
     "check_statement",
     "serving_intake",
 ]
-
-
-@dataclass
-class _Accepted:
-    """What one statement becomes: events to publish, dead letters, and its row for `intake_statement`."""
-
-    statement_id: uuid.UUID
-    digest: str
-    events: list[Event] = field(default_factory=list)
-    dead: list[DeadLetter] = field(default_factory=list)
 
 
 def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -124,11 +103,7 @@ class Intake:
         self._limits = settings.intake
         self._gate = Gatekeeper(settings.intake)
         self._in_flight = 0
-        self._mapper = XapiConnector(
-            SourceConfig(name=self.source, kind="xapi", endpoint="http://intake.invalid/"), settings
-        )
-        catalogue = context.catalogue
-        self._dead_topic = catalogue.dead_letter(catalogue.training).name
+        self._statements = StatementIntake(context)
 
     def app(self) -> web.Application:
         """The aiohttp application with the xAPI and Caliper routes."""
@@ -163,7 +138,9 @@ class Intake:
             response = await handler(request)
         except BadRequest as exc:
             return _json_error(exc.status, str(exc), headers)
-        except (KafkaError, *TRANSIENT_INFRA_ERRORS) as exc:
+        except Exception as exc:
+            if not is_retryable(exc):
+                raise
             # Nothing was acknowledged: the client sends again, and event ids make that harmless.
             logger.warning("intake: broker or store unavailable: %s", type(exc).__name__)
             return _json_error(
@@ -180,111 +157,10 @@ class Intake:
             if refusal is not None:
                 raise _Forbidden(refusal)
 
-    def _digest(self, statement: dict[str, Any]) -> str:
-        # The actor enters only through its keyed pseudonym, so the digest reveals nothing about a person.
-        content = {
-            k: v for k, v in statement.items() if k not in {"id", "stored", "authority", "version", "actor"}
-        }
-        try:
-            actor = self._mapper._person_key(statement.get("actor"))
-        except DeadLetterRecord:
-            actor = ""
-        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(f"{actor}|{canonical}".encode()).hexdigest()
-
-    def _dead_letter(self, statement: dict[str, Any], reason: str) -> DeadLetter:
-        # Dead letters are read by operators: only the redacted statement, never personal data.
-        redacted = redact_statement(statement, self._mapper.person_or_none, self._mapper.pseudonyms.org)
-        value = json.dumps(redacted, ensure_ascii=False, default=str).encode()
-        return DeadLetter(
-            topic=self._dead_topic, value=value, reason=reason, source=self.source, redacted=True
-        )
-
-    async def _known(self, ids: list[uuid.UUID]) -> dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]:
-        rows = await self.context.pool.fetch(
-            "SELECT statement_id, content_digest, events FROM intake_statement"
-            " WHERE source = $1 AND statement_id = ANY($2::uuid[])",
-            self.source,
-            ids,
-        )
-        return {row["statement_id"]: (row["content_digest"], json.loads(row["events"])) for row in rows}
-
-    def _map(
-        self, statement: dict[str, Any], known: dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]
-    ) -> _Accepted:
-        statement_id = parse_statement_id(statement["id"])
-        accepted = _Accepted(statement_id=statement_id, digest=self._digest(statement))
-        try:
-            if statement["verb"]["id"] == VERB_VOIDED:
-                accepted.events = self._retractions(statement, known)
-            else:
-                accepted.events = self._mapper.map_record(XapiRecord(statement=statement))
-        except SkipRecord as exc:
-            logger.debug("intake: statement skipped: %s", exc.reason)
-        except DeadLetterRecord as exc:
-            accepted.dead.append(self._dead_letter(statement, exc.reason))
-        except Exception as exc:
-            # Any failure to map one statement is that statement's dead letter, never a 500.
-            accepted.dead.append(self._dead_letter(statement, describe_error(exc)))
-        return accepted
-
-    def _retractions(
-        self, statement: dict[str, Any], known: dict[uuid.UUID, tuple[str, list[dict[str, Any]]]]
-    ) -> list[Event]:
-        target = statement["object"]
-        if target.get("objectType") != "StatementRef":
-            raise DeadLetterRecord("voiding statement without a StatementRef object")
-        voided = known.get(parse_statement_id(target["id"]))
-        if voided is None:
-            raise DeadLetterRecord("voided statement was not received by this intake")
-        when = statement.get("timestamp") or datetime.now(UTC).isoformat()
-        return [
-            TrainingEventRetracted.create(
-                source=self.source,
-                record_identity=f"void:{statement['id']}:{original['event_id']}",
-                occurred_at=when,
-                source_ref=str(statement["id"]),
-                subject_key=original["subject_key"],
-                country=original.get("country"),
-                audience=original.get("audience"),
-                retracted_event_id=original["event_id"],
-                reason="xapi statement voided",
-            )
-            for original in voided[1]
-        ]
-
     async def _accept(self, statements: list[dict[str, Any]]) -> web.Response | None:
         """Map, publish (awaiting acks) and record `statements`; an error response, or None when done."""
-        ids = [parse_statement_id(s["id"]) for s in statements]
-        refs = [
-            parse_statement_id(s["object"]["id"])
-            for s in statements
-            if s["verb"]["id"] == VERB_VOIDED and s["object"].get("objectType") == "StatementRef"
-        ]
-        known = await self._known(ids + refs)
-        # Statements voided earlier in the same batch are known too.
-        batch: list[_Accepted] = []
-        for statement in statements:
-            accepted = self._map(statement, known)
-            previous = known.get(accepted.statement_id)
-            if previous is not None and accepted.statement_id in ids and previous[0] != accepted.digest:
-                return _json_error(
-                    409, f"statement {accepted.statement_id} was already received with other content"
-                )
-            known[accepted.statement_id] = (accepted.digest, event_rows(accepted.events))
-            batch.append(accepted)
-        events = [event for accepted in batch for event in accepted.events]
-        dead = [letter for accepted in batch for letter in accepted.dead]
-        await self.context.publisher.publish(events, dead)
-        await self.context.pool.executemany(
-            "INSERT INTO intake_statement (source, statement_id, content_digest, events)"
-            " VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (source, statement_id) DO NOTHING",
-            [(self.source, a.statement_id, a.digest, json.dumps(event_rows(a.events))) for a in batch],
-        )
-        logger.info(
-            "intake: %d statements -> %d events, %d dead-lettered", len(batch), len(events), len(dead)
-        )
-        return None
+        conflict = await self._statements.accept(statements)
+        return None if conflict is None else _json_error(409, conflict)
 
     # ---- xAPI ---------------------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from opentelemetry.trace import SpanKind
 
 from infra.dead_letters import bound_dead_letter
 from infra.telemetry import inject_headers, tracer
+from schemas import deadletter
 from schemas.cloudevents import encode
 
 if TYPE_CHECKING:
@@ -44,11 +45,7 @@ class DeadLetter:
 
     def headers(self) -> list[tuple[str, bytes]]:
         """Headers of the dead letter: reason, source, and whether the value is the raw record."""
-        return [
-            ("dlq_reason", self.reason.encode()),
-            ("dlq_source", self.source.encode()),
-            ("dlq_raw_record", b"false" if self.redacted else b"true"),
-        ]
+        return deadletter.for_source_record(self.reason, self.source, redacted=self.redacted)
 
 
 class Publisher:

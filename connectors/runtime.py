@@ -23,87 +23,24 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-import asyncpg
-from aiokafka.errors import KafkaError, KafkaTimeoutError
-from pydantic import ValidationError
-
 from connectors.base import Connector, Cursor, Health, Page, PollingConnector
 from connectors.checkpoints import CheckpointStore
 from connectors.context import ConnectorContext
-from connectors.exceptions import DeadLetterRecord, FatalSourceError, LeaseLost, RetryableError, SkipRecord
+from connectors.exceptions import DeadLetterRecord, LeaseLost, SkipRecord, describe_error
 from connectors.health import FailureWatch, keep_health_written
-from connectors.http import HttpClient, backoff_delay
+from connectors.http import HttpClient
+from connectors.metrics import instruments
+from connectors.pages import PageReader
 from connectors.publisher import DeadLetter
-from infra.telemetry import meter
+from infra.errors import STORE_ERRORS
+from infra.retry import Backoff, retrying
 
 if TYPE_CHECKING:
     from schemas.events.base import Event
 
 logger = logging.getLogger(__name__)
 
-# Failures of the broker or the store that may pass (Kafka errors only when marked retriable, or a
-# send timeout); anything else stops the connector.
-TRANSIENT_INFRA_ERRORS: tuple[type[BaseException], ...] = (
-    KafkaError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # The server shut the session down (restart, failover, pg_terminate_backend) or cancelled it.
-    asyncpg.exceptions.OperatorInterventionError,
-    # asyncpg's protocol state after a session was cut mid-operation; a fresh connection works.
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    OSError,
-    TimeoutError,
-)
-
 T = TypeVar("T")
-
-# Consumer group whose committed offsets tell which produced events have been processed.
-INDICATORS_GROUP = "indicators"
-
-
-class _Instruments:
-    """OpenTelemetry instruments of the connectors (shared by all sources, tagged per source)."""
-
-    def __init__(self) -> None:
-        m = meter()
-        self.records = m.create_counter("alcance.connector.records_pulled", unit="{record}")
-        self.events = m.create_counter("alcance.connector.events_published", unit="{event}")
-        self.dead = m.create_counter("alcance.connector.dead_lettered", unit="{record}")
-        self.skipped = m.create_counter("alcance.connector.records_skipped", unit="{record}")
-        self.retries = m.create_counter("alcance.connector.retries", unit="{retry}")
-        self.behind = m.create_gauge("alcance.connector.seconds_behind", unit="s")
-
-
-_instruments: _Instruments | None = None
-
-
-def _get_instruments() -> _Instruments:
-    global _instruments
-    if _instruments is None:
-        _instruments = _Instruments()
-    return _instruments
-
-
-def describe_error(exc: BaseException) -> str:
-    """A short reason for an unexpected mapping failure, never echoing input values (they may be personal)."""
-    if isinstance(exc, ValidationError):
-        parts = [
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        return f"invalid event: {'; '.join(parts)}"[:500]
-    return f"{type(exc).__name__}: {exc}"[:500]
-
-
-class _Unresolved(Exception):
-    """Raised when a page's records could not be resolved in `record_max_attempts` attempts."""
-
-    def __init__(self, reason: str, attempts: int) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.attempts = attempts
 
 
 class PullLoop:
@@ -120,12 +57,21 @@ class PullLoop:
         settings = context.settings
         self.store = CheckpointStore(context.pool, connector.name, lease_ttl_s=settings.connector.lease_ttl_s)
         self._attrs = {"alcance.source": connector.name, "alcance.connector.kind": connector.kind}
-        self._metrics = _get_instruments()
+        self._metrics = instruments()
         self._lease_error: LeaseLost | None = None
         # Event ids and dead letters of the previous page (see `_not_just_published`).
         self._last_published: tuple[set[UUID], set[tuple[str, bytes, str]]] = (set(), set())
         # Failed attempts against the source's deadline, and its health in the store (connectors.health).
         self.watch = FailureWatch(connector, settings.connector.failure_deadline_s)
+        self.backoff = Backoff(settings.connector.backoff_base_s, settings.connector.backoff_max_s)
+        self.pages = PageReader(
+            connector,
+            settings.connector,
+            backoff=self.backoff,
+            watch=self.watch,
+            on_retry=self._on_retry,
+            dead_letter=self._dead_letter,
+        )
 
     def _on_source_retry(self, reason: str) -> None:
         self._on_retry(reason)
@@ -158,7 +104,7 @@ class PullLoop:
             keep_health_written(self.context.pool, self.watch), name=f"health-{connector.name}"
         )
         try:
-            group = self.context.catalogue.consumer_group(INDICATORS_GROUP)
+            group = self.context.catalogue.indicators_group
             cursor = await self._with_store_retries(
                 "reading the checkpoint", lambda: self.store.resume_cursor(self.context.log_identity, group)
             )
@@ -204,20 +150,13 @@ class PullLoop:
             await asyncio.sleep(min(1.0, ttl / 3))
 
     async def _with_store_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()`, retried with backoff while the store fails transiently."""
-        settings = self.context.settings.connector
-        attempt = 0
-        while True:
-            try:
-                return await call()
-            except TRANSIENT_INFRA_ERRORS as exc:
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                attempt += 1
-                self._on_retry(f"{what} failed: {type(exc).__name__}")
-                logger.warning(
-                    "source %s: %s failed (%s); again in %.1fs", self.connector.name, what, exc, delay
-                )
-                await asyncio.sleep(delay)
+        """`call()`, retried with backoff while the store (or the broker) fails transiently."""
+        return await retrying(
+            call,
+            what=f"source {self.connector.name}: {what}",
+            backoff=self.backoff,
+            on_retry=lambda exc: self._on_retry(f"{what} failed: {type(exc).__name__}"),
+        )
 
     async def _renew_lease(self) -> None:
         interval = self.store.lease_ttl_s / 3
@@ -229,7 +168,7 @@ class PullLoop:
                 self._lease_error = exc
                 logger.error("source %s: %s", self.connector.name, exc)
                 return
-            except (asyncpg.PostgresError, *TRANSIENT_INFRA_ERRORS) as exc:
+            except STORE_ERRORS as exc:
                 # The next commit checks the lease anyway; a missed renewal is not fatal by itself.
                 logger.warning("source %s: lease renewal failed: %s", self.connector.name, exc)
 
@@ -241,7 +180,7 @@ class PullLoop:
                 raise self._lease_error
             # No prefetch: the next page is requested only once this one is acked and committed, so
             # memory holds one page and a crash re-reads at most that page.
-            page, unresolved = await self.watch.guard(self._fetch(cursor), until_idle=until_idle)
+            page, unresolved = await self.watch.guard(self.pages.read(cursor), until_idle=until_idle)
             connector.set_health(Health.PULLING)
             # Once a page is in hand it is published and committed even if a stop is requested.
             job = asyncio.ensure_future(self._publish_and_commit(page, unresolved))
@@ -260,120 +199,6 @@ class PullLoop:
                 await asyncio.sleep(poll_s)
             elif page.records:
                 connector.exhausted.clear()
-
-    async def _fetch(self, cursor: Cursor | None) -> tuple[Page[Any], list[DeadLetter]]:
-        """Fetch and resolve the next page.
-
-        A source that fails transiently is retried without bound (nothing can be isolated from a page
-        that was never read), but a page that fails `page_split_after` times in a row with the same
-        reason is asked for with half as many records, so that the records before the one that breaks
-        it pass; the page size doubles back after each page that moved on. Records whose resolution keeps
-        failing come back as dead letters (see `_resolve`).
-        """
-        settings = self.context.settings.connector
-        connector = self.connector
-        attempt = same = 0
-        last_reason: str | None = None
-        while True:
-            try:
-                page = await connector.fetch_page(cursor)
-                break
-            except RetryableError as exc:
-                self.watch.failed_attempt(str(exc))
-                connector.set_health(Health.RETRYING)
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                if exc.retry_after_s is not None:
-                    delay = max(delay, exc.retry_after_s)
-                attempt += 1
-                reason = str(exc)
-                same = same + 1 if reason == last_reason else 1
-                last_reason = reason
-                self._on_retry(reason)
-                if same >= settings.page_split_after and connector.page_size > 1:
-                    connector.page_limit = max(1, connector.page_size // 2)
-                    same = 0
-                    logger.warning(
-                        "source %s: page failed %d times (%s); asking for %d records at a time",
-                        connector.name,
-                        settings.page_split_after,
-                        reason,
-                        connector.page_limit,
-                    )
-                else:
-                    logger.warning(
-                        "source %s: page failed (%s); trying again in %.1fs", connector.name, reason, delay
-                    )
-                await asyncio.sleep(delay)
-        self.watch.succeeded()
-        if connector.page_limit is not None and page.next_cursor != cursor:
-            # Grow back only after a page that moved on: re-reading an overlap window is no sign of health.
-            doubled = connector.page_limit * 2
-            full = connector.source.page_size or settings.page_size
-            connector.page_limit = None if doubled >= full else doubled
-        return await self._resolve(page)
-
-    async def _resolve(self, page: Page[Any]) -> tuple[Page[Any], list[DeadLetter]]:
-        """`prepare_page(page)`, split in halves while it fails; single failing records become dead letters.
-
-        `record_max_attempts` failures in a row of one (sub-)page make it split; a record alone that
-        still fails is dead-lettered with the last error as its reason, so the page and the source go on.
-        """
-        try:
-            return await self._prepare_bounded(page), []
-        except _Unresolved as exc:
-            records = list(page.records)
-            if len(records) <= 1:
-                dead = [
-                    self._dead_letter(record, f"unresolved after {exc.attempts} attempts: {exc.reason}")
-                    for record in records
-                ]
-                for letter in dead:
-                    logger.warning("source %s: record dead-lettered: %s", self.connector.name, letter.reason)
-                return Page([], page.next_cursor, page.exhausted, page.newest_at), dead
-            middle = len(records) // 2
-            logger.warning(
-                "source %s: %d records could not be resolved (%s); resolving each half on its own",
-                self.connector.name,
-                len(records),
-                exc.reason,
-            )
-            first, first_dead = await self._resolve(Page(records[:middle], page.next_cursor, page.exhausted))
-            second, second_dead = await self._resolve(
-                Page(records[middle:], page.next_cursor, page.exhausted)
-            )
-            merged = Page([*first.records, *second.records], page.next_cursor, page.exhausted, page.newest_at)
-            return merged, first_dead + second_dead
-
-    async def _prepare_bounded(self, page: Page[Any]) -> Page[Any]:
-        """`prepare_page(page)` with up to `record_max_attempts` attempts; store outages retry without bound.
-
-        Raises:
-            _Unresolved: when every attempt failed (with the last reason).
-        """
-        settings = self.context.settings.connector
-        failures = store_attempt = 0
-        while True:
-            try:
-                return await self.connector.prepare_page(page)
-            except (FatalSourceError, LeaseLost):
-                raise
-            except TRANSIENT_INFRA_ERRORS as exc:
-                # The store (or the broker) is unreachable: not the records' fault, wait for it.
-                delay = backoff_delay(store_attempt, settings.backoff_base_s, settings.backoff_max_s)
-                store_attempt += 1
-                self._on_retry(f"resolving a page failed: {type(exc).__name__}")
-                await asyncio.sleep(delay)
-                continue
-            except Exception as exc:  # any other failure is bounded, then dead-lettered
-                failures += 1
-                reason = describe_error(exc) if not isinstance(exc, RetryableError) else str(exc)
-                self._on_retry(reason)
-                if failures >= settings.record_max_attempts:
-                    raise _Unresolved(reason, failures) from exc
-                delay = backoff_delay(failures - 1, settings.backoff_base_s, settings.backoff_max_s)
-                if isinstance(exc, RetryableError) and exc.retry_after_s is not None:
-                    delay = max(delay, exc.retry_after_s)
-                await asyncio.sleep(delay)
 
     def _dead_letter(self, record: Any, reason: str, family: str | None = None) -> DeadLetter:
         catalogue = self.context.catalogue
@@ -440,34 +265,21 @@ class PullLoop:
         dead = [*unresolved, *dead]
         pulled = len(page.records) + len(unresolved)
         events, dead = self._not_just_published(events, dead)
-        settings = self.context.settings.connector
-        attempt = 0
-        while True:
-            try:
-                offsets = await self.context.publisher.publish(events, dead)
-                await self.store.commit(
-                    page.next_cursor,
-                    log_identity=self.context.log_identity,
-                    page_offsets=offsets,
-                    records=pulled,
-                )
-                break
-            except TRANSIENT_INFRA_ERRORS as exc:
-                if isinstance(exc, KafkaError) and not (exc.retriable or isinstance(exc, KafkaTimeoutError)):
-                    raise
-                # The broker or the store is briefly unreachable: send the whole page again (the event
-                # ids make the copies harmless) rather than stop the source.
-                delay = backoff_delay(attempt, settings.backoff_base_s, settings.backoff_max_s)
-                attempt += 1
-                self._on_retry(f"publish/commit failed: {type(exc).__name__}")
-                logger.warning(
-                    "source %s: publishing or committing failed (%s: %s); page sent again in %.1fs",
-                    connector.name,
-                    type(exc).__name__,
-                    exc,
-                    delay,
-                )
-                await asyncio.sleep(delay)
+
+        async def publish_and_commit() -> None:
+            offsets = await self.context.publisher.publish(events, dead)
+            await self.store.commit(
+                page.next_cursor, log_identity=self.context.log_identity, page_offsets=offsets, records=pulled
+            )
+
+        # The broker or the store briefly unreachable: send the whole page again (the event ids make
+        # the copies harmless) rather than stop the source.
+        await retrying(
+            publish_and_commit,
+            what=f"source {connector.name}: publishing and committing a page",
+            backoff=self.backoff,
+            on_retry=lambda exc: self._on_retry(f"publish/commit failed: {type(exc).__name__}"),
+        )
         stats = connector.stats
         stats.pages += 1
         stats.records_pulled += pulled

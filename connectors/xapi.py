@@ -56,18 +56,20 @@ alcance reads these context extensions (all optional; attributes absent are left
 * result extensions `.../certificate` (certificate id, else the statement's content identity) and
   `.../hours`.
 
+The mapping of statements to events is `connectors.xapi_mapping` (the push intake uses it too); this
+module pulls, resolves voiding statements and remembers what each statement produced.
+
 Delivery guarantee: at-least-once into Kafka with deterministic event ids (exactly-once in effect after
 de-duplication by event id).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from urllib.parse import urljoin, urlsplit
 
@@ -75,62 +77,23 @@ from pydantic import Field, ValidationError
 
 from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
-from connectors.xapi_extensions import (
-    CMI5_PROGRESS,
-    EXT_ASSESSMENT,
-    EXT_AUDIENCE,
-    EXT_CERTIFICATE,
-    EXT_COUNTRY,
-    EXT_COURSE,
-    EXT_ENROLMENT,
-    EXT_GENDER,
-    EXT_HOURS,
-    EXT_OFFERING,
-    EXT_ORGANISATION,
-    LMS_ENDING_DATE,
-    LMS_STARTING_DATE,
+from connectors.xapi_extensions import DEFAULT_VERBS, VERB_VOIDED, Target
+from connectors.xapi_mapping import (
+    StatementMapper,
+    as_dict,
+    event_rows,
+    parse_time,
+    voided_id,
 )
 from connectors.xapi_redact import redact_statement
-from schemas.events.base import Audience, Event
-from schemas.events.training import (
-    AssessmentKind,
-    AssessmentSubmitted,
-    CertificateIssued,
-    EnrolmentCompleted,
-    EnrolmentCreated,
-    EnrolmentWithdrawn,
-    Gender,
-    ProgressRecorded,
-    TrainingEventRetracted,
-)
+from schemas.events.base import Event
 
 if TYPE_CHECKING:
     from connectors.context import ConnectorContext
 
 logger = logging.getLogger(__name__)
 
-MODULE_TYPES = frozenset(
-    {"http://adlnet.gov/expapi/activities/module", "http://adlnet.gov/expapi/activities/lesson"}
-)
-VERB_VOIDED = "http://adlnet.gov/expapi/verbs/voided"
-
-Target = Literal["enrolled", "withdrawn", "completed", "assessed", "certified", "progressed"]
-
-DEFAULT_VERBS: dict[str, Target] = {
-    "http://adlnet.gov/expapi/verbs/registered": "enrolled",
-    "https://xapi.edlm/profiles/edlm-lms/concepts/verbs/enrolled": "enrolled",
-    "http://id.tincanapi.com/verb/unregistered": "withdrawn",
-    "http://adlnet.gov/expapi/verbs/completed": "completed",
-    "https://w3id.org/xapi/adl/verbs/satisfied": "completed",
-    "http://adlnet.gov/expapi/verbs/passed": "assessed",
-    "http://adlnet.gov/expapi/verbs/failed": "assessed",
-    "https://w3id.org/xapi/tla/verbs/achieved": "certified",
-    "http://id.tincanapi.com/verb/earned": "certified",
-    "http://adlnet.gov/expapi/verbs/progressed": "progressed",
-}
-
-_DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+(?:\.\d+)?)S)?)?$")
-_IDENT_UNSAFE = re.compile(r"[^A-Za-z0-9._:/#?=&%~+@-]")
+__all__ = ["DEFAULT_VERBS", "VERB_VOIDED", "XapiConnector", "XapiOptions", "XapiRecord", "event_rows"]
 
 
 class XapiOptions(ConnectorOptions):
@@ -165,56 +128,6 @@ class XapiRecord:
     retracts: list[dict[str, Any]] | None = None
     events: list[Event] | None = None
     error: Exception | None = None
-
-
-def _as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _parse_time(value: Any, what: str) -> datetime:
-    if not isinstance(value, str):
-        raise DeadLetterRecord(f"{what} missing")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise DeadLetterRecord(f"{what} is not an ISO 8601 timestamp") from exc
-    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _ident(value: Any) -> str:
-    """A source id usable as an `Ident` (no whitespace, at most 256 characters)."""
-    text = _IDENT_UNSAFE.sub("_", str(value)).lstrip("._:/#?=&%~+@-")
-    if not text:
-        raise DeadLetterRecord("empty identifier")
-    if len(text) > 256:
-        text = text[:200] + "~" + hashlib.sha256(text.encode()).hexdigest()[:32]
-    return text
-
-
-def _seconds(duration: Any) -> int:
-    if not isinstance(duration, str):
-        return 0
-    match = _DURATION.match(duration)
-    if match is None:
-        return 0
-    days, hours, minutes, seconds = match.groups()
-    return int(
-        int(days or 0) * 86_400 + int(hours or 0) * 3_600 + int(minutes or 0) * 60 + float(seconds or 0)
-    )
-
-
-def event_rows(events: list[Event]) -> list[dict[str, Any]]:
-    """What a retraction needs of each event (id, learner pseudonym, country, audience): no personal data."""
-    return [
-        {
-            "event_id": str(event.event_id),
-            "subject_key": event.subject_key,
-            "country": event.country,
-            "audience": event.audience.value if event.audience is not None else None,
-        }
-        for event in events
-        if not isinstance(event, TrainingEventRetracted)
-    ]
 
 
 class XapiConnector(PollingConnector[XapiRecord]):
@@ -268,9 +181,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
         if response is None:
             params = {"ascending": "true", "limit": str(self.page_size), "format": "exact"}
             if since is not None:
-                params["since"] = self.overlap(_parse_time(since, "cursor")).isoformat()
+                params["since"] = self.overlap(parse_time(since, "cursor")).isoformat()
             response = await self.http.get_json(self.statements_url, params=params)
-        body = _as_dict(response.body)
+        body = as_dict(response.body)
         statements = body.get("statements")
         if not isinstance(statements, list):
             raise RetryableError("statement result without a `statements` list")
@@ -280,20 +193,20 @@ class XapiConnector(PollingConnector[XapiRecord]):
 
         newest: datetime | None = None
         for statement in statements:
-            stored = _as_dict(statement).get("stored")
+            stored = as_dict(statement).get("stored")
             if isinstance(stored, str):
                 try:
-                    when = _parse_time(stored, "stored")
+                    when = parse_time(stored, "stored")
                 except DeadLetterRecord:
                     continue
                 newest = when if newest is None or when > newest else newest
-        position = _parse_time(since, "cursor") if since is not None else None
+        position = parse_time(since, "cursor") if since is not None else None
         if newest is not None:
             candidate = newest
             consistent = response.headers.get("X-Experience-API-Consistent-Through")
             if consistent:
                 try:
-                    candidate = min(candidate, _parse_time(consistent, "Consistent-Through"))
+                    candidate = min(candidate, parse_time(consistent, "Consistent-Through"))
                 except DeadLetterRecord:
                     logger.warning("source %s: unparseable Consistent-Through %r", self.name, consistent)
             if position is None or candidate > position:
@@ -315,11 +228,11 @@ class XapiConnector(PollingConnector[XapiRecord]):
         produced: dict[str, list[dict[str, Any]]] = {}
         for record in page.records:
             statement = record.statement
-            if self._voided_id(statement) is not None or not isinstance(statement, dict):
+            if voided_id(statement) is not None or not isinstance(statement, dict):
                 records.append(record)
                 continue
             try:
-                events = self._map_statement(statement)
+                events = self.mapper.events(statement)
             except Exception as exc:  # raised again, unchanged, by map_record
                 records.append(XapiRecord(statement, error=exc))
                 continue
@@ -327,17 +240,16 @@ class XapiConnector(PollingConnector[XapiRecord]):
             if isinstance(statement.get("id"), str):
                 produced[statement["id"]] = event_rows(events)
         await self._remember(produced)
-        targets = {t for r in records if (t := self._voided_id(r.statement)) is not None} - produced.keys()
+        targets = {t for r in records if (t := voided_id(r.statement)) is not None} - produced.keys()
         known = {**await self._recall(sorted(targets)), **produced}
         voidings = {
             statement["id"]: statement
             for record in records
-            if self._voided_id(statement := record.statement) is not None
-            and isinstance(statement.get("id"), str)
+            if voided_id(statement := record.statement) is not None and isinstance(statement.get("id"), str)
         }
         resolved: list[XapiRecord] = []
         for record in records:
-            target = self._voided_id(record.statement)
+            target = voided_id(record.statement)
             if target is None:
                 resolved.append(record)
             elif target in voidings:
@@ -347,9 +259,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
             else:
                 voided = await self._fetch_voided(target)
                 rows: list[dict[str, Any]] | None = None
-                if voided is not None and self._voided_id(voided) is None:
+                if voided is not None and voided_id(voided) is None:
                     try:
-                        rows = event_rows(self._map_statement(voided))
+                        rows = event_rows(self.mapper.events(voided))
                     except (SkipRecord, DeadLetterRecord, ValidationError):
                         rows = []
                     await self._remember({target: rows})
@@ -365,7 +277,7 @@ class XapiConnector(PollingConnector[XapiRecord]):
             )
             if response.status != 200:
                 continue
-            body = _as_dict(response.body)
+            body = as_dict(response.body)
             if body.get("id") == target:
                 return body
             statements = body.get("statements")
@@ -374,9 +286,9 @@ class XapiConnector(PollingConnector[XapiRecord]):
             if (
                 isinstance(statements, list)
                 and len(statements) == 1
-                and _as_dict(statements[0]).get("id") == target
+                and as_dict(statements[0]).get("id") == target
             ):
-                return _as_dict(statements[0])
+                return as_dict(statements[0])
         return None
 
     async def _remember(self, produced: dict[str, list[dict[str, Any]]]) -> None:
@@ -402,26 +314,15 @@ class XapiConnector(PollingConnector[XapiRecord]):
         )
         return {row["statement_id"]: json.loads(row["events"]) for row in rows}
 
-    @staticmethod
-    def _voided_id(statement: Any) -> str | None:
-        statement = _as_dict(statement)
-        if _as_dict(statement.get("verb")).get("id") != VERB_VOIDED:
-            return None
-        obj = _as_dict(statement.get("object"))
-        target = obj.get("id")
-        return target if obj.get("objectType") == "StatementRef" and isinstance(target, str) else None
+    @cached_property
+    def mapper(self) -> StatementMapper:
+        """The statement mapping of this source (its verb table and pseudonyms)."""
+        return StatementMapper(self.name, self.pseudonyms, self.verbs)
 
     def record_json(self, record: XapiRecord) -> bytes:
         """The dead-letter value: the statement without personal data (see `connectors.xapi_redact`)."""
-        redacted = redact_statement(record.statement, self.person_or_none, self.pseudonyms.org)
+        redacted = redact_statement(record.statement, self.mapper.person_or_none, self.pseudonyms.org)
         return json.dumps(redacted, ensure_ascii=False).encode()
-
-    def person_or_none(self, actor: Any) -> str | None:
-        """The actor's pseudonym, or None when it has no identifier (redaction needs no error)."""
-        try:
-            return self._person_key(actor)
-        except DeadLetterRecord:
-            return None
 
     def map_record(self, record: XapiRecord) -> list[Event]:
         """Events of one statement (retractions for a voiding statement)."""
@@ -432,23 +333,23 @@ class XapiConnector(PollingConnector[XapiRecord]):
         statement = record.statement
         if not isinstance(statement, dict):
             raise DeadLetterRecord("statement is not a JSON object")
-        if _as_dict(statement.get("verb")).get("id") == VERB_VOIDED:
+        if as_dict(statement.get("verb")).get("id") == VERB_VOIDED:
             return self._map_voiding(record)
-        return self._map_statement(statement)
+        return self.mapper.events(statement)
 
     def _map_voiding(self, record: XapiRecord) -> list[Event]:
         statement = record.statement
-        target = self._voided_id(statement)
+        target = voided_id(statement)
         if target is None:
             raise DeadLetterRecord("voiding statement without a StatementRef object")
-        if record.voided is not None and self._voided_id(record.voided) is not None:
+        if record.voided is not None and voided_id(record.voided) is not None:
             raise DeadLetterRecord(
                 f"statement {target} is itself a voiding statement, which cannot be voided"
             )
         retracts = record.retracts
         if retracts is None and record.voided is not None:
             try:
-                retracts = event_rows(self._map_statement(record.voided))
+                retracts = event_rows(self.mapper.events(record.voided))
             except (SkipRecord, DeadLetterRecord, ValidationError):
                 retracts = []
         if retracts is None:
@@ -458,192 +359,4 @@ class XapiConnector(PollingConnector[XapiRecord]):
             )
         if not retracts:
             raise SkipRecord("voided statement produced no events")
-        occurred = _parse_time(statement.get("timestamp") or statement.get("stored"), "timestamp")
-        identity = self._identity(statement)
-        return [
-            TrainingEventRetracted.create(
-                source=self.name,
-                record_identity=f"{identity}:retracts:{original['event_id']}",
-                occurred_at=occurred,
-                source_ref=_ident(statement.get("id") or identity),
-                subject_key=original["subject_key"],
-                country=original.get("country"),
-                audience=original.get("audience"),
-                retracted_event_id=original["event_id"],
-                reason="xapi statement voided",
-            )
-            for original in retracts
-        ]
-
-    def _person_key(self, actor: Any) -> str:
-        actor = _as_dict(actor)
-        if isinstance(actor.get("mbox"), str):
-            return self.pseudonyms.person(actor["mbox"].removeprefix("mailto:"))
-        if isinstance(actor.get("mbox_sha1sum"), str):
-            return self.pseudonyms.person("sha1:" + actor["mbox_sha1sum"])
-        if isinstance(actor.get("openid"), str):
-            return self.pseudonyms.person(actor["openid"])
-        account = _as_dict(actor.get("account"))
-        if isinstance(account.get("name"), str) and isinstance(account.get("homePage"), str):
-            return self.pseudonyms.person(f"{account['homePage']}|{account['name']}")
-        raise DeadLetterRecord("actor has no inverse functional identifier (mbox, account, ...)")
-
-    def _identity(
-        self, statement: dict[str, Any], person: str | None = None, occurred: datetime | None = None
-    ) -> str:
-        """Content identity of a statement: equal for replays of the same statement under new LRS ids.
-
-        `person` and `occurred` may be passed when already computed (they are the actor's pseudonym and
-        the parsed timestamp).
-        """
-        if person is None and statement.get("actor"):
-            person = self._person_key(statement.get("actor"))
-        if occurred is None and statement.get("timestamp"):
-            occurred = _parse_time(statement.get("timestamp"), "timestamp")
-        content = "\x1f".join(
-            (
-                person or "",
-                str(_as_dict(statement.get("verb")).get("id")),
-                str(_as_dict(statement.get("object")).get("id")),
-                occurred.isoformat() if occurred is not None else "",
-                str(_as_dict(statement.get("context")).get("registration")),
-            )
-        )
-        return f"xapi:{hashlib.sha256(content.encode()).hexdigest()[:40]}"
-
-    def _map_statement(self, statement: dict[str, Any]) -> list[Event]:
-        verb = _as_dict(statement.get("verb")).get("id")
-        if not isinstance(verb, str):
-            raise DeadLetterRecord("statement without a verb id")
-        target = self.verbs.get(verb)
-        if target is None:
-            raise SkipRecord(f"verb {verb}")
-        person = self._person_key(statement.get("actor"))
-        occurred = _parse_time(statement.get("timestamp"), "timestamp")
-        identity = self._identity(statement, person, occurred)
-        obj = _as_dict(statement.get("object"))
-        context = _as_dict(statement.get("context"))
-        ext = _as_dict(context.get("extensions"))
-        result = _as_dict(statement.get("result"))
-        result_ext = _as_dict(result.get("extensions"))
-        obj_type = _as_dict(obj.get("definition")).get("type")
-        parents = _as_dict(context.get("contextActivities")).get("parent")
-        course = ext.get(EXT_COURSE)
-        if course is None:
-            if obj_type in MODULE_TYPES and isinstance(parents, list) and parents:
-                course = _as_dict(parents[0]).get("id")
-            else:
-                course = obj.get("id")
-        if not course:
-            raise DeadLetterRecord("no course: neither a course extension nor an object activity id")
-        course_id = _ident(course)
-        enrolment = ext.get(EXT_ENROLMENT) or context.get("registration") or f"{person}:{course_id}"
-        enrolment_id = _ident(enrolment)
-        country = ext.get(EXT_COUNTRY)
-        audience_raw = ext.get(EXT_AUDIENCE)
-        try:
-            audience = Audience(audience_raw) if audience_raw is not None else None
-        except ValueError as exc:
-            raise DeadLetterRecord(f"unknown audience in {EXT_AUDIENCE}") from exc
-        common: dict[str, Any] = {
-            "source": self.name,
-            "record_identity": f"{identity}:{target}",
-            "occurred_at": occurred,
-            "source_ref": _ident(statement.get("id") or identity),
-            "subject_key": person,
-            "country": country.upper() if isinstance(country, str) else country,
-            "audience": audience,
-        }
-        score = _as_dict(result.get("score")).get("scaled")
-
-        if target == "enrolled":
-            org = ext.get(EXT_ORGANISATION)
-            gender_raw = ext.get(EXT_GENDER)
-            try:
-                gender = Gender(gender_raw) if gender_raw is not None else None
-            except ValueError as exc:
-                raise DeadLetterRecord(f"unknown gender in {EXT_GENDER}") from exc
-            starts = ext.get(LMS_STARTING_DATE)
-            ends = ext.get(LMS_ENDING_DATE)
-            return [
-                EnrolmentCreated.create(
-                    **common,
-                    enrolment_id=enrolment_id,
-                    offering_id=_ident(ext.get(EXT_OFFERING) or course_id),
-                    course_id=course_id,
-                    enrolled_at=occurred,
-                    org_key=self.pseudonyms.org(str(org)) if org is not None else None,
-                    gender=gender,
-                    offering_starts_at=_parse_time(starts, "starting-date") if starts else None,
-                    offering_ends_at=_parse_time(ends, "ending-date") if ends else None,
-                )
-            ]
-        if target == "withdrawn":
-            starts = ext.get(LMS_STARTING_DATE)
-            before_start = bool(starts) and occurred < _parse_time(starts, "starting-date")
-            return [
-                EnrolmentWithdrawn.create(
-                    **common, enrolment_id=enrolment_id, withdrawn_at=occurred, before_start=before_start
-                )
-            ]
-        if target == "progressed" or (target == "completed" and obj_type in MODULE_TYPES):
-            progress = result_ext.get(CMI5_PROGRESS)
-            if progress is None:
-                progress = (
-                    100
-                    if target == "completed"
-                    else (score * 100 if isinstance(score, int | float) else None)
-                )
-            if not isinstance(progress, int | float):
-                raise DeadLetterRecord("progressed statement without a progress value")
-            return [
-                ProgressRecorded.create(
-                    **common,
-                    enrolment_id=enrolment_id,
-                    module_id=_ident(obj.get("id") or course_id),
-                    progress_pct=float(progress),
-                    time_spent_s=_seconds(result.get("duration")),
-                )
-            ]
-        if target == "completed":
-            success = result.get("success")
-            return [
-                EnrolmentCompleted.create(
-                    **common,
-                    enrolment_id=enrolment_id,
-                    completed_at=occurred,
-                    final_score_scaled=score if isinstance(score, int | float) else None,
-                    # Completion without a success flag means the completion criteria were met.
-                    passed=success if isinstance(success, bool) else True,
-                )
-            ]
-        if target == "assessed":
-            if not isinstance(score, int | float):
-                raise DeadLetterRecord("passed/failed statement without result.score.scaled")
-            success = result.get("success")
-            kind_raw = ext.get(EXT_ASSESSMENT, AssessmentKind.FINAL.value)
-            try:
-                kind = AssessmentKind(kind_raw)
-            except ValueError as exc:
-                raise DeadLetterRecord(f"unknown assessment kind in {EXT_ASSESSMENT}") from exc
-            return [
-                AssessmentSubmitted.create(
-                    **common,
-                    enrolment_id=enrolment_id,
-                    assessment_id=_ident(obj.get("id") or course_id),
-                    kind=kind,
-                    score_scaled=score,
-                    passed=success if isinstance(success, bool) else verb.endswith("/passed"),
-                )
-            ]
-        certificate = result_ext.get(EXT_CERTIFICATE) or identity
-        hours = result_ext.get(EXT_HOURS)
-        return [
-            CertificateIssued.create(
-                **common,
-                certificate_id=_ident(certificate),
-                enrolment_id=enrolment_id,
-                issued_at=occurred,
-                hours=hours if isinstance(hours, int | float) else None,
-            )
-        ]
+        return self.mapper.retractions(statement, retracts)

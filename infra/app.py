@@ -177,7 +177,7 @@ async def _wait_until_idle(
     compared with the offsets the processors committed in PostgreSQL under this log's identity, so
     records an earlier, interrupted run left in the log are waited for too.
     """
-    group = catalogue.consumer_group("indicators")
+    group = catalogue.indicators_group
     partitions = [
         partition
         for spec in catalogue.input_topics()

@@ -64,6 +64,7 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--role", choices=("coordinator", "developer", "external", "state", "plgn"))
     token.add_argument("--name", help="who the token is for (default: role and a short id)")
     token.add_argument("--state", type=str.upper, help="ALADI member state of a state-role token, e.g. AR")
+    token.add_argument("--days", type=int, default=90, help="days the token stays valid (1-365, default 90)")
 
     commands.add_parser(
         "stack", parents=[config], help="start the local broker and PostgreSQL alone and print their settings"
@@ -184,6 +185,8 @@ def _check_token_arguments(args: argparse.Namespace) -> None:
         raise CliMistake(
             "--state (an ALADI member state, e.g. AR) goes with --role state only", ExitCode.USAGE
         )
+    if not 1 <= args.days <= 365:
+        raise CliMistake("--days must be between 1 and 365", ExitCode.USAGE)
 
 
 def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:
@@ -269,7 +272,13 @@ async def _web_command(args: argparse.Namespace, settings: Settings) -> int:
         return await web_commands.serve(settings)
     try:
         lines = await web_commands.token(
-            settings, args.action, role=args.role, name=args.name, state=args.state, target=args.target
+            settings,
+            args.action,
+            role=args.role,
+            name=args.name,
+            state=args.state,
+            target=args.target,
+            ttl_s=args.days * 86_400.0,
         )
     except IdentityError as exc:
         raise CliMistake(str(exc), ExitCode.USAGE) from None

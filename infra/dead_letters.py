@@ -6,6 +6,8 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from schemas import deadletter
+
 # Every producer's `max_request_size` and the broker's `message.max.bytes` admit about 1 MiB; a dead
 # letter carries its reason and source headers on top of the rejected record. Anything larger than this
 # is summarised, so that no single record can make its own dead letter fail and stall a partition.
@@ -41,10 +43,10 @@ def bound_dead_letter(
     if own_size <= KEPT_HEADERS_MAX_BYTES:
         headers = [*own_headers, *headers]
     else:
-        headers.append(("dlq_headers_dropped", str(own_size).encode()))
+        headers.append((deadletter.HEADERS_DROPPED, str(own_size).encode()))
     if key is not None and len(key) > KEY_MAX_BYTES:
         key = hashlib.sha256(key).hexdigest().encode()
     if value is not None and len(value) > DEAD_LETTER_MAX_BYTES:
         summary = {"size_bytes": len(value), "sha256": hashlib.sha256(value).hexdigest()}
-        return BoundedRecord(json.dumps(summary).encode(), key, [*headers, ("dlq_value", b"summary")])
-    return BoundedRecord(value, key, [*headers, ("dlq_value", b"record")])
+        return BoundedRecord(json.dumps(summary).encode(), key, [*headers, (deadletter.VALUE, b"summary")])
+    return BoundedRecord(value, key, [*headers, (deadletter.VALUE, b"record")])

@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 import asyncpg
 
+from infra.errors import STORE_ERRORS
 from infra.postgres import READER_LOGIN, ensure_reader_login
 from infra.processes import (
     BIND_ATTEMPTS,
@@ -222,7 +223,7 @@ class LocalPostgres:
     async def _accepts_sessions(self) -> bool:
         try:
             connection = await asyncpg.connect(self.dsn, timeout=2.0)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except STORE_ERRORS as exc:
             logger.debug("local PostgreSQL not ready yet: %r", exc)
             return False
         await connection.close()

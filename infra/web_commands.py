@@ -80,7 +80,11 @@ async def token(settings: Settings, action: str, **options: Any) -> list[str]:
         try:
             if action == "create":
                 _, _, secret = await identities.create_credential(
-                    pool, role=options["role"], name=options.get("name"), member_state=options.get("state")
+                    pool,
+                    role=options["role"],
+                    name=options.get("name"),
+                    member_state=options.get("state"),
+                    ttl_s=options.get("ttl_s"),
                 )
                 return [secret]
             if action == "revoke":
@@ -100,6 +104,7 @@ async def token(settings: Settings, action: str, **options: Any) -> list[str]:
                         row["role"],
                         row["member_state"],
                         f"{row['created_at']:%Y-%m-%d %H:%M}",
+                        "never" if row["expires_at"] is None else f"expires {row['expires_at']:%Y-%m-%d}",
                         "revoked" if row["revoked_at"] else "live",
                     )
                 )

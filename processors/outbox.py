@@ -20,7 +20,6 @@ import json
 import logging
 import signal
 import time
-import uuid
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -30,29 +29,28 @@ from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from infra import telemetry
+from infra.errors import is_retryable
 from infra.kafka import make_producer
 from infra.postgres import create_pool
+from infra.retry import Backoff
 from infra.settings import Settings
 from processors.base import CellKey
 from processors.indicators import catalogue
 from processors.indicators.derive import derive_value
-from processors.store import TRANSIENT_ERRORS, cell_parts, published_cells
-from schemas.cloudevents import CONTENT_TYPE, SPEC_VERSION, KafkaRecord
-from schemas.events.base import EVENT_ID_NAMESPACE
-from schemas.indicators import INDICATOR_SCHEMA_ID, IndicatorValue, indicator_key
-from schemas.registry import CE_TYPE_PREFIX
+from processors.store import cell_parts, published_cells
+from schemas.cloudevents import KafkaRecord
+from schemas.indicators import IndicatorValue, encode_indicator, indicator_key
 from schemas.topics import TopicCatalogue
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
-CE_SOURCE = "urn:alcance:processor:indicators"
-CE_TYPE = f"{CE_TYPE_PREFIX}indicator.changed.v1"
+# The longest pause between two failed relay rounds while the broker or the store is unreachable.
+RELAY_BACKOFF_MAX_S = 5.0
 
 _FETCH = """
 SELECT id, indicator, period_kind, period_start, dims
@@ -61,12 +59,6 @@ ORDER BY id
 LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
-
-_SPEC_VERSION_HEADER = ("ce_specversion", SPEC_VERSION.encode())
-_SOURCE_HEADER = ("ce_source", CE_SOURCE.encode())
-_TYPE_HEADER = ("ce_type", CE_TYPE.encode())
-_DATASCHEMA_HEADER = ("ce_dataschema", INDICATOR_SCHEMA_ID.encode())
-_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
 
 # Cells built and sent between two yields to the event loop.
 _YIELD_EVERY = 200
@@ -114,17 +106,7 @@ def indicator_record(
     )
     if key is None:
         key = indicator_key(indicator, period_kind, period_start, dimensions)
-    headers = [
-        _SPEC_VERSION_HEADER,
-        ("ce_id", str(uuid.uuid5(EVENT_ID_NAMESPACE, f"indicator\x1f{key}\x1f{version}")).encode()),
-        _SOURCE_HEADER,
-        _TYPE_HEADER,
-        ("ce_time", payload.as_of.isoformat().replace("+00:00", "Z").encode()),
-        ("ce_subject", key.encode()),
-        _DATASCHEMA_HEADER,
-        _CONTENT_TYPE_HEADER,
-    ]
-    return KafkaRecord(key=key.encode(), value=payload.model_dump_json().encode(), headers=headers)
+    return encode_indicator(payload, key)
 
 
 @lru_cache(maxsize=65_536)
@@ -163,12 +145,15 @@ class OutboxRelay:
         """Relay until `stop` is set, then relay what is left once more and return.
 
         Errors reaching the broker or PostgreSQL (those the processors retry too, timeouts included)
-        are logged and retried at the next poll: a relay that ended would leave the outbox undrained.
+        are logged and retried after the next pause, longer with each failure in a row (the shared
+        backoff, up to `RELAY_BACKOFF_MAX_S`): a relay that ended would leave the outbox undrained.
         """
         own = self._producer is None
         if self._producer is None:
             self._producer = make_producer(self.settings.kafka)
             await self._producer.start()
+        backoff = Backoff(self.settings.processor.outbox_poll_interval_ms / 1000, RELAY_BACKOFF_MAX_S)
+        failures = 0
         try:
             while True:
                 stopping = stop.is_set()
@@ -177,17 +162,28 @@ class OutboxRelay:
                 # a broker outage must not buy a pause several times as long as the outage.
                 started = time.monotonic()
                 self._broker_wait_s = 0.0
+                retry_in_s = 0.0
                 try:
                     relayed = await self.publish_pending()
-                except (*TRANSIENT_ERRORS, KafkaError, asyncpg.PostgresError) as exc:
-                    logger.warning("outbox relay round failed (%s: %s); retrying", type(exc).__name__, exc)
+                    failures = 0
+                except Exception as exc:
+                    if not is_retryable(exc):
+                        raise
+                    retry_in_s = backoff.delay(failures)
+                    failures += 1
+                    logger.warning(
+                        "outbox relay round failed (%s: %s); retrying in %.2fs",
+                        type(exc).__name__,
+                        exc,
+                        retry_in_s,
+                    )
                     relayed = 0
                 if stopping and relayed == 0:
                     return
                 if not stopping:
                     with contextlib.suppress(TimeoutError):
                         busy_s = time.monotonic() - started - self._broker_wait_s
-                        await asyncio.wait_for(stop.wait(), self.pause_after(busy_s))
+                        await asyncio.wait_for(stop.wait(), max(retry_in_s, self.pause_after(busy_s)))
         finally:
             if own:
                 await self._producer.stop()

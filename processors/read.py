@@ -25,7 +25,7 @@ from typing import Any, Literal
 import asyncpg
 
 from infra.settings import Settings
-from processors.indicators import catalogue, cohorts
+from processors.indicators import aggregate_training, catalogue, enrolments
 from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate, index_rows
 from processors.indicators.base import PeriodKind
 from processors.indicators.derive import derive_value, extra_ratios
@@ -148,6 +148,7 @@ async def read_indicators(
     audience: Audience = "internal",
     settings: Settings,
     as_of: datetime | None = None,
+    among: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Indicator cells of one period kind, grouped by `by` (no `by`: totals).
 
@@ -159,6 +160,8 @@ async def read_indicators(
         audience: ``"external"`` applies small-cell suppression (primary and secondary).
         settings: Resolved settings (threshold, ROI margin coefficient, cohort grace days).
         as_of: The instant cohorts and ROI windows are judged at; now by default.
+        among: With no `indicator`, read only these catalogue ids (each must have every `by`
+            dimension), in one snapshot and one enrolment join.
 
     Returns:
         One object per period and combination of the `by` dimensions: ``indicator``, ``period``
@@ -174,6 +177,11 @@ async def read_indicators(
         unknown = [name for name in by if name not in indicators[0].dimensions]
         if unknown:
             raise ValueError(f"{indicator} has no dimension {', '.join(unknown)}")
+    elif among is not None:
+        indicators = [catalogue.get(name) for name in dict.fromkeys(among)]
+        lacking = [entry.id for entry in indicators if not set(by) <= set(entry.dimensions)]
+        if lacking:
+            raise ValueError(f"{', '.join(lacking)} lack a dimension of {', '.join(by)}")
     else:
         indicators = [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
     ctx = ReadContext(
@@ -187,13 +195,14 @@ async def read_indicators(
     joins = {
         frozenset((ref.indicator, ref.part) for ref in entry.reads)
         for entry in indicators
-        if entry.aggregation in cohorts.AGGREGATIONS
+        if entry.aggregation in aggregate_training.AGGREGATIONS
     }
     wanted = {
         (ref.indicator, ref.part)
         for entry in indicators
         for ref in entry.reads
-        if entry.aggregation not in cohorts.AGGREGATIONS or (ref.indicator, ref.part) not in JOINED_PARTS
+        if entry.aggregation not in aggregate_training.AGGREGATIONS
+        or (ref.indicator, ref.part) not in JOINED_PARTS
     } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
     # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
     margin = Decimal(str(settings.processor.roi_margin_coefficient))
@@ -214,7 +223,7 @@ async def read_indicators(
                 )
         index = index_rows(rows)
         for parts in joins:
-            index.preload(cohorts.join_enrolments, parts, records)
+            index.preload(enrolments.join_enrolments, parts, records)
         for entry in indicators:
             cells = aggregate(entry.id, index, ctx)
             found = to_results(entry.id, cells, period, margin_coefficient=margin)

@@ -1,9 +1,9 @@
 """Enrolment records joined by PostgreSQL: one row per enrolment instead of one per stored part row.
 
 The training indicators aggregate enrolment records joined from up to nine stored parts by enrolment
-id (`processors.indicators.cohorts`). Building those records in Python from every stored row took
+id (`processors.indicators.enrolments`). Building those records in Python from every stored row took
 three quarters of a training read (the rows, then the join); here PostgreSQL joins them in one query
-and Python builds each `Enrolment` from one row. The records equal `cohorts.join_enrolments` over the
+and Python builds each `Enrolment` from one row. The records equal `enrolments.join_enrolments` over the
 same rows: the same anchor per enrolment and the same winning report per latest part. A part no
 indicator of the read declares is not joined and leaves its fields at their defaults.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 
 from processors.indicators.base import PeriodKind
-from processors.indicators.cohorts import Enrolment
+from processors.indicators.enrolments import Enrolment
 from processors.indicators.periods import decode_member
 
 PartKey = tuple[str, str]

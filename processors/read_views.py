@@ -63,13 +63,20 @@ async def read_tables(
     settings: Settings,
     as_of: datetime,
 ) -> dict[str, dict[CellKey, dict[str, Any]]]:
-    """Several indicators' cells of one grain and grouping, indexed by coordinates."""
-    tables: dict[str, dict[CellKey, dict[str, Any]]] = {}
-    for indicator in dict.fromkeys(ids):
-        rows = await read_indicators(
-            pool, indicator=indicator, period=period, by=by, audience=audience, settings=settings, as_of=as_of
-        )
-        tables[indicator] = {cell_key(row): row for row in rows}
+    """Several indicators' cells of one grain and grouping, indexed by coordinates (one snapshot)."""
+    rows = await read_indicators(
+        pool,
+        indicator=None,
+        among=ids,
+        period=period,
+        by=by,
+        audience=audience,
+        settings=settings,
+        as_of=as_of,
+    )
+    tables: dict[str, dict[CellKey, dict[str, Any]]] = {indicator: {} for indicator in ids}
+    for row in rows:
+        tables[row["indicator"]][cell_key(row)] = row
     return tables
 
 

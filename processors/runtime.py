@@ -26,21 +26,23 @@ from opentelemetry.trace import Link, SpanKind, get_current_span
 
 from infra import telemetry
 from infra.dead_letters import bound_dead_letter
+from infra.errors import TRANSIENT_PG_ERRORS
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.postgres import create_pool
+from infra.retry import Backoff, retrying
 from infra.settings import Settings
 from processors.admission import Admission
 from processors.base import FactIn
 from processors.indicators.base import Part
 from processors.outbox import OutboxRelay
 from processors.store import (
-    TRANSIENT_ERRORS,
     PartDeltas,
     Store,
     TopicPartitionKey,
     expected_deltas,
     parts_json,
 )
+from schemas import deadletter
 from schemas.cloudevents import InvalidEvent, decode
 from schemas.events.base import Event, EventRetracted
 from schemas.topics import TopicCatalogue
@@ -54,6 +56,7 @@ _Client = TypeVar("_Client", AIOKafkaConsumer, AIOKafkaProducer)
 _MAX_LINKS = 128
 # How long a batch keeps retrying while PostgreSQL is unreachable before the processor gives up.
 _DB_OUTAGE_LIMIT_S = 300.0
+_DB_OUTAGE_BACKOFF = Backoff(base_s=0.1, max_s=5.0)
 
 
 def default_contribute() -> Contribute:
@@ -130,7 +133,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         """
         try:
             await self.processor.claim(assigned)
-        except TRANSIENT_ERRORS:
+        except TRANSIENT_PG_ERRORS:
             logger.warning("could not claim %s now; will claim before processing them", _names(assigned))
 
 
@@ -158,7 +161,7 @@ class IndicatorProcessor:
     ) -> None:
         self.settings = settings
         self.catalogue = TopicCatalogue.from_settings(settings)
-        self.group = self.catalogue.consumer_group("indicators")
+        self.group = self.catalogue.indicators_group
         self.contribute = contribute or default_contribute()
         self.stats = ProcessorStats()
         self.owned: dict[TopicPartitionKey, tuple[int, int]] = {}
@@ -325,7 +328,7 @@ class IndicatorProcessor:
             due = [tp for tp in due if (tp.topic, tp.partition) not in self.owned]
             try:
                 await self.claim(due)
-            except TRANSIENT_ERRORS:
+            except TRANSIENT_PG_ERRORS:
                 logger.warning("could not claim %s yet", _names(due))
 
     def _prepare(
@@ -521,12 +524,7 @@ class IndicatorProcessor:
                 record.value,
                 record.key,
                 [(k, v) for k, v in (record.headers or ()) if v is not None],
-                [
-                    ("dlq_reason", reason.encode()),
-                    ("dlq_source_topic", record.topic.encode()),
-                    ("dlq_source_partition", str(record.partition).encode()),
-                    ("dlq_source_offset", str(record.offset).encode()),
-                ],
+                deadletter.for_consumer_record(reason, record.topic, record.partition, record.offset),
             )
             deliveries.append(
                 await producer.send(
@@ -553,17 +551,12 @@ class IndicatorProcessor:
 
     async def _with_db_retries(self, operation: Callable[[], Any]) -> Any:
         """Run a store operation, retrying while PostgreSQL is unreachable (a restart, a failover)."""
-        deadline = time.monotonic() + _DB_OUTAGE_LIMIT_S
-        delay = 0.1
-        while True:
-            try:
-                return await operation()
-            except TRANSIENT_ERRORS as exc:
-                if time.monotonic() > deadline:
-                    raise
-                logger.warning("store unreachable (%s); retrying in %.1f s", type(exc).__name__, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        return await retrying(
+            operation,
+            what="a store operation",
+            backoff=_DB_OUTAGE_BACKOFF,
+            give_up_after_s=_DB_OUTAGE_LIMIT_S,
+        )
 
 
 async def run_processor(settings: Settings, *, relay: bool = True) -> ProcessorStats:

@@ -8,7 +8,7 @@ idempotent: a duplicate event id conflicts on the facts' key and contributes not
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
@@ -21,6 +21,8 @@ from uuid import UUID
 import asyncpg
 from pydantic_core import to_json
 
+from infra.errors import is_transaction_conflict
+from infra.retry import TRANSACTION_ATTEMPTS, TRANSACTION_BACKOFF, retrying
 from processors.base import (
     BatchOutcome,
     CellKey,
@@ -41,23 +43,6 @@ TopicPartitionKey = tuple[str, int]
 # so that a batch's keys transpose straight into the columns of its statements.
 MemberKey = tuple[str, PeriodKind, date, str, str, str]
 ReportKey = tuple[str, PeriodKind, date, str, str, str, UUID]
-
-# Errors after which the whole batch transaction can simply run again: PostgreSQL chose us as the
-# victim of a lock cycle or a serialisation conflict. The batch is idempotent, so a retry is exact.
-RETRYABLE_SQLSTATES = (asyncpg.exceptions.DeadlockDetectedError, asyncpg.exceptions.SerializationError)
-# Errors of an unreachable or restarting server: retry with backoff. If a COMMIT was lost in flight
-# the retry finds the facts already stored (duplicates contribute nothing) and the epoch still ours.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    # A connection whose server went away mid-operation can be left in a protocol state asyncpg
-    # refuses to reuse; retrying takes another connection from the pool.
-    asyncpg.exceptions.InternalClientError,
-)
 
 
 @dataclass
@@ -530,16 +515,24 @@ class Store:
         rows = sorted(set(partitions))
         if not rows:
             return {}
-        for attempt in range(10):
-            try:
-                async with self.pool.acquire() as connection:
-                    records = await connection.fetch(
-                        _CLAIM_PARTITIONS, self.log_identity, self.consumer_group, *_columns(rows, 2)
-                    )
-                return {(r[0], r[1]): (r[2], r[3]) for r in records}
-            except RETRYABLE_SQLSTATES:
-                await asyncio.sleep(0.01 * (attempt + 1))
-        raise RuntimeError("could not claim partitions after repeated deadlocks")
+
+        async def claim() -> list[asyncpg.Record]:
+            async with self.pool.acquire() as connection:
+                records: list[asyncpg.Record] = await connection.fetch(
+                    _CLAIM_PARTITIONS, self.log_identity, self.consumer_group, *_columns(rows, 2)
+                )
+            return records
+
+        # Two claimants can deadlock on the offsets rows; PostgreSQL rolls one back to run again.
+        records = await retrying(
+            claim,
+            what="claiming partitions",
+            backoff=TRANSACTION_BACKOFF,
+            retry_on=is_transaction_conflict,
+            max_attempts=TRANSACTION_ATTEMPTS,
+            log_level=logging.INFO,
+        )
+        return {(r[0], r[1]): (r[2], r[3]) for r in records}
 
     async def stored_offsets(self) -> dict[TopicPartitionKey, int]:
         """The next offsets stored for this consumer group and log identity."""
@@ -570,11 +563,16 @@ class Store:
             another consumer owns them now.
         """
         lost: set[TopicPartitionKey] = set()
-        attempt = 0
         while True:
             try:
-                async with self.pool.acquire() as connection, connection.transaction():
-                    outcome = await self._commit_in(connection, positions, facts, expected)
+                outcome = await retrying(
+                    functools.partial(self._commit_once, positions, facts, expected),
+                    what="batch transaction",
+                    backoff=TRANSACTION_BACKOFF,
+                    retry_on=is_transaction_conflict,
+                    max_attempts=TRANSACTION_ATTEMPTS,
+                    log_level=logging.INFO,
+                )
                 outcome.lost = lost
                 return outcome
             except PartitionsLostError as exc:
@@ -584,12 +582,15 @@ class Store:
                 expected = None
                 if not positions:
                     return BatchOutcome(lost=lost)
-            except RETRYABLE_SQLSTATES as exc:
-                attempt += 1
-                if attempt > 20:
-                    raise
-                logger.info("batch transaction retried after %s", type(exc).__name__)
-                await asyncio.sleep(0.005 * attempt)
+
+    async def _commit_once(
+        self,
+        positions: dict[TopicPartitionKey, tuple[int, int]],
+        facts: Sequence[FactIn],
+        expected: PartDeltas | None,
+    ) -> BatchOutcome:
+        async with self.pool.acquire() as connection, connection.transaction():
+            return await self._commit_in(connection, positions, facts, expected)
 
     async def _commit_in(
         self,

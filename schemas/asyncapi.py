@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from schemas import deadletter
 from schemas.cloudevents import CONTENT_TYPE, SOURCE_PREFIX, SPEC_VERSION
 from schemas.events.base import TIMESTAMP_PATTERN, UUID_PATTERN, Event, anchored
 from schemas.indicators import INDICATOR_CE_SOURCE, INDICATOR_CE_TYPE, INDICATOR_SCHEMA_ID
@@ -23,7 +24,6 @@ ASYNCAPI_FILE = Path(__file__).parent / "asyncapi.json"
 KAFKA_BINDING_VERSION = "0.5.0"
 JSON_SCHEMA_FORMAT = "application/schema+json;version=draft-2020-12"
 # The consumer group that reads every input topic (see the brief's processor contract).
-INDICATORS_GROUP = "indicators"
 
 
 def _schema_ref(name: str) -> dict[str, Any]:
@@ -100,14 +100,9 @@ def _indicator_headers() -> dict[str, Any]:
 DEAD_LETTER_HEADERS: dict[str, Any] = {
     "type": "object",
     "description": "The original record's headers are kept; these say why and where from.",
-    "required": ["dlq_reason"],
+    "required": [deadletter.REASON],
     "properties": {
-        "dlq_reason": {"type": "string", "description": "short reason (UTF-8)"},
-        "dlq_source_topic": {"type": "string", "description": "processors: topic of the rejected record"},
-        "dlq_source_partition": {"type": "string", "description": "processors: its partition"},
-        "dlq_source_offset": {"type": "string", "description": "processors: its offset"},
-        "dlq_source": {"type": "string", "description": "connectors: source instance name"},
-        "dlq_raw_record": {"type": "string", "description": "connectors: marks a raw source record value"},
+        name: {"type": "string", "description": text} for name, text in deadletter.HEADERS.items()
     },
 }
 
@@ -175,7 +170,7 @@ def build(catalogue: TopicCatalogue | None = None) -> dict[str, Any]:
             "messages": refs,
             "bindings": {
                 "kafka": {
-                    "groupId": {"type": "string", "enum": [catalogue.consumer_group(INDICATORS_GROUP)]},
+                    "groupId": {"type": "string", "enum": [catalogue.indicators_group]},
                     "bindingVersion": KAFKA_BINDING_VERSION,
                 }
             },

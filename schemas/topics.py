@@ -186,3 +186,8 @@ class TopicCatalogue:
     def consumer_group(self, name: str) -> str:
         """The consumer group id for `name` (e.g. "indicators")."""
         return f"{self.prefix}{name}"
+
+    @property
+    def indicators_group(self) -> str:
+        """The processors' consumer group: its committed offsets say which events were processed."""
+        return self.consumer_group("indicators")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
@@ -14,12 +15,12 @@ from aiohttp.abc import AbstractAccessLogger
 
 from infra.postgres import create_pool
 from infra.settings import Settings
-from web import api, auth, directory, identities, pages
+from web import api, auth, directory, identities, oidc, pages
 from web.api.base import PREFIX
 from web.api.models import Health
 from web.api.stream import STREAMS, stop_streams
 from web.openapi import openapi_handler
-from web.problems import problem_middleware
+from web.problems import Handler, problem_middleware
 from web.state import HUB, POOL, SETTINGS
 from web.stream import StreamHub, run_stream
 
@@ -32,6 +33,16 @@ class PathOnlyAccessLogger(AbstractAccessLogger):
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         """Log method, path, status and duration."""
         self.logger.info("%s %s %d %.1f ms", request.method, request.path, response.status, time * 1000)
+
+
+@web.middleware
+async def timing_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Add `Server-Timing: app;dur=<ms>`: the server's own time, which benchmarks and browsers read."""
+    began = time.perf_counter()
+    response = await handler(request)
+    if not response.prepared:
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - began) * 1000:.2f}"
+    return response
 
 
 async def healthz(_request: web.Request) -> web.StreamResponse:
@@ -49,7 +60,7 @@ def create_app(
         pool: A pool on the store to use; by default the app opens its own on start-up and closes it.
         stream: Tail the `indicators` topic for `/api/v1/stream` (needs a broker).
     """
-    app = web.Application(middlewares=[problem_middleware, auth.auth_middleware])
+    app = web.Application(middlewares=[timing_middleware, problem_middleware, auth.auth_middleware])
     app[SETTINGS] = settings
     app[HUB] = StreamHub()
     app[STREAMS] = set()
@@ -79,6 +90,7 @@ def create_app(
     app.on_shutdown.append(stop_streams)
     app.router.add_get("/healthz", healthz, allow_head=False)
     auth.add_routes(app)
+    oidc.add_routes(app, settings.web)
     api.add_routes(app)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi_handler, allow_head=False)
     pages.add_routes(app)

@@ -20,7 +20,7 @@ IDENTITY = web.RequestKey("identity", Identity)
 # Set when member states' JWTs are configured (`ALCANCE_DIRECTORY__JWT_*`; see web.directory).
 MEMBER_TOKENS = web.AppKey("member_tokens", MemberStateTokens)
 # Paths served without an identity: liveness, the login exchange itself, and static assets (no data).
-PUBLIC_PATHS = frozenset({"/healthz", "/login"})
+PUBLIC_PATHS = frozenset({"/healthz", "/login", "/login/oidc", "/login/oidc/callback"})
 PUBLIC_PREFIXES = ("/static/",)
 
 

@@ -9,6 +9,7 @@ es/pt/en. The member state always comes from the identity, never from the reques
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from html import escape
 from typing import Any
@@ -34,6 +35,8 @@ _FILTERS = {
     "after": "after",
 }
 _NO_STORE = {"Cache-Control": "no-store"}
+# Row numbers and page sizes: ASCII digits, small enough for PostgreSQL's bigint.
+_NUMBER = re.compile(r"[0-9]{1,15}")
 
 
 def _identity(request: web.Request) -> access.Identity:
@@ -51,7 +54,7 @@ def _filters(request: web.Request) -> access.FirmFilters:
         name: request.query[key] for key, name in _FILTERS.items() if key in request.query
     }
     if "limit" in request.query:
-        if not request.query["limit"].isdigit():
+        if not _NUMBER.fullmatch(request.query["limit"]):
             raise ProblemError(400, "Bad Request", f"limit is not valid: expected 1 to {access.PAGE_MAX}")
         values["limit"] = int(request.query["limit"])
     return access.FirmFilters(**values)
@@ -106,7 +109,7 @@ async def withdraw(request: web.Request) -> web.StreamResponse:
 async def access_log(request: web.Request) -> web.StreamResponse:
     """Access-log rows after `after` (a sequence number), for coordinators."""
     after = request.query.get("after", "0")
-    if not after.isdigit():
+    if not _NUMBER.fullmatch(after):
         raise ProblemError(400, "Bad Request", "after is not valid: expected a row number")
     identity = _identity(request)
     rows = await _run(request, lambda c, s: access.read_access_log(c, identity, schema=s, after=int(after)))

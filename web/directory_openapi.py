@@ -79,7 +79,13 @@ def directory_paths() -> dict[str, Any]:
                 "operationId": "getDirectoryAccessLog",
                 "summary": "Directory reads and denials, for coordinators",
                 "tags": ["directory"],
-                "parameters": [_query("after", "row number", {"type": "integer", "minimum": 0})],
+                "parameters": [
+                    _query(
+                        "after",
+                        "row number",
+                        {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999},
+                    )
+                ],
                 "responses": _responses(
                     "Rows after `after`",
                     {

@@ -131,7 +131,8 @@ async def list_credentials(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     """Every token (never its secret), newest first."""
     async with pool.acquire() as connection:
         rows = await connection.fetch(
-            "SELECT id, name, role, member_state, created_at, last_used_at, revoked_at FROM web_credential"
+            "SELECT id, name, role, member_state, created_at, expires_at, last_used_at, revoked_at"
+            "  FROM web_credential"
             " WHERE kind = 'token' ORDER BY created_at DESC"
         )
     return [dict(row) for row in rows]
@@ -141,14 +142,17 @@ async def identity_for_token(pool: asyncpg.Pool, secret: str) -> Identity | None
     """The identity of a live bearer token, or None; notes its last use (at most once a minute)."""
     async with pool.acquire() as connection:
         row = await connection.fetchrow(
-            "UPDATE web_credential SET last_used_at = CASE"
-            " WHEN last_used_at IS NULL OR last_used_at < now() - interval '1 minute' THEN now()"
-            " ELSE last_used_at END"
-            " WHERE secret_sha256 = $1 AND kind = 'token' AND revoked_at IS NULL"
-            " AND (expires_at IS NULL OR expires_at > now())"
-            " RETURNING id, name, role, member_state",
+            "SELECT id, name, role, member_state, last_used_at < now() - interval '1 minute'"
+            "       OR last_used_at IS NULL AS stale"
+            "  FROM web_credential WHERE secret_sha256 = $1 AND kind = 'token' AND revoked_at IS NULL"
+            "   AND (expires_at IS NULL OR expires_at > now())",
             digest(secret),
         )
+        # Written at most once a minute: a row rewritten on every request would bloat the table.
+        if row is not None and row["stale"]:
+            await connection.execute(
+                "UPDATE web_credential SET last_used_at = now() WHERE id = $1", row["id"]
+            )
     return None if row is None else _identity(row, row["id"])
 
 
@@ -186,19 +190,26 @@ async def exchange_login_link(
 
 
 async def identity_for_session(pool: asyncpg.Pool, secret: str, *, idle_s: float) -> Identity | None:
-    """The identity of a live session (not idle too long, not past its end, credential not revoked)."""
+    """The identity of a live session (not idle too long, not past its end, credential not revoked).
+
+    The last-seen time is written at most once a minute, so idleness is judged to within a minute.
+    """
     async with pool.acquire() as connection:
         row = await connection.fetchrow(
-            "UPDATE web_session AS s SET last_seen_at = now()"
-            "  FROM (SELECT 1) AS one"
+            "SELECT s.credential_id, s.name, s.role, s.member_state,"
+            "       s.last_seen_at < now() - interval '1 minute' AS stale"
+            "  FROM web_session AS s"
             " WHERE s.secret_sha256 = $1 AND s.expires_at > now()"
             "   AND s.last_seen_at > now() - make_interval(secs => $2)"
             "   AND NOT EXISTS (SELECT 1 FROM web_credential c"
-            "                    WHERE c.id = s.credential_id AND c.revoked_at IS NOT NULL)"
-            " RETURNING s.credential_id, s.name, s.role, s.member_state",
+            "                    WHERE c.id = s.credential_id AND c.revoked_at IS NOT NULL)",
             digest(secret),
             idle_s,
         )
+        if row is not None and row["stale"]:
+            await connection.execute(
+                "UPDATE web_session SET last_seen_at = now() WHERE secret_sha256 = $1", digest(secret)
+            )
     return None if row is None else _identity(row, row["credential_id"])
 
 

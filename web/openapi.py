@@ -6,13 +6,18 @@ definitions become `components.schemas`.
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
+from processors.indicators import catalogue
 from web.api import endpoints
 from web.api.base import PREFIX, Endpoint
 from web.api.models import Health
@@ -32,9 +37,16 @@ def _schema_of(model: type[BaseModel]) -> dict[str, Any]:
     return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
 
 
+def _path_schema(name: str) -> dict[str, Any]:
+    if name == "indicator_id":
+        # Any case is accepted; the document lists the catalogue's spelling.
+        return {"type": "string", "enum": [entry.id for entry in catalogue.INDICATORS]}
+    return {"type": "string", "minLength": 1, "maxLength": 200}
+
+
 def _parameters(endpoint: Endpoint, definitions: dict[str, Any]) -> list[dict[str, Any]]:
     parameters: list[dict[str, Any]] = [
-        {"name": name, "in": "path", "required": True, "description": text, "schema": {"type": "string"}}
+        {"name": name, "in": "path", "required": True, "description": text, "schema": _path_schema(name)}
         for name, text in endpoint.path_params.items()
     ]
     if endpoint.query is not None:
@@ -105,7 +117,8 @@ def openapi_document() -> dict[str, Any]:
             "title": "alcance query API",
             "version": "1",
             "description": "Indicators of ALADI's training and trade-promotion programmes (Resolution 503). "
-            "Errors are application/problem+json (RFC 9457).",
+            "Errors are application/problem+json (RFC 9457). Generated from web/api/ by "
+            "`python -m web.openapi`; do not edit web/openapi.json by hand.",
         },
         "servers": [{"url": "/"}],
         "paths": paths,
@@ -123,3 +136,35 @@ def openapi_document() -> dict[str, Any]:
 async def openapi_handler(_request: web.Request) -> web.StreamResponse:
     """Serve the document."""
     return web.json_response(openapi_document())
+
+
+OPENAPI_FILE = Path(__file__).parent / "openapi.json"
+
+
+def render() -> str:
+    """The exact text of the committed `web/openapi.json`, for dashboard developers and client generators."""
+    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+
+
+def is_stale(path: Path = OPENAPI_FILE) -> bool:
+    """Whether the committed document differs from what the route table and models produce now."""
+    return not path.is_file() or path.read_text(encoding="utf-8") != render()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: rewrite `web/openapi.json`, or with `--check` fail when it is stale."""
+    parser = argparse.ArgumentParser(prog="python -m web.openapi", description=__doc__)
+    parser.add_argument("--check", action="store_true", help="only report whether the file is stale")
+    args = parser.parse_args(argv)
+    if args.check:
+        if is_stale():
+            print(f"stale: {OPENAPI_FILE}", file=sys.stderr)
+            return 1
+        return 0
+    OPENAPI_FILE.write_text(render(), encoding="utf-8")
+    print(f"wrote {OPENAPI_FILE}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from processors.indicators.activities import FINANCE
 from processors.indicators.base import PERIOD_KINDS, ByEventType, Handler, Part, PeriodKind, no_parts
+from processors.indicators.finance import FINANCE
 from processors.indicators.plgn import PLGN
 from processors.indicators.training import TRAINING
 from schemas.events.base import Event, EventRetracted

@@ -1,14 +1,14 @@
 """Read-time aggregation's entry point: one indicator's cells, by the aggregation its catalogue names; pure.
 
-The rules of regrouping live in `grouping` (shared with the family aggregations of `cohorts` and
-`business`); this module only picks the aggregation an indicator declares.
+The rules of regrouping live in `grouping` (shared with the family aggregations `aggregate_training`,
+`aggregate_plgn` and `aggregate_finance`); this module only picks the aggregation an indicator declares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from processors.indicators import business, catalogue, cohorts
+from processors.indicators import aggregate_finance, aggregate_plgn, aggregate_training, catalogue
 from processors.indicators.grouping import (
     Aggregator,
     Cell,
@@ -24,8 +24,9 @@ __all__ = ["Cell", "ReadContext", "RowIndex", "StoredRow", "aggregate", "index_r
 
 _AGGREGATORS: dict[str, Aggregator] = {
     "parts": aggregate_parts,
-    **cohorts.AGGREGATIONS,
-    **business.AGGREGATIONS,
+    **aggregate_training.AGGREGATIONS,
+    **aggregate_plgn.AGGREGATIONS,
+    **aggregate_finance.AGGREGATIONS,
 }
 
 

@@ -14,6 +14,8 @@ PeriodKind = Literal["month", "quarter", "year"]
 PartKind = Literal["sum", "distinct", "latest"]
 
 PERIOD_KINDS: tuple[PeriodKind, ...] = ("month", "quarter", "year")
+# The value of a dimension an event does not give (a cell still exists for it, so nothing is lost).
+UNKNOWN = "UNKNOWN"
 
 _ONE = Decimal(1)
 

@@ -22,12 +22,11 @@ from decimal import Decimal
 from typing import Any, NamedTuple, TypeVar, cast
 
 from processors.indicators import catalogue
-from processors.indicators.base import PeriodKind
+from processors.indicators.base import UNKNOWN, PeriodKind
 from processors.indicators.catalogue import Indicator, PartRef
 from processors.indicators.periods import period_end, period_start
 
 WILDCARD = "*"
-UNKNOWN = "UNKNOWN"
 
 GroupKey = tuple[date, tuple[str, ...]]
 
@@ -294,3 +293,12 @@ def index_rows(rows: Iterable[StoredRow]) -> RowIndex:
         else:
             found.append(row)
     return index
+
+
+def quantile(values: Sequence[Decimal], q: Decimal) -> Decimal:
+    """The q-quantile by linear interpolation between closest ranks (q in [0, 1]; values not empty)."""
+    ordered = sorted(values)
+    position = q * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -6,7 +6,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 
-from processors.indicators.base import ByEventType, Part, distinct_part, latest_part, no_parts, sum_part
+from processors.indicators.base import (
+    UNKNOWN,
+    ByEventType,
+    Part,
+    distinct_part,
+    latest_part,
+    no_parts,
+    sum_part,
+)
 from processors.indicators.periods import day_key, encode_member, epoch_seconds, order_key
 from schemas.events.base import MEMBER_STATES, Event
 from schemas.events.plgn import (
@@ -27,7 +35,6 @@ from schemas.events.plgn import (
     Wave,
 )
 
-UNKNOWN = "UNKNOWN"
 ALL_MEMBERS = "ALL_MEMBERS"
 _WAVE_RANK = {Wave.M3: 1, Wave.M6: 2, Wave.M12: 3}
 _EXPORTER_ROLES = (RoundRole.SELLER, RoundRole.BOTH)

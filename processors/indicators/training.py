@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from processors.indicators.base import ByEventType, Part, distinct_part, latest_part
+from processors.indicators.base import UNKNOWN, ByEventType, Part, distinct_part, latest_part
 from processors.indicators.periods import (
     encode_member,
     epoch_seconds,
@@ -31,7 +31,6 @@ from schemas.events.training import (
     TrainingEvent,
 )
 
-UNKNOWN = "UNKNOWN"
 _REVOKED = Decimal(0)
 _POINTS = Decimal(100)
 

@@ -4,6 +4,9 @@ Expected and realised business are reported on meetings and deals. Every PLGN ev
 organisation pseudonym (`subject_key`, `o-...`), so the events of one firm stay in order on one
 partition. Which organisation, for events that involve two, is stated on each class (and enforced:
 `subject_key` must equal that field).
+
+Declarative: enumerations and models only, no logic; it grows with the contract, so the bound on the
+length of hand-written modules does not apply to it.
 """
 
 from __future__ import annotations

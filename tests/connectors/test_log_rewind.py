@@ -24,7 +24,7 @@ async def test_new_log_identity_rewinds_to_the_consumed_checkpoint(
     server = XapiLrs(statements)
     endpoint = await server.start()
     settings = xapi_settings(settings, endpoint, page_size=20)
-    group = TopicCatalogue.from_settings(settings).consumer_group("indicators")
+    group = TopicCatalogue.from_settings(settings).indicators_group
     try:
         async with ConnectorContext.open(settings) as context:
             first = XapiConnector(settings.sources[0], settings)

@@ -104,7 +104,7 @@ async def test_an_xapi_page_that_keeps_failing_is_split_so_the_statements_before
             connector = XapiConnector(local.sources[0], local)
 
             def ids_of(chosen: list[dict[str, Any]]) -> set[UUID]:
-                mapped = [connector._map_statement(s) for s in chosen if s["verb"]["id"] in DEFAULT_VERBS]
+                mapped = [connector.mapper.events(s) for s in chosen if s["verb"]["id"] in DEFAULT_VERBS]
                 return {event.event_id for events in mapped for event in events}
 
             before = ids_of([s for s in server.statements if s["stored"] < bad["stored"]])

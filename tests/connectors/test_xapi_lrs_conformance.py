@@ -93,8 +93,8 @@ class TestXapiConformanceBothLrs(ConnectorConformance):
         statements, voided = dataset()
         assert result.fetches >= len(statements) // simulated_source.page_size
         assert result.dead_letters == 2
-        mapper = XapiConnector(self._source(simulated_source), fast)
-        expected_retracted = {event.event_id for event in mapper._map_statement(voided)}
+        connector = XapiConnector(self._source(simulated_source), fast)
+        expected_retracted = {event.event_id for event in connector.mapper.events(voided)}
         catalogue = TopicCatalogue.from_settings(fast)
         records = await read_topic(fast, catalogue.training.name, expect_at_least=len(result.event_ids))
         events = [decode(list(record.headers), record.value) for record in records]

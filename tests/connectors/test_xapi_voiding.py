@@ -71,7 +71,7 @@ async def test_a_pulled_target_is_retracted_by_lookup_and_an_unknown_one_is_dead
             later["stored"] = server.statements[-1]["stored"]
             server.add(later)
             second = await _pull(settings, context)
-            target_events = XapiConnector(settings.sources[0], settings)._map_statement(target)
+            target_events = XapiConnector(settings.sources[0], settings).mapper.events(target)
     finally:
         await server.stop()
     events = decode_all(await read_topic(settings, catalogue.training.name))
@@ -103,7 +103,7 @@ async def test_a_target_never_pulled_is_asked_of_the_lrs(settings: Settings, lik
         catalogue = TopicCatalogue.from_settings(settings)
         async with ConnectorContext.open(settings) as context:
             connector = await _pull(settings, context)
-        target_events = connector._map_statement(target)
+        target_events = connector.mapper.events(target)
     finally:
         await server.stop()
     events = decode_all(await read_topic(settings, catalogue.training.name))

@@ -19,13 +19,14 @@ def test_default_names() -> None:
     assert catalogue.indicators.name == "alcance.indicators.v1"
     assert catalogue.log_identity.name == "alcance.log-identity.v1"
     assert catalogue.dead_letter(catalogue.training).name == "alcance.cvf.events.v1.dlq"
-    assert catalogue.consumer_group("indicators") == "alcance.indicators"
+    assert catalogue.indicators_group == "alcance.indicators"
 
 
 def test_prefix_and_partitions_apply_everywhere() -> None:
     catalogue = TopicCatalogue(prefix="t1234.", partitions=2)
     assert all(spec.name.startswith("t1234.") for spec in catalogue.all())
     assert catalogue.consumer_group("x") == "t1234.x"
+    assert catalogue.indicators_group == "t1234.indicators"
     assert [spec.partitions for spec in catalogue.input_topics()] == [2, 2, 2]
     assert catalogue.indicators.partitions == 2
     assert catalogue.log_identity.partitions == 1

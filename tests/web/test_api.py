@@ -67,6 +67,8 @@ async def test_an_indicator_read_returns_the_same_values_as_the_cli(
     url = f"{base_url}/api/v1/indicators/cvf-01?grain=year"
     async with http.get(url, headers=bearer(token)) as response:
         assert response.status == 200
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert float(response.headers["Server-Timing"].split("dur=")[1]) > 0
         table = await response.json()
     expected = await cli_json(filled, "indicators", "--json", "--indicator", "CVF-01", "--period", "year")
     assert expected, "the store holds CVF-01 cells"
@@ -189,3 +191,83 @@ async def test_the_overview_page_lists_every_indicator_with_its_value(
     year_totals = await cli_json(filled, "indicators", "--json", "--indicator", "CVF-01", "--period", "year")
     latest = max(year_totals, key=lambda cell: cell["period"]["start"])
     assert f'data-indicator="CVF-01">{latest["value"]} count<' in page
+
+
+async def test_several_indicators_are_read_at_once_in_the_order_asked(
+    base_url: str, http: aiohttp.ClientSession, make_token: MakeToken
+) -> None:
+    headers = bearer(await make_token("developer"))
+    async with http.get(f"{base_url}/api/v1/indicators?ids=CVF-07,cvf-01&grain=year", headers=headers) as r:
+        tables = (await r.json())["tables"]
+    async with http.get(f"{base_url}/api/v1/indicators/CVF-01?grain=year", headers=headers) as r:
+        single = await r.json()
+    assert [t["indicator"] for t in tables] == ["CVF-07", "CVF-01"]
+    assert tables[1]["cells"] == single["cells"]
+    async with http.get(f"{base_url}/api/v1/indicators?ids=CVF-01,ACT-01&by=country", headers=headers) as r:
+        assert (
+            r.status == 400
+            and "ACT-01 has no dimension country" in (await r.json(content_type=PROBLEM))["detail"]
+        )
+
+
+async def test_a_session_ends_when_idle_too_long_and_on_sign_out(
+    filled: Settings, base_url: str, web_pool: asyncpg.Pool
+) -> None:
+    async def signed_in() -> aiohttp.ClientSession:
+        _, _, link = await identities.create_credential(
+            web_pool, role="coordinator", kind="login_link", ttl_s=60
+        )
+        browser = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        async with browser.get(f"{base_url}/login?token={link}", allow_redirects=False) as response:
+            assert response.status == 303
+        return browser
+
+    async with await signed_in() as browser:
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 200
+        idle = filled.web.session_idle_s + 1
+        await web_pool.execute(
+            "UPDATE web_session SET last_seen_at = last_seen_at - make_interval(secs => $1)", idle
+        )
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 401
+    async with await signed_in() as browser:
+        async with browser.post(f"{base_url}/logout") as response:
+            assert response.status == 200
+        sessions = await web_pool.fetchval(
+            "SELECT count(*) FROM web_session WHERE last_seen_at > now() - interval '1 minute'"
+        )
+        assert sessions == 0
+        async with browser.get(f"{base_url}/api/v1/catalogue") as response:
+            assert response.status == 401
+
+
+async def test_a_state_identity_carries_its_member_state_and_reads_as_external(
+    web_pool: asyncpg.Pool,
+) -> None:
+    credential_id, name, secret = await identities.create_credential(
+        web_pool, role="state", member_state="py"
+    )
+    found = await identities.identity_for_token(web_pool, secret)
+    assert found == identities.Identity(
+        name=name, role="state", member_state="PY", credential_id=credential_id
+    )
+    assert found.audience == "external"
+    stored = await web_pool.fetchval("SELECT secret_sha256 FROM web_credential WHERE id = $1", credential_id)
+    assert stored == identities.digest(secret) and secret.encode() not in bytes(stored)
+    assert await identities.identity_for_token(web_pool, secret + "x") is None
+
+
+async def test_an_expired_token_is_refused(
+    base_url: str, http: aiohttp.ClientSession, web_pool: asyncpg.Pool
+) -> None:
+    credential_id, _, secret = await identities.create_credential(
+        web_pool, role="developer", ttl_s=90 * 86_400
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 200
+    await web_pool.execute(
+        "UPDATE web_credential SET expires_at = now() - interval '1 second' WHERE id = $1", credential_id
+    )
+    async with http.get(f"{base_url}/api/v1/catalogue", headers=bearer(secret)) as response:
+        assert response.status == 401

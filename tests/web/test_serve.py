@@ -7,10 +7,12 @@ import signal
 import sys
 
 import aiohttp
+import pytest
 
 from infra.settings import Settings
 from tests.support.processes import python_child, settings_env
 from tests.web.test_api import cli_json
+from web.app import serving_web, serving_web_beside
 
 LINK = "one-time login link"
 
@@ -87,6 +89,7 @@ async def test_token_mistakes_end_with_a_message_naming_what_is_valid(filled: Se
         (["token", "create", "--role", "state"], "--state"),
         (["token", "create", "--role", "state", "--state", "US"], "not an ALADI member state"),
         (["token", "revoke", "nobody-has-this-name"], "alcance token list"),
+        (["token", "create", "--role", "developer", "--days", "400"], "--days"),
     ]
     for args, named in cases:
         code, out, err = await alcance(filled, *args)
@@ -97,3 +100,34 @@ async def test_token_mistakes_end_with_a_message_naming_what_is_valid(filled: Se
     assert code == 0
     code, listed, _ = await alcance(filled, "token", "list")
     assert "\tuy-desk\tstate\tUY\t" in listed
+    assert "\texpires " in listed.splitlines()[0]
+
+
+async def test_run_serves_the_dashboard_unless_told_not_to(settings: Settings) -> None:
+    async with python_child(module="infra.cli", args=["run"], settings=settings) as run:
+        line = await run.wait_for_line(lambda text: LINK in text, timeout_s=120)
+        link = line.split(": ", 1)[1].strip()
+        base = link.split("/login?", 1)[0]
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(f"{base}/healthz") as response:
+                assert response.status == 200
+            async with browser.get(link) as response:
+                assert response.status == 200 and "CVF-01" in await response.text()
+        run.send_signal(signal.SIGTERM)
+        assert await run.wait(60) == 0, run.output
+    async with python_child(module="infra.cli", args=["run", "--no-web"], settings=settings) as run:
+        await run.wait_for_line(lambda text: "batch 1:" in text, timeout_s=120)
+        run.send_signal(signal.SIGTERM)
+        assert await run.wait(60) == 0, run.output
+        assert LINK not in run.output and "web app listening" not in run.output
+
+
+async def test_a_taken_port_leaves_the_pipeline_running_without_the_web_app(
+    filled: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with serving_web(filled) as url:
+        port = int(url.rsplit(":", 1)[1])
+        taken = filled.model_copy(update={"web": filled.web.model_copy(update={"port": port})})
+        async with serving_web_beside(taken) as second:
+            assert second is None
+    assert any("web app not started" in record.getMessage() for record in caplog.records)

@@ -62,7 +62,12 @@ def _wrap(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamRes
     async def handle(request: web.Request) -> web.StreamResponse:
         query = parse_query(endpoint.query, request) if endpoint.query is not None else None
         result = await handler(request, query)
-        return web.Response(text=result.model_dump_json(by_alias=True), content_type="application/json")
+        # Answers depend on the caller's role: no shared cache may keep one for another caller.
+        return web.Response(
+            text=result.model_dump_json(by_alias=True),
+            content_type="application/json",
+            headers={"Cache-Control": "private, no-store", "Vary": "Authorization, Cookie"},
+        )
 
     return handle
 

@@ -14,9 +14,17 @@ from typing import Any
 from aiohttp import web
 
 from processors import read
+from processors.indicators import catalogue
 from web.api.base import PREFIX, Endpoint
 from web.api.catalogue import resolve
-from web.api.models import IndicatorCell, IndicatorQuery, IndicatorTable, plain_number
+from web.api.models import (
+    IndicatorCell,
+    IndicatorQuery,
+    IndicatorTable,
+    IndicatorTables,
+    SeveralIndicatorsQuery,
+    plain_number,
+)
 from web.auth import identity_of
 from web.identities import Identity
 from web.problems import ProblemError
@@ -79,29 +87,52 @@ def select(rows: Sequence[dict[str, Any]], query: IndicatorQuery) -> list[dict[s
     ]
 
 
-async def indicator_table(request: web.Request, query: IndicatorQuery) -> IndicatorTable:
-    """An indicator's cells of one grain, grouped by `by`, within `from`..`to`, filtered by dimension."""
+async def read_tables(
+    request: web.Request, indicators: Sequence[catalogue.Indicator], query: IndicatorQuery
+) -> list[IndicatorTable]:
+    """Indicators' cells of one grain, grouped by `by`, within `from`..`to`, filtered by dimension.
+
+    One read (one snapshot, one enrolment join) serves every indicator asked for.
+    """
     identity = identity_of(request)
-    indicator = resolve(request.match_info["indicator_id"])
     check_publication(identity, query)
-    by = check_dimensions(indicator.dimensions, indicator.id, query)
+    by: list[str] = []
+    for indicator in indicators:
+        by = check_dimensions(indicator.dimensions, indicator.id, query)
     as_of = datetime.now(UTC)
     rows = await read.read_indicators(
         request.app[POOL],
-        indicator=indicator.id,
+        indicator=None,
+        among=[indicator.id for indicator in indicators],
         period=query.grain,
         by=by,
         audience=identity.audience,
         settings=request.app[SETTINGS],
         as_of=as_of,
     )
-    cells = [
-        IndicatorCell.model_validate({"suppressed": False, **plain_number(row)})
-        for row in select(rows, query)
+    cells: dict[str, list[IndicatorCell]] = {indicator.id: [] for indicator in indicators}
+    for row in select(rows, query):
+        cells[row["indicator"]].append(
+            IndicatorCell.model_validate({"suppressed": False, **plain_number(row)})
+        )
+    return [
+        IndicatorTable(
+            indicator=name, grain=query.grain, by=by, audience=identity.audience, as_of=as_of, cells=found
+        )
+        for name, found in cells.items()
     ]
-    return IndicatorTable(
-        indicator=indicator.id, grain=query.grain, by=by, audience=identity.audience, as_of=as_of, cells=cells
-    )
+
+
+async def indicator_table(request: web.Request, query: IndicatorQuery) -> IndicatorTable:
+    """One indicator's table."""
+    (table,) = await read_tables(request, [resolve(request.match_info["indicator_id"])], query)
+    return table
+
+
+async def indicator_tables(request: web.Request, query: SeveralIndicatorsQuery) -> IndicatorTables:
+    """Several indicators' tables of the same grain and grouping (a page's tiles), in the order asked."""
+    indicators = [resolve(name) for name in dict.fromkeys(name.upper() for name in query.ids.split(","))]
+    return IndicatorTables(tables=await read_tables(request, indicators, query))
 
 
 def _within(row: dict[str, Any], first: date | None, last: date | None) -> bool:
@@ -118,5 +149,13 @@ ENDPOINTS = [
         query=IndicatorQuery,
         response=IndicatorTable,
         path_params={"indicator_id": "catalogue id, any case, e.g. CVF-01"},
+    ),
+    Endpoint(
+        f"{PREFIX}/indicators",
+        "Several indicators' cells of one grain and grouping (tiles)",
+        "indicators",
+        indicator_tables,
+        query=SeveralIndicatorsQuery,
+        response=IndicatorTables,
     ),
 ]

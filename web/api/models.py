@@ -60,6 +60,14 @@ class IndicatorQuery(DimensionFilters):
         return [] if not self.by else self.by.split(",")
 
 
+class SeveralIndicatorsQuery(IndicatorQuery):
+    """`/api/v1/indicators?ids=`: the indicators to read, comma-separated (at most 40)."""
+
+    ids: str = Field(
+        pattern=r"^[A-Za-z]{2,5}-[0-9]{2}(,[A-Za-z]{2,5}-[0-9]{2}){0,39}$", description="CVF-01,CVF-02"
+    )
+
+
 class Period(BaseModel):
     """A calendar period: its kind and first day."""
 
@@ -89,6 +97,12 @@ class IndicatorTable(BaseModel):
     audience: Literal["internal", "external"]
     as_of: datetime = Field(description="the instant cohorts and ROI windows were judged at")
     cells: list[IndicatorCell]
+
+
+class IndicatorTables(BaseModel):
+    """Several indicators' tables, in the order asked for."""
+
+    tables: list[IndicatorTable]
 
 
 class IndicatorNames(BaseModel):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from aiohttp_sse import sse_response
 
@@ -28,7 +30,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if sse.last_event_id is not None:
                 await sse.send("{}", event="resync")
             while sse.is_connected():
-                notice = await queue.get()
+                # Woken every second to see whether the server stops streaming (shutdown).
+                try:
+                    notice = await asyncio.wait_for(queue.get(), timeout=1.0)
+                except TimeoutError:
+                    continue
                 await sse.send(
                     notice.data(), event=notice.event, id=str(notice.version) if notice.version else None
                 )

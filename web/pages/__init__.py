@@ -1,7 +1,11 @@
 """Server-rendered pages; `add_routes` registers them.
 
 The overview lists every catalogue indicator with its value for the latest year in the store, read
-through the same read model and suppression as the API.
+through the same read model and suppression as the API. A page finds the caller with
+`web.auth.identity_of(request)` (its `audience` decides suppression), the store's pool at
+`request.app[web.state.POOL]`, the settings at `request.app[web.state.SETTINGS]`; it reads through
+`processors.read` and `processors.read_views` as the API does, and follows changes through the
+`/api/v1/stream` notices.
 """
 
 from __future__ import annotations

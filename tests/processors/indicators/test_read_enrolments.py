@@ -12,7 +12,7 @@ from infra.settings import Settings
 from processors.base import dims_key
 from processors.indicators.aggregate import index_rows
 from processors.indicators.base import PeriodKind
-from processors.indicators.cohorts import join_enrolments
+from processors.indicators.enrolments import join_enrolments
 from processors.indicators.periods import encode_member
 from processors.read import load_rows
 from processors.read_enrolments import JOINED_PARTS, load_enrolments

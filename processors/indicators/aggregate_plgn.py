@@ -1,4 +1,4 @@
-"""Read-time aggregation of PLGN and activity indicators that join or window stored parts; pure."""
+"""Read-time aggregation of the PLGN indicators that join or window stored parts; pure."""
 
 from __future__ import annotations
 
@@ -7,26 +7,25 @@ from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
 
+from processors.indicators.base import UNKNOWN
 from processors.indicators.catalogue import (
     CATALOGUE,
     CONTACT_ANSWER_WINDOW_DAYS,
     PLGN_ACTIVE_WINDOW_DAYS,
-    ROI_WINDOW_DAYS,
     Indicator,
 )
-from processors.indicators.cohorts import quantile
 from processors.indicators.grouping import (
     Aggregator,
     Cell,
     ReadContext,
     RowIndex,
     StoredRow,
-    aggregate_parts,
     latest_per_member,
     period_range,
     project,
+    quantile,
 )
-from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, period_end, period_start
+from processors.indicators.periods import decode_member, period_end
 
 _REGISTERED = ("PLGN-01", "registered")
 
@@ -79,7 +78,7 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
     A firm's country is its registration country when known (so the parties to meetings and answers
     count in their own country), else the country on the action.
     """
-    country = {row.member: row.dimensions.get("country", "UNKNOWN") for row in index.get(_REGISTERED, ())}
+    country = {row.member: row.dimensions.get("country", UNKNOWN) for row in index.get(_REGISTERED, ())}
     actions: list[tuple[str, date, str]] = []
     for row in index.get(("PLGN-02", "active_day"), ()):
         if row.member is not None:
@@ -162,81 +161,9 @@ def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext)
     return cells
 
 
-def _last_sessions(index: RowIndex) -> dict[str, int]:
-    return index.joined(_join_last_sessions)
-
-
-def _join_last_sessions(index: RowIndex) -> dict[str, int]:
-    return {
-        member: int(row.value)
-        for member, row in latest_per_member(index.get(("ACT-07", "last_session"), ())).items()
-    }
-
-
-def aggregate_roi(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """ACT-05 to ACT-08: cumulative cost and business per activity; provisional until the 12-month window.
-
-    A cell is provisional while one of its activities has no known last session, or its last session
-    plus 365 days is after the period end or after the as-of instant.
-    """
-    last = _last_sessions(index)
-    activities: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
-    for part in (("ACT-01", "cost_usd"), ("ACT-05", "attributable_usd")):
-        for row in index.get(part, ()):
-            activities[(row.period_start, project(row.dimensions, ctx.by, indicator.dimensions))].add(
-                row.dimensions["activity"]
-            )
-    as_of_s = epoch_seconds(ctx.as_of)
-    cells = []
-    for cell in aggregate_parts(indicator, index, ctx):
-        for name in ("last_session", "n_last_session", "max_last_session"):
-            cell.parts.pop(name, None)
-        horizon = min(epoch_seconds(period_end(cell.period_start, ctx.period)), as_of_s)
-        key = tuple(cell.dimensions[name] for name in ctx.by)
-        involved = set().union(
-            *(
-                found
-                for (start, group), found in activities.items()
-                if group == key and start <= cell.period_start
-            )
-        )
-        cell.provisional = any(
-            activity not in last or last[activity] + ROI_WINDOW_DAYS * 86_400 > horizon
-            for activity in involved
-        )
-        cells.append(cell)
-    return cells
-
-
-def aggregate_portfolio(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """ACT-13: whole cost and attributable business of the activities whose 12-month window closed in P."""
-    cost: dict[str, Decimal] = defaultdict(Decimal)
-    for row in index.get(("ACT-01", "cost_usd"), ()):
-        cost[row.dimensions["activity"]] += row.value
-    business: dict[str, Decimal] = defaultdict(Decimal)
-    for row in latest_per_member(index.get(("ACT-05", "attributable_usd"), ())).values():
-        business[row.dimensions["activity"]] += row.value
-    closed: dict[date, list[str]] = defaultdict(list)
-    for activity, last_s in _last_sessions(index).items():
-        closes = from_epoch(last_s + ROI_WINDOW_DAYS * 86_400)
-        if closes <= ctx.as_of:
-            closed[period_start(closes, ctx.period)].append(activity)
-    cells = []
-    for start, names in sorted(closed.items()):
-        parts = {
-            "attributable_usd": sum((business[name] for name in names), Decimal(0)),
-            "cost_usd": sum((cost[name] for name in names), Decimal(0)),
-            "activities": Decimal(len(names)),
-        }
-        cells.append(Cell(start, {}, parts))
-    return cells
-
-
 AGGREGATIONS: dict[str, Aggregator] = {
     "registered_firms": aggregate_registered,
     "active_firms": aggregate_active,
     "contacts": aggregate_contacts,
     "directory": aggregate_directory,
-    "roi": aggregate_roi,
-    "portfolio": aggregate_portfolio,
 }

@@ -26,6 +26,6 @@ FINANCE = ByEventType([(CostRecorded, _cost)])
 """The finance contribution function of each event type."""
 
 
-def activity_parts(event: Event) -> list[Part]:
+def finance_parts(event: Event) -> list[Part]:
     """The parts one finance event contributes: its USD cost, on the offering or the activity."""
     return FINANCE(event)

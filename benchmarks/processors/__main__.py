@@ -1,0 +1,5 @@
+"""`python -m benchmarks.processors`: see `benchmarks.processors.run`."""
+
+from benchmarks.processors.run import main
+
+main()
