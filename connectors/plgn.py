@@ -12,20 +12,25 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
   read again on the next poll (duplicates are dropped by event id).
 * Each item is an activity with a stable `id`, a `type`, `published`, `actor` (the organisation) and an
   `object` whose `type` names the PLGN entity: `Create`/`Update` `Organization` (registered, profile
-  updated), `Create`/`Remove` `DirectoryAuthorisation` (granted, withdrawn), `Create` `Opportunity`,
+  updated), `Create`/`Update`/`Remove` `DirectoryAuthorisation` (granted, renewed, withdrawn; a
+  refusal, `Reject`, and a contact person's own consent, `consentSubject`, concern the directory's
+  consent ledger only and are skipped here), `Create` `Opportunity`,
   `Create` `ContactRequest` and `Accept`/`Reject` of it (requested, answered), `Join` `BusinessRound`
   with `role`/`interests` (round registration), `Create` `Meeting` and `Update` `Meeting` with
   `status` held / no_show / cancelled, `Create` `MeetingOutcome` (expected business at meeting close)
   and `Create` `DealReport` (one per deal and wave, with the cumulative realised value).
 * Retractions follow ActivityPub: a `Create` is retracted by a `Delete` whose `Tombstone` has the id of
   the created object; any other activity by an `Undo` naming the activity. Both carry a `reason`.
+* An embedded organisation may give its `country` (actor of an `Opportunity` or `DealReport`, requester
+  of a `ContactRequest`): what it did counts there. A `MeetingOutcome` names its round in `context`.
 * Event identities: an event from a `Create` is identified by the created object's id, every other
   by the activity id, so a re-read item or a retraction always names the same event id.
 
 Every item is validated against the contract at the edge (one validator, built once); an item that
 breaks it goes to the `plgn` dead-letter topic with the first violation as the reason, with names,
 e-mails and free text removed from the stored copy. Organisation ids, and the ids of their directory
-authorisations (which name the firm), become keyed pseudonyms, in events and dead letters alike.
+authorisations and their evidence references (which name the firm), become keyed pseudonyms, in events
+and dead letters alike.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ import jsonschema
 from pydantic import Field
 
 from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
-from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError
+from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
 from schemas.events.base import Event, event_id_for
 from schemas.events.plgn import (
     ContactRequested,
@@ -69,6 +74,8 @@ FEED_SCHEMA_FILE = "plgn-activity.schema.json"
 # Properties whose values may be personal or free text: removed from dead-lettered copies.
 # Dead letters keep these references only as keyed organisation pseudonyms (see `record_json`).
 _FIRM_REFERENCES = frozenset({"actor", "object", "target", "attributedTo"})
+# Properties that may hold an embedded organisation (`{"id": ..., "country": ...}`), typed or not.
+_EMBEDDED_FIRMS = frozenset({"actor", "attributedTo", "audience", "absentee"})
 _FIRM_OBJECTS = frozenset({"Organization", "DirectoryAuthorisation"})
 _PERSONAL_KEYS = frozenset(
     {"name", "nameMap", "email", "content", "contentMap", "summary", "summaryMap", "preferredUsername",
@@ -113,6 +120,12 @@ def _ref(value: Any) -> str:
     if isinstance(value, dict):
         return str(value["id"])
     return str(value)
+
+
+def _country(value: Any) -> str | None:
+    """The country an embedded organisation states (`{"id": ..., "country": "AR"}`), or None."""
+    found = value.get("country") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _money(value: dict[str, Any]) -> dict[str, Any]:
@@ -247,6 +260,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
 
     def _authorisation(self, record: dict[str, Any]) -> Event:
         o = record["object"]
+        if record["type"] == "Reject" or "consentSubject" in o:
+            # A refusal, or a contact person's own consent: no firm authorisation to count.
+            raise SkipRecord("a refusal or a person's consent: kept by the directory's consent ledger only")
         if record["type"] == "Remove":
             return DirectoryAuthorisationWithdrawn.create(
                 **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
@@ -255,7 +271,8 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         return DirectoryAuthorisationGranted.create(
             **self._common(record), consent_id=self._org(o["id"]), org_key=self._org(record["actor"]),
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
-            granted_by_role=o.get("grantedByRole"), evidence_ref=o.get("evidenceRef"),
+            granted_by_role=o.get("grantedByRole"),  # the evidence names the consent, hence the firm:
+            evidence_ref=self._org(o["evidenceRef"]) if "evidenceRef" in o else None,
         )  # fmt: skip
 
     def _opportunity(self, record: dict[str, Any]) -> Event:
@@ -263,6 +280,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         return OpportunityPublished.create(
             **self._common(record), opp_id=o["id"], org_key=self._org(record["actor"]), kind=o["kind"],
             hs_code=o["hsCode"], target_countries=o.get("targetCountries", []), expires_at=o.get("endTime"),
+            country=_country(record["actor"]),
         )  # fmt: skip
 
     def _contact(self, record: dict[str, Any]) -> Event:
@@ -272,6 +290,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             "from_org_key": self._org(o["attributedTo"]),
             "to_org_key": self._org(o["audience"]),
             "opp_id": _ref(o["inReplyTo"]) if "inReplyTo" in o else None,
+            "country": _country(o["attributedTo"]),  # the requester's, on the answer too: one cell
         }
         if record["type"] == "Create":
             return ContactRequested.create(**self._common(record), **fields)
@@ -313,6 +332,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
         o = record["object"]
         return MeetingOutcomeReported.create(
             **self._common(record), meeting_id=_ref(o["inReplyTo"]),
+            activity_id=_ref(o["context"]) if "context" in o else None,
             reporter_org_key=self._org(record["actor"]), interest_level=o["interestLevel"],
             expected_value=_money(o["expectedValue"]), horizon=o["horizon"],
             hs_code=o.get("hsCode"),
@@ -328,6 +348,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             realised_value_cumulative=_money(o["realisedValueCumulative"]),
             attribution_pct=o["attributionPct"],
             confidence_pct=o["confidencePct"], additionality=o["additionality"],
+            country=_country(record["actor"]),
         )  # fmt: skip
 
     def _retraction(self, record: dict[str, Any]) -> Event:
@@ -359,6 +380,9 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             elif key in _FIRM_REFERENCES and isinstance(item, str):
                 # An actor is always a firm; a bare object or target may be one: never its native id.
                 scrubbed[key] = self._org(item)
+            elif key in _EMBEDDED_FIRMS and isinstance(item, dict) and isinstance(item.get("id"), str):
+                # An embedded firm (`{"id": ..., "country": ...}`), typed or not: its id as a pseudonym.
+                scrubbed[key] = {**self._scrub(item), "id": self._org(item["id"])}
             elif key == "id" and value.get("type") in _FIRM_OBJECTS and isinstance(item, str):
                 scrubbed[key] = self._org(item)
             else:
@@ -370,7 +394,9 @@ _HANDLERS: dict[tuple[str, str | None], Any] = {
     ("Create", "Organization"): PlgnConnector._organisation,
     ("Update", "Organization"): PlgnConnector._organisation_update,
     ("Create", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Update", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Remove", "DirectoryAuthorisation"): PlgnConnector._authorisation,
+    ("Reject", "DirectoryAuthorisation"): PlgnConnector._authorisation,
     ("Create", "Opportunity"): PlgnConnector._opportunity,
     ("Create", "ContactRequest"): PlgnConnector._contact,
     ("Accept", "ContactRequest"): PlgnConnector._contact,

@@ -83,6 +83,7 @@ async def _run_resolved(
     await ensure_acls(settings.kafka, catalogue)
 
     sources = settings.sources
+    simulated = None
     if not sources:
         from connectors.simulators.sources import simulated_sources
 
@@ -90,6 +91,7 @@ async def _run_resolved(
         sources = simulated.sources
         logger.info("no sources configured: pulling from %d simulated sources", len(sources))
     connectors: list[Connector] = [load_connector_class(source.kind)(source, settings) for source in sources]
+    directory_task = _start_directory_sync(settings, simulated if not settings.sources else None, until_idle)
 
     context = await stack.enter_async_context(ConnectorContext.open(settings, pool=pool))
     if settings.intake.enabled:
@@ -132,6 +134,11 @@ async def _run_resolved(
         logger.exception("the processor stopped on an error")
         processor_failed = True
     failed_workers = await _stop_workers(workers)
+    if directory_task is not None:
+        # A finished run has synced the directory once; a continuous one stops its next round.
+        if not until_idle:
+            directory_task.cancel()
+        await asyncio.gather(directory_task, return_exceptions=True)
 
     failed_sources = [c.name for c in connectors if c.health() == Health.FAILED]
     stats = processor.stats
@@ -150,6 +157,20 @@ async def _run_resolved(
     for connector, line in zip(connectors, summary_lines(connectors), strict=True):
         (logger.error if connector.health() == Health.FAILED else logger.info)(line)
     return 1 if failed_sources or processor_failed or failed_workers else 0
+
+
+def _start_directory_sync(settings: Settings, simulated: Any, until_idle: bool) -> asyncio.Task[Any] | None:
+    """The directory sync's task: against the configured PLGN, else the simulated one, else none."""
+    from directory.runner import configured_source, run_directory_sync
+    from directory.sync import DirectorySource
+
+    source = configured_source(settings)
+    if source is None and simulated is not None and simulated.plgn_directory_endpoint:
+        token = simulated.plgn_token.get_secret_value() if simulated.plgn_token else None
+        source = DirectorySource(simulated.plgn_feed_endpoint, simulated.plgn_directory_endpoint, token)
+    if source is None:
+        return None
+    return asyncio.create_task(run_directory_sync(settings, source, until_idle=until_idle), name="directory")
 
 
 async def _wait_until_idle(

@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", parents=[config], help="bearer tokens of the web app and query API")
     token.add_argument("action", choices=("create", "revoke", "list"))
     token.add_argument("target", nargs="?", help="id or name of the token to revoke")
-    token.add_argument("--role", choices=("coordinator", "developer", "external", "state"))
+    token.add_argument("--role", choices=("coordinator", "developer", "external", "state", "plgn"))
     token.add_argument("--name", help="who the token is for (default: role and a short id)")
     token.add_argument("--state", type=str.upper, help="ALADI member state of a state-role token, e.g. AR")
     token.add_argument("--days", type=int, default=90, help="days the token stays valid (1-365, default 90)")
@@ -113,6 +113,12 @@ def _parser() -> argparse.ArgumentParser:
     targets.add_argument("--target", help="unique certified learners planned for the year (with set)")
     targets.add_argument("--source", default="Programa de Actividades", help="document the target comes from")
 
+    directory = commands.add_parser("directory", parents=[config], help="the PLGN directory (art. 8)")
+    directory.add_argument(
+        "action",
+        choices=("verify-log", "indicators"),
+        help="verify-log: check the access log's hash chain; indicators: DIR-01 to DIR-03 as JSON",
+    )
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))
     return parser
@@ -263,6 +269,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         for kind, target in app.list_connectors():
             print(f"{kind}\t{target}")
         return 0
+    if args.command == "directory":
+        from directory.commands import directory_command
+
+        ok, text = await directory_command(args.action, settings)
+        print(text, file=sys.stdout if ok else sys.stderr)
+        return 0 if ok else int(ExitCode.LOG_TAMPERED)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -30,6 +30,8 @@ class ExitCode(IntEnum):
     STATE_DIR_BUSY = 5
     # The local broker or PostgreSQL did not start (their logs are in the state directory).
     LOCAL_STACK_FAILED = 6
+    # The directory's access log fails its hash-chain check (`alcance directory verify-log`).
+    LOG_TAMPERED = 7
     # An error nobody expected: a bug, reported with `--debug` as a traceback.
     UNEXPECTED = 70
 

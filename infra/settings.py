@@ -263,6 +263,27 @@ class WebSettings(BaseModel):
     oidc_client_secret: SecretStr | None = None
 
 
+class DirectorySettings(BaseModel):
+    """The PLGN directory (art. 8): its own schema in the store, and where PLGN serves it.
+
+    `feed_endpoint` is PLGN's activity feed (the consents), `directory_endpoint` its directory records.
+    Without both, only the simulated PLGN of a run without configured sources fills the directory.
+    """
+
+    db_schema: str = Field(default="directory", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    feed_endpoint: str | None = None
+    directory_endpoint: str | None = None
+    token: SecretStr | None = None
+    page_size: int = Field(default=200, ge=1, le=1_000)
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    # Member states' OAuth2 client-credentials access tokens (JWT): accepted when all three are set.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks_url: str | None = None
+    jwt_state_claim: str = "aladi_member_state"
+    jwt_max_lifetime_s: float = Field(default=600.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything alcance can be told; read from the environment and, when given, a TOML file."""
 
@@ -284,6 +305,7 @@ class Settings(BaseSettings):
     connector: ConnectorSettings = Field(default_factory=ConnectorSettings)
     intake: IntakeSettings = Field(default_factory=IntakeSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
     sources: list[SourceConfig] = Field(default_factory=list)
     reach_targets: list[ReachTargetConfig] = Field(default_factory=list)
     # Seed of the simulated sources used when no real source is configured.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from tests.support.processes import REPO_ROOT
 
-PACKAGES = ("connectors", "processors", "schemas", "infra", "web")
+PACKAGES = ("connectors", "processors", "schemas", "infra", "web", "directory")
 
 
 def module_name(path: Path) -> str:

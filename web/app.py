@@ -16,7 +16,7 @@ from aiohttp.abc import AbstractAccessLogger
 from infra.postgres import create_pool
 from infra.roles import WEB, store_settings_for
 from infra.settings import Settings
-from web import api, auth, identities, oidc, pages
+from web import api, auth, directory, identities, oidc, pages
 from web.api.base import PREFIX
 from web.api.models import Health
 from web.api.stream import STREAMS, stop_streams
@@ -95,6 +95,7 @@ def create_app(
     api.add_routes(app)
     app.router.add_get(f"{PREFIX}/openapi.json", openapi_handler, allow_head=False)
     pages.add_routes(app)
+    directory.add_routes(app)
     return app
 
 

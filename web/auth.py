@@ -11,11 +11,14 @@ from aiohttp import web
 from infra.settings import WebSettings
 from web import identities
 from web.identities import Identity
+from web.member_tokens import MemberStateTokens
 from web.problems import Handler, ProblemError
 from web.state import POOL, SETTINGS
 
 SESSION_COOKIE = "alcance_session"
 IDENTITY = web.RequestKey("identity", Identity)
+# Set when member states' JWTs are configured (`ALCANCE_DIRECTORY__JWT_*`; see web.directory).
+MEMBER_TOKENS = web.AppKey("member_tokens", MemberStateTokens)
 # Paths served without an identity: liveness, the login exchange itself, and static assets (no data).
 PUBLIC_PATHS = frozenset({"/healthz", "/login", "/login/oidc", "/login/oidc/callback"})
 PUBLIC_PREFIXES = ("/static/",)
@@ -40,7 +43,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             raise unauthorised("the Authorization header must be 'Bearer <token>'")
-        found = await identities.identity_for_token(pool, secret.strip())
+        member_tokens = request.app.get(MEMBER_TOKENS)
+        if member_tokens is not None and secret.count(".") == 2:
+            # A JWT: a member state's access token from the configured authorisation server.
+            found = await member_tokens.identity(secret.strip())
+        else:
+            found = await identities.identity_for_token(pool, secret.strip())
         if found is None:
             raise unauthorised("the token is unknown, revoked or expired")
     else:

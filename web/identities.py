@@ -15,10 +15,11 @@ from typing import Any, Literal, get_args
 
 import asyncpg
 
-Role = Literal["coordinator", "developer", "external", "state"]
+Role = Literal["coordinator", "developer", "external", "state", "plgn"]
 ROLES: tuple[Role, ...] = get_args(Role)
-# Roles whose reads are suppressed for small cells and limited to fixed publication tables.
-EXTERNAL_ROLES: frozenset[Role] = frozenset({"external", "state"})
+# Roles whose reads are suppressed for small cells and limited to fixed publication tables (`plgn`, PLGN's
+# own client, exists to withdraw directory consents).
+EXTERNAL_ROLES: frozenset[Role] = frozenset({"external", "state", "plgn"})
 # Prefixes name what a secret is when one turns up somewhere (a scanner, a paste); not secrets themselves.
 TOKEN_PREFIX = "alc_"  # noqa: S105
 SESSION_PREFIX = "als_"

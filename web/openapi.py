@@ -21,6 +21,7 @@ from processors.indicators import catalogue
 from web.api import endpoints
 from web.api.base import PREFIX, Endpoint
 from web.api.models import Health
+from web.directory_openapi import directory_paths
 from web.problems import PROBLEM_TYPE, Problem
 
 REF_TEMPLATE = "#/components/schemas/{model}"
@@ -98,6 +99,7 @@ def openapi_document() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for endpoint in listed:
         paths[endpoint.path] = {"get": _operation(endpoint, definitions)}
+    paths.update(directory_paths())
     paths["/healthz"] = {
         "get": {
             "operationId": "healthz",

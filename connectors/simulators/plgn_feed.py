@@ -72,7 +72,9 @@ class PlgnFeedState:
         self._clock += timedelta(minutes=minutes)
         return self._clock.strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    def append(self, activity_type: str, actor: str, obj: Any, **extra: Any) -> dict[str, Any]:
+    def append(
+        self, activity_type: str, actor: str | dict[str, Any], obj: Any, **extra: Any
+    ) -> dict[str, Any]:
         """Append an activity with the next id and publication time; returns it."""
         item: dict[str, Any] = {
             "id": f"{self.base}/activities/{len(self.items) + 1}",
@@ -163,19 +165,83 @@ def _ts(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# What a firm shares by default (the directory's field names), and what its contact person may add.
+FIRM_FIELDS = [
+    "legalName", "country", "sector", "hsChapters", "sizeBand", "exporterStatus", "website", "contactName",
+    "contactEmail",
+]  # fmt: skip
+PERSON_FIELDS = ["contactName", "contactEmail"]
+
+
+def directory_consents(world: World, base: str) -> list[tuple[datetime, str, str, dict[str, Any]]]:
+    """The world's directory consents as feed activities: (when, type, firm id, DirectoryAuthorisation).
+
+    Each authorisation is granted (and perhaps withdrawn); for about half of them the firm's contact person
+    gives their own consent to the contact fields a minute later (withdrawn with the firm's); about a third
+    of the firms without an authorisation refused when asked. Drawn from a generator of their own, so the
+    rest of the world is the same with or without them.
+    """
+    rng = random.Random(f"{world.seed}/directory")
+    country = {firm.org_id: firm.country for firm in world.firms}
+    registered = {firm.org_id: firm.registered_at for firm in world.firms}
+    found: list[tuple[datetime, str, str, dict[str, Any]]] = []
+    for auth in world.authorisations:
+        consent = {
+            "type": "DirectoryAuthorisation",
+            "id": f"{base}/consents/{auth.consent_id}",
+            "recipients": auth.recipients,
+            "fields": FIRM_FIELDS,
+            "noticeVersion": "2025-01",
+            "language": "pt" if country[auth.org_id] == "BR" else "es",
+            "evidenceRef": f"{base}/consents/{auth.consent_id}/evidence",
+        }
+        found.append((auth.granted_at, "Create", auth.org_id, consent))
+        person = None
+        if rng.random() < 0.5:
+            person = {
+                **consent,
+                "id": f"{base}/consents/{auth.consent_id}/contact",
+                "fields": PERSON_FIELDS,
+                "consentSubject": {"type": "Person", "id": f"{base}/people/{auth.org_id}/contact"},
+            }
+            found.append((auth.granted_at + timedelta(minutes=1), "Create", auth.org_id, person))
+        if auth.withdrawn_at is not None:
+            found.append((auth.withdrawn_at, "Remove", auth.org_id, consent))
+            if person is not None:
+                found.append((auth.withdrawn_at + timedelta(minutes=1), "Remove", auth.org_id, person))
+    authorised = {auth.org_id for auth in world.authorisations}
+    for firm_id in sorted(set(country) - authorised):
+        if rng.random() < 1 / 3:
+            refused = {
+                "type": "DirectoryAuthorisation",
+                "id": f"{base}/consents/refused-{firm_id}",
+                "recipients": ["ALL_MEMBERS"],
+                "fields": FIRM_FIELDS,
+                "noticeVersion": "2025-01",
+                "language": "pt" if country[firm_id] == "BR" else "es",
+            }
+            found.append((registered[firm_id] + timedelta(days=2), "Reject", firm_id, refused))
+    return found
+
+
 def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn.example") -> PlgnFeedState:
     """The shared generator's PLGN world as an activity log in publication order.
 
-    Firms, authorisations (granted and withdrawn), opportunities, contact requests and answers, round
+    Firms, directory consents (`directory_consents`), opportunities, contact requests and answers, round
     registrations, meetings (scheduled, then held or no-show), expected business of held meetings and
     deal reports, sorted by time; then `invalid` contract violations spread through the log.
     Firm names and tax ids are in the items, as a real platform would serve them.
     """
     feed = PlgnFeedState(base=base)
     org = {firm.org_id: f"{base}/orgs/{firm.org_id}" for firm in world.firms}
-    pending: list[tuple[datetime, str, str, Any, dict[str, Any]]] = []
+    # A firm embedded with its country, as PLGN gives the actor of what it publishes, asks or reports.
+    embedded = {
+        firm.org_id: {"type": "Organization", "id": org[firm.org_id], "country": firm.country}
+        for firm in world.firms
+    }
+    pending: list[tuple[datetime, str, str | dict[str, Any], Any, dict[str, Any]]] = []
 
-    def add(when: datetime, kind: str, actor: str, obj: Any, **extra: Any) -> None:
+    def add(when: datetime, kind: str, actor: str | dict[str, Any], obj: Any, **extra: Any) -> None:
         pending.append((when, kind, actor, obj, extra))
 
     for firm in world.firms:
@@ -198,22 +264,13 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
                 **({"womenLed": firm.women_led} if firm.women_led is not None else {}),
             },
         )
-    for auth in world.authorisations:
-        consent = {
-            "type": "DirectoryAuthorisation",
-            "id": f"{base}/consents/{auth.consent_id}",
-            "recipients": auth.recipients,
-            "fields": ["country", "sizeBand", "hsChapters"],
-            "noticeVersion": "2025-01",
-        }
-        add(auth.granted_at, "Create", org[auth.org_id], consent)
-        if auth.withdrawn_at is not None:
-            add(auth.withdrawn_at, "Remove", org[auth.org_id], consent)
+    for when, kind, firm_id, consent in directory_consents(world, base):
+        add(when, kind, org[firm_id], consent)
     for opp in world.opportunities:
         add(
             opp.published_at,
             "Create",
-            org[opp.org_id],
+            embedded[opp.org_id],
             {
                 "type": "Opportunity",
                 "id": f"{base}/opportunities/{opp.opp_id}",
@@ -226,7 +283,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
         request = {
             "type": "ContactRequest",
             "id": f"{base}/contact-requests/{contact.request_id}",
-            "attributedTo": org[contact.from_org],
+            "attributedTo": embedded[contact.from_org],
             "audience": org[contact.to_org],
             **({"inReplyTo": f"{base}/opportunities/{contact.opp_id}"} if contact.opp_id else {}),
         }
@@ -274,6 +331,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
                     "type": "MeetingOutcome",
                     "id": f"{base}/meeting-outcomes/{meeting.meeting_id}",
                     "inReplyTo": body["id"],
+                    "context": body["context"],
                     "interestLevel": 4,
                     "horizon": meeting.horizon,
                     "expectedValue": {"amount": f"{meeting.expected_usd:.2f}", "currency": "USD"},
@@ -288,7 +346,7 @@ def feed_from_world(world: World, *, invalid: int = 2, base: str = "https://plgn
         add(
             deal.reported_at,
             "Create",
-            org[deal.org_id],
+            embedded[deal.org_id],
             {
                 "type": "DealReport",
                 "id": f"{base}/deals/{deal.deal_id}/{deal.wave}",

@@ -18,6 +18,11 @@ from pydantic import SecretStr
 
 from connectors.simulators.generator import World, generate
 from connectors.simulators.moodle_ws import MoodleSimulator, state_from_world
+from connectors.simulators.plgn_directory import (
+    PlgnDirectorySimulator,
+    PlgnDirectoryState,
+    directory_from_world,
+)
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
 from connectors.simulators.serving import serving
 from connectors.simulators.xapi_lrs import StatementTruth, XapiLrs, statements_from_world
@@ -44,6 +49,9 @@ class SimulatedSources:
     world: World
     moodle_world: World
     statement_truth: list[StatementTruth]
+    plgn_feed_endpoint: str | None = None
+    plgn_directory_endpoint: str | None = None
+    plgn_token: SecretStr | None = None
 
 
 def write_cost_ledger(world: World, path: Path) -> None:
@@ -96,6 +104,10 @@ async def simulated_sources(settings: Settings) -> AsyncIterator[SimulatedSource
         moodle_url = await stack.enter_async_context(serving(moodle_app))
         plgn_app = PlgnFeedSimulator(feed_from_world(world), plgn_token).app()
         plgn_url = await stack.enter_async_context(serving(plgn_app))
+        directory_state = PlgnDirectoryState(directory_from_world(world))
+        directory_url = await stack.enter_async_context(
+            serving(PlgnDirectorySimulator(directory_state, plgn_token).app())
+        )
         sources = [
             SourceConfig(
                 name="cvf-lrs",
@@ -112,4 +124,8 @@ async def simulated_sources(settings: Settings) -> AsyncIterator[SimulatedSource
             ),
             SourceConfig(name="finance-ledger", kind="costs", endpoint=ledger.resolve().as_uri()),
         ]
-        yield SimulatedSources(sources=sources, world=world, moodle_world=moodle_world, statement_truth=truth)
+        yield SimulatedSources(
+            sources=sources, world=world, moodle_world=moodle_world, statement_truth=truth,
+            plgn_feed_endpoint=f"{plgn_url}/activities",
+            plgn_directory_endpoint=f"{directory_url}/directory/firms", plgn_token=SecretStr(plgn_token),
+        )  # fmt: skip

@@ -69,6 +69,12 @@ def connector() -> PlgnConnector:
     return PlgnConnector(source, Settings(), pseudonymiser=Pseudonymiser(b"p" * 16, b"o" * 16))
 
 
+def _ledger_only(item: dict[str, Any]) -> bool:
+    # Refusals and a contact person's own consent are kept by the directory's consent ledger, not published.
+    obj = item["object"]
+    return isinstance(obj, dict) and (item["type"] == "Reject" or "consentSubject" in obj)
+
+
 def identity(item: dict[str, Any]) -> str:
     obj = item["object"]
     return str(obj["id"]) if item["type"] == "Create" else str(item["id"])
@@ -111,6 +117,29 @@ def test_every_example_file_is_covered_and_the_page_example_holds_valid_items() 
     page = json.loads((EXAMPLES / "feed-page.json").read_text())
     assert page["type"] == "OrderedCollectionPage" and page["next"]
     assert all(contract_violation(item) is None for item in page["orderedItems"])
+
+
+def test_the_examples_carry_the_actors_country_and_the_outcomes_round() -> None:
+    plgn = connector()
+
+    def mapped(name: str) -> Any:
+        (event,) = plgn.map_record(json.loads((EXAMPLES / f"{name}.json").read_text()))
+        return event
+
+    assert mapped("opportunity-published").country == "UY"
+    assert mapped("deal-reported").country == "UY"
+    # The answer counts under the requester's country, as the request does.
+    assert mapped("contact-requested").country == mapped("contact-answered").country == "PE"
+    assert (
+        mapped("meeting-outcome-expected-business").activity_id
+        == "https://plgn.example/rounds/expo-aladi-2026"
+    )
+
+
+def test_an_embedded_firm_leaves_only_its_pseudonym_in_a_dead_letter() -> None:
+    item = json.loads((EXAMPLES / "contact-requested.json").read_text())
+    scrubbed = connector().record_json(item).decode()
+    assert "orgs/51" not in scrubbed and "PE" in scrubbed
 
 
 def test_retractions_name_the_retracted_event() -> None:
@@ -202,7 +231,7 @@ async def test_plgn_pull_with_faults_and_sigkills_publishes_every_item_once_afte
     ids = [event.event_id for event in events]
     print(f"plgn: {len(ids)} events, {len(ids) - len(set(ids))} duplicates, {interrupted} runs killed")
     print(f"plgn: faults injected {faults.injected}")
-    valid = [item for item in feed.items if contract_violation(item) is None]
+    valid = [item for item in feed.items if contract_violation(item) is None and not _ledger_only(item)]
     assert interrupted >= 2
     assert sum(faults.injected.values()) > 0
     assert set(ids) == {event_id_for(SOURCE, identity(item)) for item in valid}
@@ -236,7 +265,11 @@ async def test_a_feed_capping_pages_below_the_page_size_is_still_read_to_the_end
         async with ConnectorContext.open(run_settings) as context:
             plgn = PlgnConnector(run_settings.sources[0], run_settings)
             await pull(plgn, context, until_idle=True)
-    assert plgn.stats.events_published == len(feed.items)
+    # Every item is published, but the consents only the directory's ledger keeps (refusals, people's).
+    assert plgn.stats.events_published + sum(plgn.stats.skipped.values()) == len(feed.items)
+    assert set(plgn.stats.skipped) == {
+        "a refusal or a person's consent: kept by the directory's consent ledger only"
+    }
     # Every page of four, then one empty page that says the feed has nothing more.
     assert feed.page_requests == -(-len(feed.items) // 4) + 1
 
@@ -250,7 +283,7 @@ async def test_a_committed_cursor_follows_the_feed_to_a_new_address(settings: Se
         async with ConnectorContext.open(before) as context:
             first = PlgnConnector(before.sources[0], before)
             await pull(first, context, until_idle=True)
-        assert first.stats.events_published == len(feed.items)
+        assert first.stats.events_published + sum(first.stats.skipped.values()) == len(feed.items)
         join = next(item for item in feed.items if item["type"] == "Join")
         feed.undo(join, "registered by mistake")
         async with serving(simulator.app()) as moved:

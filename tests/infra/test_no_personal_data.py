@@ -1,5 +1,6 @@
 """Nothing personal leaves the edge: a complete run leaves no e-mail, name, tax id or native organisation
-id of the simulated world in any topic (dead letters included), any table of the store, or its logs."""
+id of the simulated world in any topic (dead letters included), any table of the store, or its logs; the
+PLGN directory's fields (names, e-mails, phones, websites, tax ids) live in its own schema only."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from connectors.simulators.generator import generate
+from connectors.simulators.plgn_directory import directory_from_world
 from infra.kafka import client_kwargs, read_topic_to_end
 from infra.local import LocalStack
 from infra.settings import load_settings
@@ -25,6 +27,7 @@ def personal_patterns() -> re.Pattern[str]:
     world = generate(SEED)
     literals = {learner.email for learner in world.learners} | {learner.name for learner in world.learners}
     literals |= {firm.name for firm in world.firms} | {firm.tax_id for firm in world.firms}
+    literals |= directory_literals()
     org_ids = {firm.org_id for firm in world.firms}
     alternatives = [re.escape(text) for text in sorted(literals, key=len, reverse=True)]
     # A native id is found whole, not as part of a longer one (firm-1 in firm-12).
@@ -32,6 +35,16 @@ def personal_patterns() -> re.Pattern[str]:
         rf"(?<!\w){re.escape(org_id)}(?!\w)" for org_id in sorted(org_ids, key=len, reverse=True)
     ]
     return re.compile("|".join(alternatives))
+
+
+def directory_literals() -> set[str]:
+    """Every value PLGN's directory endpoint serves that names or reaches a firm or a person."""
+    found: set[str] = set()
+    for record in directory_from_world(generate(SEED)):
+        contact = record["contact"]
+        found |= {record["legalName"], record["taxId"], record["website"]}
+        found |= {contact["name"], contact["email"], contact["telephone"]}
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +57,8 @@ async def finished_run() -> AsyncIterator[tuple[Path, str]]:
         shutil.rmtree(state_dir, ignore_errors=True)
 
 
-async def _everything_stored(state_dir: Path) -> list[tuple[str, str]]:
-    """(where, text) of every record of every topic and every row of every table of the run."""
+async def _everything_stored(state_dir: Path, schema: str = "alcance") -> list[tuple[str, str]]:
+    """(where, text) of every record of every topic and every row of every table of `schema` of the run."""
     found: list[tuple[str, str]] = []
     stack = LocalStack(state_dir)
     await stack.start()
@@ -68,12 +81,13 @@ async def _everything_stored(state_dir: Path) -> list[tuple[str, str]]:
         try:
             tables = await connection.fetch(
                 "SELECT table_name FROM information_schema.tables"
-                " WHERE table_schema = 'alcance' AND table_type = 'BASE TABLE'"
+                " WHERE table_schema = $1 AND table_type = 'BASE TABLE'",
+                schema,
             )
             for table in tables:
                 name = table["table_name"]
                 # The names come from the store's own catalogue.
-                query = f'SELECT t::text AS row FROM alcance."{name}" t'  # noqa: S608
+                query = f'SELECT t::text AS row FROM "{schema}"."{name}" t'  # noqa: S608
                 for row in await connection.fetch(query):
                     found.append((f"table {name}", row["row"]))
         finally:
@@ -95,4 +109,18 @@ async def test_no_topic_table_or_log_holds_personal_data_of_the_sources(
         *((f"log {p.name}", p.read_text(errors="replace")) for p in state_dir.glob("*.log")),
     ]
     leaks = [(where, match.group(0)) for where, text in [*stored, *logs] for match in pattern.finditer(text)]
+    assert leaks == [], f"{len(leaks)} leaks, first: {leaks[:10]}"
+
+
+async def test_the_directory_fields_are_in_the_directory_schema_only(finished_run: tuple[Path, str]) -> None:
+    state_dir, _ = finished_run
+    pattern = re.compile(
+        "|".join(re.escape(text) for text in sorted(directory_literals(), key=len, reverse=True))
+    )
+    # The run synced the directory: its own schema holds authorised names, e-mails and websites...
+    rows = [text for where, text in await _everything_stored(state_dir, "directory") if where == "table firm"]
+    assert rows and all(pattern.search(text) for text in rows)
+    # ...and neither a topic nor the evaluation store's schema holds any of them.
+    stored = await _everything_stored(state_dir)
+    leaks = [(where, match.group(0)) for where, text in stored for match in pattern.finditer(text)]
     assert leaks == [], f"{len(leaks)} leaks, first: {leaks[:10]}"

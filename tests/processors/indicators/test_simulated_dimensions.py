@@ -22,14 +22,9 @@ UNKNOWN = "UNKNOWN"
 SOURCE_LACKS = {("PLGN-01", "women_led")}
 # Where the PLGN feed has the value only on another record (the firm's registration, the meeting's round)
 # and the indicator does not join it yet. Listed so that the property below catches any new case, and
-# checked against the full world so that a fixed case leaves this list.
-NOT_JOINED_YET = {
-    ("PLGN-04", "country"),
-    ("PLGN-06", "country"),
-    ("PLGN-10", "country"),
-    ("PLGN-09", "activity"),
-    ("PLGN-11", "activity"),
-}
+# checked against the full world so that a fixed case leaves this list. The feed now states the actor's
+# country and the outcome's round on the item itself, so nothing is left here.
+NOT_JOINED_YET: set[tuple[str, str]] = set()
 
 
 @cache

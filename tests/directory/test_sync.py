@@ -1,0 +1,144 @@
+"""The directory sync over the simulated PLGN feed and directory endpoint, on the real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+
+import aiohttp
+import asyncpg
+import pytest
+
+from connectors.pseudonym import Pseudonymiser
+from connectors.simulators.generator import World, generate
+from connectors.simulators.plgn_directory import (
+    PlgnDirectorySimulator,
+    PlgnDirectoryState,
+    directory_from_world,
+)
+from connectors.simulators.plgn_feed import PlgnFeedSimulator, PlgnFeedState, feed_from_world
+from connectors.simulators.serving import serving
+from directory.schema import sql
+from directory.sync import DirectorySource, DirectorySync
+from schemas.events.base import MEMBER_STATES
+from tests.processors.indicators.simulated import cells_by_each_dimension, events_of
+from tests.processors.indicators.test_simulated_dimensions import AS_OF
+
+PSEUDONYMS = Pseudonymiser(b"p" * 16, b"o" * 16)
+TOKEN = "directory-token"  # noqa: S105 - the simulators' test token
+
+
+@dataclass
+class Served:
+    world: World
+    feed: PlgnFeedState
+    directory: PlgnDirectoryState
+    sync: DirectorySync
+    schema: str
+
+
+@pytest.fixture
+async def served(directory_schema: str) -> AsyncIterator[Served]:
+    world = generate(41, learners=5, firms=40)
+    feed = feed_from_world(world, invalid=1)
+    directory = PlgnDirectoryState(directory_from_world(world))
+    async with AsyncExitStack() as stack:
+        feed_url = await stack.enter_async_context(serving(PlgnFeedSimulator(feed, token=TOKEN).app()))
+        dir_url = await stack.enter_async_context(
+            serving(PlgnDirectorySimulator(directory, token=TOKEN).app())
+        )
+        session = await stack.enter_async_context(aiohttp.ClientSession())
+        source = DirectorySource(f"{feed_url}/activities", f"{dir_url}/directory/firms", TOKEN, page_size=7)
+        yield Served(
+            world,
+            feed,
+            directory,
+            DirectorySync(source, directory_schema, PSEUDONYMS, session),
+            directory_schema,
+        )
+
+
+def _ref(firm_id: str) -> str:
+    return PSEUDONYMS.org(f"https://plgn.example/orgs/{firm_id}")
+
+
+async def _firms(admin: asyncpg.Connection, schema: str) -> dict[str, asyncpg.Record]:
+    return {row["org_ref"]: row for row in await admin.fetch(sql("SELECT * FROM {s}.firm", schema))}
+
+
+async def test_only_authorised_firms_and_fields_are_kept_and_each_entry_once(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    world, schema = served.world, served.schema
+    first = await served.sync.round(admin)
+    lasting = {auth.org_id for auth in world.authorisations if auth.withdrawn_at is None}
+    firms = await _firms(admin, schema)
+    assert set(firms) == {_ref(firm_id) for firm_id in lasting} and lasting
+    assert all(row["tax_id"] is None for row in firms.values())  # never authorised
+    persons = {
+        item["actor"].rsplit("/", 1)[1]
+        for item in served.feed.items
+        if isinstance(item["object"], dict)
+        and "consentSubject" in item["object"]
+        and item["type"] == "Create"
+    }
+    for firm_id in lasting:
+        row = firms[_ref(firm_id)]
+        assert row["legal_name"] is not None
+        # The contact person's own consent decides the contact fields.
+        assert (row["contact_email"] is not None) == (firm_id in persons), firm_id
+        assert row["contact_phone"] is None  # in no consent
+    statuses = await admin.fetch(sql("SELECT status, count(*) FROM {s}.consent_event GROUP BY 1", schema))
+    counted = {row["status"]: row["count"] for row in statuses}
+    assert counted["ConsentRefused"] > 0 and counted["ConsentWithdrawn"] > 0
+    assert first.consent_entries == sum(counted.values())
+    again = await served.sync.round(admin)
+    assert again.consent_entries == 0 and set(await _firms(admin, schema)) == set(firms)
+
+
+async def test_a_withdrawal_in_the_feed_or_a_firm_plgn_deleted_removes_the_row(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    await served.sync.round(admin)
+    lasting = sorted({auth.org_id for auth in served.world.authorisations if auth.withdrawn_at is None})
+    withdrawn, deleted = lasting[0], lasting[1]
+    grant = next(
+        item
+        for item in served.feed.items
+        if item["type"] == "Create"
+        and isinstance(item["object"], dict)
+        and item["object"].get("type") == "DirectoryAuthorisation"
+        and "consentSubject" not in item["object"]
+        and item["actor"].endswith(f"/{withdrawn}")
+    )
+    served.feed.append("Remove", grant["actor"], grant["object"])
+    served.directory.records = [r for r in served.directory.records if not r["id"].endswith(f"/{deleted}")]
+    stats = await served.sync.round(admin)
+    firms = await _firms(admin, served.schema)
+    assert _ref(withdrawn) not in firms and _ref(deleted) not in firms
+    assert stats.firms_deleted == 2 and stats.consent_entries == 1
+
+
+async def test_plgn_16_and_the_ledger_count_the_same_authorised_firms_per_member_state(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    await served.sync.round(admin)
+    coverage = {
+        row["member_state"]: row["authorised"]
+        for row in await admin.fetch(sql("SELECT * FROM {s}.indicator_coverage", served.schema))
+    }
+    cells = cells_by_each_dimension(events_of(served.world, seed=served.world.seed), AS_OF)[
+        ("PLGN-16", "country")
+    ]
+    last_year = max(cell.period_start.year for cell in cells)
+    plgn_16 = {
+        cell.dimensions["country"]: int(cell.parts["authorised"])
+        for cell in cells
+        if cell.period_start.year == last_year
+    }
+    assert set(coverage) == set(MEMBER_STATES)
+    assert {state: plgn_16.get(state, 0) for state in MEMBER_STATES} == coverage
+    assert any(coverage.values())
+    listed = await admin.fetchval(sql("SELECT DISTINCT listed FROM {s}.indicator_coverage", served.schema))
+    assert listed == len(served.world.firms)

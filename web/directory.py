@@ -1,0 +1,184 @@
+"""The directory's routes (art. 8): thin adapters from verified identities to `directory.access`.
+
+`GET /api/v1/directory/firms` and `/firms/{ref}` for member states, `POST /api/v1/consents/{id}/withdrawal`
+for PLGN's client, `GET /api/v1/directory/access-log` for coordinators, and the `/directory` page in
+es/pt/en. The member state always comes from the identity, never from the request; every answer is
+`Cache-Control: no-store`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from html import escape
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+from connectors.pseudonym import Pseudonymiser
+from directory import access
+from directory.schema import migrate
+from web.api.base import PREFIX
+from web.auth import MEMBER_TOKENS, identity_of
+from web.member_tokens import MemberStateTokens
+from web.problems import ProblemError
+from web.state import POOL, SETTINGS
+
+PSEUDONYMS = web.AppKey("directory_pseudonyms", Pseudonymiser)
+_FILTERS = {
+    "sector": "sector",
+    "hs_chapter": "hs_chapter",
+    "country": "country",
+    "size": "size_band",
+    "after": "after",
+}
+_NO_STORE = {"Cache-Control": "no-store"}
+# Row numbers and page sizes: ASCII digits, small enough for PostgreSQL's bigint.
+_NUMBER = re.compile(r"[0-9]{1,15}")
+
+
+def _identity(request: web.Request) -> access.Identity:
+    found = identity_of(request)
+    client = str(found.credential_id) if found.credential_id else found.name
+    return access.Identity(client_id=client, role=found.role, member_state=found.member_state)
+
+
+def _filters(request: web.Request) -> access.FirmFilters:
+    unknown = sorted(set(request.query) - {*_FILTERS, "limit", "lang"})
+    if unknown:
+        valid = ", ".join(sorted([*_FILTERS, "limit"]))
+        raise ProblemError(400, "Bad Request", f"unknown parameter {unknown[0]!r}; valid: {valid}")
+    values: dict[str, Any] = {
+        name: request.query[key] for key, name in _FILTERS.items() if key in request.query
+    }
+    if "limit" in request.query:
+        if not _NUMBER.fullmatch(request.query["limit"]):
+            raise ProblemError(400, "Bad Request", f"limit is not valid: expected 1 to {access.PAGE_MAX}")
+        values["limit"] = int(request.query["limit"])
+    return access.FirmFilters(**values)
+
+
+async def _run(request: web.Request, call: Any) -> Any:
+    schema = request.app[SETTINGS].directory.db_schema
+    try:
+        async with request.app[POOL].acquire() as connection:
+            return await call(connection, schema)
+    except access.InvalidFilter as exc:
+        raise ProblemError(400, "Bad Request", str(exc)) from None
+    except access.DirectoryDenied as exc:
+        raise ProblemError(403, "Forbidden", str(exc)) from None
+
+
+async def list_firms(request: web.Request) -> web.StreamResponse:
+    """One page of the firms authorised for the caller's member state."""
+    filters, identity, request_id = _filters(request), _identity(request), str(uuid.uuid4())
+    firms = await _run(
+        request, lambda c, s: access.list_firms(c, identity, filters, schema=s, request_id=request_id)
+    )
+    following = firms[-1]["ref"] if len(firms) == filters.limit else None
+    return web.json_response({"firms": firms, "next_after": following}, headers=_NO_STORE)
+
+
+async def get_firm(request: web.Request) -> web.StreamResponse:
+    """One firm's authorised fields, or 404 (unknown, or not authorised for the caller's state)."""
+    ref, identity, request_id = request.match_info["ref"], _identity(request), str(uuid.uuid4())
+    firm = await _run(
+        request, lambda c, s: access.get_firm(c, identity, ref, schema=s, request_id=request_id)
+    )
+    if firm is None:
+        raise ProblemError(404, "Not Found", "no firm with this reference is shared with your member state")
+    return web.json_response(firm, headers=_NO_STORE)
+
+
+async def withdraw(request: web.Request) -> web.StreamResponse:
+    """Withdraw a whole consent (PLGN's consent id, URL-encoded); effective for the next query."""
+    identity = _identity(request)
+    consent_ref = request.app[PSEUDONYMS].org(request.match_info["id"])
+    request_id = str(uuid.uuid4())
+    found = await _run(
+        request,
+        lambda c, s: access.withdraw_consent(c, identity, consent_ref, schema=s, request_id=request_id),
+    )
+    if not found:
+        raise ProblemError(404, "Not Found", "no consent with this id is in the ledger")
+    return web.json_response({"withdrawn": True}, headers=_NO_STORE)
+
+
+async def access_log(request: web.Request) -> web.StreamResponse:
+    """Access-log rows after `after` (a sequence number), for coordinators."""
+    after = request.query.get("after", "0")
+    if not _NUMBER.fullmatch(after):
+        raise ProblemError(400, "Bad Request", "after is not valid: expected a row number")
+    identity = _identity(request)
+    rows = await _run(request, lambda c, s: access.read_access_log(c, identity, schema=s, after=int(after)))
+    return web.json_response({"rows": rows}, headers=_NO_STORE, dumps=_dumps)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str, ensure_ascii=False)
+
+
+_PAGE = {
+    "es": ("Directorio PLGN", "Empresas que autorizaron compartir su ficha con su Estado miembro", "Empresa",
+           "País", "Sector", "Capítulos SA", "Tamaño", "Contacto", "Ninguna empresa autorizada."),
+    "pt": ("Diretório PLGN", "Empresas que autorizaram compartilhar sua ficha com seu Estado-membro",
+           "Empresa", "País", "Setor", "Capítulos SH", "Porte", "Contato", "Nenhuma empresa autorizada."),
+    "en": ("PLGN directory", "Firms that authorised sharing their record with your member state", "Firm",
+           "Country", "Sector", "HS chapters", "Size", "Contact", "No firm authorised."),
+}  # fmt: skip
+
+
+async def directory_page(request: web.Request) -> web.StreamResponse:
+    """The directory for agency users, in es/pt/en: the same read (and access-log row) as the API."""
+    from web.pages import language
+
+    lang = language(request)
+    title, caption, *heads, empty = _PAGE[lang]
+    filters, identity, request_id = _filters(request), _identity(request), str(uuid.uuid4())
+    firms = await _run(
+        request, lambda c, s: access.list_firms(c, identity, filters, schema=s, request_id=request_id)
+    )
+    keys = ("legalName", "country", "sector", "hsChapters", "sizeBand", "contactEmail")
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(_text(firm.get(key)))}</td>" for key in keys) + "</tr>"
+        for firm in firms
+    )
+    head = "".join(f'<th scope="col">{escape(text)}</th>' for text in heads)
+    note = "" if firms else f"<p>{escape(empty)}</p>"
+    body = (
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f"<title>alcance: {escape(title)}</title></head><body><main><h1>{escape(title)}</h1>"
+        f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
+        f"<tbody>{rows}</tbody></table>{note}</main></body></html>"
+    )
+    return web.Response(text=body, content_type="text/html", headers=_NO_STORE)
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "—"
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+async def _prepare(app: web.Application) -> None:
+    # The directory's own schema, migrated once the app's pool is open.
+    settings = app[SETTINGS]
+    async with app[POOL].acquire() as connection:
+        await migrate(connection, settings.directory.db_schema)
+    app[PSEUDONYMS] = Pseudonymiser.from_settings(settings)
+    if settings.directory.jwt_issuer and settings.directory.jwt_audience and settings.directory.jwt_jwks_url:
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        app[MEMBER_TOKENS] = MemberStateTokens(settings.directory, session)
+        app.on_cleanup.append(lambda _app: session.close())
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the directory's routes and the start-up step that prepares its schema."""
+    app.on_startup.append(_prepare)
+    app.router.add_get(f"{PREFIX}/directory/firms", list_firms, allow_head=False)
+    app.router.add_get(f"{PREFIX}/directory/firms/{{ref}}", get_firm, allow_head=False)
+    app.router.add_get(f"{PREFIX}/directory/access-log", access_log, allow_head=False)
+    app.router.add_post(f"{PREFIX}/consents/{{id:.+}}/withdrawal", withdraw)
+    app.router.add_get("/directory", directory_page, allow_head=False)
