@@ -132,7 +132,7 @@ _PAGE = {
 
 async def directory_page(request: web.Request) -> web.StreamResponse:
     """The directory for agency users, in es/pt/en: the same read (and access-log row) as the API."""
-    from web.pages import language
+    from web.pages.i18n import language
 
     lang = language(request)
     title, caption, *heads, empty = _PAGE[lang]
