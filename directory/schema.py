@@ -8,8 +8,10 @@ Three roles, created once per cluster:
   (`SET LOCAL ROLE`): SELECT on the view `firm_shared` and INSERT into `access_log`, nothing else.
 * `alcance_directory_writer` (NOLOGIN) is for the sync and withdrawals: firm rows and ledger entries.
 
-The login that migrates must be able to `SET ROLE alcance_directory_owner` (a superuser can; on a managed
-PostgreSQL grant the role to the migrating login).
+The store's role set-up (`infra.store_grants.role_statements`, which `alcance db roles` prints for a
+managed PostgreSQL) creates them and lets the owner login `SET ROLE` to each, the web login to the API
+and writer roles, and the processor login to the writer role. A superuser migrating a schema creates
+any that are missing.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from importlib import resources
 
 import asyncpg
 
+from infra.roles import DIRECTORY_API, DIRECTORY_OWNER, DIRECTORY_WRITER
+
 MIGRATIONS_PACKAGE = "directory.migrations"
-OWNER_ROLE = "alcance_directory_owner"
-API_ROLE = "alcance_directory_api"
-WRITER_ROLE = "alcance_directory_writer"
+OWNER_ROLE = DIRECTORY_OWNER
+API_ROLE = DIRECTORY_API
+WRITER_ROLE = DIRECTORY_WRITER
 # Shared by every process that creates the roles or migrates a directory schema.
 _LOCK_ID = 503_0350
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")

@@ -76,6 +76,21 @@ STORE_ROLES: tuple[StoreRole, ...] = (OWNER, PROCESSOR, READER, WEB)
 GRANTED_ROLES: tuple[StoreRole, ...] = (PROCESSOR, READER, WEB)
 """The roles that receive privileges on the schema (the owner has them all by owning it)."""
 
+DIRECTORY_OWNER = "alcance_directory_owner"
+DIRECTORY_API = "alcance_directory_api"
+DIRECTORY_WRITER = "alcance_directory_writer"
+DIRECTORY_ROLE_MEMBERS: dict[str, tuple[StoreRole, ...]] = {
+    DIRECTORY_OWNER: (OWNER,),
+    DIRECTORY_API: (OWNER, WEB),
+    DIRECTORY_WRITER: (OWNER, PROCESSOR, WEB),
+}
+"""The PLGN directory's roles (`directory.schema`, NOLOGIN) and the logins that may `SET ROLE` to each.
+
+Membership is granted WITHOUT INHERIT (the owner login's of the directory owner role aside, which runs
+the migrations and the CLI's checks of the log): a login holds none of a directory role's privileges,
+and no row-level security policy of one applies to it, until it switches to that role for a transaction.
+"""
+
 MIGRATIONS_TABLE = "schema_migration"
 WEB_TABLE_PREFIX = "web_"
 """Tables the web app creates in its migrations are named so; the web role reads and writes them."""

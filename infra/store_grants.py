@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncpg
 
 from infra.roles import (
+    DIRECTORY_OWNER,
+    DIRECTORY_ROLE_MEMBERS,
     GRANTED_ROLES,
     MIGRATIONS_TABLE,
     OWNER,
@@ -46,6 +48,17 @@ def role_statements(database: str, passwords: dict[str, str] | None = None) -> l
     statements.append(f"GRANT CONNECT, CREATE ON DATABASE {_ident(database)} TO {OWNER.name}")
     for role in GRANTED_ROLES:
         statements.append(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {role.name}")
+    for directory_role, members in DIRECTORY_ROLE_MEMBERS.items():
+        statements.append(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = "
+            f"{_literal(directory_role)}) THEN CREATE ROLE {_ident(directory_role)}"
+            " NOLOGIN NOBYPASSRLS NOSUPERUSER; END IF; END $$"
+        )
+        for member in members:
+            inherit = "TRUE" if (directory_role, member) == (DIRECTORY_OWNER, OWNER) else "FALSE"
+            statements.append(
+                f"GRANT {_ident(directory_role)} TO {member.name} WITH INHERIT {inherit}, SET TRUE"
+            )
     return statements
 
 

@@ -28,6 +28,7 @@ from connectors.simulators.plgn_feed import PlgnFeedSimulator, feed_from_world
 from connectors.simulators.serving import serving
 from connectors.simulators.sources import write_cost_ledger
 from connectors.simulators.xapi_lrs import XapiLrs, statements_from_world
+from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import ConnectorSettings, IntakeSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.topics import TopicCatalogue
 from tests.connectors.support import decode_all, read_topic
@@ -243,10 +244,15 @@ async def test_a_moodle_snapshot_query_cut_by_the_server_is_retried(
             await transaction.start()
             await holder.execute("LOCK TABLE moodle_enrolment_snapshot IN ACCESS EXCLUSIVE MODE")
 
+            # Only a session's own role (or a superuser) may end it: the connector's is the processor's.
+            dsn = store_settings_for(settings.postgres, PROCESSOR).dsn
+            assert dsn is not None
+            killer = await asyncpg.connect(dsn.get_secret_value())
+
             async def terminate_the_waiter() -> int:
                 try:
                     for _ in range(1_000):
-                        ended = await pg_pool.fetchval(
+                        ended = await killer.fetchval(
                             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
                             " WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
                             " AND query LIKE '%moodle_enrolment_snapshot%'"
@@ -258,6 +264,7 @@ async def test_a_moodle_snapshot_query_cut_by_the_server_is_retried(
                 finally:
                     await transaction.rollback()
                     await pg_pool.release(holder)
+                    await killer.close()
 
             cuts.append(asyncio.create_task(terminate_the_waiter()))
 

@@ -33,7 +33,7 @@ async def directory_schema(directory_dsn: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def admin(directory_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection as the store's login (the local superuser): the sync's and the tests' writer."""
+    """A connection as the store's owner login, which the sync and the CLI use too."""
     connection = await asyncpg.connect(directory_dsn)
     try:
         yield connection

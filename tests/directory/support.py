@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from directory.ledger import GIVEN, ConsentEntry, record
+from directory.schema import WRITER_ROLE, sql
 from directory.store import FirmRecord, as_writer, store_firm
 
 NOW = datetime.now(UTC)
@@ -71,3 +72,11 @@ async def setup(
         await record(admin, schema, entries)
         for org, values in firms.items():
             await store_firm(admin, schema, FirmRecord(org, values))
+
+
+async def stored_firms(connection: asyncpg.Connection, schema: str) -> dict[str, asyncpg.Record]:
+    """Every firm row as stored, read as the directory's writer (the role the sync keeps them with)."""
+    async with connection.transaction():
+        await connection.execute(f"SET LOCAL ROLE {WRITER_ROLE}")
+        rows = await connection.fetch(sql("SELECT * FROM {s}.firm", schema))
+    return {row["org_ref"]: row for row in rows}

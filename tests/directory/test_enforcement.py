@@ -18,7 +18,7 @@ from directory.access import (
 )
 from directory.schema import API_ROLE, sql
 
-from .support import NOW, firm_values, grant, setup
+from .support import NOW, firm_values, grant, setup, stored_firms
 
 BR_ONLY, EVERY_MEMBER, TOMORROW, NO_PERSON = "o-br", "o-all", "o-tomorrow", "o-noperson"
 BR, CL, MX = (Identity(f"agency-{s.lower()}", "state", s) for s in ("BR", "CL", "MX"))
@@ -42,8 +42,7 @@ async def world(admin: asyncpg.Connection, directory_schema: str) -> str:
 
 
 async def _stored(admin: asyncpg.Connection, schema: str) -> dict[str, asyncpg.Record]:
-    rows = await admin.fetch(sql("SELECT * FROM {s}.firm", schema))
-    return {row["org_ref"]: row for row in rows}
+    return await stored_firms(admin, schema)
 
 
 async def test_each_state_sees_only_its_firms_and_fields(admin: asyncpg.Connection, world: str) -> None:

@@ -22,6 +22,7 @@ from connectors.simulators.serving import serving
 from directory.schema import sql
 from directory.sync import DirectorySource, DirectorySync
 from schemas.events.base import MEMBER_STATES
+from tests.directory.support import stored_firms
 from tests.processors.indicators.simulated import cells_by_each_dimension, events_of
 from tests.processors.indicators.test_simulated_dimensions import AS_OF
 
@@ -64,7 +65,7 @@ def _ref(firm_id: str) -> str:
 
 
 async def _firms(admin: asyncpg.Connection, schema: str) -> dict[str, asyncpg.Record]:
-    return {row["org_ref"]: row for row in await admin.fetch(sql("SELECT * FROM {s}.firm", schema))}
+    return await stored_firms(admin, schema)
 
 
 async def test_only_authorised_firms_and_fields_are_kept_and_each_entry_once(

@@ -149,18 +149,19 @@ async def test_the_processor_role_reads_and_writes_the_tables_and_changes_no_sch
 
 async def test_the_web_role_reads_the_read_model_and_owns_its_web_tables_only(settings: Settings) -> None:
     schema = settings.postgres.db_schema
-    # A table of the web app, as its migrations will create it; the next migration run grants it.
+    # A new table of the web app (its own migrations make web_credential and web_session); the next
+    # migration run grants it.
     pool = await create_pool(settings.postgres)
     try:
         async with pool.acquire() as owner:
-            await owner.execute("CREATE TABLE web_session (id bigint GENERATED ALWAYS AS IDENTITY, who text)")
+            await owner.execute("CREATE TABLE web_scratch (id bigint GENERATED ALWAYS AS IDENTITY, who text)")
         await migrate(pool)
     finally:
         await pool.close()
     web = await _connect(_role_dsn(settings, WEB), schema)
     try:
-        await web.execute("INSERT INTO web_session (who) VALUES ('someone')")
-        assert await web.fetchval("DELETE FROM web_session RETURNING who") == "someone"
+        await web.execute("INSERT INTO web_scratch (who) VALUES ('someone')")
+        assert await web.fetchval("DELETE FROM web_scratch RETURNING who") == "someone"
         assert await web.fetchval("SELECT count(*) FROM indicator_part") == 0
         assert await web.fetchval("SELECT count(*) FROM indicator_latest") == 0
         for statement in (
@@ -168,7 +169,7 @@ async def test_the_web_role_reads_the_read_model_and_owns_its_web_tables_only(se
             "SELECT * FROM kafka_offset",
             "DELETE FROM indicator_part",
             "INSERT INTO reach_target DEFAULT VALUES",
-            "DROP TABLE web_session",
+            "DROP TABLE web_scratch",
             "CREATE TABLE web_mine (x int)",
         ):
             with pytest.raises(asyncpg.InsufficientPrivilegeError):

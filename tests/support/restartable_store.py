@@ -6,8 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from pydantic import SecretStr
-
 from infra.local import LocalStack
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
@@ -41,9 +39,8 @@ async def restartable_store(
     stack = LocalStack(state_dir, broker=False, postgres=True)
     await stack.start()
     try:
-        isolated = settings.model_copy(
-            update={"postgres": settings.postgres.model_copy(update={"dsn": SecretStr(stack.dsn)})}
-        )
+        # Every role's login on the new server, not just the owner's.
+        isolated = stack.resolve(settings)
         await migrated(isolated)
         yield isolated, stack
     finally:
