@@ -15,7 +15,7 @@ from infra.settings import Settings
 
 async def directory_command(action: str, settings: Settings) -> tuple[bool, str]:
     """Run `action` on the store the settings name; returns (success, what to print)."""
-    from infra.app import store_settings
+    from infra.stack_file import store_settings
 
     async with store_settings(settings) as resolved:
         assert resolved.postgres.dsn is not None  # noqa: S101 - store_settings resolves it

@@ -13,7 +13,8 @@ import signal
 import sys
 
 from infra.local import parent_death_preexec
-from infra.settings import Settings, load_settings, settings_as_json, settings_from_json
+from infra.settings import Settings, load_settings
+from infra.settings_export import settings_as_json, settings_from_json
 
 SETTINGS_FROM_STDIN = "--settings-from-stdin"
 """The argument that tells a child to read its settings from stdin instead of the environment."""

@@ -27,7 +27,8 @@ from infra.processes import (
     parent_death_preexec,
 )
 from infra.roles import ADMIN, GRANTED_ROLES, OWNER, READER, KafkaPrincipal, StoreRole, kafka_logins
-from infra.settings import Settings, default_cache_dir, settings_section
+from infra.settings import Settings, default_cache_dir
+from infra.settings_export import settings_section
 
 __all__ = [
     "PG_SYSTEM_USER",

@@ -1,4 +1,6 @@
-"""No import circle between the project's modules, late imports inside functions included."""
+"""No import circle between the project's modules, and each floor imports only the floors below it.
+
+Late imports inside functions count too."""
 
 from __future__ import annotations
 
@@ -7,7 +9,19 @@ from pathlib import Path
 
 from tests.support.processes import REPO_ROOT
 
-PACKAGES = ("connectors", "processors", "schemas", "infra", "web", "directory")
+PACKAGES = ("alcance", "connectors", "processors", "schemas", "infra", "web", "directory")
+
+# What each package may import besides itself: `schemas` and `infra` are the foundation, `alcance` (the
+# command and the run orchestration) the top floor that assembles the rest.
+ALLOWED = {
+    "schemas": set(),
+    "infra": {"schemas"},
+    "connectors": {"schemas", "infra"},
+    "processors": {"schemas", "infra"},
+    "directory": {"schemas", "infra", "connectors"},
+    "web": {"schemas", "infra", "connectors", "processors", "directory"},
+    "alcance": {"schemas", "infra", "connectors", "processors", "web", "directory"},
+}
 
 
 def module_name(path: Path) -> str:
@@ -115,3 +129,22 @@ def test_the_check_finds_a_circle_closed_by_a_late_import() -> None:
     visitor = _Imports("pkg.a", is_package=False)
     visitor.visit(hidden)
     assert "pkg.b" not in visitor.found
+
+
+def floor_violations(graph: dict[str, set[str]]) -> list[str]:
+    """Every import of a package that its floor does not allow, as "importer -> imported"."""
+    return sorted(
+        f"{importer} -> {target}"
+        for importer, targets in graph.items()
+        for target in targets
+        if (home := importer.split(".")[0]) != (other := target.split(".")[0]) and other not in ALLOWED[home]
+    )
+
+
+def test_each_package_imports_only_the_floors_below_it() -> None:
+    assert floor_violations(import_graph()) == []
+
+
+def test_the_floor_check_finds_the_foundation_importing_upwards() -> None:
+    graph = {"infra.cli": {"processors.read", "infra.settings"}, "processors.read": {"infra.settings"}}
+    assert floor_violations(graph) == ["infra.cli -> processors.read"]

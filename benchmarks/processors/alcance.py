@@ -17,7 +17,7 @@ async def spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
 
     Their logs go to this benchmark's stderr (level: --log-level).
     """
-    from infra.settings import settings_as_environment
+    from infra.settings_export import settings_as_environment
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("ALCANCE_")}
     # The processors leave publication to the relay process.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncpg
 import pytest
 
+from alcance.cli_errors import ExitCode
 from directory.access import (
     DirectoryDenied,
     FirmFilters,
@@ -15,7 +16,6 @@ from directory.access import (
 )
 from directory.audit import verify_log
 from directory.schema import API_ROLE, OWNER_ROLE, sql
-from infra.cli_errors import ExitCode
 from infra.settings import Settings
 from tests.support.processes import REPO_ROOT, python_child
 

@@ -8,7 +8,7 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from infra.app import _processor_workers
+from alcance.app import _processor_workers
 from infra.settings import IntakeSettings, PseudonymSettings, Settings, SourceConfig
 from schemas.cloudevents import encode
 from schemas.topics import TopicCatalogue

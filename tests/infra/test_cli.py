@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
+from alcance.cli import main
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
 

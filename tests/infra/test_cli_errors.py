@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from infra.cli import main
-from infra.cli_errors import ExitCode
+from alcance.cli import main
+from alcance.cli_errors import ExitCode
 from infra.processes import STATE_DIR_LOCK
 
 pytestmark = pytest.mark.usefixtures("restore_logging")
@@ -29,7 +29,7 @@ def test_an_unknown_indicator_lists_the_valid_ids(capsys: pytest.CaptureFixture[
 
 
 def test_indicator_ids_are_case_insensitive() -> None:
-    from infra.cli_errors import resolve_indicator
+    from alcance.cli_errors import resolve_indicator
 
     assert resolve_indicator("cvf-01") == "CVF-01"
     assert resolve_indicator(" Plgn-16 ") == "PLGN-16"
@@ -60,7 +60,7 @@ def test_a_dimension_no_indicator_has_lists_every_dimension(capsys: pytest.Captu
 def test_a_dimension_without_an_indicator_says_which_indicators_it_leaves_out(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra import cli
+    from alcance import cli
     from processors.indicators.catalogue import INDICATORS
 
     async def read_nothing(args: object, settings: object) -> int:
@@ -146,7 +146,7 @@ def test_indicators_while_a_stack_holds_the_state_directory_is_a_clean_message(
 def test_a_new_or_empty_state_directory_is_named(
     exists: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from infra.cli_errors import note_state_directory
+    from alcance.cli_errors import note_state_directory
     from infra.settings import load_settings
 
     state_dir = tmp_path / "elsewhere"
@@ -161,7 +161,7 @@ def test_a_new_or_empty_state_directory_is_named(
 
 
 def test_a_local_stack_that_fails_on_its_own_is_not_called_busy(tmp_path: Path) -> None:
-    from infra.cli_errors import local_stack_mistake
+    from alcance.cli_errors import local_stack_mistake
     from infra.local import LocalStackError
     from infra.settings import load_settings
 

@@ -105,7 +105,7 @@ def test_a_canary_secret_never_appears_in_any_output_of_a_failing_run(
     argv = [
         sys.executable,
         "-m",
-        "infra.cli",
+        "alcance.cli",
         *(["--debug"] if debug else []),
         "run",
         "--config",

@@ -42,7 +42,7 @@ async def test_a_dead_endpoint_ends_the_run_non_zero_within_deadline_with_a_summ
         }
     )
     started = time.monotonic()
-    async with python_child(module="infra.cli", args=["run", "--until-idle"], settings=dead) as run:
+    async with python_child(module="alcance.cli", args=["run", "--until-idle"], settings=dead) as run:
         code = await run.wait(DEADLINE_S + 60)
         output = run.output
     assert time.monotonic() - started < DEADLINE_S + 60
@@ -58,7 +58,7 @@ async def test_a_dead_endpoint_ends_the_run_non_zero_within_deadline_with_a_summ
     assert f"source dead-lrs ({host}): failed, 0 records pulled, 0 dead-lettered, last error: " in output
     assert "Traceback" not in output and CANARY not in output
 
-    async with python_child(module="infra.cli", args=["status"], settings=dead) as status:
+    async with python_child(module="alcance.cli", args=["status"], settings=dead) as status:
         assert await status.wait(60) == 0, status.output
         shown = status.output
     assert f"  dead-lrs (xapi, {host}): failed; lag unknown; 0 records pulled, 0 dead-lettered;" in shown

@@ -16,7 +16,8 @@ import pytest
 
 from infra.kafka import ensure_topics
 from infra.postgres import create_pool, migrate
-from infra.settings import Settings, settings_as_environment
+from infra.settings import Settings
+from infra.settings_export import settings_as_environment
 from schemas.topics import TopicCatalogue
 from tests.support.processes import REPO_ROOT, python_child
 

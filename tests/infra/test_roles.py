@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.cli import main
-from infra.cli_errors import ExitCode
+from alcance.cli import main
+from alcance.cli_errors import ExitCode
 from infra.config_check import ConfigurationError
 from infra.roles import (
     ADMIN,

@@ -37,7 +37,7 @@ def _env(state_dir: Path) -> dict[str, str]:
 
 
 async def _run_until_idle(state_dir: Path) -> str:
-    async with python_child(module="infra.cli", args=["run", "--until-idle"], env=_env(state_dir)) as run:
+    async with python_child(module="alcance.cli", args=["run", "--until-idle"], env=_env(state_dir)) as run:
         try:
             code = await run.wait(RUN_TIMEOUT_S)
         except TimeoutError:
@@ -51,7 +51,7 @@ async def _indicators(state_dir: Path, *args: str) -> list[dict[str, Any]]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "infra.cli",
+        "alcance.cli",
         "indicators",
         "--json",
         *args,
@@ -175,7 +175,7 @@ async def test_run_killed_with_its_broker_and_postgres_recovers_to_the_same_indi
 ) -> None:
     _, expected = uninterrupted_run
     async with python_child(
-        module="infra.cli", args=["run", "--until-idle"], env=_env(stack_state_dir)
+        module="alcance.cli", args=["run", "--until-idle"], env=_env(stack_state_dir)
     ) as run:
         # Mid-run: events are published and the processor has committed its first batch, not the rest.
         await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
@@ -219,7 +219,7 @@ async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
             # Retry the broker often while it is down, so the test waits for recovery, not for backoff.
             "ALCANCE_CONNECTOR__BACKOFF_MAX_S": "1",
         }
-        async with python_child(module="infra.cli", args=["run", "--until-idle"], env=env) as run:
+        async with python_child(module="alcance.cli", args=["run", "--until-idle"], env=env) as run:
             await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
             await stack.restart_broker(kill=True, down_s=2.0)
             try:
@@ -236,7 +236,7 @@ async def test_a_broker_killed_and_restarted_mid_run_leaves_the_same_indicators(
 
 
 async def test_sigterm_stops_the_run_and_leaves_no_process_behind(stack_state_dir: Path) -> None:
-    async with python_child(module="infra.cli", args=["run"], env=_env(stack_state_dir)) as run:
+    async with python_child(module="alcance.cli", args=["run"], env=_env(stack_state_dir)) as run:
         await run.wait_for_line(lambda line: "batch 1:" in line, timeout_s=RUN_TIMEOUT_S)
         family = run.descendants()
         assert len(family) >= 2, f"expected the broker and PostgreSQL below alcance, found {family}"

@@ -62,7 +62,7 @@ def test_invalid_schema_names_are_rejected(monkeypatch: pytest.MonkeyPatch) -> N
 def test_settings_survive_the_trip_to_a_child_environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from infra.settings import settings_as_environment
+    from infra.settings_export import settings_as_environment
 
     original = load_settings(EXAMPLE_TOML, state_dir=tmp_path)
     original = original.model_copy(

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from infra.cli import main
+from alcance.cli import main
 from infra.config_check import ConfigurationError
 from infra.settings import Settings, load_settings
 from infra.targets import apply_configured_targets, list_targets

@@ -14,7 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from infra.local import parent_death_preexec
-from infra.settings import Settings, settings_as_environment
+from infra.settings import Settings
+from infra.settings_export import settings_as_environment
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

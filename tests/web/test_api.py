@@ -33,7 +33,7 @@ async def cli_json(settings: Settings, *args: str) -> Any:
         "ALCANCE_PROCESSOR__FUTURE_ALLOWANCE_S": str(settings.processor.future_allowance_s),
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "infra.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "alcance.cli", *args, env=env, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await process.communicate()
     assert process.returncode == 0

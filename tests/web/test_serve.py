@@ -21,7 +21,7 @@ async def alcance(settings: Settings, *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "infra.cli",
+        "alcance.cli",
         *args,
         env={**settings_env(settings), "PATH": "/usr/bin:/bin"},
         stdout=asyncio.subprocess.PIPE,
@@ -35,7 +35,7 @@ async def alcance(settings: Settings, *args: str) -> tuple[int, str, str]:
 async def test_serve_prints_a_login_link_that_works_once_and_a_cli_token_reads_the_cli_values(
     filled: Settings,
 ) -> None:
-    async with python_child(module="infra.cli", args=["serve"], settings=filled) as serve:
+    async with python_child(module="alcance.cli", args=["serve"], settings=filled) as serve:
         line = await serve.wait_for_line(lambda text: LINK in text, timeout_s=60)
         link = line.split(": ", 1)[1].strip()
         base = link.split("/login?", 1)[0]
@@ -104,7 +104,7 @@ async def test_token_mistakes_end_with_a_message_naming_what_is_valid(filled: Se
 
 
 async def test_run_serves_the_dashboard_unless_told_not_to(settings: Settings) -> None:
-    async with python_child(module="infra.cli", args=["run"], settings=settings) as run:
+    async with python_child(module="alcance.cli", args=["run"], settings=settings) as run:
         line = await run.wait_for_line(lambda text: LINK in text, timeout_s=120)
         link = line.split(": ", 1)[1].strip()
         base = link.split("/login?", 1)[0]
@@ -115,7 +115,7 @@ async def test_run_serves_the_dashboard_unless_told_not_to(settings: Settings) -
                 assert response.status == 200 and "CVF-01" in await response.text()
         run.send_signal(signal.SIGTERM)
         assert await run.wait(60) == 0, run.output
-    async with python_child(module="infra.cli", args=["run", "--no-web"], settings=settings) as run:
+    async with python_child(module="alcance.cli", args=["run", "--no-web"], settings=settings) as run:
         await run.wait_for_line(lambda text: "batch 1:" in text, timeout_s=120)
         run.send_signal(signal.SIGTERM)
         assert await run.wait(60) == 0, run.output

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-from pydantic import SecretStr
 
 from connectors.base import Connector, Health
 from connectors.context import ConnectorContext
@@ -23,19 +20,17 @@ from connectors.runtime import run_connectors
 from infra.child_settings import spawn_with_settings
 from infra.kafka import ensure_topics, make_consumer, topic_partitions
 from infra.kafka_acls import ensure_acls
-from infra.local import LocalStack, LocalStackError, running_stack
+from infra.local import running_stack
 from infra.postgres import create_pool, migrate
 from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import ReachTargetConfig, Settings
+from infra.stack_file import remove_stack_file, store_settings, write_stack_file
 from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
 
 logger = logging.getLogger(__name__)
-
-STACK_FILE = "stack.env"
-"""File in the state directory naming the running local services, for commands run beside `run`."""
 
 IDLE_CHECK_INTERVAL_S = 0.5
 # Processors spawned beside the in-process one get this long to finish their batch on stop.
@@ -56,8 +51,8 @@ async def run_pipeline(settings: Settings, *, until_idle: bool = False) -> int:
     started = time.monotonic()
     try:
         async with running_stack(settings) as resolved, AsyncExitStack() as stack:
-            _write_stack_file(settings, resolved)
-            stack.callback(_remove_stack_file, resolved)
+            write_stack_file(settings, resolved)
+            stack.callback(remove_stack_file, resolved)
             return await _run_resolved(resolved, stack, stop, until_idle=until_idle, started=started)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
@@ -249,63 +244,6 @@ async def _stop_workers(workers: Sequence[asyncio.subprocess.Process]) -> bool:
             code = await worker.wait()
         failed = failed or code not in (0, -signal.SIGTERM)
     return failed
-
-
-def _write_stack_file(configured: Settings, resolved: Settings) -> None:
-    lines = []
-    if configured.kafka.bootstrap_servers is None and resolved.kafka.bootstrap_servers:
-        lines.append(f"ALCANCE_KAFKA__BOOTSTRAP_SERVERS={resolved.kafka.bootstrap_servers}")
-    if configured.postgres.dsn is None and resolved.postgres.dsn is not None:
-        # The local server's password: the file is readable by its owner only, like the password files.
-        lines.append(f"ALCANCE_POSTGRES__DSN={resolved.postgres.dsn.get_secret_value()}")
-    if lines:
-        path = resolved.state_dir / STACK_FILE
-        path.touch(mode=0o600)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _remove_stack_file(settings: Settings) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        (settings.state_dir / STACK_FILE).unlink()
-
-
-def _running_stack_dsn(state_dir: Path) -> str | None:
-    with contextlib.suppress(FileNotFoundError):
-        for line in (state_dir / STACK_FILE).read_text(encoding="utf-8").splitlines():
-            name, _, value = line.partition("=")
-            if name == "ALCANCE_POSTGRES__DSN":
-                return value
-    return None
-
-
-@asynccontextmanager
-async def store_settings(settings: Settings) -> AsyncIterator[Settings]:
-    """`settings` pointing at the evaluation store, for commands that only read or rebuild it.
-
-    The store is the configured one, the one a running `alcance run` started, or the local PostgreSQL
-    started (and migrated) for the duration of the block.
-    """
-    async with AsyncExitStack() as stack:
-        if settings.postgres.dsn is None:
-            local = LocalStack(settings.state_dir, broker=False, postgres=True)
-            try:
-                await local.start()
-                stack.push_async_callback(local.stop)
-                dsn = local.dsn
-            except LocalStackError:
-                running = _running_stack_dsn(settings.state_dir)
-                if running is None:
-                    raise
-                dsn = running
-            settings = settings.model_copy(
-                update={"postgres": settings.postgres.model_copy(update={"dsn": SecretStr(dsn)})}
-            )
-        pool = await create_pool(settings.postgres)
-        try:
-            await migrate(pool)
-        finally:
-            await pool.close()
-        yield settings
 
 
 async def read_indicators(

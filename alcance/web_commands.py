@@ -8,9 +8,9 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from infra.app import STACK_FILE, store_settings
 from infra.postgres import create_pool
 from infra.settings import Settings
+from infra.stack_file import STACK_FILE, store_settings
 
 
 def _stack_file_values(state_dir: Path) -> dict[str, str]:

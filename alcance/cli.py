@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from infra.cli_errors import (
+from alcance.cli_errors import (
     CliMistake,
     ExitCode,
     check_dimensions,
@@ -215,7 +215,7 @@ def _new_target(args: argparse.Namespace) -> list[ReachTargetConfig]:
 
 async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
     # Imports are local so that `alcance --help` and light commands start fast.
-    from infra import app
+    from alcance import app
 
     if args.command == "run":
         if args.processes is not None:
@@ -279,7 +279,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _web_command(args: argparse.Namespace, settings: Settings) -> int:
-    from infra import web_commands
+    from alcance import web_commands
     from web.identities import IdentityError
 
     if args.command == "serve":
