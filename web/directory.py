@@ -15,6 +15,7 @@ from html import escape
 from typing import Any
 
 import aiohttp
+import asyncpg
 from aiohttp import web
 
 from connectors.pseudonym import Pseudonymiser
@@ -163,10 +164,17 @@ def _text(value: Any) -> str:
 
 
 async def _prepare(app: web.Application) -> None:
-    # The directory's own schema, migrated once the app's pool is open.
+    # The directory's own schema, migrated as the store's owner (the web role may create nothing).
     settings = app[SETTINGS]
-    async with app[POOL].acquire() as connection:
-        await migrate(connection, settings.directory.db_schema)
+    if settings.postgres.dsn is None:
+        async with app[POOL].acquire() as connection:
+            await migrate(connection, settings.directory.db_schema)
+    else:
+        owner = await asyncpg.connect(settings.postgres.dsn.get_secret_value())
+        try:
+            await migrate(owner, settings.directory.db_schema)
+        finally:
+            await owner.close()
     app[PSEUDONYMS] = Pseudonymiser.from_settings(settings)
     if settings.directory.jwt_issuer and settings.directory.jwt_audience and settings.directory.jwt_jwks_url:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
