@@ -97,17 +97,23 @@ WEB_TABLE_PREFIX = "web_"
 
 READ_MODEL_TABLES: frozenset[str] = frozenset(
     {
+        "connector_checkpoint",
         "country",
         "indicator_cell",
         "indicator_definition",
         "indicator_member",
         "indicator_part",
         "indicator_report",
+        "indicator_rollup",
+        "indicator_rollup_member",
+        "indicator_rollup_state",
+        "kafka_offset",
         "reach_target",
         "source_health",
     }
 )
-"""The tables the read API (`processors.read`) reads, and so the web role may read."""
+"""The tables the read API (`processors.read`) and the data-health view (`infra.status`: positions of
+processors and sources) read, and so the web role may read."""
 
 
 def store_settings_for(pg: PostgresSettings, role: StoreRole) -> PostgresSettings:
