@@ -22,6 +22,7 @@ from connectors.simulators.plgn_directory import (
 )
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, PlgnFeedState, feed_from_world
 from connectors.simulators.serving import serving
+from directory.ledger import WITHDRAWN, ConsentEntry, record
 from directory.schema import sql
 from directory.sync import DirectorySource, DirectorySync
 from infra.settings import Settings, SourceConfig
@@ -198,3 +199,38 @@ async def test_plgn_16_and_the_ledger_count_the_same_authorised_firms_per_member
     assert yearly[date(now.year + 2, 1, 1)].get("UY", 0) == this_year.get("UY", 0) + 1
     listed = await admin.fetchval(sql("SELECT DISTINCT listed FROM {s}.indicator_coverage", served.schema))
     assert listed == len(served.world.firms)
+
+
+_EXPANDED = """
+SELECT l.consent_ref, s.iso2::text AS member_state, l.org_ref, l.subject_kind, l.fields, l.starts_at,
+       l.expires_at
+  FROM {s}.consent_current l
+  JOIN {s}.member_state s ON s.iso2::text = ANY (l.recipients) OR 'ALL_MEMBERS' = ANY (l.recipients)
+"""
+
+
+async def _current_terms(admin: asyncpg.Connection, schema: str, query: str) -> set[tuple[Any, ...]]:
+    rows = await admin.fetch(sql(query, schema))
+    return {tuple(tuple(v) if isinstance(v, list) else v for v in row.values()) for row in rows}
+
+
+async def test_the_current_terms_follow_each_ledger_entry_in_its_own_transaction(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    schema, table = served.schema, "SELECT * FROM {s}.current_authorisation"
+    await served.sync.round(admin)
+    kept = await _current_terms(admin, schema, table)
+    assert kept and kept == await _current_terms(admin, schema, _EXPANDED)
+    consent, org = next((row[0], row[2]) for row in sorted(kept) if row[3] == "ORG")
+    at = datetime.now(UTC)
+    withdrawal = ConsentEntry(consent, org, "ORG", org, WITHDRAWN, (), (), at, at, "plgn", "test:withdrawal")
+    with pytest.raises(RuntimeError):
+        async with admin.transaction():
+            await record(admin, schema, [withdrawal])
+            assert consent not in {row[0] for row in await _current_terms(admin, schema, table)}
+            raise RuntimeError("rolled back")
+    assert await _current_terms(admin, schema, table) == kept
+    await record(admin, schema, [withdrawal])
+    left = await _current_terms(admin, schema, table)
+    assert left == {row for row in kept if row[0] != consent}
+    assert left == await _current_terms(admin, schema, _EXPANDED)
