@@ -26,11 +26,11 @@ PLGN feed contract. PLGN publishes no API of its own, so alcance states the feed
 * Event identities: an event from a `Create` is identified by the created object's id, every other
   by the activity id, so a re-read item or a retraction always names the same event id.
 
-Every item is validated against the contract at the edge (one validator, built once); an item that
-breaks it goes to the `plgn` dead-letter topic with the first violation as the reason, with names,
-e-mails and free text removed from the stored copy. Organisation ids, and the ids of their directory
-authorisations and their evidence references (which name the firm), become keyed pseudonyms, in events
-and dead letters alike.
+Every item is validated against the contract at the edge (`connectors.plgn_contract`: one validator,
+built once); an item that breaks it goes to the `plgn` dead-letter topic with the first violation as
+the reason, with names, e-mails and free text removed from the stored copy. Organisation ids, and the
+ids of their directory authorisations and their evidence references (which name the firm), become
+keyed pseudonyms, in events and dead letters alike.
 """
 
 from __future__ import annotations
@@ -39,16 +39,14 @@ import json
 import logging
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
-from importlib import resources
 from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
-import jsonschema
 from pydantic import Field
 
 from connectors.base import ConnectorOptions, Cursor, Page, PollingConnector
 from connectors.exceptions import DeadLetterRecord, FatalSourceError, RetryableError, SkipRecord
+from connectors.plgn_contract import contract_violation, scrubbed
 from schemas.events.base import Event, event_id_for
 from schemas.events.plgn import (
     ContactRequested,
@@ -69,43 +67,6 @@ from schemas.events.plgn import (
 )
 
 logger = logging.getLogger(__name__)
-
-FEED_SCHEMA_FILE = "plgn-activity.schema.json"
-# Properties whose values may be personal or free text: removed from dead-lettered copies.
-# Dead letters keep these references only as keyed organisation pseudonyms (see `record_json`).
-_FIRM_REFERENCES = frozenset({"actor", "object", "target", "attributedTo"})
-# Properties that may hold an embedded organisation (`{"id": ..., "country": ...}`), typed or not.
-_EMBEDDED_FIRMS = frozenset({"actor", "attributedTo", "audience", "absentee"})
-_FIRM_OBJECTS = frozenset({"Organization", "DirectoryAuthorisation"})
-_PERSONAL_KEYS = frozenset(
-    {"name", "nameMap", "email", "content", "contentMap", "summary", "summaryMap", "preferredUsername",
-     "contact", "telephone", "taxId", "url", "icon", "image"}
-)  # fmt: skip
-
-
-@lru_cache(maxsize=1)
-def feed_validator() -> jsonschema.protocols.Validator:
-    """The feed-contract validator, built once per process (compiling the schema is the slow part)."""
-    text = resources.files("schemas").joinpath("feeds", FEED_SCHEMA_FILE).read_text(encoding="utf-8")
-    schema = json.loads(text)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    validator: jsonschema.protocols.Validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    return validator
-
-
-def contract_violation(item: Any) -> str | None:
-    """The first violation of the feed contract by `item`, as a reason without input values, or None."""
-    error = jsonschema.exceptions.best_match(feed_validator().iter_errors(item))
-    if error is None:
-        return None
-    where = "/" + "/".join(str(part) for part in error.absolute_path)
-    if error.validator == "required":
-        # The message names the missing property only.
-        return f"feed contract: {where}: {error.message}"
-    if error.validator in {"enum", "const"}:
-        return f"feed contract: {where}: value not allowed"
-    return f"feed contract: {where}: fails {error.validator}"
 
 
 class PlgnOptions(ConnectorOptions):
@@ -273,6 +234,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
             granted_by_role=o.get("grantedByRole"),  # the evidence names the consent, hence the firm:
             evidence_ref=self._org(o["evidenceRef"]) if "evidenceRef" in o else None,
+            starts_at=o.get("startTime"), expires_at=o.get("endTime"),
         )  # fmt: skip
 
     def _opportunity(self, record: dict[str, Any]) -> Event:
@@ -366,28 +328,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
 
     def record_json(self, record: dict[str, Any]) -> bytes:
         """The item for the dead-letter topic: names, e-mails and free text removed, firms pseudonymised."""
-        return json.dumps(self._scrub(record), default=str, ensure_ascii=False).encode()
-
-    def _scrub(self, value: Any) -> Any:
-        if isinstance(value, list):
-            return [self._scrub(item) for item in value]
-        if not isinstance(value, dict):
-            return value
-        scrubbed: dict[str, Any] = {}
-        for key, item in value.items():
-            if key in _PERSONAL_KEYS:
-                scrubbed[key] = "<removed>"
-            elif key in _FIRM_REFERENCES and isinstance(item, str):
-                # An actor is always a firm; a bare object or target may be one: never its native id.
-                scrubbed[key] = self._org(item)
-            elif key in _EMBEDDED_FIRMS and isinstance(item, dict) and isinstance(item.get("id"), str):
-                # An embedded firm (`{"id": ..., "country": ...}`), typed or not: its id as a pseudonym.
-                scrubbed[key] = {**self._scrub(item), "id": self._org(item["id"])}
-            elif key == "id" and value.get("type") in _FIRM_OBJECTS and isinstance(item, str):
-                scrubbed[key] = self._org(item)
-            else:
-                scrubbed[key] = self._scrub(item)
-        return scrubbed
+        return json.dumps(scrubbed(record, self._org), default=str, ensure_ascii=False).encode()
 
 
 _HANDLERS: dict[tuple[str, str | None], Any] = {

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from connectors.plgn import contract_violation
+from connectors.plgn_contract import contract_violation
 from connectors.pseudonym import Pseudonymiser
 from directory.schema import sql
 

@@ -116,6 +116,8 @@ async def _grant(connection: asyncpg.Connection, target: str) -> None:
         f" {target}.indicator_firms_viewed, {target}.indicator_coverage TO {WRITER_ROLE}"
     )
     await connection.execute(f"GRANT SELECT, INSERT, UPDATE ON {target}.sync_state TO {WRITER_ROLE}")
+    # The firm policy reads the current terms; the writer's own reads of `firm` evaluate it too.
+    await connection.execute(f"GRANT SELECT ON {target}.current_authorisation TO {WRITER_ROLE}")
     # The ledger's terms per firm: for the owner's policy functions and the writer, not for readers.
     await connection.execute(f"REVOKE EXECUTE ON FUNCTION {target}.org_authorisations(text) FROM PUBLIC")
     await connection.execute(f"GRANT EXECUTE ON FUNCTION {target}.org_authorisations(text) TO {WRITER_ROLE}")

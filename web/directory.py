@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from html import escape
 from typing import Any
 
 import aiohttp
@@ -21,9 +20,14 @@ from aiohttp import web
 from connectors.pseudonym import Pseudonymiser
 from directory import access
 from directory.schema import migrate
+from schemas.events.base import MEMBER_STATES
 from web.api.base import PREFIX
 from web.auth import MEMBER_TOKENS, identity_of
 from web.member_tokens import MemberStateTokens
+from web.pages.filters import dimension_filter
+from web.pages.i18n import Speaker
+from web.pages.render import page_handler
+from web.pages.tables import Column, Filter, Kind, Option, Page, Table
 from web.problems import ProblemError
 from web.state import POOL, SETTINGS
 
@@ -121,46 +125,86 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
 
-_PAGE = {
-    "es": ("Directorio PLGN", "Empresas que autorizaron compartir su ficha con su Estado miembro", "Empresa",
-           "País", "Sector", "Capítulos SA", "Tamaño", "Contacto", "Ninguna empresa autorizada."),
-    "pt": ("Diretório PLGN", "Empresas que autorizaram compartilhar sua ficha com seu Estado-membro",
-           "Empresa", "País", "Setor", "Capítulos SH", "Porte", "Contato", "Nenhuma empresa autorizada."),
-    "en": ("PLGN directory", "Firms that authorised sharing their record with your member state", "Firm",
-           "Country", "Sector", "HS chapters", "Size", "Contact", "No firm authorised."),
-}  # fmt: skip
+# The page's columns: (firm field as the API names it, heading, kind, dimension).
+_COLUMNS: tuple[tuple[str, str, Kind, str], ...] = (
+    ("legalName", "firm", "text", ""),
+    ("country", "firm_country", "dimension", "country"),
+    ("sector", "sector", "text", ""),
+    ("hsChapters", "hs_chapters", "text", ""),
+    ("sizeBand", "firm_size", "dimension", "size_band"),
+    ("contactEmail", "contact", "text", ""),
+)
+_PAGE_PARAMETERS = frozenset({"lang", "sort", "order", "csv"})
+_TWO_DIGIT_CODES = [f"{n:02d}" for n in range(1, 100)]
+
+
+def _page_filters(request: web.Request) -> access.FirmFilters:
+    # The page's form sends every selector, "" for all of it; the page's own parameters are no filters.
+    unknown = sorted(set(request.query) - {"sector", "hs_chapter", "country", "size"} - _PAGE_PARAMETERS)
+    if unknown:
+        valid = ", ".join(sorted(["sector", "hs_chapter", "country", "size", *_PAGE_PARAMETERS]))
+        raise ProblemError(400, "Bad Request", f"unknown parameter {unknown[0]!r}; valid: {valid}")
+    values: dict[str, Any] = {
+        _FILTERS[key]: request.query.get(key, "") for key in ("sector", "hs_chapter", "country", "size")
+    }
+    return access.FirmFilters(**{name: value for name, value in values.items() if value})
+
+
+def _page_selectors(say: Speaker, filters: access.FirmFilters) -> list[Filter]:
+    every = Option("", say("all"))
+    codes = [Option(code, code) for code in _TWO_DIGIT_CODES]
+    return [
+        dimension_filter(
+            say, "country", sorted(MEMBER_STATES), filters.country or "", label=say("firm_country")
+        ),
+        Filter("sector", say("sector"), [every, *codes], filters.sector or ""),
+        Filter("hs_chapter", say("hs_chapter"), [every, *codes[:97]], filters.hs_chapter or ""),
+        Filter("size", say("firm_size"), [every] + [
+            Option(band, say.value_of("size_band", band)) for band in ("MICRO", "SMALL", "MEDIUM", "LARGE")
+        ], filters.size_band or ""),
+    ]  # fmt: skip
+
+
+async def directory_view(request: web.Request, say: Speaker) -> Page:
+    """The directory for a member state's agency users: the same read (and access-log row) as the API.
+
+    Another role sees the page with the table marked as not for its role; its denial is logged too.
+    """
+    filters, identity, request_id = _page_filters(request), _identity(request), str(uuid.uuid4())
+    columns = [Column(key, say(label), kind, dimension) for key, label, kind, dimension in _COLUMNS]
+    table = Table("firms", say("firms"), columns, [])
+    try:
+        firms = await _run(
+            request, lambda c, s: access.list_firms(c, identity, filters, schema=s, request_id=request_id)
+        )
+    except ProblemError as exc:
+        if exc.problem.status != 403:
+            raise
+        table.forbidden = True
+    else:
+        table.rows = [{key: _shared(firm.get(key), say) for key, *_ in _COLUMNS} for firm in firms]
+        if len(firms) == filters.limit:
+            table.note = say("first_firms").format(filters.limit)
+    return Page(
+        "directory", say("directory"), _page_selectors(say, filters), [table], lead=say("directory_lead")
+    )
+
+
+def _shared(value: Any, say: Speaker) -> str:
+    # A field the firm did not authorise for this state is blank in the read: say so, not "no data".
+    if value is None:
+        return say("not_shared")
+    return ", ".join(value) if isinstance(value, list) else str(value)
+
+
+_render_directory = page_handler(directory_view)
 
 
 async def directory_page(request: web.Request) -> web.StreamResponse:
-    """The directory for agency users, in es/pt/en: the same read (and access-log row) as the API."""
-    from web.pages.i18n import language
-
-    lang = language(request)
-    title, caption, *heads, empty = _PAGE[lang]
-    filters, identity, request_id = _filters(request), _identity(request), str(uuid.uuid4())
-    firms = await _run(
-        request, lambda c, s: access.list_firms(c, identity, filters, schema=s, request_id=request_id)
-    )
-    keys = ("legalName", "country", "sector", "hsChapters", "sizeBand", "contactEmail")
-    rows = "".join(
-        "<tr>" + "".join(f"<td>{escape(_text(firm.get(key)))}</td>" for key in keys) + "</tr>"
-        for firm in firms
-    )
-    head = "".join(f'<th scope="col">{escape(text)}</th>' for text in heads)
-    note = "" if firms else f"<p>{escape(empty)}</p>"
-    body = (
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        f"<title>alcance: {escape(title)}</title></head><body><main><h1>{escape(title)}</h1>"
-        f"<table><caption>{escape(caption)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{rows}</tbody></table>{note}</main></body></html>"
-    )
-    return web.Response(text=body, content_type="text/html", headers=_NO_STORE)
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return "—"
-    return ", ".join(value) if isinstance(value, list) else str(value)
+    """`/directory` in es/pt/en with the other pages' navigation (and its CSV), never cached."""
+    response = await _render_directory(request)
+    response.headers.update(_NO_STORE)
+    return response
 
 
 async def _prepare(app: web.Application) -> None:

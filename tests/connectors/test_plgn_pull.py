@@ -17,7 +17,8 @@ from pydantic import SecretStr
 
 from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord
-from connectors.plgn import PlgnConnector, contract_violation, feed_validator
+from connectors.plgn import PlgnConnector
+from connectors.plgn_contract import contract_violation, feed_validator
 from connectors.pseudonym import Pseudonymiser
 from connectors.runtime import pull
 from connectors.simulators.faults import Faults

@@ -36,6 +36,7 @@ async def filled(local_stack: Settings) -> AsyncIterator[Settings]:
             "postgres": local_stack.postgres.model_copy(update={"db_schema": f"w_{token}"}),
             "processor": local_stack.processor.model_copy(update={"future_allowance_s": FUTURE_ALLOWANCE_S}),
             "web": local_stack.web.model_copy(update={"port": 0}),
+            "directory": local_stack.directory.model_copy(update={"db_schema": f"wd_{token}"}),
         }
     )
     catalogue = TopicCatalogue.from_settings(settings)
@@ -49,6 +50,9 @@ async def filled(local_stack: Settings) -> AsyncIterator[Settings]:
         await pool.close()
     yield settings
     await _drop_schema(settings)
+    # The directory's own schema, made by the served app.
+    directory = settings.postgres.model_copy(update={"db_schema": settings.directory.db_schema})
+    await _drop_schema(settings.model_copy(update={"postgres": directory}))
     await _delete_topics(settings)
 
 

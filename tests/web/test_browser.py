@@ -27,6 +27,7 @@ from infra.settings import Settings
 from processors.runtime import IndicatorProcessor
 from schemas.cloudevents import encode
 from schemas.topics import TopicCatalogue
+from tests.directory.support import firm_values, grant, setup
 from tests.schemas.factories import make_enrolment_created, person_key
 from tests.web.conftest import MakeToken
 from tests.web.test_pages import targets
@@ -72,9 +73,13 @@ async def browser() -> AsyncIterator[Browser]:
         await launched.close()
 
 
-async def signed_in(browser: Browser, base_url: str, pool: asyncpg.Pool, role: str) -> BrowserContext:
+async def signed_in(
+    browser: Browser, base_url: str, pool: asyncpg.Pool, role: str, member_state: str | None = None
+) -> BrowserContext:
     """A browser context signed in through a one-time login link, as a person does."""
-    _, _, secret = await identities.create_credential(pool, role=role, kind="login_link", ttl_s=300)
+    _, _, secret = await identities.create_credential(
+        pool, role=role, member_state=member_state, kind="login_link", ttl_s=300
+    )
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = await context.new_page()
     response = await page.goto(f"{base_url}/login?token={secret}")
@@ -110,6 +115,65 @@ async def test_each_main_page_renders_in_the_three_languages_and_is_screenshotte
     await coordinator.goto(f"{base_url}/reach?lang=es")
     await coordinator.screenshot(path=str(SCREENSHOTS / "reach-es-390.png"), full_page=True)
     print(f"screenshots: {await asyncio.to_thread(SCREENSHOTS.resolve)}")
+
+
+@pytest.fixture
+async def member_state(
+    browser: Browser, base_url: str, web_pool: asyncpg.Pool, filled: Settings
+) -> AsyncIterator[tuple[Page, str]]:
+    """A page of a signed-in agency user of Argentina, and a firm that authorised Argentina to read it."""
+    firm = f"o-{uuid.uuid4().hex[:12]}"
+    name = f"Vinos {firm[2:8]} S.A."
+    fields = ("legalName", "country", "sector", "hsChapters", "sizeBand")
+    async with web_pool.acquire() as admin:
+        values = {firm: firm_values(legalName=name)}
+        await setup(admin, filled.directory.db_schema, [grant(firm, ("AR",), fields)], values)
+    context = await signed_in(browser, base_url, web_pool, "state", "AR")
+    page = await context.new_page()
+    yield page, name
+    await context.close()
+
+
+async def test_a_member_state_reads_the_directory_page_in_the_three_languages(
+    member_state: tuple[Page, str], base_url: str
+) -> None:
+    page, firm_name = member_state
+    titles = {"es": "Directorio PLGN", "pt": "Diretório PLGN", "en": "PLGN directory"}
+    for lang, title in titles.items():
+        response = await page.goto(f"{base_url}/directory?lang={lang}")
+        assert response is not None and response.status == 200
+        assert response.headers["cache-control"] == "no-store"
+        assert await page.get_attribute("html", "lang") == lang
+        assert (await page.locator("h1").inner_text()).strip() == title
+        # The pages' own navigation, with this page marked, and its language switch.
+        current = page.locator('nav[aria-label] a[aria-current="page"]')
+        assert await current.get_attribute("href") == f"/directory?lang={lang}"
+        assert await page.locator("nav.languages a").count() == 3
+        table = await page.locator("#firms table").inner_text()
+        assert firm_name in table
+        assert "ana@uvas.example" not in table  # the contact was not authorised for Argentina
+    await page.get_by_role("link", name="Español").click()
+    await page.wait_for_url("**lang=es**")
+    assert (await page.locator("h1").inner_text()).strip() == titles["es"]
+    # A filter the firm does not match leaves it out; the URL alone reproduces the view.
+    await page.select_option("#f-size", "LARGE")
+    await page.get_by_role("button", name="Aplicar").click()
+    await page.wait_for_url("**size=LARGE**")
+    assert firm_name not in await page.locator("main").inner_text()
+    await page.goto(f"{base_url}/directory?lang=en")
+    axe = resources.files("axe_playwright_python").joinpath("axe.min.js").read_text()
+    await page.evaluate(axe)
+    result: dict[str, Any] = await page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    assert [v["id"] for v in result["violations"] if v["impact"] in ("serious", "critical")] == []
+
+
+async def test_a_coordinator_sees_the_directory_is_for_member_states_only(
+    coordinator: Page, base_url: str
+) -> None:
+    response = await coordinator.goto(f"{base_url}/directory?lang=en")
+    assert response is not None and response.status == 200
+    assert await coordinator.locator("#firms .forbidden").count() == 1
+    assert await coordinator.locator("#firms table").count() == 0
 
 
 async def _table_text(page: Page, table_id: str) -> str:

@@ -155,6 +155,26 @@ MESSAGES: dict[str, Words] = {
     "participation": ("Participación y negocios", "Participação e negócios", "Participation and business"),
     "period": ("Período", "Período", "Period"),
     "not_found": ("No existe esa actividad.", "Essa atividade não existe.", "No such activity."),
+    "directory": ("Directorio PLGN", "Diretório PLGN", "PLGN directory"),
+    "directory_lead": (
+        "Empresas que autorizaron compartir su ficha con su Estado miembro: solo los campos autorizados.",
+        "Empresas que autorizaram compartilhar sua ficha com seu Estado-membro: só os campos autorizados.",
+        "Firms that authorised sharing their record with your member state: only the authorised fields.",
+    ),
+    "firms": ("Empresas autorizadas", "Empresas autorizadas", "Authorised firms"),
+    "firm": ("Empresa", "Empresa", "Firm"),
+    "firm_country": ("País", "País", "Country"),
+    "firm_size": ("Tamaño", "Porte", "Size"),
+    "sector": ("Sector (CIIU)", "Setor (CIIU)", "Sector (ISIC)"),
+    "hs_chapters": ("Capítulos SA", "Capítulos SH", "HS chapters"),
+    "hs_chapter": ("Capítulo SA", "Capítulo SH", "HS chapter"),
+    "contact": ("Contacto", "Contato", "Contact"),
+    "not_shared": ("no compartido", "não compartilhado", "not shared"),
+    "first_firms": (
+        "Las primeras {} empresas en orden de referencia; filtre para acotar.",
+        "As primeiras {} empresas por ordem de referência; filtre para restringir.",
+        "The first {} firms in reference order; filter to narrow them down.",
+    ),
 }
 
 DIMENSIONS: dict[str, Words] = {
@@ -215,4 +235,8 @@ DIMENSION_VALUES: dict[str, Words] = {
     "ALADI": ("ALADI", "ALADI", "ALADI"),
     "HOST": ("Anfitrión", "Anfitrião", "Host"),
     "PARTNER": ("Socio", "Parceiro", "Partner"),
+    "MICRO": ("Micro", "Micro", "Micro"),
+    "SMALL": ("Pequeña", "Pequena", "Small"),
+    "MEDIUM": ("Mediana", "Média", "Medium"),
+    "LARGE": ("Grande", "Grande", "Large"),
 }

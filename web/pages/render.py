@@ -30,6 +30,7 @@ NAV = (
     ("activities", "/activities"),
     ("portfolio", "/portfolio"),
     ("health", "/health"),
+    ("directory", "/directory"),
 )
 _LANGUAGE_NAMES = {"es": "Español", "pt": "Português", "en": "English"}
 _ENV = Environment(
