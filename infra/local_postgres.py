@@ -296,7 +296,9 @@ async def _hand_schemas_to_owner(connection: asyncpg.Connection) -> None:
     """
     schemas = await connection.fetch(
         "SELECT n.nspname FROM pg_namespace n JOIN pg_class c ON c.relnamespace = n.oid"
-        " WHERE c.relname = 'schema_migration' AND c.relkind = 'r' AND n.nspowner <> $1::regrole",
+        " WHERE c.relname = 'schema_migration' AND c.relkind = 'r' AND n.nspowner <> $1::regrole"
+        # Only what a superuser owns: the directory's schemas belong to its own owner role.
+        " AND n.nspowner IN (SELECT oid FROM pg_roles WHERE rolsuper)",
         OWNER.name,
     )
     for row in schemas:
