@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from processors.indicators.base import (
@@ -84,16 +84,18 @@ def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisation
     # `country` is that state, as `recipient` is. The firm's own country is not on the event.
     granted = isinstance(event, DirectoryAuthorisationGranted)
     order = order_key(event.occurred_at, 0 if granted else 1, str(event.event_id))
-    parts: list[Part] = []
-    for recipient in _recipients(list(event.recipients)):
-        dims = {"country": recipient, "recipient": recipient}
-        member = encode_member(event.org_key, recipient, event.consent_id)
-        if isinstance(event, DirectoryAuthorisationGranted):
-            parts.extend(_validity(event, dims, member, order))
-        else:
-            parts.append(
-                latest_part("PLGN-16", "authorised", event.occurred_at, dims, _WITHDRAWN, member, order)
-            )
+    parts = [
+        latest_part(
+            "PLGN-16",
+            "authorised",
+            event.occurred_at,
+            {"country": recipient, "recipient": recipient},
+            _GRANTED if granted else _WITHDRAWN,
+            encode_member(event.org_key, recipient, event.consent_id),
+            order,
+        )
+        for recipient in _recipients(list(event.recipients))
+    ]
     if not granted:
         listed = sorted(set(event.recipients)) or [ALL_MEMBERS]
         parts.extend(
@@ -101,40 +103,6 @@ def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisation
             for r in listed
         )
     return parts
-
-
-def _month(moment: datetime) -> tuple[int, int]:
-    # The month a part is stored under (the runtime files every part by its UTC month).
-    utc = moment.astimezone(UTC)
-    return utc.year, utc.month
-
-
-def _validity(
-    event: DirectoryAuthorisationGranted, dims: Mapping[str, str], member: str, order: str
-) -> list[Part]:
-    # A grant holds from its start (not before its publication) until its expiry, as the consent ledger
-    # reads it: the ledger's latest entry of a consent decides, and holds only inside its window. So a
-    # grant contributes up to three reports of one member, in this order: "not yet" at its publication
-    # (a future-dated renewal suspends the consent it renews until it starts), "holds" at its start, and
-    # "ended" at its expiry. A later withdrawal or renewal (published later) wins over all three. Being a
-    # pure function of the event, a retraction negates every report and a re-read adds none.
-    published = event.occurred_at
-    start = max(published, event.starts_at or published)
-    end = event.expires_at
-    reports = []
-    if _month(start) != _month(published):
-        reports.append(latest_part("PLGN-16", "authorised", published, dims, _WITHDRAWN, member, order))
-    # The same moment and rank as the publication's report, after it: before a withdrawal at that moment.
-    started = order_key(published, 0, f"{event.event_id}|start")
-    if end is not None and (end <= start or _month(end) == _month(start)):
-        # Never in force at any month's end: ended where it would have begun.
-        reports.append(latest_part("PLGN-16", "authorised", start, dims, _WITHDRAWN, member, started))
-        return reports
-    reports.append(latest_part("PLGN-16", "authorised", start, dims, _GRANTED, member, started))
-    if end is not None:
-        ended = order_key(published, 2, str(event.event_id))
-        reports.append(latest_part("PLGN-16", "authorised", end, dims, _WITHDRAWN, member, ended))
-    return reports
 
 
 def _meeting_dims(event: MeetingEvent) -> dict[str, str]:
