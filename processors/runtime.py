@@ -24,6 +24,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from opentelemetry.trace import SpanKind
 
 from infra import telemetry
+from infra.collector import settle_collector
 from infra.errors import TRANSIENT_PG_ERRORS
 from infra.kafka import make_consumer, make_producer, read_log_identity
 from infra.kafka_acls import ensure_acls
@@ -390,6 +391,8 @@ def main() -> None:
     settings = settings_of_this_process()
     setup_logging(settings.log)
     telemetry.setup_telemetry(settings.telemetry)
+    default_contribute()  # imports the indicator catalogue before the collector freezes start-up objects
+    settle_collector()
     asyncio.run(run_processor(settings, relay=settings.processor.relay))
 
 
