@@ -274,11 +274,14 @@ async def run_refresher(settings: Settings) -> int:
 
 
 def main() -> None:
-    """Entry point of ``python -m processors.snapshots``: settings from the environment."""
-    from infra.logs import setup_logging
-    from infra.settings import load_settings
+    """Entry point of ``python -m processors.snapshots``.
 
-    settings = load_settings()
+    Settings come from the environment or, with ``--settings-from-stdin``, from the parent over a pipe.
+    """
+    from infra.child_settings import settings_of_this_process
+    from infra.logs import setup_logging
+
+    settings = settings_of_this_process()
     setup_logging(settings.log)
     asyncio.run(run_refresher(settings))
 
