@@ -208,9 +208,13 @@ async def _dashboard_mix(pool: Any, settings: Any, repeat: int) -> tuple[list[tu
 
 async def _snapshots(settings: Any, pool: Any) -> dict[str, Any]:
     """Relay the load's outbox marks (the processor ran without its relay), then refresh every snapshot."""
+    from infra.kafka_acls import ensure_acls
     from processors.outbox import OutboxRelay
     from processors.snapshots import RefreshPacing, refresh
+    from schemas.topics import TopicCatalogue
 
+    # As `python -m processors.outbox` does: the relay's principal may write this prefix's topics.
+    await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
     began = time.perf_counter()
     stop = asyncio.Event()
     stop.set()  # relay what is pending, then return

@@ -41,7 +41,8 @@ CREATE TABLE indicator_stale (
 
 COMMENT ON TABLE indicator_stale IS 'Stored indicators changed since the snapshots were last refreshed.';
 
--- CVF-16 reads its annual targets: a changed target makes its snapshot stale too.
+-- CVF-16 reads its annual targets: a changed target makes its snapshot stale too. Rewriting a target
+-- with the same values (each command applies the configured targets) changes nothing.
 CREATE FUNCTION indicator_stale_on_target() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO indicator_stale (indicator) VALUES ('CVF-16')
@@ -50,6 +51,14 @@ BEGIN
 END;
 $$;
 
-CREATE TRIGGER reach_target_stales_snapshots
-    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON reach_target
+CREATE TRIGGER reach_target_added_or_removed
+    AFTER INSERT OR DELETE ON reach_target
+    FOR EACH ROW EXECUTE FUNCTION indicator_stale_on_target();
+
+CREATE TRIGGER reach_target_changed
+    AFTER UPDATE ON reach_target
+    FOR EACH ROW WHEN (OLD.target IS DISTINCT FROM NEW.target) EXECUTE FUNCTION indicator_stale_on_target();
+
+CREATE TRIGGER reach_target_emptied
+    AFTER TRUNCATE ON reach_target
     FOR EACH STATEMENT EXECUTE FUNCTION indicator_stale_on_target();

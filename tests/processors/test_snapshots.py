@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from hypothesis import HealthCheck, Phase, given, settings
 
-from infra.settings import Settings
+from infra.settings import ReachTargetConfig, Settings
+from infra.targets import set_targets
 from processors.indicators import catalogue
 from processors.indicators.base import PeriodKind
 from processors.outbox import OutboxRelay
@@ -176,14 +178,15 @@ async def test_snapshots_of_other_settings_or_too_old_are_not_served(local_stack
         assert not read.from_snapshots
         renewed = await refreshed(fresh, pool)
         assert len(renewed.indicators) == len(catalogue.INDICATORS)
-        # A changed reach target makes CVF-16's snapshot stale.
-        await pool.execute(
-            "INSERT INTO reach_target (indicator, audience, year, target, source)"
-            " VALUES ('CVF-16', 'MSME', 2026, 4, 'test plan')"
-        )
+        # A changed reach target makes CVF-16's snapshot stale; the same target written again does not.
+        target = [ReachTargetConfig(audience="MSME", year=2026, target=Decimal(4), source="test plan")]
+        await set_targets(pool, target)
         read = await read_indicators(pool, indicator="CVF-16", period="year", by=(), settings=fresh)
         assert not read.from_snapshots
         assert "CVF-16" in (await refreshed(fresh, pool)).indicators
+        await set_targets(pool, target)
+        read = await read_indicators(pool, indicator="CVF-16", period="year", by=(), settings=fresh)
+        assert read.from_snapshots
         now, live = await both(pool, fresh, "year", ("audience",))
         assert now.from_snapshots and now == live
         assert any(row["parts"].get("target") == 4 for row in now if row["indicator"] == "CVF-16")
