@@ -173,7 +173,10 @@ async def test_snapshots_of_other_settings_or_too_old_are_not_served(local_stack
         read = await read_indicators(pool, indicator="CVF-05", period="year", by=("country",), settings=other)
         assert not read.from_snapshots
         # Snapshots older than the largest age are not served; the refresher renews every one of them.
-        await pool.execute("UPDATE indicator_snapshot_state SET as_of = as_of - interval '301 seconds'")
+        await pool.execute(
+            "UPDATE indicator_snapshot_state SET as_of = as_of - make_interval(secs => $1)",
+            fresh.processor.snapshot_max_age_s + 1,
+        )
         read = await read_indicators(pool, indicator="CVF-05", period="year", by=("country",), settings=fresh)
         assert not read.from_snapshots
         renewed = await refreshed(fresh, pool)
