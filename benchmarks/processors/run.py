@@ -13,7 +13,7 @@ Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2]
      effect; progress read from `kafka_offset`; with snapshots on (`--snapshots`, by default as
      ``ALCANCE_PROCESSOR__SNAPSHOTS`` says), also the snapshot refresher (`python -m processors.snapshots`),
      its CPU counted under the role "snapshots"; `--snapshots both` alternates runs without and with it
-     (systems "alcance" and "alcance+snapshots");
+     (systems "alcance" and "alcance_snapshots");
    - the peers (`benchmarks/peers/`): a Quix Streams application and a plain aiokafka + asyncpg
      loop computing only CVF-01 and CVF-02 per country and month, at least once, in a virtualenv of
      their own; progress read from their consumer group's committed offsets.
@@ -100,7 +100,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                         run = f"{system}_p{processes}_r{repeat}"
                         if system.startswith("alcance"):
                             # With snapshots on, the snapshot refresher runs beside the relay.
-                            on = system.endswith("+snapshots") or (
+                            on = system.endswith("_snapshots") or (
                                 args.snapshots == "setting" and settings.processor.snapshots
                             )
                             result = await alcance.throughput(
@@ -158,7 +158,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # alcance's runs per `--snapshots`: the settings' choice, without, with, or both alternating run after run.
-SNAPSHOT_MODES = {"setting": [""], "off": [""], "on": ["+snapshots"], "both": ["", "+snapshots"]}
+SNAPSHOT_MODES = {"setting": [""], "off": [""], "on": ["_snapshots"], "both": ["", "_snapshots"]}
 
 
 def _with_snapshots(settings: Any, on: bool) -> Any:
@@ -195,7 +195,7 @@ def main() -> None:
         choices=sorted(SNAPSHOT_MODES),
         default="setting",
         help="alcance without the snapshot refresher (off; the system is named alcance), with it"
-        " (on: alcance+snapshots), both alternating, or as ALCANCE_PROCESSOR__SNAPSHOTS says (setting)",
+        " (on: alcance_snapshots), both alternating, or as ALCANCE_PROCESSOR__SNAPSHOTS says (setting)",
     )
     parser.add_argument("--rate", type=int, default=5_000, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run (0: skip it)")

@@ -3,9 +3,13 @@
 -- (`processors.snapshots`), so that a read of "now" is an index lookup. Reads serve them only while no
 -- change to the indicators they read is pending (an outbox mark or a stale entry) and they are recent.
 
+-- Both snapshot tables are derived data, rewritten by every refresh: UNLOGGED, so a refresh writes no WAL
+-- that the batches' commits would wait behind. A crash empties both together (reads are then live until
+-- the next refresh); standbys do not have them (reads there are live).
+
 -- One row per indicator, period kind, grouping and cell; `position` keeps the read model's order.
 -- `grouping` names the `by` dimensions in the order asked (comma-separated; '' for totals).
-CREATE TABLE indicator_snapshot (
+CREATE UNLOGGED TABLE indicator_snapshot (
     indicator    text    NOT NULL,
     period_kind  text    NOT NULL CHECK (period_kind IN ('month', 'quarter', 'year')),
     grouping     text    NOT NULL,
@@ -20,7 +24,7 @@ CREATE TABLE indicator_snapshot (
 COMMENT ON TABLE indicator_snapshot IS 'Indicator results per period kind, grouping and cell, exact as of indicator_snapshot_state.as_of.';
 
 -- When each indicator's snapshot was taken, and the settings its values depend on.
-CREATE TABLE indicator_snapshot_state (
+CREATE UNLOGGED TABLE indicator_snapshot_state (
     indicator    text        PRIMARY KEY,
     as_of        timestamptz NOT NULL,
     settings     text        NOT NULL,
