@@ -12,10 +12,13 @@ exact as of the snapshot's instant, which the read reports.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -64,12 +67,32 @@ def dependents(changed: Iterable[str]) -> list[catalogue.Indicator]:
 
 
 def settings_key(settings: Settings) -> str:
-    """The settings an internal result depends on, as text (a snapshot serves only the same)."""
+    """The settings and the code an internal result depends on, as text (a snapshot serves only the same).
+
+    The code is a digest of the read model's sources, so results computed by another release (a
+    rolling upgrade, or a snapshot left from before one) are not served as this one's.
+    """
     processor = settings.processor
     return json.dumps(
-        {"grace": processor.cohort_grace_days, "margin": str(processor.roi_margin_coefficient)},
+        {
+            "grace": processor.cohort_grace_days,
+            "margin": str(processor.roi_margin_coefficient),
+            "code": code_digest(),
+        },
         sort_keys=True,
     )
+
+
+@cache
+def code_digest() -> str:
+    """A digest of the sources that compute results: the indicators package and the read modules."""
+    here = Path(__file__).parent
+    sources = sorted((here / "indicators").glob("*.py")) + sorted(here.glob("read*.py"))
+    digest = hashlib.sha256()
+    for path in sources:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 def encode_result(result: dict[str, Any]) -> str:

@@ -24,7 +24,7 @@ from processors.indicators import catalogue
 from processors.indicators.base import PeriodKind
 from processors.outbox import OutboxRelay
 from processors.read import ReadResults, read_indicators
-from processors.read_snapshots import PERIOD_KINDS, dependents, groupings, settings_key
+from processors.read_snapshots import PERIOD_KINDS, code_digest, dependents, groupings, settings_key
 from processors.snapshots import Refreshed, RefreshPacing, refresh
 from tests.processors.indicators import scenario
 from tests.processors.indicators.test_read_store import isolated_store, process, produce
@@ -172,6 +172,14 @@ async def test_snapshots_of_other_settings_or_too_old_are_not_served(local_stack
         assert settings_key(other) != settings_key(fresh)
         read = await read_indicators(pool, indicator="CVF-05", period="year", by=("country",), settings=other)
         assert not read.from_snapshots
+        # Results of another release's read code are not served either.
+        await pool.execute(
+            "UPDATE indicator_snapshot_state SET settings = replace(settings, $1, 'another release')",
+            code_digest(),
+        )
+        read = await read_indicators(pool, indicator="CVF-05", period="year", by=("country",), settings=fresh)
+        assert not read.from_snapshots
+        await refreshed(fresh, pool)
         # Snapshots older than the largest age are not served; the refresher renews every one of them.
         await pool.execute(
             "UPDATE indicator_snapshot_state SET as_of = as_of - make_interval(secs => $1)",
