@@ -234,6 +234,7 @@ class PlgnConnector(PollingConnector[dict[str, Any]]):
             recipients=o["recipients"], fields=o["fields"], notice_version=o["noticeVersion"],
             granted_by_role=o.get("grantedByRole"),  # the evidence names the consent, hence the firm:
             evidence_ref=self._org(o["evidenceRef"]) if "evidenceRef" in o else None,
+            starts_at=o.get("startTime"), expires_at=o.get("endTime"),
         )  # fmt: skip
 
     def _opportunity(self, record: dict[str, Any]) -> Event:

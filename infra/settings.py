@@ -251,7 +251,8 @@ class IntakeSettings(BaseModel):
 class WebSettings(BaseModel):
     """The coordinators' web app and query API (`alcance serve`; `alcance run` unless `--no-web`).
 
-    OpenID Connect login for coordinators is offered when `oidc_issuer` and `oidc_client_id` are set.
+    OpenID Connect login for coordinators is offered when `oidc_issuer` and `oidc_client_id` are set; the
+    ID token's `oidc_role_claim` (a string or a list of strings) must hold `oidc_coordinator_value`.
     """
 
     enabled: bool = True
@@ -269,6 +270,10 @@ class WebSettings(BaseModel):
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
     oidc_client_secret: SecretStr | None = None
+    # Having an account at the provider is not enough: only people whose ID token carries this value in
+    # this claim (`roles`, `groups`, or a namespaced URL) sign in as coordinators; others are refused.
+    oidc_role_claim: str = Field(default="roles", pattern=r"^\S{1,200}$")
+    oidc_coordinator_value: str = Field(default="alcance-coordinator", pattern=r"^\S{1,200}$")
 
 
 class DirectorySettings(BaseModel):

@@ -6,13 +6,10 @@ Run `python -m schemas.asyncapi` after changing a topic or an event model (after
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from schemas import deadletter
+from schemas import deadletter, generated
 from schemas.cloudevents import CONTENT_TYPE, SOURCE_PREFIX, SPEC_VERSION
 from schemas.events.base import TIMESTAMP_PATTERN, UUID_PATTERN, Event, anchored
 from schemas.indicators import INDICATOR_CE_SOURCE, INDICATOR_CE_TYPE, INDICATOR_SCHEMA_ID
@@ -247,27 +244,19 @@ def build(catalogue: TopicCatalogue | None = None) -> dict[str, Any]:
 
 def render(catalogue: TopicCatalogue | None = None) -> str:
     """The exact text of `asyncapi.json`."""
-    return json.dumps(build(catalogue), indent=2, ensure_ascii=False) + "\n"
+    return generated.document_text(build(catalogue))
 
 
 def is_stale(path: Path = ASYNCAPI_FILE) -> bool:
     """Whether the committed document differs from what the catalogue and schemas produce now."""
-    return not path.is_file() or path.read_text(encoding="utf-8") != render()
+    return generated.is_stale(path, render())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: rewrite `asyncapi.json`, or with `--check` fail when it is stale."""
-    parser = argparse.ArgumentParser(prog="python -m schemas.asyncapi", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="only report whether the file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        if is_stale():
-            print(f"stale: {ASYNCAPI_FILE}", file=sys.stderr)
-            return 1
-        return 0
-    ASYNCAPI_FILE.write_text(render(), encoding="utf-8")
-    print(f"wrote {ASYNCAPI_FILE}")
-    return 0
+    return generated.rewrite_or_check(
+        argv, prog="python -m schemas.asyncapi", description=__doc__, path=ASYNCAPI_FILE, render=render
+    )
 
 
 if __name__ == "__main__":

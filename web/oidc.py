@@ -2,8 +2,9 @@
 
 Offered when `web.oidc_issuer` and `web.oidc_client_id` are set. The provider's discovery document
 and keys are fetched with aiohttp (never a blocking client); the ID token is verified with joserfc
-(signature, `iss`, `aud`, `exp`, `nonce`, and `azp` when present). Whoever the provider signs in gets
-the coordinator role: the client registration at the provider decides who may.
+(signature, `iss`, `aud`, `exp`, `nonce`, and `azp` when present). An account at the provider is not
+enough: the token's `web.oidc_role_claim` must hold `web.oidc_coordinator_value`, else the sign-in is
+refused (403: a page in the person's language for a browser, a problem document for anything else).
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from infra.settings import WebSettings
 from web import identities
 from web.auth import set_session_cookie
 from web.identities import Identity
+from web.pages.i18n import Speaker, language
+from web.pages.render import render_notice
 from web.problems import ProblemError
 from web.state import POOL, SETTINGS
 
@@ -144,13 +147,53 @@ async def callback(request: web.Request) -> web.StreamResponse:
             raise ProblemError(401, "Unauthorized", "the identity provider refused the sign-in")
         tokens = await response.json()
     claims = await verify_id_token(party, client, str(tokens.get("id_token", "")), nonce=pending.nonce)
+    settings = request.app[SETTINGS].web
+    if not is_coordinator(claims, settings):
+        # Who was refused is personal data: the log says only why.
+        logger.info(
+            "an OpenID Connect sign-in was refused: no %r in claim %r",
+            settings.oidc_coordinator_value,
+            settings.oidc_role_claim,
+        )
+        return refusal(request, settings)
     name = str(claims.get("email") or claims["sub"])
     identity = Identity(name=name, role="coordinator")
-    settings = request.app[SETTINGS].web
     cookie, _ = await identities.open_session(request.app[POOL], identity, max_s=settings.session_max_s)
     answer = web.Response(status=303, headers={"Location": "/", "Cache-Control": "no-store"})
     set_session_cookie(answer, cookie, settings)
     return answer
+
+
+def is_coordinator(claims: dict[str, Any], settings: WebSettings) -> bool:
+    """Whether verified ID token claims make their holder a coordinator.
+
+    The claim may be one string (equal to the value) or a list of strings (one equal to it); anything
+    else, or no claim, is not a coordinator.
+    """
+    held = claims.get(settings.oidc_role_claim)
+    if isinstance(held, str):
+        return held == settings.oidc_coordinator_value
+    if isinstance(held, list):
+        return settings.oidc_coordinator_value in [item for item in held if isinstance(item, str)]
+    return False
+
+
+def refusal(request: web.Request, settings: WebSettings) -> web.StreamResponse:
+    """403 for a person the provider knows who is no coordinator: a page for a browser, else a problem."""
+    if "text/html" not in request.headers.get("Accept", ""):
+        raise ProblemError(
+            403,
+            "Forbidden",
+            f"the identity provider's token has no {settings.oidc_coordinator_value!r} in its "
+            f"{settings.oidc_role_claim!r} claim",
+        )
+    say = Speaker(language(request))
+    return web.Response(
+        status=403,
+        text=render_notice("signin_refused.html", say),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def verify_id_token(

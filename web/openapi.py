@@ -6,9 +6,6 @@ definitions become `components.schemas`.
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from processors.indicators import catalogue
+from schemas import generated
 from web.api import endpoints
 from web.api.base import PREFIX, Endpoint
 from web.api.models import Health
@@ -143,27 +141,19 @@ OPENAPI_FILE = Path(__file__).parent / "openapi.json"
 
 def render() -> str:
     """The exact text of the committed `web/openapi.json`, for dashboard developers and client generators."""
-    return json.dumps(openapi_document(), indent=2, ensure_ascii=False) + "\n"
+    return generated.document_text(openapi_document())
 
 
 def is_stale(path: Path = OPENAPI_FILE) -> bool:
     """Whether the committed document differs from what the route table and models produce now."""
-    return not path.is_file() or path.read_text(encoding="utf-8") != render()
+    return generated.is_stale(path, render())
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: rewrite `web/openapi.json`, or with `--check` fail when it is stale."""
-    parser = argparse.ArgumentParser(prog="python -m web.openapi", description=__doc__)
-    parser.add_argument("--check", action="store_true", help="only report whether the file is stale")
-    args = parser.parse_args(argv)
-    if args.check:
-        if is_stale():
-            print(f"stale: {OPENAPI_FILE}", file=sys.stderr)
-            return 1
-        return 0
-    OPENAPI_FILE.write_text(render(), encoding="utf-8")
-    print(f"wrote {OPENAPI_FILE}")
-    return 0
+    return generated.rewrite_or_check(
+        argv, prog="python -m web.openapi", description=__doc__, path=OPENAPI_FILE, render=render
+    )
 
 
 if __name__ == "__main__":

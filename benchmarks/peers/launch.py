@@ -15,8 +15,9 @@ import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
 
 from benchmarks.peers.cells import create_sql, select_sql
-from benchmarks.peers.environment import REPO_ROOT, peers_python
+from benchmarks.peers.environment import peers_python
 from benchmarks.peers.reference import Cells
+from benchmarks.venvs import REPO_ROOT
 
 #: Peer name -> its module, run with `python -m` in the peers' virtualenv.
 PEERS = {"quix": "benchmarks.peers.quix_app", "plain": "benchmarks.peers.plain_loop"}

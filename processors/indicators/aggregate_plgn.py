@@ -25,7 +25,7 @@ from processors.indicators.grouping import (
     project,
     quantile,
 )
-from processors.indicators.periods import decode_member, period_end
+from processors.indicators.periods import decode_member, epoch_micros, period_end, window_of
 
 _REGISTERED = ("PLGN-01", "registered")
 
@@ -132,14 +132,22 @@ def aggregate_contacts(indicator: Indicator, index: RowIndex, ctx: ReadContext) 
 
 
 def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
-    """PLGN-16: firms with an active authorisation for member state C at each period end, over all firms."""
+    """PLGN-16: firms with an authorisation in force for member state C at each period end, over all firms.
+
+    A consent's latest grant or withdrawal published by the period decides; a grant counts only inside
+    its validity window, judged at the period's end or, for the period still running, at the as-of instant
+    (so the running period agrees with the consent ledger's current authorisations).
+    """
     rows = index.get(("PLGN-16", "authorised"), ())
     withdrawals = index.get(("PLGN-16", "withdrawals"), ())
+    as_of = epoch_micros(ctx.as_of)
     cells = []
     for start in _periods(ctx, rows, withdrawals, index.get(_REGISTERED, ())):
+        # The period's last instant, or the as-of instant while the period runs.
+        judged_at = min(epoch_micros(period_end(start, ctx.period)) - 1, as_of)
         firms: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for member, row in latest_per_member(rows, start).items():
-            if row.value > 0:
+            if row.value > 0 and _in_force(row.order_key, judged_at):
                 firms[project(row.dimensions, ctx.by, indicator.dimensions)].add(decode_member(member)[0])
         withdrawn: dict[tuple[str, ...], Decimal] = defaultdict(Decimal)
         for row in withdrawals:
@@ -159,6 +167,16 @@ def aggregate_directory(indicator: Indicator, index: RowIndex, ctx: ReadContext)
             }
             cells.append(_cell(start, ctx, key, parts))
     return cells
+
+
+def _in_force(order: str, at: int) -> bool:
+    # In force at the instant `at`, as the ledger judges it: started by then and not yet ended. A report
+    # stored before grants carried their window counts from its publication on, as it always did.
+    window = window_of(order)
+    if window is None:
+        return True
+    starts, ends = window
+    return starts <= at and (ends is None or at < ends)
 
 
 AGGREGATIONS: dict[str, Aggregator] = {

@@ -707,12 +707,18 @@ INDICATORS: tuple[Indicator, ...] = (
         name_en="Directory authorisation rate",
         definition="Firms with an active directory authorisation covering member state C (country, the state "
         "that receives the directory records under art. 8; recipient is the same state), over all registered "
-        "firms, at the end of the period; part withdrawals counts withdrawals in P.",
+        "firms, at the end of the period (at the as-of instant while it runs); a grant counts only between "
+        "its start and its end, as in the consent ledger; part withdrawals counts withdrawals in P.",
         formula="#firms authorised for C / stock of registered firms",
         unit="ratio",
         dimensions=("country", "recipient"),
         stores=(
-            StoredPart("authorised", "latest", "member = '<org>|<recipient>'; amount 1 granted, 0 withdrawn"),
+            StoredPart(
+                "authorised",
+                "latest",
+                "member = '<org>|<recipient>|<consent>'; amount 1 granted, 0 withdrawn; a grant's order key "
+                "ends with its validity window, '|<start>|<end or empty>' in epoch microseconds",
+            ),
             StoredPart("withdrawals", "sum", "one per withdrawal and recipient"),
         ),
         reads=_refs("PLGN-16/authorised", "PLGN-16/withdrawals", "PLGN-01/registered"),

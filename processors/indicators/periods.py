@@ -9,6 +9,8 @@ from processors.indicators.base import PeriodKind
 
 _SEPARATOR = "|"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# An order key (time, rank, event id) and the two ends of a validity window.
+_WINDOWED_FIELDS = 5
 _TWO_DIGITS = tuple(f"{number:02d}" for number in range(100))
 _Moment = TypeVar("_Moment", date, datetime)
 
@@ -106,6 +108,31 @@ def first_wins_key(moment: datetime, sequence: int, tiebreak: str = "") -> str:
     year 1000, as `order_key`). `tiebreak` orders what remains, highest first.
     """
     return f"{_time_and_sequence(moment, sequence).translate(_COMPLEMENT)}|{tiebreak}"
+
+
+def epoch_micros(moment: datetime) -> int:
+    """Whole microseconds since 1970-01-01T00:00:00Z (exact, unlike a float timestamp)."""
+    return (moment - _EPOCH) // timedelta(microseconds=1)
+
+
+def with_window(order: str, starts: datetime, ends: datetime | None) -> str:
+    """`order` followed by a validity window: in force from `starts` until `ends` (never ends when None).
+
+    The window rides after the order key's tiebreak. Keys that carry one end with a fixed-length event
+    id, so the suffix never changes which of two reports wins; `window_of` reads it back.
+    """
+    return (
+        f"{order}{_SEPARATOR}{epoch_micros(starts)}{_SEPARATOR}{'' if ends is None else epoch_micros(ends)}"
+    )
+
+
+def window_of(order: str) -> tuple[int, int | None] | None:
+    """The (starts, ends) epoch microseconds `with_window` put on `order`; None on a key without one."""
+    fields = order.split(_SEPARATOR)
+    if len(fields) != _WINDOWED_FIELDS:
+        return None
+    starts, ends = fields[-2:]
+    return int(starts), int(ends) if ends else None
 
 
 def day_key(moment: datetime) -> str:

@@ -15,7 +15,7 @@ from processors.indicators.base import (
     no_parts,
     sum_part,
 )
-from processors.indicators.periods import day_key, encode_member, epoch_seconds, order_key
+from processors.indicators.periods import day_key, encode_member, epoch_seconds, order_key, with_window
 from schemas.events.base import MEMBER_STATES, Event
 from schemas.events.plgn import (
     ContactRequested,
@@ -84,6 +84,11 @@ def _authorisation(event: DirectoryAuthorisationGranted | DirectoryAuthorisation
     # `country` is that state, as `recipient` is. The firm's own country is not on the event.
     granted = isinstance(event, DirectoryAuthorisationGranted)
     order = order_key(event.occurred_at, 0 if granted else 1, str(event.event_id))
+    if isinstance(event, DirectoryAuthorisationGranted):
+        # A grant holds from its start (its publication when it names none) until its end, as the
+        # consent ledger reads it; the window rides on the report, so the event still makes one report
+        # per recipient, and a retraction negates exactly what it added.
+        order = with_window(order, event.starts_at or event.occurred_at, event.expires_at)
     parts = [
         latest_part(
             "PLGN-16",

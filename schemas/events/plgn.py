@@ -211,7 +211,11 @@ class OrganisationUpdated(PlgnEvent):
 
 
 class DirectoryAuthorisationGranted(PlgnEvent):
-    """A firm authorised sharing its directory record with member states (art. 8). Key: `org_key`."""
+    """A firm authorised sharing its directory record with member states (art. 8). Key: `org_key`.
+
+    The authorisation holds from `starts_at` (its publication when absent) until `expires_at` (never when
+    absent), as the directory's consent ledger reads it.
+    """
 
     names: ClassVar[dict[str, str]] = {
         "es": "Autorización de directorio otorgada",
@@ -230,6 +234,8 @@ class DirectoryAuthorisationGranted(PlgnEvent):
     notice_version: str = Field(min_length=1, max_length=40)
     granted_by_role: str | None = Field(default=None, max_length=60)
     evidence_ref: str | None = Field(default=None, max_length=200)
+    starts_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
 
 
 class DirectoryAuthorisationWithdrawn(PlgnEvent):

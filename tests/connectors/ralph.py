@@ -1,6 +1,6 @@
 """Ralph 5.1.0, the Open edX LRS from PyPI, run by the tests as a real xAPI LRS (filesystem backend).
 
-Ralph is installed once into its own virtualenv (`.venv/ralph-5.1.0`, from the exact versions in
+Ralph is installed once into its own virtualenv (`.venv/ralph-<hash>`, from the exact versions in
 `ralph-requirements.txt`): its pins (fastapi, starlette, uvicorn) are not alcance's. Each `ralph_lrs`
 block starts one Ralph process on a free port with a fresh data directory, HTTP Basic credentials and the
 `fs` LRS backend, which needs no database server. That backend writes its file once (a second POST fails
@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import hashlib
 import json
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
@@ -26,37 +24,17 @@ from typing import Any
 
 import aiohttp
 
+from benchmarks.venvs import private_python
 from infra.local import parent_death_preexec
-from tests.support.processes import REPO_ROOT
 
 REQUIREMENTS = Path(__file__).with_name("ralph-requirements.txt")
-VENV = REPO_ROOT / ".venv" / "ralph-5.1.0"
 # Fields an LRS assigns itself: Ralph sets them on POST.
 _LRS_FIELDS = ("stored", "authority", "version")
 
 
 def ensure_ralph() -> Path:
-    """The Python of Ralph's virtualenv, creating it from `ralph-requirements.txt` when missing or stale."""
-    digest = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()[:16]
-    marker = VENV / f".installed-{digest}"
-    python = VENV / "bin" / "python"
-    if not marker.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(VENV)], check=True)
-        subprocess.run(
-            [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--disable-pip-version-check",
-                "-r",
-                str(REQUIREMENTS),
-            ],
-            check=True,
-        )
-        marker.touch()
-    return python
+    """The Python of Ralph's virtualenv, creating it from `ralph-requirements.txt` when missing."""
+    return private_python("ralph", REQUIREMENTS)
 
 
 def _free_port() -> int:

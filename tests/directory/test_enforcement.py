@@ -159,6 +159,21 @@ async def test_the_api_role_without_a_state_sees_nothing_and_cannot_touch_tables
     assert flags["rolbypassrls"] is False and flags["rolsuper"] is False
 
 
+async def test_what_a_state_sees_is_decided_only_by_the_policy_and_the_view(
+    admin: asyncpg.Connection, world: str
+) -> None:
+    # The first view's own copy of the rule, worked out of the ledger, is gone.
+    assert await admin.fetchval("SELECT to_regprocedure($1)", f"{world}.shared_fields(text)") is None
+    uses = await admin.fetch(
+        "SELECT policyname FROM pg_policies WHERE schemaname = $1 AND tablename = 'firm'"
+        " AND qual LIKE '%current_authorisation%'",
+        world,
+    )
+    assert [row["policyname"] for row in uses] == ["firm_for_state"]
+    view = await admin.fetchval("SELECT pg_get_viewdef(to_regclass($1))", f"{world}.firm_shared")
+    assert "current_authorisation" in view and "shared_fields" not in view
+
+
 async def test_a_withdrawal_mid_session_removes_the_firm_from_the_next_query(
     admin: asyncpg.Connection, world: str, directory_dsn: str
 ) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
 
+from connectors.plgn import PlgnConnector
 from connectors.pseudonym import Pseudonymiser
 from connectors.simulators.generator import World, generate
 from connectors.simulators.plgn_directory import (
@@ -24,10 +25,13 @@ from connectors.simulators.serving import serving
 from directory.ledger import WITHDRAWN, ConsentEntry, record
 from directory.schema import sql
 from directory.sync import DirectorySource, DirectorySync
-from schemas.events.base import MEMBER_STATES
+from infra.settings import Settings, SourceConfig
+from processors.indicators.aggregate import ReadContext, aggregate
+from processors.indicators.base import PeriodKind
+from schemas.events.base import MEMBER_STATES, Event
 from tests.directory.support import stored_firms
-from tests.processors.indicators.simulated import cells_by_each_dimension, events_of
-from tests.processors.indicators.test_simulated_dimensions import AS_OF
+from tests.processors.indicators.reference import ReferenceStore
+from tests.processors.indicators.simulated import events_of
 
 PSEUDONYMS = Pseudonymiser(b"p" * 16, b"o" * 16)
 TOKEN = "directory-token"  # noqa: S105 - the simulators' test token
@@ -124,26 +128,76 @@ async def test_a_withdrawal_in_the_feed_or_a_firm_plgn_deleted_removes_the_row(
     assert stats.firms_deleted == 2 and stats.consent_entries == 1
 
 
+def _plgn_16_by_state(events: list[Event], as_of: datetime, period: PeriodKind) -> dict[date, dict[str, int]]:
+    """PLGN-16's authorised firms per member state at the end of each period, from `events`' parts."""
+    store = ReferenceStore()
+    for event in events:
+        store.apply(event)
+    ctx = ReadContext(period=period, by=("country",), as_of=as_of, cohort_grace_days=14)
+    found: dict[date, dict[str, int]] = {}
+    for cell in aggregate("PLGN-16", store.rows(period), ctx):
+        found.setdefault(cell.period_start, {})[cell.dimensions["country"]] = int(cell.parts["authorised"])
+    return found
+
+
+def _grant(served: Served, firm_id: str, name: str, recipient: str, **window: str) -> dict[str, Any]:
+    """Append a grant of `firm_id`'s record to `recipient`, with the validity `window` given."""
+    consent = {
+        "type": "DirectoryAuthorisation",
+        "id": f"https://plgn.example/consents/{name}-{firm_id}",
+        "recipients": [recipient],
+        "fields": ["legalName", "country"],
+        "noticeVersion": "2025-01",
+        **window,
+    }
+    return served.feed.append("Create", f"https://plgn.example/orgs/{firm_id}", consent)
+
+
+def _rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 async def test_plgn_16_and_the_ledger_count_the_same_authorised_firms_per_member_state(
     admin: asyncpg.Connection, served: Served
 ) -> None:
-    await served.sync.round(admin)
+    now = datetime.now(UTC)
+    # Two firms without any other authorisation: one grants AR a consent that expired an hour ago,
+    # the other grants UY one that starts in the year after next. Neither holds now.
+    unauthorised = sorted(
+        {firm.org_id for firm in served.world.firms} - {auth.org_id for auth in served.world.authorisations}
+    )
+    expiring, future = unauthorised[0], unauthorised[1]
+    extra = [
+        _grant(served, expiring, "expiring", "AR", endTime=_rfc3339(now - timedelta(hours=1))),
+        _grant(served, future, "future", "UY", startTime=_rfc3339(now.replace(year=now.year + 2))),
+    ]
+    assert all(item["published"] < _rfc3339(now - timedelta(hours=2)) for item in extra)
+    stats = await served.sync.round(admin)
+    assert stats.expired == 1
     coverage = {
         row["member_state"]: row["authorised"]
         for row in await admin.fetch(sql("SELECT * FROM {s}.indicator_coverage", served.schema))
     }
-    cells = cells_by_each_dimension(events_of(served.world, seed=served.world.seed), AS_OF)[
-        ("PLGN-16", "country")
-    ]
-    last_year = max(cell.period_start.year for cell in cells)
-    plgn_16 = {
-        cell.dimensions["country"]: int(cell.parts["authorised"])
-        for cell in cells
-        if cell.period_start.year == last_year
-    }
+    plgn = PlgnConnector(
+        SourceConfig(name="plgn", kind="plgn", endpoint="https://plgn.example/activities"),
+        Settings(),
+        pseudonymiser=PSEUDONYMS,
+    )
+    events = events_of(served.world, seed=served.world.seed)
+    events += [event for item in extra for event in plgn.map_record(item)]
+    yearly = _plgn_16_by_state(events, now, "year")
+    this_year = yearly[date(now.year, 1, 1)]
     assert set(coverage) == set(MEMBER_STATES)
-    assert {state: plgn_16.get(state, 0) for state in MEMBER_STATES} == coverage
+    assert {state: this_year.get(state, 0) for state in MEMBER_STATES} == coverage
     assert any(coverage.values())
+    # The same grants do count while they hold: the expiring one read as of an hour and a half ago,
+    # the future one read as of a day after it starts.
+    earlier, later = now - timedelta(minutes=90), now.replace(year=now.year + 2) + timedelta(days=1)
+    for as_of, state in ((earlier, "AR"), (later, "UY")):
+        current = date(as_of.year, 1, 1)
+        with_grant = _plgn_16_by_state(events, as_of, "year")[current]
+        without = _plgn_16_by_state(events[: -len(extra)], as_of, "year")[current]
+        assert with_grant.get(state, 0) == without.get(state, 0) + 1, (as_of, state)
     listed = await admin.fetchval(sql("SELECT DISTINCT listed FROM {s}.indicator_coverage", served.schema))
     assert listed == len(served.world.firms)
 

@@ -126,3 +126,8 @@ def test_a_canary_secret_never_appears_in_any_output_of_a_failing_run(
         assert len(done.stderr.strip().splitlines()) <= 2, done.stderr
     else:
         assert "Traceback" in done.stderr
+
+
+def test_an_openid_role_claim_with_spaces_is_refused_by_name() -> None:
+    with pytest.raises(ConfigurationError, match=r"web\.oidc_role_claim: String should match pattern"):
+        load_settings(environ={}, web={"oidc_role_claim": "realm roles"})

@@ -6,13 +6,13 @@ import asyncio
 import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import asyncpg
 from aiokafka import TopicPartition
 
+from benchmarks.processors.stream import Shape, distinct_events
 from infra.kafka import make_consumer, make_producer
 from infra.settings import Settings
 from processors.base import PartKey, dims_key, periods
@@ -21,26 +21,27 @@ from processors.indicators import contributions
 from processors.indicators.base import Part
 from schemas.cloudevents import KafkaRecord, encode
 from schemas.events.base import Event, EventRetracted
-from schemas.events.plgn import Wave
 from schemas.topics import TopicCatalogue
 from tests.schemas.factories import (
-    make_certificate_issued,
-    make_cost_recorded,
-    make_deal_reported,
-    make_enrolment_completed,
-    make_enrolment_created,
     make_finance_event_retracted,
-    make_meeting_held,
     make_plgn_event_retracted,
-    make_progress_recorded,
     make_training_event_retracted,
-    money,
-    org_key,
-    person_key,
 )
 
-START = datetime(2025, 1, 1, tzinfo=UTC)
 COUNTRIES = ("AR", "BR", "UY", "MX")
+# Few learners, firms, courses and rounds, so cells are dense: retractions, duplicates and later reports
+# of one deal land on cells other events share.
+DENSE = Shape(
+    days=540,
+    learners=60,
+    firms=18,
+    offerings=4,
+    courses=3,
+    activities=3,
+    deals=25,
+    countries=COUNTRIES,
+    cents=True,
+)
 
 Contribute = Callable[[Event], list[Part]]
 
@@ -52,86 +53,11 @@ def random_stream(
     retract_share: float = 0.06,
     duplicate_share: float = 0.08,
 ) -> list[Event]:
-    """A shuffled-in-time stream of `count` distinct events of several families and part kinds, plus
-    retractions (some placed before the event they retract) and duplicates (same event id again)."""
+    """A shuffled-in-time stream of `count` distinct events of several families and part kinds (the
+    benchmark's mix on a dense shape), plus retractions (some placed before the event they retract) and
+    duplicates (same event id again)."""
     rng = random.Random(seed)
-    events: list[Event] = []
-    enrolments: list[tuple[str, str]] = []
-    for i in range(count):
-        at = START + timedelta(days=rng.randrange(540), seconds=rng.randrange(86_400))
-        learner = person_key(f"l{rng.randrange(60)}")
-        country = rng.choice(COUNTRIES)
-        kind = rng.random()
-        rid = f"r{i}"
-        event: Event
-        if kind < 0.30 or not enrolments:
-            enrolment = f"e{i}"
-            enrolments.append((enrolment, learner))
-            event = make_enrolment_created(
-                record_identity=rid,
-                occurred_at=at,
-                enrolled_at=at,
-                subject_key=learner,
-                enrolment_id=enrolment,
-                course_id=f"course-{rng.randrange(3)}",
-                offering_id=f"offering-{rng.randrange(4)}",
-                country=country,
-            )
-        elif kind < 0.42:
-            enrolment, learner = rng.choice(enrolments)
-            event = make_enrolment_completed(
-                record_identity=rid,
-                occurred_at=at,
-                completed_at=at,
-                subject_key=learner,
-                enrolment_id=enrolment,
-            )
-        elif kind < 0.50:
-            enrolment, learner = rng.choice(enrolments)
-            event = make_certificate_issued(
-                record_identity=rid,
-                occurred_at=at,
-                issued_at=at,
-                subject_key=learner,
-                enrolment_id=enrolment,
-                certificate_id=f"cert-{enrolment}",
-            )
-        elif kind < 0.62:
-            enrolment, learner = rng.choice(enrolments)
-            event = make_progress_recorded(
-                record_identity=rid, occurred_at=at, subject_key=learner, enrolment_id=enrolment
-            )
-        elif kind < 0.75:
-            event = make_cost_recorded(
-                record_identity=rid,
-                occurred_at=at,
-                cost_id=f"cost-{i}",
-                activity_id=f"round-{rng.randrange(3)}",
-                money=money(f"{rng.randrange(1, 50_000)}.{rng.randrange(100):02d}"),
-            )
-        elif kind < 0.88:
-            deal = rng.randrange(25)
-            event = make_deal_reported(
-                record_identity=rid,
-                occurred_at=START + timedelta(days=30 * (deal % 12), seconds=rng.randrange(3600)),
-                deal_id=f"deal-{deal}",
-                org_key=org_key(f"firm-{deal % 7}"),
-                wave=rng.choice(list(Wave)),
-                realised_value_cumulative=money(f"{rng.randrange(1, 90_000)}.00"),
-                country=country,
-            )
-        else:
-            event = make_meeting_held(
-                record_identity=rid,
-                occurred_at=at,
-                slot_at=at,
-                meeting_id=f"meeting-{i}",
-                activity_id=f"round-{rng.randrange(3)}",
-                org_a_key=org_key(f"firm-{rng.randrange(9)}"),
-                org_b_key=org_key(f"firm-{9 + rng.randrange(9)}"),
-                country=country,
-            )
-        events.append(event)
+    events = list(distinct_events(rng, count, DENSE))
     stream: list[Event] = list(events)
     for n, target in enumerate(rng.sample(events, int(count * retract_share))):
         retraction = _retraction_of(target, f"x{n}")

@@ -62,6 +62,13 @@ MESSAGES: dict[str, Words] = {
         "Esta tabela não é publicada para o seu perfil.",
         "This table is not published for your role.",
     ),
+    "signin_refused": ("Acceso denegado", "Acesso negado", "Sign-in refused"),
+    "signin_refused_text": (
+        "El proveedor de identidad confirmó quién es usted, pero su cuenta no tiene el rol de coordinación de alcance. Pida ese rol a quien administra el proveedor, o use un token de acceso.",
+        "O provedor de identidade confirmou quem é você, mas a sua conta não tem o papel de coordenação do alcance. Peça esse papel a quem administra o provedor, ou use um token de acesso.",
+        "The identity provider confirmed who you are, but your account does not hold alcance's coordinator role. Ask whoever runs the provider for that role, or use an access token.",
+    ),
+    "signin_again": ("Entrar con otra cuenta", "Entrar com outra conta", "Sign in with another account"),
     "freshness": ("Último evento por fuente", "Último evento por fonte", "Last event per source"),
     "source": ("Fuente", "Fonte", "Source"),
     "kind": ("Tipo", "Tipo", "Kind"),

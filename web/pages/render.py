@@ -107,6 +107,11 @@ def render(request: web.Request, page: Page, say: Speaker) -> str:
     )
 
 
+def render_notice(template: str, say: Speaker) -> str:
+    """A page outside the signed-in views (no navigation, no live updates), in the speaker's language."""
+    return _ENV.get_template(template).render(say=say, lang=say.lang)
+
+
 def _cell(row: dict[str, Any], column: Column, say: Speaker) -> dict[str, str]:
     value = row.get(column.key)
     css: str = column.kind

@@ -418,7 +418,12 @@ def realised_by_exporter_country(live: Sequence[Event], as_of: datetime) -> Expe
 
 
 def directory(live: Sequence[Event], as_of: datetime) -> Expected:
-    """PLGN-16 by year (cumulative) and recipient: firms authorised for R / all registered firms."""
+    """PLGN-16 by year (cumulative) and recipient: firms authorised for R / all registered firms.
+
+    At a year's last instant (at `as_of` while the year runs) a consent holds for R when the last of its
+    grants and withdrawals published in or before that year is a grant that has started and not yet
+    ended then (as the directory's consent ledger reads it).
+    """
     grants = [
         e for e in live if isinstance(e, DirectoryAuthorisationGranted | DirectoryAuthorisationWithdrawn)
     ]
@@ -426,23 +431,29 @@ def directory(live: Sequence[Event], as_of: datetime) -> Expected:
     out: Expected = {}
     moments = [e.occurred_at for e in grants] + [e.registered_at for e in registrations]
     for year in years_through(year_of(min(moments)), max(*moments, as_of)) if moments else []:
+        end_of_year = year_end(year)
+        judged_at = min(end_of_year - timedelta(microseconds=1), as_of)
         state: dict[tuple[str, str, str], tuple[datetime, int, str, bool]] = {}
         for e in grants:
-            if e.occurred_at >= year_end(year):
+            if e.occurred_at >= end_of_year:
                 continue
-            granted = isinstance(e, DirectoryAuthorisationGranted)
+            holds = False
+            if isinstance(e, DirectoryAuthorisationGranted):
+                started = (e.starts_at or e.occurred_at) <= judged_at
+                holds = started and (e.expires_at is None or judged_at < e.expires_at)
             recipients = (
                 sorted(MEMBER_STATES) if not e.recipients or "ALL_MEMBERS" in e.recipients else e.recipients
             )
+            rank = 0 if isinstance(e, DirectoryAuthorisationGranted) else 1
             for recipient in recipients:
-                candidate = (e.occurred_at, 0 if granted else 1, str(e.event_id), granted)
+                candidate = (e.occurred_at, rank, str(e.event_id), holds)
                 slot = (e.org_key, recipient, e.consent_id)
-                if slot not in state or candidate > state[slot]:
+                if slot not in state or candidate[:3] > state[slot][:3]:
                     state[slot] = candidate
-        stock = len({e.org_key for e in registrations if e.registered_at < year_end(year)})
+        stock = len({e.org_key for e in registrations if e.registered_at < end_of_year})
         firms: dict[str, set[str]] = defaultdict(set)
-        for (org_key, recipient, _), (*_, granted) in state.items():
-            if granted:
+        for (org_key, recipient, _), (*_, holds) in state.items():
+            if holds:
                 firms[recipient].add(org_key)
         for recipient, orgs in firms.items():
             out[(year, (recipient,))] = {"value": _ratio(len(orgs), stock), "authorised": len(orgs)}

@@ -450,6 +450,14 @@ def plgn_history(draw: st.DrawFn) -> list[Event]:
                     recipients=recipients,
                     notice_version="v1",
                     country=COUNTRIES[who % 3],
+                    # Starting now, later this month, or in a later year; expiring never, before it
+                    # starts, this month, or some months on.
+                    starts_at=draw(st.sampled_from([None, at + timedelta(days=3), at + timedelta(days=400)])),
+                    expires_at=draw(
+                        st.sampled_from(
+                            [None, at - timedelta(days=1), at + timedelta(days=5), at + timedelta(days=200)]
+                        )
+                    ),
                 )
             )
     return events
