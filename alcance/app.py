@@ -98,6 +98,9 @@ async def _run_resolved(
 
         await stack.enter_async_context(serving_web_beside(settings))
     workers = await stack.enter_async_context(_processor_workers(settings, settings.processor.processes - 1))
+    if settings.processor.snapshots:
+        # The snapshot refresher computes for seconds at a time: a process of its own, off the batches' loop.
+        workers.append(await spawn_with_settings(settings, "processors.snapshots"))
     processor = IndicatorProcessor(settings, pool=pool)
     processor_task = asyncio.create_task(processor.run(), name="processor")
     connectors_task = asyncio.create_task(

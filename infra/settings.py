@@ -151,6 +151,15 @@ class ProcessorSettings(BaseModel):
     # them are index lookups. Off: the batches write fewer rows and those indicators are read from
     # the parts; turning it on later takes a recompute before reads use the rollups.
     rollups: bool = False
+    # Keep snapshots of the read model's results for the declared groupings (`processors.snapshots`):
+    # the relay records which indicators changed, a refresher recomputes them at one instant, and reads
+    # of "now" are served from them while no change to what they read is pending.
+    snapshots: bool = True
+    # Reads serve a snapshot no older than this; the refresher renews every snapshot at half this age.
+    snapshot_max_age_s: float = Field(default=7_200.0, gt=0)
+    # Largest share of the time the refresher spends refreshing: after a refresh of X seconds it waits
+    # X * (1 - share) / share (19X at 0.05), and changes coalesce meanwhile (see RefreshPacing).
+    snapshot_max_busy_share: float = Field(default=0.05, gt=0, le=1)
 
 
 class ConnectorSettings(BaseModel):

@@ -65,6 +65,13 @@ FOR UPDATE SKIP LOCKED
 # Cells built and sent between two yields to the event loop.
 _YIELD_EVERY = 200
 
+# The stored indicators a round relayed, for the snapshot refresher (`processors.snapshots`); in the
+# round's transaction, so an indicator leaves the outbox and enters the stale table at once.
+_STALE = """
+INSERT INTO indicator_stale (indicator) SELECT unnest($1::text[])
+    ON CONFLICT (indicator) DO UPDATE SET mark = nextval('indicator_stale_seq')
+"""
+
 _VERSIONS = "SELECT nextval('indicator_version_seq') FROM generate_series(1, $1)"
 
 
@@ -276,6 +283,9 @@ class OutboxRelay:
                         )
                     )
                 await self._waiting_for_broker(asyncio.gather(*deliveries))
+            if self.settings.processor.snapshots:
+                # The snapshots of these indicators (and of those reading them) are stale from now on.
+                await connection.execute(_STALE, sorted({row[1] for row in rows}))
             await connection.execute(
                 "DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
             )

@@ -1,18 +1,16 @@
 """The read model: indicator values from the evaluation store, regrouped, derived and (externally) suppressed.
 
-Reads load the stored rows of the parts an indicator reads (sum cells from ``indicator_part``, live
-members from ``indicator_member``, per-cell winning reports from ``indicator_report``), merging the
-stored months into cells of the requested period kind, then aggregate and derive in Python with the
-same pure code the tests check against a naive computation (`processors.indicators.aggregate`). The
-training indicators' enrolment records are joined by PostgreSQL instead, one row per enrolment
-(`processors.read_enrolments`). For BI tools, migrations 0150 and 0160 add documented SQL views over
-the same tables.
+A live read loads the stored rows of the parts an indicator reads (`processors.read_inputs`), merging
+the stored months into cells of the requested period kind, then aggregates and derives in Python with
+the same pure code the tests check against a naive computation (`processors.indicators.aggregate`).
+A read of now in a declared grouping is served from the indicator snapshots instead while they are
+current (`processors.read_snapshots`); the snapshot refresher computes them with this same code. For
+BI tools, migrations 0150 and 0160 add documented SQL views over the same tables.
 """
 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -25,79 +23,26 @@ from typing import Any, Literal
 import asyncpg
 
 from infra.settings import Settings
-from processors.indicators import aggregate_training, catalogue, enrolments
-from processors.indicators.aggregate import Cell, ReadContext, StoredRow, aggregate, index_rows
+from processors import read_snapshots
+from processors.indicators import catalogue
+from processors.indicators.aggregate import Cell, ReadContext, aggregate
 from processors.indicators.base import PeriodKind
 from processors.indicators.derive import derive_value, extra_ratios
-from processors.read_enrolments import JOINED_PARTS, RAW_READS, PartKey, load_enrolments
-from processors.read_rollups import reads_rollups, rolled_up_cells, rollups_complete
+from processors.read_inputs import ReadInputs, load_inputs, load_rows, load_targets
 
 logger = logging.getLogger(__name__)
 
 Audience = Literal["internal", "external"]
 
-__all__ = ["derive_value", "read_indicators", "suppress", "to_results"]
-
-# Parts are stored per month; each query reads the months into the requested period kind ($1).
-_SUMS = """
-SELECT indicator, part, date_trunc($1, period_start::timestamp)::date AS period_start, dims,
-       sum(value) AS value, NULL::text AS member, '' AS order_key
-  FROM indicator_part
- WHERE kind = 'sum' AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
- GROUP BY indicator, part, 3, dims
-"""
-_MEMBERS = """
-SELECT DISTINCT indicator, part, date_trunc($1, period_start::timestamp)::date AS period_start, dims,
-       1::numeric AS value, member, '' AS order_key
-  FROM indicator_member
- WHERE refcount > 0 AND (indicator, part) IN (SELECT * FROM unnest($2::text[], $3::text[]))
-"""
-# Per cell and member the winning report (the store's rule); the aggregation then picks across cells.
-_REPORTS = """
-SELECT DISTINCT ON (indicator, part, cell_start, dims, member)
-       indicator, part, cell_start AS period_start, dims, amount AS value, member, order_key
-  FROM (SELECT r.*, date_trunc($1, r.period_start::timestamp)::date AS cell_start
-          FROM indicator_report AS r
-         WHERE (r.indicator, r.part) IN (SELECT * FROM unnest($2::text[], $3::text[]))) AS r
- ORDER BY indicator, part, cell_start, dims, member, order_key DESC, event_id DESC
-"""
-
-
-async def load_rows(
-    connection: asyncpg.Connection, period: PeriodKind, parts: Iterable[tuple[str, str]]
-) -> list[StoredRow]:
-    """The stored rows of `parts` (indicator, part) for one period kind."""
-    by_kind: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for indicator_id, part in sorted(set(parts)):
-        by_kind[catalogue.stored_part(indicator_id, part).kind].append((indicator_id, part))
-    rows: list[StoredRow] = []
-    # Many rows share a cell: parse each distinct dimensions text once (the mappings are read-only).
-    parsed: dict[str, Mapping[str, str]] = {}
-    for kind, query in (("sum", _SUMS), ("distinct", _MEMBERS), ("latest", _REPORTS)):
-        wanted = by_kind.get(kind)
-        if not wanted:
-            continue
-        records = await connection.fetch(query, period, [w[0] for w in wanted], [w[1] for w in wanted])
-        rows.extend(
-            StoredRow(
-                indicator=record["indicator"],
-                part=record["part"],
-                period_start=record["period_start"],
-                dimensions=_dimensions(parsed, record["dims"]),
-                value=record["value"],
-                member=record["member"],
-                order_key=record["order_key"],
-            )
-            for record in records
-        )
-    return rows
-
-
-def _dimensions(parsed: dict[str, Mapping[str, str]], text: str) -> Mapping[str, str]:
-    found = parsed.get(text)
-    if found is None:
-        found = parsed[text] = json.loads(text)
-    return found
+__all__ = [
+    "ReadResults",
+    "derive_value",
+    "load_rows",
+    "load_targets",
+    "read_indicators",
+    "suppress",
+    "to_results",
+]
 
 
 @dataclass
@@ -132,12 +77,63 @@ def cyclic_gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-async def load_targets(connection: asyncpg.Connection) -> dict[tuple[str, int], Decimal]:
-    """CVF-16 annual targets by (audience, year), from table ``reach_target``."""
-    records = await connection.fetch(
-        "SELECT audience, year, target FROM reach_target WHERE indicator = 'CVF-16'"
-    )
-    return {(record["audience"], record["year"]): record["target"] for record in records}
+class ReadResults(list[dict[str, Any]]):
+    """A read's result objects, with the instant each indicator's values are exact at.
+
+    Attributes:
+        as_of: The instant of the read: the one asked for, now, or the oldest snapshot's it was served from.
+        as_of_by_indicator: Per indicator read, the instant its values are exact at.
+        from_snapshots: Whether the values come from the snapshots (`processors.read_snapshots`).
+    """
+
+    def __init__(
+        self, rows: Iterable[dict[str, Any]], *, as_of_by_indicator: dict[str, datetime], fallback: datetime
+    ) -> None:
+        super().__init__(rows)
+        self.as_of_by_indicator = as_of_by_indicator
+        self.as_of = min(as_of_by_indicator.values(), default=fallback)
+        self.from_snapshots = False
+
+
+def select_indicators(
+    indicator: str | None, by: Sequence[str], among: Sequence[str] | None
+) -> list[catalogue.Indicator]:
+    """The catalogue entries a read asks for (see `read_indicators`).
+
+    Raises:
+        KeyError: when an indicator is unknown.
+        ValueError: when a `by` dimension is not one of an indicator's.
+    """
+    if indicator is not None:
+        found = catalogue.get(indicator)
+        unknown = [name for name in by if name not in found.dimensions]
+        if unknown:
+            raise ValueError(f"{indicator} has no dimension {', '.join(unknown)}")
+        return [found]
+    if among is not None:
+        indicators = [catalogue.get(name) for name in dict.fromkeys(among)]
+        lacking = [entry.id for entry in indicators if not set(by) <= set(entry.dimensions)]
+        if lacking:
+            raise ValueError(f"{', '.join(lacking)} lack a dimension of {', '.join(by)}")
+        return indicators
+    return [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
+
+
+def internal_results(
+    indicators: Sequence[catalogue.Indicator],
+    inputs: ReadInputs,
+    ctx: ReadContext,
+    *,
+    margin_coefficient: Decimal,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per indicator its result objects for the internal audience (pure: no I/O)."""
+    ctx = ReadContext(ctx.period, ctx.by, ctx.as_of, ctx.cohort_grace_days, inputs.targets)
+    results: dict[str, list[dict[str, Any]]] = {}
+    for entry in indicators:
+        found_cells = inputs.rolled_cells.get(entry.id)
+        cells = found_cells if found_cells is not None else aggregate(entry.id, inputs.index, ctx)
+        results[entry.id] = to_results(entry.id, cells, ctx.period, margin_coefficient=margin_coefficient)
+    return results
 
 
 async def read_indicators(
@@ -150,8 +146,12 @@ async def read_indicators(
     settings: Settings,
     as_of: datetime | None = None,
     among: Sequence[str] | None = None,
-) -> list[dict[str, Any]]:
+) -> ReadResults:
     """Indicator cells of one period kind, grouped by `by` (no `by`: totals).
+
+    A read of now (no `as_of`) of a declared grouping is served from the indicator snapshots when
+    they are current (`processors.read_snapshots`); otherwise the cells are computed from the store.
+    Either way the values are exact as of the instant the results report (`ReadResults.as_of`).
 
     Args:
         pool: Pool on the evaluation store's schema.
@@ -173,80 +173,45 @@ async def read_indicators(
         KeyError: when the indicator is unknown.
         ValueError: when a `by` dimension is not one of the indicator's.
     """
-    if indicator is not None:
-        indicators = [catalogue.get(indicator)]
-        unknown = [name for name in by if name not in indicators[0].dimensions]
-        if unknown:
-            raise ValueError(f"{indicator} has no dimension {', '.join(unknown)}")
-    elif among is not None:
-        indicators = [catalogue.get(name) for name in dict.fromkeys(among)]
-        lacking = [entry.id for entry in indicators if not set(by) <= set(entry.dimensions)]
-        if lacking:
-            raise ValueError(f"{', '.join(lacking)} lack a dimension of {', '.join(by)}")
-    else:
-        indicators = [entry for entry in catalogue.INDICATORS if set(by) <= set(entry.dimensions)]
-    ctx = ReadContext(
-        period=period,
-        by=tuple(by),
-        as_of=as_of or datetime.now(UTC),
-        cohort_grace_days=settings.processor.cohort_grace_days,
-    )
-    # The training aggregations read enrolment records that PostgreSQL joins (`read_enrolments`):
-    # their parts' rows are loaded only where an aggregation reads them itself.
-    joins = {
-        frozenset((ref.indicator, ref.part) for ref in entry.reads)
-        for entry in indicators
-        if entry.aggregation in aggregate_training.AGGREGATIONS
-    }
-    # Indicators that qualify for rollups are read from them (a few rows per cell) once the store's
-    # rollups are complete; then their part rows are not loaded.
-    rolled = {entry.id for entry in indicators if reads_rollups(entry.id)}
-    wanted = _stored_reads(indicators)
-    # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
+    indicators = select_indicators(indicator, by, among)
+    instant = as_of or datetime.now(UTC)
     margin = Decimal(str(settings.processor.roi_margin_coefficient))
-    results: list[dict[str, Any]] = []
     with cyclic_gc_paused():
+        # One snapshot for every query, so a batch committing meanwhile is seen entirely or not at all.
         async with (
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            rolled_cells: dict[str, list[Cell]] = {}
-            if rolled and await rollups_complete(connection):
-                wanted = _stored_reads([entry for entry in indicators if entry.id not in rolled])
-                for indicator_id in sorted(rolled):
-                    rolled_cells[indicator_id] = await rolled_up_cells(connection, indicator_id, period, by)
-            rows = await load_rows(connection, period, wanted)
-            # One join over every part these indicators declare serves them all: each aggregation
-            # reads only the fields of the parts it declares (the property tests compare a read of
-            # every indicator at once with one read per indicator).
-            records = await load_enrolments(connection, period, frozenset[PartKey]().union(*joins))
-            if any(entry.id == "CVF-16" for entry in indicators):
-                ctx = ReadContext(
-                    ctx.period, ctx.by, ctx.as_of, ctx.cohort_grace_days, await load_targets(connection)
-                )
-        index = index_rows(rows)
-        for parts in joins:
-            index.preload(enrolments.join_enrolments, parts, records)
+            served = None
+            if as_of is None:
+                served = await read_snapshots.served(connection, indicators, period, by, settings)
+            inputs = None if served is not None else await load_inputs(connection, indicators, period, by)
+        if inputs is not None:
+            ctx = ReadContext(period, tuple(by), instant, settings.processor.cohort_grace_days)
+            computed = internal_results(indicators, inputs, ctx, margin_coefficient=margin)
+            served = {name: (instant, rows) for name, rows in computed.items()}
+        if served is None:
+            raise RuntimeError("a read was neither served from the snapshots nor loaded")
+        results = ReadResults(
+            [],
+            as_of_by_indicator={entry.id: served[entry.id][0] for entry in indicators},
+            fallback=instant,
+        )
+        results.from_snapshots = as_of is None and inputs is None
         for entry in indicators:
-            found_cells = rolled_cells.get(entry.id)
-            cells = found_cells if found_cells is not None else aggregate(entry.id, index, ctx)
-            found = to_results(entry.id, cells, period, margin_coefficient=margin)
+            found = served[entry.id][1]
             if audience == "external":
                 found = suppress(entry.id, found, by, threshold=settings.processor.small_cell_threshold)
             results.extend(found)
-    logger.debug("read %d cells of %d indicators (%s, by %s)", len(results), len(indicators), period, by)
+    logger.debug(
+        "read %d cells of %d indicators (%s, by %s, %s)",
+        len(results),
+        len(indicators),
+        period,
+        by,
+        "snapshots" if results.from_snapshots else "live",
+    )
     return results
-
-
-def _stored_reads(indicators: Sequence[catalogue.Indicator]) -> set[tuple[str, str]]:
-    """The (indicator, part) rows the aggregations of `indicators` load (joined parts stay in SQL)."""
-    return {
-        (ref.indicator, ref.part)
-        for entry in indicators
-        for ref in entry.reads
-        if entry.aggregation not in aggregate_training.AGGREGATIONS
-        or (ref.indicator, ref.part) not in JOINED_PARTS
-    } | {key for entry in indicators for key in RAW_READS.get(entry.aggregation, ())}
 
 
 def to_results(

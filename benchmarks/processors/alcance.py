@@ -13,7 +13,8 @@ from benchmarks.processors.measure import measure
 
 
 async def spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
-    """Start `count` processors and, last in the list, the outbox relay as its own process.
+    """Start `count` processors, then the outbox relay as its own process, then (with snapshots on) the
+    snapshot refresher as its own process.
 
     Their logs go to this benchmark's stderr (level: --log-level).
     """
@@ -30,7 +31,9 @@ async def spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
         await asyncio.create_subprocess_exec(
             sys.executable, "-m", module, env=env, stdin=asyncio.subprocess.DEVNULL
         )
-        for module in ["processors.runtime"] * count + ["processors.outbox"]
+        for module in ["processors.runtime"] * count
+        + ["processors.outbox"]
+        + (["processors.snapshots"] if settings.processor.snapshots else [])
     ]
 
 
@@ -88,7 +91,8 @@ async def throughput(
     name = f"bench_{run}"
     fresh, pool = await fresh_schema(settings, name)
     children = await spawn(fresh, processes)
-    roles = {child.pid: "processors" for child in children[:-1]} | {children[-1].pid: "relay"}
+    roles = {child.pid: "processors" for child in children[:processes]} | {children[processes].pid: "relay"}
+    roles |= {child.pid: "snapshots" for child in children[processes + 1 :]}
 
     async def committed() -> int:
         return int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
@@ -96,6 +100,7 @@ async def throughput(
     try:
         window = await measure(children, roles, committed, total)
         published = await pool.fetchval("SELECT last_value FROM indicator_version_seq")
+        instants = await pool.fetchval("SELECT count(DISTINCT as_of) FROM indicator_snapshot_state")
         facts = await pool.fetchval("SELECT count(*) FROM fact")
         rows = {
             table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608  # fixed names
@@ -122,8 +127,11 @@ async def throughput(
         "facts": facts,
         "stored_rows": rows,
         **window.summary(),
-        "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[:-1]],
-        "relay_peak_rss_mib": round(peaks[-1] / 1024, 1),
+        "peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[:processes]],
+        "relay_peak_rss_mib": round(peaks[processes] / 1024, 1),
+        "snapshots": fresh.processor.snapshots,
+        "snapshots_peak_rss_mib": [round(peak / 1024, 1) for peak in peaks[processes + 1 :]],
+        "snapshot_instants": instants,
         "relay_versions_drawn": published,
         "cvf01_cvf02_correct": correct,
     }

@@ -1,7 +1,7 @@
 """Throughput, latency and memory of the indicator processors beside two peer baselines, on one stack.
 
 Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2] [--repeats 3]
-[--peers quix,plain] [--rate 5000] [--seconds 20]`
+[--peers quix,plain] [--snapshots setting|off|on|both] [--rate 5000] [--seconds 20]`
 
 1. A stream of N distinct events (a realistic mix: enrolments, completions, certificates, progress,
    costs, deal reports, meetings; 1 % retractions, 2 % duplicates) is generated and encoded up front
@@ -10,7 +10,10 @@ Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2]
    (alcance, quix, plain, alcance, ...), each over the whole stream on a fresh PostgreSQL schema:
    - alcance: the processor processes (`python -m processors.runtime`, relay off) and the outbox
      relay in a process of its own (`python -m processors.outbox`), every indicator, exactly once in
-     effect; progress read from `kafka_offset`;
+     effect; progress read from `kafka_offset`; with snapshots on (`--snapshots`, by default as
+     ``ALCANCE_PROCESSOR__SNAPSHOTS`` says), also the snapshot refresher (`python -m processors.snapshots`),
+     its CPU counted under the role "snapshots"; `--snapshots both` alternates runs without and with it
+     (systems "alcance" and "alcance_snapshots");
    - the peers (`benchmarks/peers/`): a Quix Streams application and a plain aiokafka + asyncpg
      loop computing only CVF-01 and CVF-02 per country and month, at least once, in a virtualenv of
      their own; progress read from their consumer group's committed offsets.
@@ -92,12 +95,22 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             runs: list[dict[str, Any]] = []
             for repeat in range(args.repeats):
                 for processes in args.processes:
-                    for system in ["alcance", *args.peers]:
+                    systems = [*(f"alcance{mode}" for mode in SNAPSHOT_MODES[args.snapshots]), *args.peers]
+                    for system in systems:
                         run = f"{system}_p{processes}_r{repeat}"
-                        if system == "alcance":
-                            result = await alcance.throughput(
-                                settings, processes, len(records), run=run, expected=expected
+                        if system.startswith("alcance"):
+                            # With snapshots on, the snapshot refresher runs beside the relay.
+                            on = system.endswith("_snapshots") or (
+                                args.snapshots == "setting" and settings.processor.snapshots
                             )
+                            result = await alcance.throughput(
+                                _with_snapshots(settings, on),
+                                processes,
+                                len(records),
+                                run=run,
+                                expected=expected,
+                            )
+                            result["system"] = system
                         else:
                             result = await peer_runs.throughput(
                                 settings, system, processes, len(records), run=run, expected=expected
@@ -144,6 +157,15 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# alcance's runs per `--snapshots`: the settings' choice, without, with, or both alternating run after run.
+SNAPSHOT_MODES = {"setting": [""], "off": [""], "on": ["_snapshots"], "both": ["", "_snapshots"]}
+
+
+def _with_snapshots(settings: Any, on: bool) -> Any:
+    """`settings` with the indicator snapshots (and so the refresher process) on or off."""
+    return settings.model_copy(update={"processor": settings.processor.model_copy(update={"snapshots": on})})
+
+
 def _peers(text: str) -> list[str]:
     names = [name for name in text.split(",") if name and name != "none"]
     unknown = [name for name in names if name not in PEERS]
@@ -167,6 +189,13 @@ def main() -> None:
         type=_peers,
         default=list(PEERS),
         help="peer baselines to run beside alcance (none: only alcance)",
+    )
+    parser.add_argument(
+        "--snapshots",
+        choices=sorted(SNAPSHOT_MODES),
+        default="setting",
+        help="alcance without the snapshot refresher (off; the system is named alcance), with it"
+        " (on: alcance_snapshots), both alternating, or as ALCANCE_PROCESSOR__SNAPSHOTS says (setting)",
     )
     parser.add_argument("--rate", type=int, default=5_000, help="events/s of the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="length of the latency run (0: skip it)")

@@ -33,6 +33,7 @@ READY = {
     "alcance.service": "batch 1:",
     "alcance-processor@.service": "partitions claimed:",
     "alcance-relay.service": "relay started",
+    "alcance-snapshots.service": "snapshot refresher started",
 }
 
 

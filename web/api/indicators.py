@@ -8,7 +8,7 @@ table; free groupings and month/year pairs would let one table be subtracted fro
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -99,7 +99,8 @@ async def read_tables(
     by: list[str] = []
     for indicator in indicators:
         by = check_dimensions(indicator.dimensions, indicator.id, query)
-    as_of = datetime.now(UTC)
+    # A read of now: served from the indicator snapshots when they are current, and then exact as of
+    # each snapshot's instant, which each table reports.
     rows = await read.read_indicators(
         request.app[POOL],
         indicator=None,
@@ -108,7 +109,6 @@ async def read_tables(
         by=by,
         audience=identity.audience,
         settings=request.app[SETTINGS],
-        as_of=as_of,
     )
     cells: dict[str, list[IndicatorCell]] = {indicator.id: [] for indicator in indicators}
     for row in select(rows, query):
@@ -117,7 +117,12 @@ async def read_tables(
         )
     return [
         IndicatorTable(
-            indicator=name, grain=query.grain, by=by, audience=identity.audience, as_of=as_of, cells=found
+            indicator=name,
+            grain=query.grain,
+            by=by,
+            audience=identity.audience,
+            as_of=rows.as_of_by_indicator.get(name, rows.as_of),
+            cells=found,
         )
         for name, found in cells.items()
     ]

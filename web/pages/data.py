@@ -8,7 +8,6 @@ API's handlers themselves, so a page shows what the API answers the same person,
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -58,7 +57,6 @@ async def cells(
             by=list(by),
             audience=identity.audience,
             settings=request.app[SETTINGS],
-            as_of=datetime.now(UTC),
         )
         return [{"suppressed": False, **plain_number(row)} for row in rows]
 
@@ -90,7 +88,6 @@ async def cells_of(
             by=list(by),
             audience=identity.audience,
             settings=request.app[SETTINGS],
-            as_of=datetime.now(UTC),
         )
         return [{"suppressed": False, **plain_number(row)} for row in rows]
 
@@ -111,7 +108,6 @@ async def every_indicator(request: web.Request) -> list[dict[str, Any]]:
             by=[],
             audience=identity.audience,
             settings=request.app[SETTINGS],
-            as_of=datetime.now(UTC),
         )
         return [{"suppressed": False, **plain_number(row)} for row in rows]
 
