@@ -33,6 +33,7 @@ from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from infra import telemetry
+from infra.collector import settle_collector
 from infra.errors import is_retryable
 from infra.kafka import make_producer
 from infra.kafka_acls import ensure_acls
@@ -366,6 +367,9 @@ def main() -> None:
     settings = load_settings()
     setup_logging(settings.log)
     telemetry.setup_telemetry(settings.telemetry)
+    # Each round keeps its cells' records alive until the broker acks them, as a batch does in a
+    # processor: the same collector schedule spares their repeated traversal.
+    settle_collector()
     asyncio.run(run_relay(settings))
 
 
