@@ -206,8 +206,11 @@ async def _dashboard_mix(pool: Any, settings: Any, repeat: int) -> tuple[list[tu
     return timings, served
 
 
-async def _snapshots(settings: Any, pool: Any) -> dict[str, Any]:
-    """Relay the load's outbox marks (the processor ran without its relay), then refresh every snapshot."""
+async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dict[str, Any]:
+    """Relay the load's outbox marks (the processor ran without its relay), then refresh every snapshot.
+
+    With `only_due`, refresh only the snapshots not current (stale, old, or of other settings or code).
+    """
     from infra.kafka_acls import ensure_acls
     from processors.outbox import OutboxRelay
     from processors.snapshots import RefreshPacing, refresh
@@ -221,9 +224,12 @@ async def _snapshots(settings: Any, pool: Any) -> dict[str, Any]:
     await OutboxRelay(settings, pool).run(stop)
     relay_s = time.perf_counter() - began
     # A largest age of 0 makes every snapshot due: one full refresh, as the refresher's periodic one.
-    pacing = RefreshPacing(settings.processor.snapshot_max_busy_share, max_age_s=0.0)
+    max_age_s = settings.processor.snapshot_max_age_s if only_due else 0.0
+    pacing = RefreshPacing(settings.processor.snapshot_max_busy_share, max_age_s=max_age_s)
     async with pool.acquire() as connection:
         done = await refresh(connection, settings, pacing)
+    if done is None and only_due:
+        return {"relay_s": round(relay_s, 1), "refresh_s": 0.0, "snapshot_rows": 0}
     if done is None:
         raise RuntimeError("another refresher holds this store's refresh lock")
     return {"relay_s": round(relay_s, 1), "refresh_s": round(done.seconds, 1), "snapshot_rows": done.rows}

@@ -7,7 +7,7 @@ dimensions, and add nothing read from the store but the CVF-16 targets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -48,6 +48,14 @@ ACTIVITY_INDICATORS = (
 )
 
 
+class ViewRows(list[dict[str, Any]]):
+    """A view's rows, with the instant their values are exact at (the oldest of the reads behind them)."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]], *, as_of: datetime) -> None:
+        super().__init__(rows)
+        self.as_of = as_of
+
+
 def cell_key(row: dict[str, Any]) -> CellKey:
     """A cell's coordinates: period start and sorted dimensions."""
     return row["period"]["start"], tuple(sorted(row["dimensions"].items()))
@@ -61,9 +69,13 @@ async def read_tables(
     by: Sequence[str],
     audience: Audience,
     settings: Settings,
-    as_of: datetime,
-) -> dict[str, dict[CellKey, dict[str, Any]]]:
-    """Several indicators' cells of one grain and grouping, indexed by coordinates (one snapshot)."""
+    as_of: datetime | None = None,
+) -> tuple[dict[str, dict[CellKey, dict[str, Any]]], datetime]:
+    """Several indicators' cells of one grain and grouping, indexed by coordinates (one snapshot).
+
+    Also the instant the cells are exact at: `as_of`, or for a read of now (None) the snapshots'
+    when it was served from them, else now.
+    """
     rows = await read_indicators(
         pool,
         indicator=None,
@@ -77,7 +89,7 @@ async def read_tables(
     tables: dict[str, dict[CellKey, dict[str, Any]]] = {indicator: {} for indicator in ids}
     for row in rows:
         tables[row["indicator"]][cell_key(row)] = row
-    return tables
+    return tables, rows.as_of
 
 
 def _lined_up(
@@ -99,15 +111,20 @@ def _lined_up(
 
 
 async def read_training_funnel(
-    pool: asyncpg.Pool, *, period: PeriodKind, by: Sequence[str], audience: Audience, settings: Settings
-) -> list[dict[str, Any]]:
+    pool: asyncpg.Pool,
+    *,
+    period: PeriodKind,
+    by: Sequence[str],
+    audience: Audience,
+    settings: Settings,
+    as_of: datetime | None = None,
+) -> ViewRows:
     """Per period and `by` cell: net enrolled -> started -> completed -> certified, and the rates.
 
     Completion-type counts are over closed cohorts; `in_progress` counts enrolments of open ones.
     """
     ids = [indicator for _, indicator, _ in FUNNEL_STAGES]
-    as_of = datetime.now(UTC)
-    tables = await read_tables(
+    tables, instant = await read_tables(
         pool, ids, period=period, by=by, audience=audience, settings=settings, as_of=as_of
     )
     cells = []
@@ -118,16 +135,15 @@ async def read_training_funnel(
             stages[stage] = None if row is None else row["parts"].get(part)
             suppressed = suppressed or bool(row and row.get("suppressed"))
         cells.append(_cell(key, period, {"stages": stages, "rates": rates}, provisional, suppressed))
-    return cells
+    return ViewRows(cells, as_of=instant)
 
 
 async def read_offerings(
-    pool: asyncpg.Pool, *, audience: Audience, settings: Settings
-) -> list[dict[str, Any]]:
+    pool: asyncpg.Pool, *, audience: Audience, settings: Settings, as_of: datetime | None = None
+) -> ViewRows:
     """Per year and offering: net enrolments and the cohort indicators, `closed` once none is in progress."""
     named = (*OFFERING_INDICATORS, *OFFERING_MORE)
-    as_of = datetime.now(UTC)
-    tables = await read_tables(
+    tables, instant = await read_tables(
         pool,
         [indicator for _, indicator in named],
         period="year",
@@ -142,16 +158,17 @@ async def read_offerings(
         in_progress = completion["parts"].get("in_progress", 0) if completion else 0
         status = "closed" if completion is not None and not in_progress else "in_progress"
         cells.append(_cell(key, "year", {**values, "status": status}, provisional, suppressed))
-    return cells
+    return ViewRows(cells, as_of=instant)
 
 
-async def read_reach_targets(pool: asyncpg.Pool, *, settings: Settings) -> list[dict[str, Any]]:
+async def read_reach_targets(
+    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None
+) -> ViewRows:
     """CVF-16 against its targets, per art. 7 audience and year with a target.
 
     Each row holds the certified learners so far, the share of the target, and the share of the year
-    elapsed (the pace line).
+    elapsed (the pace line), both at the instant the certified learners are exact at.
     """
-    as_of = datetime.now(UTC)
     rows = await read_indicators(
         pool, indicator="CVF-16", period="year", by=["audience"], settings=settings, as_of=as_of
     )
@@ -169,10 +186,10 @@ async def read_reach_targets(pool: asyncpg.Pool, *, settings: Settings) -> list[
                 "target": target,
                 "certified_learners": certified,
                 "share_of_target": certified / target if target else None,
-                "share_of_year_elapsed": _year_elapsed(year, as_of),
+                "share_of_year_elapsed": _year_elapsed(year, rows.as_of),
             }
         )
-    return found
+    return ViewRows(found, as_of=rows.as_of)
 
 
 def _year_elapsed(year: int, now: datetime) -> Decimal:
@@ -181,10 +198,11 @@ def _year_elapsed(year: int, now: datetime) -> Decimal:
     return Decimal(str(round(min(1.0, max(0.0, share)), 4)))
 
 
-async def read_activities(pool: asyncpg.Pool, *, settings: Settings) -> list[dict[str, Any]]:
+async def read_activities(
+    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None
+) -> ViewRows:
     """Per year and activity, as of the year's end: cost, firms served, attributable business, ROI, BCR."""
-    as_of = datetime.now(UTC)
-    tables = await read_tables(
+    tables, instant = await read_tables(
         pool,
         [indicator for _, indicator in ACTIVITY_INDICATORS],
         period="year",
@@ -193,21 +211,27 @@ async def read_activities(pool: asyncpg.Pool, *, settings: Settings) -> list[dic
         settings=settings,
         as_of=as_of,
     )
-    return [
-        _cell(key, "year", values, provisional, suppressed)
-        for key, values, provisional, suppressed in _lined_up(tables, ACTIVITY_INDICATORS)
-    ]
+    return ViewRows(
+        (
+            _cell(key, "year", values, provisional, suppressed)
+            for key, values, provisional, suppressed in _lined_up(tables, ACTIVITY_INDICATORS)
+        ),
+        as_of=instant,
+    )
 
 
-async def read_portfolio(pool: asyncpg.Pool, *, year: int | None, settings: Settings) -> dict[str, Any]:
+async def read_portfolio(
+    pool: asyncpg.Pool, *, year: int | None, settings: Settings, as_of: datetime | None = None
+) -> dict[str, Any]:
     """The art. 1 annual review of `year` (default: the latest with activity cells).
 
     Every activity with cells in the year, ranked by benefit-cost ratio (undefined last), with the
-    totals and the year's portfolio ROI (ACT-13).
+    totals, the year's portfolio ROI (ACT-13), and `as_of`, the instant the values are exact at (the
+    older of the two reads').
     """
-    activities = await read_activities(pool, settings=settings)
+    activities = await read_activities(pool, settings=settings, as_of=as_of)
     years = sorted({int(cell["period"]["start"][:4]) for cell in activities})
-    chosen = year if year is not None else (years[-1] if years else datetime.now(UTC).year)
+    chosen = year if year is not None else (years[-1] if years else activities.as_of.year)
     ranked = sorted(
         (cell for cell in activities if int(cell["period"]["start"][:4]) == chosen),
         key=lambda cell: (cell["benefit_cost_ratio"] is None, -(cell["benefit_cost_ratio"] or 0)),
@@ -217,7 +241,7 @@ async def read_portfolio(pool: asyncpg.Pool, *, year: int | None, settings: Sett
         for name in ("cost_usd", "attributable_usd")
     }
     annual = await read_indicators(
-        pool, indicator="ACT-13", period="year", by=[], settings=settings, as_of=datetime.now(UTC)
+        pool, indicator="ACT-13", period="year", by=[], settings=settings, as_of=as_of
     )
     roi = next((row for row in annual if int(row["period"]["start"][:4]) == chosen), None)
     return {
@@ -227,6 +251,7 @@ async def read_portfolio(pool: asyncpg.Pool, *, year: int | None, settings: Sett
         "totals": totals,
         "portfolio_roi_percent": None if roi is None else roi["value"],
         "portfolio_activities_closed": None if roi is None else roi["parts"].get("activities"),
+        "as_of": min(activities.as_of, annual.as_of),
     }
 
 

@@ -7,7 +7,6 @@ publish), so external roles get 403 for them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -54,7 +53,7 @@ async def training_funnel(request: web.Request, query: IndicatorQuery) -> Traini
         grain=query.grain,
         by=by,
         audience=identity.audience,
-        as_of=datetime.now(UTC),
+        as_of=cells.as_of,
         cells=[FunnelCell.model_validate(plain_number(cell)) for cell in select(cells, query)],
     )
 
@@ -70,7 +69,7 @@ async def offerings(request: web.Request, query: OfferingsQuery) -> Offerings:
         for cell in cells
         if _in_year(cell, query.year) and (query.status is None or cell["status"] == query.status)
     ]
-    return Offerings.model_validate({"as_of": datetime.now(UTC), "offerings": chosen})
+    return Offerings.model_validate({"as_of": cells.as_of, "offerings": chosen})
 
 
 async def targets(request: web.Request, query: YearQuery) -> Targets:
@@ -78,7 +77,7 @@ async def targets(request: web.Request, query: YearQuery) -> Targets:
     require_internal(request)
     rows = await read_views.read_reach_targets(request.app[POOL], settings=request.app[SETTINGS])
     chosen = [plain_number(row) for row in rows if query.year is None or row["year"] == query.year]
-    return Targets.model_validate({"as_of": datetime.now(UTC), "targets": chosen})
+    return Targets.model_validate({"as_of": rows.as_of, "targets": chosen})
 
 
 async def activities(request: web.Request, query: YearQuery) -> Activities:
@@ -86,7 +85,7 @@ async def activities(request: web.Request, query: YearQuery) -> Activities:
     require_internal(request)
     cells = await read_views.read_activities(request.app[POOL], settings=request.app[SETTINGS])
     chosen = [plain_number(cell) for cell in cells if _in_year(cell, query.year)]
-    return Activities.model_validate({"as_of": datetime.now(UTC), "activities": chosen})
+    return Activities.model_validate({"as_of": cells.as_of, "activities": chosen})
 
 
 async def activity(request: web.Request, _query: Any) -> ActivityDetail:
@@ -113,7 +112,8 @@ async def activity(request: web.Request, _query: Any) -> ActivityDetail:
         if row["dimensions"]["activity"] == name
     ]
     years = [ActivityRow.model_validate(row) for row in rows]
-    return ActivityDetail(activity=name, as_of=datetime.now(UTC), years=years, costs=lines)
+    as_of = min(cells.as_of, costs.as_of)
+    return ActivityDetail(activity=name, as_of=as_of, years=years, costs=lines)
 
 
 async def portfolio(request: web.Request, query: YearQuery) -> Portfolio:
@@ -122,7 +122,7 @@ async def portfolio(request: web.Request, query: YearQuery) -> Portfolio:
     review = await read_views.read_portfolio(
         request.app[POOL], year=query.year, settings=request.app[SETTINGS]
     )
-    return Portfolio.model_validate({**plain_number(review), "as_of": datetime.now(UTC)})
+    return Portfolio.model_validate(plain_number(review))
 
 
 _ACTIVITY = {"activity_id": "activity id, e.g. round-1"}
