@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 import aiohttp
 import asyncpg
 
-from infra.settings import ReachTargetConfig
+from benchmarks.read_model import _snapshots
+from infra.settings import ReachTargetConfig, Settings
 from infra.targets import set_targets
 from tests.web.conftest import MakeToken
 
@@ -124,3 +126,39 @@ async def test_external_roles_get_only_published_views(
     funnel = await get(http, f"{base_url}/api/v1/funnels/training?grain=year&by=country", token)
     assert funnel["audience"] == "external"
     await get(http, f"{base_url}/api/v1/funnels/training?grain=month", token, status=403)
+
+
+async def test_the_views_report_the_instant_of_the_snapshots_they_are_served_from(
+    base_url: str,
+    http: aiohttp.ClientSession,
+    make_token: MakeToken,
+    web_pool: asyncpg.Pool,
+    filled: Settings,
+) -> None:
+    token = await make_token("developer")
+    refreshed = await _snapshots(filled, web_pool)
+    assert refreshed["snapshot_rows"] > 0
+    instant = await web_pool.fetchval("SELECT max(as_of) FROM indicator_snapshot_state")
+    assert instant == await web_pool.fetchval("SELECT min(as_of) FROM indicator_snapshot_state")
+    paths = (
+        "funnels/training?grain=year&by=country",
+        "funnels/training?grain=quarter&by=country,audience",
+        "offerings",
+        "targets",
+        "activities",
+        "activities/round-1",
+        "portfolio",
+    )
+    for path in paths:
+        body = await get(http, f"{base_url}/api/v1/{path}", token)
+        assert datetime.fromisoformat(body["as_of"]) == instant, path
+    # A change not yet refreshed to the activities' costs: those views are computed live, at the request.
+    await web_pool.execute("INSERT INTO indicator_stale (indicator) VALUES ('ACT-01')")
+    try:
+        for path in ("activities", "activities/round-1", "portfolio"):
+            body = await get(http, f"{base_url}/api/v1/{path}", token)
+            assert datetime.fromisoformat(body["as_of"]) > instant, path
+        body = await get(http, f"{base_url}/api/v1/offerings", token)
+        assert datetime.fromisoformat(body["as_of"]) == instant
+    finally:
+        await web_pool.execute("DELETE FROM indicator_stale WHERE indicator = 'ACT-01'")
