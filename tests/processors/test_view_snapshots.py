@@ -8,7 +8,7 @@ it (the targets' pace included). A pending change to an indicator a view reads m
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -50,7 +50,14 @@ def instant_of(view: Any) -> datetime:
 async def test_the_views_read_now_equal_the_views_at_the_snapshots_instant(local_stack: Settings) -> None:
     async with isolated_store(local_stack) as (fresh, pool):
         await process(fresh, pool, scenario.history())
-        await set_targets(pool, [ReachTargetConfig(audience="MSME", year=2025, target=Decimal(4))])
+        year = datetime.now(UTC).year
+        await set_targets(
+            pool,
+            [
+                ReachTargetConfig(audience="MSME", year=2025, target=Decimal(4)),
+                ReachTargetConfig(audience="MSME", year=year, target=Decimal(4)),
+            ],
+        )
         await relay_everything(fresh, pool)
         done = await refreshed(fresh, pool)
         for name, view in VIEWS.items():
@@ -63,6 +70,16 @@ async def test_the_views_read_now_equal_the_views_at_the_snapshots_instant(local
         assert [row["share_of_year_elapsed"] for row in targets] == [
             read_views._year_elapsed(row["year"], done.as_of) for row in targets
         ]
+        # The pace is the share of the year elapsed at the snapshots' instant, not at the request: an
+        # instant 1.5 h back (still young enough to serve) is more than the pace's rounding (about 53 min).
+        await pool.execute("UPDATE indicator_snapshot_state SET as_of = as_of - interval '90 minutes'")
+        earlier = done.as_of - timedelta(minutes=90)
+        paced = await read_views.read_reach_targets(pool, settings=fresh)
+        assert paced.as_of == earlier
+        this_year = next(row for row in paced if row["year"] == year)
+        assert this_year["share_of_year_elapsed"] == read_views._year_elapsed(year, earlier)
+        assert this_year["share_of_year_elapsed"] < read_views._year_elapsed(year, datetime.now(UTC))
+        await pool.execute("UPDATE indicator_snapshot_state SET as_of = as_of + interval '90 minutes'")
         # A change not yet refreshed (ACT-01, read by the activities and the portfolio) makes those live.
         await pool.execute("INSERT INTO indicator_stale (indicator) VALUES ('ACT-01')")
         for name in ("activities", "portfolio"):
