@@ -10,6 +10,7 @@ values.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
@@ -157,6 +158,46 @@ async def test_a_pending_change_makes_reads_live_until_a_refresh_takes_it_into_a
         assert now.as_of_by_indicator["ACT-01"] == second.as_of
         assert now.as_of_by_indicator["ACT-05"] == first.as_of  # ACT-01 is none of its inputs
         assert now.as_of == min(now.as_of_by_indicator.values())
+
+
+async def test_bi_tools_read_the_snapshots_values_with_their_instant(local_stack: Settings) -> None:
+    async with isolated_store(local_stack) as (fresh, pool):
+        await process(fresh, pool, scenario.history())
+        await relay_everything(fresh, pool)
+        done = await refreshed(fresh, pool)
+        served = await read_indicators(
+            pool, indicator="CVF-01", period="year", by=("country",), settings=fresh
+        )
+        assert served.from_snapshots and served
+        rows = await pool.fetch(
+            "SELECT period_start, dimensions, value, parts, unit, provisional, as_of"
+            " FROM indicator_snapshot_value WHERE indicator = 'CVF-01' AND period_kind = 'year'"
+            " AND grouped_by = ARRAY['country']"
+            " ORDER BY period_start, dimensions->>'country'"
+        )
+        expected = sorted(served, key=lambda row: (row["period"]["start"], row["dimensions"]["country"]))
+        assert [
+            (
+                row["period_start"].isoformat(),
+                json.loads(row["dimensions"]),
+                row["value"],
+                {name: Decimal(amount) for name, amount in json.loads(row["parts"]).items()},
+                row["unit"],
+                row["provisional"],
+            )
+            for row in rows
+        ] == [
+            (
+                result["period"]["start"],
+                result["dimensions"],
+                result["value"],
+                result["parts"],
+                result["unit"],
+                result["provisional"],
+            )
+            for result in expected
+        ]
+        assert {row["as_of"] for row in rows} == {done.as_of}
 
 
 async def test_snapshots_of_other_settings_or_too_old_are_not_served(local_stack: Settings) -> None:

@@ -52,5 +52,6 @@ async def test_views_are_documented_for_bi_tools(pg_pool: asyncpg.Pool) -> None:
         " WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind = 'v'"
     )
     views = {row["relname"]: row["comment"] for row in rows}
-    for name in ("indicator_member_live", "indicator_latest", "cvf_enrolment", "cvf_plgn_conversion"):
+    documented = ("indicator_member_live", "indicator_latest", "cvf_enrolment", "cvf_plgn_conversion")
+    for name in (*documented, "indicator_snapshot_value"):
         assert views.get(name), f"view {name} missing or undocumented"
