@@ -24,6 +24,7 @@ from infra.local import running_stack
 from infra.postgres import create_pool, migrate
 from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import ReachTargetConfig, Settings
+from infra.signals import on_stop_signals
 from infra.stack_file import remove_stack_file, store_settings, write_stack_file
 from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
@@ -45,18 +46,14 @@ async def run_pipeline(settings: Settings, *, until_idle: bool = False) -> int:
     """
     setup_telemetry(settings.telemetry)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     started = time.monotonic()
     try:
-        async with running_stack(settings) as resolved, AsyncExitStack() as stack:
-            write_stack_file(settings, resolved)
-            stack.callback(remove_stack_file, resolved)
-            return await _run_resolved(resolved, stack, stop, until_idle=until_idle, started=started)
+        with on_stop_signals(stop.set):
+            async with running_stack(settings) as resolved, AsyncExitStack() as stack:
+                write_stack_file(settings, resolved)
+                stack.callback(remove_stack_file, resolved)
+                return await _run_resolved(resolved, stack, stop, until_idle=until_idle, started=started)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         shutdown_telemetry()
 
 

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import signal
 import time
 from collections.abc import Awaitable, Mapping
 from datetime import UTC, date, datetime
@@ -41,6 +40,7 @@ from infra.postgres import create_pool
 from infra.retry import Backoff
 from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
+from infra.signals import on_stop_signals
 from processors.base import CellKey
 from processors.cells import cell_parts, published_cells
 from processors.indicators import catalogue
@@ -344,16 +344,12 @@ async def run_relay(settings: Settings) -> int:
     await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
     pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     relay = OutboxRelay(settings, pool)
     logger.info("relay started on schema %s", settings.postgres.db_schema)
     try:
-        await relay.run(stop)
+        with on_stop_signals(stop.set):
+            await relay.run(stop)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         await pool.close()
     logger.info("relay stopped: %d records published, %d cells rejected", relay.published, relay.rejected)
     return relay.published

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -32,6 +31,7 @@ from infra.postgres import create_pool
 from infra.retry import Backoff, retrying
 from infra.roles import PROCESSOR, PROCESSOR_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
+from infra.signals import on_stop_signals
 from processors.admission import Admission
 from processors.base import TopicPartitionKey
 from processors.batch import BatchPreparer, Contribute, PreparedBatch, ProcessorStats
@@ -370,14 +370,8 @@ class IndicatorProcessor:
 async def run_processor(settings: Settings, *, relay: bool = True) -> ProcessorStats:
     """Run one processor until SIGTERM or SIGINT, then finish the batch in hand and stop."""
     processor = IndicatorProcessor(settings, relay=relay)
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, processor.request_stop)
-    try:
+    with on_stop_signals(processor.request_stop):
         return await processor.run()
-    finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
 
 
 def main() -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import signal
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -31,6 +30,7 @@ from infra.postgres import create_pool
 from infra.retry import Backoff
 from infra.roles import PROCESSOR, store_settings_for
 from infra.settings import Settings
+from infra.signals import on_stop_signals
 from processors.indicators import catalogue
 from processors.indicators.aggregate import ReadContext
 from processors.read import cyclic_gc_paused, internal_results
@@ -258,16 +258,12 @@ async def run_refresher(settings: Settings) -> int:
     """Refresh until SIGTERM or SIGINT. Returns the number of refreshes."""
     pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     refresher = SnapshotRefresher(settings, pool)
     logger.info("snapshot refresher started on schema %s", settings.postgres.db_schema)
     try:
-        await refresher.run(stop)
+        with on_stop_signals(stop.set):
+            await refresher.run(stop)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.remove_signal_handler(signum)
         await pool.close()
     logger.info("snapshot refresher stopped after %d refreshes", refresher.refreshes)
     return refresher.refreshes
