@@ -181,9 +181,17 @@ def latest_per_member(rows: Iterable[StoredRow], until: date | None = None) -> d
         if row.member is None or (until is not None and row.period_start > until):
             continue
         current = best.get(row.member)
-        if current is None or _rank(row) > _rank(current):
+        if current is None or beats(row, current):
             best[row.member] = row
     return best
+
+
+def beats(row: StoredRow, current: StoredRow) -> bool:
+    """Whether `row` outranks `current` as a member's latest row (`latest_per_member`'s rank)."""
+    # The order key decides nearly always; the whole rank is built only when the keys tie.
+    if row.order_key != current.order_key:
+        return row.order_key > current.order_key
+    return _rank(row) > _rank(current)
 
 
 def _rank(row: StoredRow) -> tuple[str, date, tuple[tuple[str, str], ...], Decimal]:
@@ -232,16 +240,32 @@ def _part_table(
 
 def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:
     """The generic aggregation: each part read by the indicator, regrouped and broadcast."""
+    # Imported here: the cumulative tables build on this module's rows and rank.
+    from processors.indicators.cumulative import cumulative_tables
+
     starts = (row.period_start for ref in indicator.reads for row in index.get(part_key(ref), ()))
     cutoffs: list[date | None] = list(period_range(starts, ctx)) if indicator.cumulative else [None]
     by = ctx.by
+    kinds = [catalogue.stored_part(ref.indicator, ref.part).kind for ref in indicator.reads]
+    # Cumulative parts: every cut-off's tables from one pass over the rows in period order.
+    running = (
+        [
+            cumulative_tables(index.get(part_key(ref), ()), kind, by, dims_of(ref), cast(list[date], cutoffs))
+            for ref, kind in zip(indicator.reads, kinds, strict=True)
+        ]
+        if indicator.cumulative
+        else []
+    )
     cells: dict[GroupKey, Cell] = {}
-    for until in cutoffs:
+    for position, until in enumerate(cutoffs):
         tables = []
-        for ref in indicator.reads:
-            kind = catalogue.stored_part(ref.indicator, ref.part).kind
+        for number, (ref, kind) in enumerate(zip(indicator.reads, kinds, strict=True)):
             available = dims_of(ref)
-            values, counts, largest = _part_table(index.get(part_key(ref), ()), kind, by, available, until)
+            values, counts, largest = (
+                running[number][position]
+                if running
+                else _part_table(index.get(part_key(ref), ()), kind, by, available, until)
+            )
             tables.append((ref, kind, available, values, counts, largest))
         full_keys = {
             (start, key)
