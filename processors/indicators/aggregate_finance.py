@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -46,26 +48,30 @@ def aggregate_roi(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> li
             activities[(row.period_start, project(row.dimensions, ctx.by, indicator.dimensions))].add(
                 row.dimensions["activity"]
             )
+    # A cell is provisional when the latest window to close among the activities of its key up to its
+    # period closes after its horizon: per key, that latest closing over the periods so far.
+    closing: dict[tuple[str, ...], tuple[list[date], list[float]]] = {}
+    for (start, group), found in sorted(activities.items()):
+        latest = max(_window_closes(last.get(activity)) for activity in found)
+        starts, closes = closing.setdefault(group, ([], []))
+        starts.append(start)
+        closes.append(max(latest, closes[-1]) if closes else latest)
     as_of_s = epoch_seconds(ctx.as_of)
     cells = []
     for cell in aggregate_parts(indicator, index, ctx):
         for name in ("last_session", "n_last_session", "max_last_session"):
             cell.parts.pop(name, None)
         horizon = min(epoch_seconds(period_end(cell.period_start, ctx.period)), as_of_s)
-        key = tuple(cell.dimensions[name] for name in ctx.by)
-        involved = set().union(
-            *(
-                found
-                for (start, group), found in activities.items()
-                if group == key and start <= cell.period_start
-            )
-        )
-        cell.provisional = any(
-            activity not in last or last[activity] + ROI_WINDOW_DAYS * 86_400 > horizon
-            for activity in involved
-        )
+        starts, closes = closing.get(tuple(cell.dimensions[name] for name in ctx.by), ([], []))
+        seen = bisect_right(starts, cell.period_start)
+        cell.provisional = seen > 0 and closes[seen - 1] > horizon
         cells.append(cell)
     return cells
+
+
+def _window_closes(last_session_s: int | None) -> float:
+    """When an activity's 12-month window closes (epoch seconds); never while its last session is unknown."""
+    return math.inf if last_session_s is None else last_session_s + ROI_WINDOW_DAYS * 86_400
 
 
 def aggregate_portfolio(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:

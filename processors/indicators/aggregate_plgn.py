@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
@@ -14,6 +14,7 @@ from processors.indicators.catalogue import (
     PLGN_ACTIVE_WINDOW_DAYS,
     Indicator,
 )
+from processors.indicators.cumulative import cumulative_tables
 from processors.indicators.grouping import (
     Aggregator,
     Cell,
@@ -34,16 +35,6 @@ def _periods(ctx: ReadContext, *row_sets: Iterable[StoredRow]) -> list[date]:
     return period_range((row.period_start for rows in row_sets for row in rows), ctx)
 
 
-def _stock(index: RowIndex, ctx: ReadContext, until: date) -> dict[tuple[str, ...], Decimal]:
-    """Registered firms up to the end of `until`, by the `by` dimensions PLGN-01 has (others wildcard)."""
-    available = CATALOGUE["PLGN-01"].dimensions
-    members: dict[tuple[str, ...], set[str]] = defaultdict(set)
-    for row in index.get(_REGISTERED, ()):
-        if row.member is not None and row.period_start <= until:
-            members[project(row.dimensions, ctx.by, available)].add(row.member)
-    return {key: Decimal(len(found)) for key, found in members.items()}
-
-
 def _registered_by(index: RowIndex, until: date) -> set[str]:
     """Firms registered up to the end of `until`, whatever their dimensions."""
     rows = index.get(_REGISTERED, ())
@@ -61,14 +52,16 @@ def aggregate_registered(indicator: Indicator, index: RowIndex, ctx: ReadContext
     for row in rows:
         if row.member is not None and (row.member not in first or row.period_start < first[row.member]):
             first[row.member] = row.period_start
+    new: dict[date, dict[tuple[str, ...], set[str]]] = defaultdict(lambda: defaultdict(set))
+    for row in rows:
+        if row.member is not None and row.period_start == first[row.member]:
+            new[row.period_start][project(row.dimensions, ctx.by, indicator.dimensions)].add(row.member)
+    periods = _periods(ctx, rows)
     cells = []
-    for start in _periods(ctx, rows):
-        new: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for row in rows:
-            if row.member is not None and row.period_start == start == first[row.member]:
-                new[project(row.dimensions, ctx.by, indicator.dimensions)].add(row.member)
-        for key, stock in sorted(_stock(index, ctx, start).items()):
-            cells.append(_cell(start, ctx, key, {"stock": stock, "new": Decimal(len(new.get(key, ())))}))
+    for start, stocks in zip(periods, _stocks(index, ctx, periods), strict=True):
+        found = new.get(start, {})
+        for key, stock in sorted(stocks.items()):
+            cells.append(_cell(start, ctx, key, {"stock": stock, "new": Decimal(len(found.get(key, ())))}))
     return cells
 
 
@@ -85,19 +78,43 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
             org, day_text = decode_member(row.member)
             acted_on = date.fromisoformat(day_text)
             actions.append((org, acted_on, country.get(org) or row.dimensions["country"]))
+    periods = _periods(ctx, index.get(_REGISTERED, ()), index.get(("PLGN-02", "active_day"), ()))
+    stocks = _stocks(index, ctx, periods)
+    # The windows move forward with the periods: each action enters once and leaves once.
+    actions.sort(key=lambda action: action[1])
+    inside: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    entered = left = 0
     cells = []
-    for start in _periods(ctx, index.get(_REGISTERED, ()), index.get(("PLGN-02", "active_day"), ())):
+    for start, stock in zip(periods, stocks, strict=True):
         end = period_end(start, ctx.period).date()
         first_day = end - timedelta(days=PLGN_ACTIVE_WINDOW_DAYS)
-        active: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for org, acted_on, org_country in actions:
-            if first_day <= acted_on < end:
-                active[project({"country": org_country}, ctx.by, indicator.dimensions)].add(org)
-        stock = _stock(index, ctx, start)
+        while entered < len(actions) and actions[entered][1] < end:
+            org, _, org_country = actions[entered]
+            inside[project({"country": org_country}, ctx.by, indicator.dimensions)][org] += 1
+            entered += 1
+        while left < entered and actions[left][1] < first_day:
+            org, _, org_country = actions[left]
+            orgs = inside[project({"country": org_country}, ctx.by, indicator.dimensions)]
+            orgs[org] -= 1
+            if not orgs[org]:
+                del orgs[org]
+            left += 1
+        active = {key: len(orgs) for key, orgs in inside.items() if orgs}
         for key in sorted(set(stock) | set(active)):
-            parts = {"active": Decimal(len(active.get(key, ()))), "stock": stock.get(key, Decimal(0))}
+            parts = {"active": Decimal(active.get(key, 0)), "stock": stock.get(key, Decimal(0))}
             cells.append(_cell(start, ctx, key, parts))
     return cells
+
+
+def _stocks(index: RowIndex, ctx: ReadContext, periods: list[date]) -> list[dict[tuple[str, ...], Decimal]]:
+    """Registered firms up to the end of each of `periods` (ascending), from one pass over them.
+
+    By the `by` dimensions PLGN-01 has (the others wildcard).
+    """
+    tables = cumulative_tables(
+        index.get(_REGISTERED, ()), "distinct", ctx.by, CATALOGUE["PLGN-01"].dimensions, periods
+    )
+    return [values.get(until, {}) for (values, _, _), until in zip(tables, periods, strict=True)]
 
 
 def aggregate_contacts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> list[Cell]:

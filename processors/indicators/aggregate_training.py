@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from processors.indicators.base import UNKNOWN
 from processors.indicators.catalogue import (
@@ -28,6 +29,7 @@ from processors.indicators.grouping import (
     ReadContext,
     RowIndex,
     project,
+    projector,
     quantile,
 )
 from processors.indicators.periods import decode_member, epoch_seconds, from_epoch, saturating_add
@@ -43,21 +45,29 @@ def _group(
     records: Iterable[Enrolment], ctx: ReadContext, period_of: str = "enrolment"
 ) -> dict[tuple[date, tuple[str, ...]], list[Enrolment]]:
     groups: dict[tuple[date, tuple[str, ...]], list[Enrolment]] = defaultdict(list)
+    key_of = projector(ctx.by, TRAINING_DIMS)
     for record in records:
         when = record.period_start if period_of == "enrolment" else record.certified_period
         if when is None:
             continue
-        groups[(when, project(record.dimensions, ctx.by, TRAINING_DIMS))].append(record)
+        groups[(when, key_of(record.dimensions))].append(record)
     return groups
 
 
-def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContext) -> dict[str, Decimal]:
+class _Cohort(NamedTuple):
+    """What every enrolment indicator counts in one group: its net and closed enrolments, shared parts."""
+
+    net: list[Enrolment]
+    closed: list[Enrolment]
+    parts: dict[str, Decimal]
+
+
+def _cohort(group: Sequence[Enrolment], cutoff: int) -> _Cohort:
     net = [record for record in group if record.net]
     # `is_closed`, with the cut-off computed once for the group.
-    cutoff = closing_cutoff_s(ctx)
     closed = [record for record in net if record.ends_s is not None and record.ends_s <= cutoff]
     started = [record for record in closed if record.started]
-    all_parts = {
+    parts = {
         "gross": Decimal(len(group)),
         "net": Decimal(len(net)),
         "learners": Decimal(len({record.learner for record in net})),
@@ -71,6 +81,12 @@ def _cohort_parts(indicator_id: str, group: Sequence[Enrolment], ctx: ReadContex
         ),
         "never_started_closed": Decimal(len(closed) - len(started)),
     }
+    return _Cohort(net, closed, parts)
+
+
+def _cohort_parts(indicator_id: str, cohort: _Cohort) -> dict[str, Decimal]:
+    net, closed = cohort.net, cohort.closed
+    all_parts = dict(cohort.parts)
     if indicator_id == "CVF-06":
         attempted = [record for record in net if record.attempted_final]
         all_parts["attempted_final"] = Decimal(len(attempted))
@@ -152,9 +168,18 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
     # The indicators of one read that share these records share their grouping too (which depends
     # on the records and the `by` dimensions alone; the records live as long as the index).
     groups = index.cached((_group, id(records), ctx.by), lambda: _group(records, ctx))
+    # So do the counts every one of them makes of a group (at one closing cut-off).
+    cutoff = closing_cutoff_s(ctx)
+    cohorts = index.cached(
+        (_cohort, id(groups), cutoff),
+        lambda: [
+            (group_key, _cohort(group, cutoff))
+            for group_key, group in sorted(groups.items(), key=lambda item: item[0])
+        ],
+    )
     cells = []
-    for (start, key), group in sorted(groups.items(), key=lambda item: item[0]):
-        parts = _cohort_parts(indicator.id, group, ctx)
+    for (start, key), cohort in cohorts:
+        parts = _cohort_parts(indicator.id, cohort)
         # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
         provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
@@ -167,12 +192,14 @@ def aggregate_active_learners(indicator: Indicator, index: RowIndex, ctx: ReadCo
     The ``CVF-08/started`` rows hold one member per enrolment and month with a progress or assessment
     event; the enrolment anchor gives the learner and the dimensions.
     """
-    by_id = {record.enrolment_id: record for record in enrolments(index)}
+    records = enrolments(index)
+    by_id = index.cached((_by_id, id(records)), lambda: _by_id(records))
     learners: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
+    key_of = projector(ctx.by, TRAINING_DIMS)
     for row in index.get(("CVF-08", "started"), ()):
         record = by_id.get(row.member) if row.member is not None else None
         if record is not None:
-            key = project(record.dimensions, ctx.by, TRAINING_DIMS)
+            key = key_of(record.dimensions)
             learners[(row.period_start, key)].add(record.learner)
     return [
         Cell(start, dict(zip(ctx.by, key, strict=True)), {"active_learners": Decimal(len(found))})
@@ -302,10 +329,7 @@ def aggregate_pathway(indicator: Indicator, index: RowIndex, ctx: ReadContext) -
     """
     window_s = PATHWAY_WINDOW_DAYS * 86_400
     records = enrolments(index)
-    later: dict[str, list[tuple[int, str]]] = defaultdict(list)
-    for record in records:
-        if record.net:
-            later[record.learner].append((record.enrolled_s, record.dimensions.get("course", "")))
+    later = index.cached((_later_enrolments, id(records)), lambda: _later_enrolments(records))
     as_of_s = epoch_seconds(ctx.as_of)
     cells = []
     certified = (record for record in records if record.certified_s is not None)
@@ -326,6 +350,19 @@ def aggregate_pathway(indicator: Indicator, index: RowIndex, ctx: ReadContext) -
         parts = {"continued": Decimal(continued), "certified_learners": Decimal(len(by_learner))}
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
     return cells
+
+
+def _later_enrolments(records: Iterable[Enrolment]) -> dict[str, list[tuple[int, str]]]:
+    """Per learner the (start, course) of each net enrolment."""
+    later: dict[str, list[tuple[int, str]]] = defaultdict(list)
+    for record in records:
+        if record.net:
+            later[record.learner].append((record.enrolled_s, record.dimensions.get("course", "")))
+    return later
+
+
+def _by_id(records: Iterable[Enrolment]) -> dict[str, Enrolment]:
+    return {record.enrolment_id: record for record in records}
 
 
 def _continues(certificates: Sequence[Enrolment], enrolled: Sequence[tuple[int, str]], window_s: int) -> bool:

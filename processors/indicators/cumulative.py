@@ -11,11 +11,12 @@ rank) and recompute only the keys whose members changed.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 from decimal import Decimal
 
-from processors.indicators.grouping import StoredRow, Table, beats, project
+from processors.indicators.grouping import StoredRow, Table, beats, projector
 
 Key = tuple[str, ...]
 
@@ -36,6 +37,7 @@ def cumulative_tables(
 def _sums(
     ordered: list[StoredRow], by: Sequence[str], available: Sequence[str], cutoffs: Sequence[date]
 ) -> list[tuple[Table, Table, Table]]:
+    key_of = projector(by, available)
     running: dict[Key, Decimal] = {}
     tables: list[tuple[Table, Table, Table]] = []
     position = 0
@@ -43,7 +45,7 @@ def _sums(
         while position < len(ordered) and ordered[position].period_start <= until:
             row = ordered[position]
             position += 1
-            key = project(row.dimensions, by, available)
+            key = key_of(row.dimensions)
             running[key] = running.get(key, Decimal(0)) + row.value
         tables.append(({until: dict(running)} if running else {}, {}, {}))
     return tables
@@ -52,6 +54,7 @@ def _sums(
 def _distinct(
     ordered: list[StoredRow], by: Sequence[str], available: Sequence[str], cutoffs: Sequence[date]
 ) -> list[tuple[Table, Table, Table]]:
+    key_of = projector(by, available)
     members: dict[Key, set[str]] = {}
     tables: list[tuple[Table, Table, Table]] = []
     position = 0
@@ -60,17 +63,69 @@ def _distinct(
             row = ordered[position]
             position += 1
             if row.member is not None:
-                members.setdefault(project(row.dimensions, by, available), set()).add(row.member)
+                members.setdefault(key_of(row.dimensions), set()).add(row.member)
         counted = {key: Decimal(len(found)) for key, found in members.items()}
         tables.append(({until: counted} if counted else {}, {}, {}))
     return tables
 
 
+class _Members:
+    """One key's latest members: their sum, count and largest value, kept as members come and go.
+
+    The sum is kept exactly (no rounding at the amounts' scale) and carries the exponent a sum from zero
+    over the members would have, the smallest of theirs and zero's, so it equals that sum in value and in
+    its text. The largest value is recomputed only when the member holding it leaves.
+    """
+
+    __slots__ = ("exponents", "members", "top", "total")
+
+    def __init__(self) -> None:
+        self.members: dict[str, Decimal] = {}
+        self.total = Decimal(0)
+        self.exponents: Counter[int | str] = Counter()
+        self.top: Decimal | None = Decimal(0)
+
+    def add(self, member: str, value: Decimal) -> None:
+        self.members[member] = value
+        self.total += value
+        self.exponents[value.as_tuple().exponent] += 1
+        if self.top is not None:
+            self.top = max(self.top, value)
+
+    def remove(self, member: str) -> None:
+        value = self.members.pop(member)
+        self.total -= value
+        exponent = value.as_tuple().exponent
+        self.exponents[exponent] -= 1
+        if not self.exponents[exponent]:
+            del self.exponents[exponent]
+        if self.top is not None and value >= self.top:
+            self.top = None
+
+    def tables(self) -> tuple[Decimal, Decimal, Decimal]:
+        """The sum, the count and the largest value (never below zero), as `grouping` computes them."""
+        if self.top is None:
+            top = Decimal(0)
+            for value in self.members.values():
+                top = max(top, value)
+            self.top = top
+        if any(isinstance(exponent, str) for exponent in self.exponents):
+            # A special value (NaN, infinity) among them: the plain sum, in their order.
+            total = sum(self.members.values(), Decimal(0))
+        else:
+            exponent = min(0, *(int(found) for found in self.exponents))
+            total = self.total
+            if total.as_tuple().exponent != exponent:
+                total = total.quantize(Decimal(1).scaleb(exponent))
+        return total, Decimal(len(self.members)), self.top
+
+
 def _latest(
     ordered: list[StoredRow], by: Sequence[str], available: Sequence[str], cutoffs: Sequence[date]
 ) -> list[tuple[Table, Table, Table]]:
+    key_of = projector(by, available)
     best: dict[str, tuple[Key, StoredRow]] = {}
-    by_key: dict[Key, dict[str, StoredRow]] = {}
+    by_key: dict[Key, _Members] = {}
     values: dict[Key, Decimal] = {}
     counts: dict[Key, Decimal] = {}
     largest: dict[Key, Decimal] = {}
@@ -87,26 +142,20 @@ def _latest(
             if current is not None and not beats(row, current[1]):
                 continue
             if current is not None:
-                del by_key[current[0]][row.member]
+                by_key[current[0]].remove(row.member)
                 changed.add(current[0])
-            key = project(row.dimensions, by, available)
+            key = key_of(row.dimensions)
             best[row.member] = (key, row)
-            by_key.setdefault(key, {})[row.member] = row
+            by_key.setdefault(key, _Members()).add(row.member, row.value)
             changed.add(key)
         for key in changed:
             found = by_key[key]
-            if not found:
+            if found.members:
+                values[key], counts[key], largest[key] = found.tables()
+            else:
                 del by_key[key]
                 for table in (values, counts, largest):
                     table.pop(key, None)
-                continue
-            # As `grouping` adds them: from zero, the largest never below zero.
-            values[key] = sum((row.value for row in found.values()), Decimal(0))
-            counts[key] = Decimal(len(found))
-            top = Decimal(0)
-            for row in found.values():
-                top = max(top, row.value)
-            largest[key] = top
         if values:
             tables.append(({until: dict(values)}, {until: dict(counts)}, {until: dict(largest)}))
         else:

@@ -163,6 +163,23 @@ def project(dimensions: Mapping[str, str], by: Sequence[str], available: Sequenc
     return tuple(dimensions.get(name, UNKNOWN) if name in available else WILDCARD for name in by)
 
 
+def projector(by: Sequence[str], available: Sequence[str]) -> Callable[[Mapping[str, str]], tuple[str, ...]]:
+    """`project` for many rows: each distinct dimensions object is projected once.
+
+    The rows of a read share one dimensions object per distinct grain, far fewer than rows; the memo is
+    keyed by identity and holds the objects, so an id stays theirs while it lives.
+    """
+    memo: dict[int, tuple[Mapping[str, str], tuple[str, ...]]] = {}
+
+    def key_of(dimensions: Mapping[str, str]) -> tuple[str, ...]:
+        found = memo.get(id(dimensions))
+        if found is None:
+            found = memo[id(dimensions)] = (dimensions, project(dimensions, by, available))
+        return found[1]
+
+    return key_of
+
+
 def lookup(
     table: Mapping[tuple[str, ...], Decimal],
     key: tuple[str, ...],
@@ -217,21 +234,23 @@ def _part_table(
     def period(row: StoredRow) -> date:
         return row.period_start if until is None else until
 
+    key_of = projector(by, available)
+
     if kind == "sum":
         for row in rows:
             if until is None or row.period_start <= until:
-                values[period(row)][project(row.dimensions, by, available)] += row.value
+                values[period(row)][key_of(row.dimensions)] += row.value
     elif kind == "distinct":
         members: dict[date, dict[tuple[str, ...], set[str]]] = defaultdict(lambda: defaultdict(set))
         for row in rows:
             if row.member is not None and (until is None or row.period_start <= until):
-                members[period(row)][project(row.dimensions, by, available)].add(row.member)
+                members[period(row)][key_of(row.dimensions)].add(row.member)
         for period_start, groups in members.items():
             for key, found in groups.items():
                 values[period_start][key] = Decimal(len(found))
     else:
         for row in latest_per_member(rows, until).values():
-            key = project(row.dimensions, by, available)
+            key = key_of(row.dimensions)
             values[period(row)][key] += row.value
             counts[period(row)][key] += 1
             largest[period(row)][key] = max(largest[period(row)][key], row.value)
