@@ -146,7 +146,10 @@ def _latest(
                 changed.add(current[0])
             key = key_of(row.dimensions)
             best[row.member] = (key, row)
-            by_key.setdefault(key, _Members()).add(row.member, row.value)
+            members = by_key.get(key)
+            if members is None:
+                members = by_key[key] = _Members()
+            members.add(row.member, row.value)
             changed.add(key)
         for key in changed:
             found = by_key[key]

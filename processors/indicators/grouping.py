@@ -19,6 +19,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple, TypeVar, cast
 
 from processors.indicators import catalogue
@@ -266,25 +267,28 @@ def aggregate_parts(indicator: Indicator, index: RowIndex, ctx: ReadContext) -> 
     cutoffs: list[date | None] = list(period_range(starts, ctx)) if indicator.cumulative else [None]
     by = ctx.by
     kinds = [catalogue.stored_part(ref.indicator, ref.part).kind for ref in indicator.reads]
-    # Cumulative parts: every cut-off's tables from one pass over the rows in period order.
-    running = (
-        [
-            cumulative_tables(index.get(part_key(ref), ()), kind, by, dims_of(ref), cast(list[date], cutoffs))
-            for ref, kind in zip(indicator.reads, kinds, strict=True)
-        ]
-        if indicator.cumulative
-        else []
-    )
+
+    def part_tables(ref: PartRef, kind: str) -> list[tuple[Table, Table, Table]]:
+        """Per cut-off the tables of one part; cumulative ones from one pass in period order."""
+        rows = index.get(part_key(ref), ())
+        if indicator.cumulative:
+            return cumulative_tables(rows, kind, by, dims_of(ref), cast(list[date], cutoffs))
+        return [_part_table(rows, kind, by, dims_of(ref), None)]
+
+    # Indicators of one read that read the same part at the same cut-offs share its tables (read-only).
+    per_part = [
+        index.cached(
+            (aggregate_parts, id(index.get(part_key(ref), ())), kind, by, dims_of(ref), tuple(cutoffs)),
+            partial(part_tables, ref, kind),
+        )
+        for ref, kind in zip(indicator.reads, kinds, strict=True)
+    ]
     cells: dict[GroupKey, Cell] = {}
-    for position, until in enumerate(cutoffs):
+    for position in range(len(cutoffs)):
         tables = []
         for number, (ref, kind) in enumerate(zip(indicator.reads, kinds, strict=True)):
             available = dims_of(ref)
-            values, counts, largest = (
-                running[number][position]
-                if running
-                else _part_table(index.get(part_key(ref), ()), kind, by, available, until)
-            )
+            values, counts, largest = per_part[number][position]
             tables.append((ref, kind, available, values, counts, largest))
         full_keys = {
             (start, key)
