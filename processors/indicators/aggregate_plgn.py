@@ -83,6 +83,14 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
     # The windows move forward with the periods: each action enters once and leaves once.
     actions.sort(key=lambda action: action[1])
     inside: dict[tuple[str, ...], Counter[str]] = defaultdict(Counter)
+    keys: dict[str, tuple[str, ...]] = {}
+
+    def key_of(org_country: str) -> tuple[str, ...]:
+        found = keys.get(org_country)
+        if found is None:
+            found = keys[org_country] = project({"country": org_country}, ctx.by, indicator.dimensions)
+        return found
+
     entered = left = 0
     cells = []
     for start, stock in zip(periods, stocks, strict=True):
@@ -90,11 +98,11 @@ def aggregate_active(indicator: Indicator, index: RowIndex, ctx: ReadContext) ->
         first_day = end - timedelta(days=PLGN_ACTIVE_WINDOW_DAYS)
         while entered < len(actions) and actions[entered][1] < end:
             org, _, org_country = actions[entered]
-            inside[project({"country": org_country}, ctx.by, indicator.dimensions)][org] += 1
+            inside[key_of(org_country)][org] += 1
             entered += 1
         while left < entered and actions[left][1] < first_day:
             org, _, org_country = actions[left]
-            orgs = inside[project({"country": org_country}, ctx.by, indicator.dimensions)]
+            orgs = inside[key_of(org_country)]
             orgs[org] -= 1
             if not orgs[org]:
                 del orgs[org]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
+from itertools import chain
 from typing import NamedTuple
 
 from processors.indicators.base import UNKNOWN
@@ -82,6 +83,42 @@ def _cohort(group: Sequence[Enrolment], cutoff: int) -> _Cohort:
         "never_started_closed": Decimal(len(closed) - len(started)),
     }
     return _Cohort(net, closed, parts)
+
+
+def _grouped(
+    index: RowIndex, records: list[Enrolment], ctx: ReadContext
+) -> dict[tuple[date, tuple[str, ...]], list[Enrolment]]:
+    """`_group` of an index's enrolment records, from their finest groups (period and dimensions).
+
+    The records share one dimensions object per distinct grain, so the finest groups are far fewer than
+    the records: each grouping projects those and joins their lists, in the records' order.
+    """
+    finest, grains = index.cached((_finest, id(records)), lambda: _finest(records))
+    joined: dict[tuple[date, tuple[str, ...]], list[list[int]]] = defaultdict(list)
+    for (when, grain), positions in finest.items():
+        joined[(when, project(grains[grain], ctx.by, TRAINING_DIMS))].append(positions)
+    return {
+        key: [records[position] for position in (lists[0] if len(lists) == 1 else sorted(chain(*lists)))]
+        for key, lists in joined.items()
+    }
+
+
+def _finest(
+    records: list[Enrolment],
+) -> tuple[dict[tuple[date, int], list[int]], dict[int, Mapping[str, str]]]:
+    """The positions of the records (ascending) per enrolment period and dimensions object.
+
+    Dimensions objects are told apart by identity; the second map gives each one (the records, which
+    live as long as the index, hold them, so their ids stay theirs).
+    """
+    finest: dict[tuple[date, int], list[int]] = defaultdict(list)
+    grains: dict[int, Mapping[str, str]] = {}
+    for position, record in enumerate(records):
+        grain = id(record.dimensions)
+        if grain not in grains:
+            grains[grain] = record.dimensions
+        finest[(record.period_start, grain)].append(position)
+    return finest, grains
 
 
 def _cohort_parts(indicator_id: str, cohort: _Cohort) -> dict[str, Decimal]:
@@ -167,7 +204,7 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
     records = enrolments(index)
     # The indicators of one read that share these records share their grouping too (which depends
     # on the records and the `by` dimensions alone; the records live as long as the index).
-    groups = index.cached((_group, id(records), ctx.by), lambda: _group(records, ctx))
+    groups = index.cached((_group, id(records), ctx.by), lambda: _grouped(index, records, ctx))
     # So do the counts every one of them makes of a group (at one closing cut-off).
     cutoff = closing_cutoff_s(ctx)
     cohorts = index.cached(
