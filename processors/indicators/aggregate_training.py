@@ -29,6 +29,7 @@ from processors.indicators.grouping import (
     Cell,
     ReadContext,
     RowIndex,
+    StoredRow,
     project,
     projector,
     quantile,
@@ -86,14 +87,14 @@ def _cohort(group: Sequence[Enrolment], cutoff: int) -> _Cohort:
 
 
 def _grouped(
-    index: RowIndex, records: list[Enrolment], ctx: ReadContext
+    index: RowIndex, records: list[Enrolment], ctx: ReadContext, period_of: str = "enrolment"
 ) -> dict[tuple[date, tuple[str, ...]], list[Enrolment]]:
     """`_group` of an index's enrolment records, from their finest groups (period and dimensions).
 
     The records share one dimensions object per distinct grain, so the finest groups are far fewer than
     the records: each grouping projects those and joins their lists, in the records' order.
     """
-    finest, grains = index.cached((_finest, id(records)), lambda: _finest(records))
+    finest, grains = index.cached((_finest, id(records), period_of), lambda: _finest(records, period_of))
     joined: dict[tuple[date, tuple[str, ...]], list[list[int]]] = defaultdict(list)
     for (when, grain), positions in finest.items():
         joined[(when, project(grains[grain], ctx.by, TRAINING_DIMS))].append(positions)
@@ -104,7 +105,7 @@ def _grouped(
 
 
 def _finest(
-    records: list[Enrolment],
+    records: list[Enrolment], period_of: str
 ) -> tuple[dict[tuple[date, int], list[int]], dict[int, Mapping[str, str]]]:
     """The positions of the records (ascending) per enrolment period and dimensions object.
 
@@ -114,14 +115,18 @@ def _finest(
     finest: dict[tuple[date, int], list[int]] = defaultdict(list)
     grains: dict[int, Mapping[str, str]] = {}
     for position, record in enumerate(records):
+        when = record.period_start if period_of == "enrolment" else record.certified_period
+        if when is None:
+            continue
         grain = id(record.dimensions)
         if grain not in grains:
             grains[grain] = record.dimensions
-        finest[(record.period_start, grain)].append(position)
+        finest[(when, grain)].append(position)
     return finest, grains
 
 
-def _cohort_parts(indicator_id: str, cohort: _Cohort) -> dict[str, Decimal]:
+def _cohort_parts(indicator_id: str, cohort: _Cohort, durations: dict[int, Decimal]) -> dict[str, Decimal]:
+    """One indicator's parts of a group; `durations` memoises CVF-10/11 durations by record identity."""
     net, closed = cohort.net, cohort.closed
     all_parts = dict(cohort.parts)
     if indicator_id == "CVF-06":
@@ -158,12 +163,16 @@ def _cohort_parts(indicator_id: str, cohort: _Cohort) -> dict[str, Decimal]:
     }[indicator_id]
     parts = {name: all_parts[name] for name in shown}
     if indicator_id in ("CVF-10", "CVF-11"):
-        ends = [record.completed_s if indicator_id == "CVF-10" else record.certified_s for record in closed]
-        days = [
-            (Decimal(end) - Decimal(record.enrolled_s)) / _DAY_S
-            for record, end in zip(closed, ends, strict=True)
-            if end is not None
-        ]
+        days = []
+        for record in closed:
+            end = record.completed_s if indicator_id == "CVF-10" else record.certified_s
+            if end is None:
+                continue
+            # Each record's duration is divided out once per read, not once per grouping.
+            found = durations.get(id(record))
+            if found is None:
+                found = durations[id(record)] = (Decimal(end) - Decimal(record.enrolled_s)) / _DAY_S
+            days.append(found)
         parts["n"] = Decimal(len(days))
         if days:
             parts["median_days"] = quantile(days, Decimal("0.5"))
@@ -214,9 +223,11 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
             for group_key, group in sorted(groups.items(), key=lambda item: item[0])
         ],
     )
+    # Records live as long as the index, so their identities key the memo of durations.
+    durations: dict[int, Decimal] = index.cached((_cohort_parts, id(records), indicator.id), dict)
     cells = []
     for (start, key), cohort in cohorts:
-        parts = _cohort_parts(indicator.id, cohort)
+        parts = _cohort_parts(indicator.id, cohort, durations)
         # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
         provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
@@ -230,14 +241,13 @@ def aggregate_active_learners(indicator: Indicator, index: RowIndex, ctx: ReadCo
     event; the enrolment anchor gives the learner and the dimensions.
     """
     records = enrolments(index)
-    by_id = index.cached((_by_id, id(records)), lambda: _by_id(records))
+    started = index.get(("CVF-08", "started"), ())
+    finest, grains = index.cached(
+        (_active_learners, id(records), id(started)), lambda: _active_learners(records, started)
+    )
     learners: dict[tuple[date, tuple[str, ...]], set[str]] = defaultdict(set)
-    key_of = projector(ctx.by, TRAINING_DIMS)
-    for row in index.get(("CVF-08", "started"), ()):
-        record = by_id.get(row.member) if row.member is not None else None
-        if record is not None:
-            key = key_of(record.dimensions)
-            learners[(row.period_start, key)].add(record.learner)
+    for (start, grain), found in finest.items():
+        learners[(start, project(grains[grain], ctx.by, TRAINING_DIMS))] |= found
     return [
         Cell(start, dict(zip(ctx.by, key, strict=True)), {"active_learners": Decimal(len(found))})
         for (start, key), found in sorted(learners.items(), key=lambda item: item[0])
@@ -369,9 +379,9 @@ def aggregate_pathway(indicator: Indicator, index: RowIndex, ctx: ReadContext) -
     later = index.cached((_later_enrolments, id(records)), lambda: _later_enrolments(records))
     as_of_s = epoch_seconds(ctx.as_of)
     cells = []
-    certified = (record for record in records if record.certified_s is not None)
+    # Records without a certificate have no certificate period: grouping by it leaves them out.
     for (start, key), group in sorted(
-        _group(certified, ctx, "certificate").items(), key=lambda item: item[0]
+        _grouped(index, records, ctx, "certificate").items(), key=lambda item: item[0]
     ):
         by_learner: dict[str, list[Enrolment]] = defaultdict(list)
         for record in group:
@@ -398,8 +408,20 @@ def _later_enrolments(records: Iterable[Enrolment]) -> dict[str, list[tuple[int,
     return later
 
 
-def _by_id(records: Iterable[Enrolment]) -> dict[str, Enrolment]:
-    return {record.enrolment_id: record for record in records}
+def _active_learners(
+    records: Iterable[Enrolment], started: Iterable[StoredRow]
+) -> tuple[dict[tuple[date, int], set[str]], dict[int, Mapping[str, str]]]:
+    """The learners with a learning event per period and dimensions object of the enrolment (as `_finest`)."""
+    by_id = {record.enrolment_id: record for record in records}
+    finest: dict[tuple[date, int], set[str]] = defaultdict(set)
+    grains: dict[int, Mapping[str, str]] = {}
+    for row in started:
+        record = by_id.get(row.member) if row.member is not None else None
+        if record is not None:
+            grain = id(record.dimensions)
+            grains.setdefault(grain, record.dimensions)
+            finest[(row.period_start, grain)].add(record.learner)
+    return finest, grains
 
 
 def _continues(certificates: Sequence[Enrolment], enrolled: Sequence[tuple[int, str]], window_s: int) -> bool:
