@@ -11,8 +11,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from decimal import Decimal
-from itertools import chain
-from typing import NamedTuple
 
 from processors.indicators.base import UNKNOWN
 from processors.indicators.catalogue import (
@@ -23,6 +21,7 @@ from processors.indicators.catalogue import (
     TRAINING_DIMS,
     Indicator,
 )
+from processors.indicators.cohorts import Cohort, cohorts_by, grouped, in_order
 from processors.indicators.enrolments import Enrolment, closing_cutoff_s, enrolments
 from processors.indicators.grouping import (
     Aggregator,
@@ -56,90 +55,26 @@ def _group(
     return groups
 
 
-class _Cohort(NamedTuple):
-    """What every enrolment indicator counts in one group: its net and closed enrolments, shared parts."""
-
-    net: list[Enrolment]
-    closed: list[Enrolment]
-    parts: dict[str, Decimal]
-
-
-def _cohort(group: Sequence[Enrolment], cutoff: int) -> _Cohort:
-    net = [record for record in group if record.net]
-    # `is_closed`, with the cut-off computed once for the group.
-    closed = [record for record in net if record.ends_s is not None and record.ends_s <= cutoff]
-    started = [record for record in closed if record.started]
-    parts = {
-        "gross": Decimal(len(group)),
-        "net": Decimal(len(net)),
-        "learners": Decimal(len({record.learner for record in net})),
-        "net_closed": Decimal(len(closed)),
-        "in_progress": Decimal(len(net) - len(closed)),
-        "completed_closed": Decimal(sum(1 for record in closed if record.completed_s is not None)),
-        "certified_closed": Decimal(sum(1 for record in closed if record.certified_s is not None)),
-        "started_closed": Decimal(len(started)),
-        "dropped_closed": Decimal(
-            sum(1 for record in started if record.withdrawn_after or record.completed_s is None)
-        ),
-        "never_started_closed": Decimal(len(closed) - len(started)),
-    }
-    return _Cohort(net, closed, parts)
-
-
-def _grouped(
-    index: RowIndex, records: list[Enrolment], ctx: ReadContext, period_of: str = "enrolment"
-) -> dict[tuple[date, tuple[str, ...]], list[Enrolment]]:
-    """`_group` of an index's enrolment records, from their finest groups (period and dimensions).
-
-    The records share one dimensions object per distinct grain, so the finest groups are far fewer than
-    the records: each grouping projects those and joins their lists, in the records' order.
-    """
-    finest, grains = index.cached((_finest, id(records), period_of), lambda: _finest(records, period_of))
-    joined: dict[tuple[date, tuple[str, ...]], list[list[int]]] = defaultdict(list)
-    for (when, grain), positions in finest.items():
-        joined[(when, project(grains[grain], ctx.by, TRAINING_DIMS))].append(positions)
-    return {
-        key: [records[position] for position in (lists[0] if len(lists) == 1 else sorted(chain(*lists)))]
-        for key, lists in joined.items()
-    }
-
-
-def _finest(
-    records: list[Enrolment], period_of: str
-) -> tuple[dict[tuple[date, int], list[int]], dict[int, Mapping[str, str]]]:
-    """The positions of the records (ascending) per enrolment period and dimensions object.
-
-    Dimensions objects are told apart by identity; the second map gives each one (the records, which
-    live as long as the index, hold them, so their ids stay theirs).
-    """
-    finest: dict[tuple[date, int], list[int]] = defaultdict(list)
-    grains: dict[int, Mapping[str, str]] = {}
-    for position, record in enumerate(records):
-        when = record.period_start if period_of == "enrolment" else record.certified_period
-        if when is None:
-            continue
-        grain = id(record.dimensions)
-        if grain not in grains:
-            grains[grain] = record.dimensions
-        finest[(when, grain)].append(position)
-    return finest, grains
-
-
-def _cohort_parts(indicator_id: str, cohort: _Cohort, durations: dict[int, Decimal]) -> dict[str, Decimal]:
-    """One indicator's parts of a group; `durations` memoises CVF-10/11 durations by record identity."""
-    net, closed = cohort.net, cohort.closed
-    all_parts = dict(cohort.parts)
-    if indicator_id == "CVF-06":
-        attempted = [record for record in net if record.attempted_final]
-        all_parts["attempted_final"] = Decimal(len(attempted))
-        all_parts["passed_final"] = Decimal(sum(1 for record in attempted if record.passed_final))
+def _cohort_parts(indicator_id: str, cohort: Cohort, records: Sequence[Enrolment]) -> dict[str, Decimal]:
+    """One indicator's parts of a group's cohort (`records` are those the cohort's positions index)."""
+    counts = cohort.counts
+    all_parts = {name: Decimal(counts[name]) for name in counts}
+    all_parts["learners"] = Decimal(len(cohort.learners))
+    all_parts["in_progress"] = Decimal(counts["net"] - counts["net_closed"])
+    all_parts["never_started_closed"] = Decimal(counts["net_closed"] - counts["started_closed"])
     if indicator_id == "CVF-12":
-        all_parts.update(_learning_gain(net))
-    if indicator_id == "CVF-18":
-        all_parts.update(_gender_counts(net, ""))
+        # Its normalised gains are rounded quotients: summed over the group's records in their order.
         all_parts.update(
-            _gender_counts([record for record in net if record.certified_s is not None], "certified_")
+            _learning_gain([record for record in in_order(records, cohort.positions) if record.net])
         )
+    if indicator_id == "CVF-18":
+        for prefix, female, male in (
+            ("", cohort.female, cohort.male),
+            ("certified_", cohort.certified_female, cohort.certified_male),
+        ):
+            all_parts[f"{prefix}female_learners"] = Decimal(len(female))
+            all_parts[f"{prefix}male_learners"] = Decimal(len(male))
+            all_parts[f"{prefix}female_and_male"] = Decimal(len(female) + len(male))
     shown = {
         "CVF-01": ("gross", "net"),
         "CVF-02": ("learners", "net"),
@@ -163,32 +98,12 @@ def _cohort_parts(indicator_id: str, cohort: _Cohort, durations: dict[int, Decim
     }[indicator_id]
     parts = {name: all_parts[name] for name in shown}
     if indicator_id in ("CVF-10", "CVF-11"):
-        days = []
-        for record in closed:
-            end = record.completed_s if indicator_id == "CVF-10" else record.certified_s
-            if end is None:
-                continue
-            # Each record's duration is divided out once per read, not once per grouping.
-            found = durations.get(id(record))
-            if found is None:
-                found = durations[id(record)] = (Decimal(end) - Decimal(record.enrolled_s)) / _DAY_S
-            days.append(found)
+        days = cohort.completion_days if indicator_id == "CVF-10" else cohort.certification_days
         parts["n"] = Decimal(len(days))
         if days:
             parts["median_days"] = quantile(days, Decimal("0.5"))
             parts["p90_days"] = quantile(days, Decimal("0.9"))
     return parts
-
-
-def _gender_counts(records: Sequence[Enrolment], prefix: str) -> dict[str, Decimal]:
-    """CVF-18 parts: distinct women, men, and both, among the learners of `records`."""
-    female = {record.learner for record in records if record.dimensions.get("gender") == "F"}
-    male = {record.learner for record in records if record.dimensions.get("gender") == "M"}
-    return {
-        f"{prefix}female_learners": Decimal(len(female)),
-        f"{prefix}male_learners": Decimal(len(male)),
-        f"{prefix}female_and_male": Decimal(len(female) + len(male)),
-    }
 
 
 def _learning_gain(net: Sequence[Enrolment]) -> dict[str, Decimal]:
@@ -213,21 +128,15 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
     records = enrolments(index)
     # The indicators of one read that share these records share their grouping too (which depends
     # on the records and the `by` dimensions alone; the records live as long as the index).
-    groups = index.cached((_group, id(records), ctx.by), lambda: _grouped(index, records, ctx))
-    # So do the counts every one of them makes of a group (at one closing cut-off).
+    # The indicators of one read share the cohorts of each grouping; a grouping's cohorts join those
+    # of the finest groups (`cohorts`), counted once per read and closing cut-off.
     cutoff = closing_cutoff_s(ctx)
     cohorts = index.cached(
-        (_cohort, id(groups), cutoff),
-        lambda: [
-            (group_key, _cohort(group, cutoff))
-            for group_key, group in sorted(groups.items(), key=lambda item: item[0])
-        ],
+        (cohorts_by, id(records), ctx.by, cutoff), lambda: cohorts_by(index, records, ctx.by, cutoff)
     )
-    # Records live as long as the index, so their identities key the memo of durations.
-    durations: dict[int, Decimal] = index.cached((_cohort_parts, id(records), indicator.id), dict)
     cells = []
     for (start, key), cohort in cohorts:
-        parts = _cohort_parts(indicator.id, cohort, durations)
+        parts = _cohort_parts(indicator.id, cohort, records)
         # Counts of enrolments and learners are final; rates over cohorts wait for the cohorts to close.
         provisional = "in_progress" in parts and parts["in_progress"] > 0
         cells.append(Cell(start, dict(zip(ctx.by, key, strict=True)), parts, provisional))
@@ -381,7 +290,7 @@ def aggregate_pathway(indicator: Indicator, index: RowIndex, ctx: ReadContext) -
     cells = []
     # Records without a certificate have no certificate period: grouping by it leaves them out.
     for (start, key), group in sorted(
-        _grouped(index, records, ctx, "certificate").items(), key=lambda item: item[0]
+        grouped(index, records, ctx.by, "certificate").items(), key=lambda item: item[0]
     ):
         by_learner: dict[str, list[Enrolment]] = defaultdict(list)
         for record in group:
@@ -411,7 +320,10 @@ def _later_enrolments(records: Iterable[Enrolment]) -> dict[str, list[tuple[int,
 def _active_learners(
     records: Iterable[Enrolment], started: Iterable[StoredRow]
 ) -> tuple[dict[tuple[date, int], set[str]], dict[int, Mapping[str, str]]]:
-    """The learners with a learning event per period and dimensions object of the enrolment (as `_finest`)."""
+    """The learners with a learning event per period and dimensions object of their enrolment.
+
+    Dimensions objects are told apart by identity, as in `cohorts.finest_groups`.
+    """
     by_id = {record.enrolment_id: record for record in records}
     finest: dict[tuple[date, int], set[str]] = defaultdict(set)
     grains: dict[int, Mapping[str, str]] = {}
