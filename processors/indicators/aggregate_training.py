@@ -21,7 +21,7 @@ from processors.indicators.catalogue import (
     TRAINING_DIMS,
     Indicator,
 )
-from processors.indicators.cohorts import Cohort, cohorts_by, grouped, in_order
+from processors.indicators.cohorts import Cohort, GroupKey, cohorts_by, grouped, in_order
 from processors.indicators.enrolments import Enrolment, closing_cutoff_s, enrolments
 from processors.indicators.grouping import (
     Aggregator,
@@ -130,10 +130,16 @@ def aggregate_enrolments(indicator: Indicator, index: RowIndex, ctx: ReadContext
     # on the records and the `by` dimensions alone; the records live as long as the index).
     # The indicators of one read share the cohorts of each grouping; a grouping's cohorts join those
     # of the finest groups (`cohorts`), counted once per read and closing cut-off.
+    # Only the last grouping's are kept: a refresh asks for every indicator of one grouping in a row,
+    # and the cohorts of every grouping at once would hold a copy of the learner sets per grouping.
     cutoff = closing_cutoff_s(ctx)
-    cohorts = index.cached(
-        (cohorts_by, id(records), ctx.by, cutoff), lambda: cohorts_by(index, records, ctx.by, cutoff)
+    last: dict[tuple[str, ...], list[tuple[GroupKey, Cohort]]] = index.cached(
+        (cohorts_by, id(records), cutoff), dict
     )
+    cohorts = last.get(ctx.by)
+    if cohorts is None:
+        last.clear()
+        cohorts = last[ctx.by] = cohorts_by(index, records, ctx.by, cutoff)
     cells = []
     for (start, key), cohort in cohorts:
         parts = _cohort_parts(indicator.id, cohort, records)
