@@ -247,9 +247,18 @@ async def _stop_workers(workers: Sequence[asyncio.subprocess.Process]) -> bool:
 
 
 async def read_indicators(
-    settings: Settings, *, indicator: str | None, period: str, by: Sequence[str], external: bool
+    settings: Settings,
+    *,
+    indicator: str | None,
+    period: str,
+    by: Sequence[str],
+    external: bool,
+    fresh: bool = False,
 ) -> list[dict[str, Any]]:
-    """Current indicator values, one object per period and combination of the `by` dimensions."""
+    """Current indicator values, one object per period and combination of the `by` dimensions.
+
+    Served from the snapshots when recent enough (exact as of their instant), unless `fresh`.
+    """
     from processors import read
 
     async with store_settings(settings) as resolved:
@@ -263,6 +272,7 @@ async def read_indicators(
                 by=list(by),
                 audience="external" if external else "internal",
                 settings=resolved,
+                fresh=fresh,
             )
         finally:
             await pool.close()
