@@ -152,13 +152,26 @@ async def test_the_views_report_the_instant_of_the_snapshots_they_are_served_fro
     for path in paths:
         body = await get(http, f"{base_url}/api/v1/{path}", token)
         assert datetime.fromisoformat(body["as_of"]) == instant, path
-    # A change not yet refreshed to the activities' costs: those views are computed live, at the request.
+        assert body["changes_pending"] is False, path
+    # A change not yet refreshed to the activities' costs: within the staleness bound those views are
+    # served at the snapshots' instant, saying changes are pending; `fresh=true` computes them live.
     await web_pool.execute("INSERT INTO indicator_stale (indicator) VALUES ('ACT-01')")
     try:
-        for path in ("activities", "activities/round-1", "portfolio"):
+        for path in ("activities", "activities/round-1", "portfolio", "indicators/ACT-01?grain=year"):
             body = await get(http, f"{base_url}/api/v1/{path}", token)
-            assert datetime.fromisoformat(body["as_of"]) > instant, path
+            assert datetime.fromisoformat(body["as_of"]) == instant, path
+            assert body["changes_pending"] is True, path
+            joined = "&" if "?" in path else "?"
+            present = await get(http, f"{base_url}/api/v1/{path}{joined}fresh=true", token)
+            assert datetime.fromisoformat(present["as_of"]) > instant, path
+            assert present["changes_pending"] is False, path
+            # The same cells: the change itself was only announced, not made.
+            assert {k: v for k, v in present.items() if k not in ("as_of", "changes_pending")} == {
+                k: v for k, v in body.items() if k not in ("as_of", "changes_pending")
+            }, path
         body = await get(http, f"{base_url}/api/v1/offerings", token)
-        assert datetime.fromisoformat(body["as_of"]) == instant
+        assert datetime.fromisoformat(body["as_of"]) == instant and body["changes_pending"] is False
+        body = await get(http, f"{base_url}/api/v1/offerings?fresh=maybe", token, status=400)
+        assert "fresh" in body["detail"]
     finally:
         await web_pool.execute("DELETE FROM indicator_stale WHERE indicator = 'ACT-01'")
