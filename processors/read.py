@@ -85,7 +85,7 @@ class ReadResults(list[dict[str, Any]]):
         as_of: The instant of the read: the one asked for, now, or the oldest snapshot's it was served from.
         as_of_by_indicator: Per indicator read, the instant its values are exact at.
         from_snapshots: Whether the values come from the snapshots (`processors.read_snapshots`).
-        changes_pending: Whether changes received before the read are not in the values yet (served from
+        changes_pending: Whether received changes may be missing from the values (served from
             snapshots within ``snapshot_max_lag_s`` while they were pending); never for a live read.
     """
 

@@ -9,7 +9,7 @@ them reads is pending (an outbox mark the relay has not taken yet, or a stale en
 not taken yet), every one of those snapshots must also be younger than ``processor.snapshot_max_lag_s``
 (0: never served while a change is pending). All of it is judged in the read's own transaction;
 otherwise the read computes its cells live. The values served are exact as of the snapshot's instant,
-which the read reports, with whether changes received since are not in them yet (`Served.pending`).
+which the read reports, with whether received changes may be missing (`Served.pending`).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class ViewRows(list[dict[str, Any]]):
 
     Attributes:
         as_of: The instant the values are exact at.
-        changes_pending: Whether changes received before the read are not in the values yet.
+        changes_pending: Whether received changes were still waiting for a refresh (they may be missing).
     """
 
     def __init__(self, rows: Iterable[dict[str, Any]], *, of: ReadResults) -> None:
@@ -250,7 +250,7 @@ async def read_portfolio(
 
     Every activity with cells in the year, ranked by benefit-cost ratio (undefined last), with the
     totals, the year's portfolio ROI (ACT-13), `as_of`, the instant the values are exact at (the
-    older of the two reads'), and `changes_pending`, whether changes received are not in them yet.
+    older of the two reads'), and `changes_pending`, whether received changes may be missing.
     """
     activities = await read_activities(pool, settings=settings, as_of=as_of, fresh=fresh)
     years = sorted({int(cell["period"]["start"][:4]) for cell in activities})

@@ -201,7 +201,7 @@ async def test_the_views_and_pages_report_the_instant_of_the_snapshots_they_are_
         # The page of an activity (not read before, so not kept) says newer data is not in it yet.
         html = await page(http, f"{base_url}/activities/round-1?lang=es", token)
         assert stamp_of(html) == ("Valores al", instant, True)
-        assert "Hay datos recibidos después que aún no se reflejan aquí." in html
+        assert "Puede que datos recibidos después aún no se reflejen aquí." in html
         body = await get(http, f"{base_url}/api/v1/offerings?fresh=maybe", token, status=400)
         assert "fresh" in body["detail"]
     finally:

@@ -30,9 +30,9 @@ AS_OF = (
     "they were served from, or the request's when computed live"
 )
 CHANGES_PENDING = (
-    "true when changes received before the request are not in these values yet: they were served from a "
-    "snapshot within the staleness bound (ALCANCE_PROCESSOR__SNAPSHOT_MAX_LAG_S); fresh=true reads the "
-    "present"
+    "true when changes received before the request were still waiting for a snapshot refresh, so they may "
+    "be missing from these values (served from a snapshot within the staleness bound, "
+    "ALCANCE_PROCESSOR__SNAPSHOT_MAX_LAG_S); fresh=true reads the present"
 )
 
 

@@ -4,7 +4,7 @@ Nothing here queries the store: indicator cells go through the API's publication
 and filter (`web.api.indicators`) over `processors.read.read_indicators`, and the composed views are the
 API's handlers themselves, so a page shows what the API answers the same person, suppression included.
 Each read records on the request the instant its values are exact at and whether changes received
-are not in them yet (`stamp_of`), kept reads included, so the page can say how current it is.
+may be missing (`stamp_of`), kept reads included, so the page can say how current it is.
 """
 
 from __future__ import annotations

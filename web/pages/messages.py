@@ -54,9 +54,9 @@ MESSAGES: dict[str, Words] = {
     "updated": ("Actualizado", "Atualizado", "Updated"),
     "values_as_of": ("Valores al", "Valores em", "Values as of"),
     "changes_pending": (
-        "Hay datos recibidos después que aún no se reflejan aquí.",
-        "Há dados recebidos depois que ainda não estão refletidos aqui.",
-        "Data received since then is not reflected here yet.",
+        "Puede que datos recibidos después aún no se reflejen aquí.",
+        "Dados recebidos depois podem ainda não estar refletidos aqui.",
+        "Data received since then may not be reflected here yet.",
     ),
     "live": (
         "Se actualiza sola cuando cambian los indicadores.",

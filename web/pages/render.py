@@ -82,7 +82,7 @@ def render(request: web.Request, page: Page, say: Speaker) -> str:
     """The page's HTML in the speaker's language.
 
     Its stamp says the instant its values are exact at (the oldest of its reads', `data.stamp_of`) and
-    whether data received since is not in them yet; a page that read no indicator says when it was made.
+    whether data received since may be missing; a page that read no indicator says when it was made.
     """
     now = datetime.now(UTC)
     stamp = stamp_of(request)
