@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -30,6 +30,9 @@ from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
+
+if TYPE_CHECKING:
+    from processors.read import ReadResults
 
 logger = logging.getLogger(__name__)
 
@@ -254,10 +257,11 @@ async def read_indicators(
     by: Sequence[str],
     external: bool,
     fresh: bool = False,
-) -> list[dict[str, Any]]:
+) -> ReadResults:
     """Current indicator values, one object per period and combination of the `by` dimensions.
 
-    Served from the snapshots when recent enough (exact as of their instant), unless `fresh`.
+    Served from the snapshots when recent enough (exact as of their instant, which the results carry),
+    unless `fresh`.
     """
     from processors import read
 

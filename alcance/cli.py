@@ -254,6 +254,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             fresh=args.fresh,
         )
         print(json.dumps(_json_ready(rows), ensure_ascii=False, indent=2, default=str))
+        if rows.changes_pending:
+            print(
+                f"alcance: values as of {rows.as_of.isoformat()} (snapshots); changes received since may be"
+                " missing: --fresh computes the present",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "catalogue":
         print(json.dumps(app.catalogue_as_data(), ensure_ascii=False, indent=2))
