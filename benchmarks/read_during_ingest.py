@@ -22,6 +22,14 @@ _RENAMED = ("enrolment_id", "certificate_id", "meeting_id", "deal_id", "cost_id"
 _STOP_TIMEOUT_S = 60.0
 
 
+async def _reached(pool: Any, committed: str, target: int) -> float:
+    """The `time.perf_counter()` when the committed offsets reach `target` (polled every 0.1 s)."""
+    # Progress lives only in the store's offsets table, which sends no notification: poll it.
+    while int(await pool.fetchval(committed)) < target:  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    return time.perf_counter()
+
+
 def more_events(count: int, seed: int, tag: str) -> list[Any]:
     """`count` events of the benchmark's mix whose identities carry `tag`, new to a store of other tags."""
     from benchmarks.processors import generate
@@ -88,8 +96,9 @@ async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -
                 raise RuntimeError("a pipeline process stopped during the benchmark (see its log above)")
             await asyncio.sleep(0.1)
         reading_from = time.perf_counter()
-        done_at: float | None = None
-        while done_at is None:
+        finished = asyncio.create_task(_reached(pool, committed, target))
+        # Stop after the read in hand once the last record is committed (a live read can take seconds).
+        while not finished.done():
             for _kind, indicator, period, by in dashboard_mix():
                 now = datetime.now(UTC)
                 started = time.perf_counter()
@@ -101,10 +110,12 @@ async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -
                 served += found.from_snapshots
                 pending += found.changes_pending
                 instants.add(found.as_of)
+                if finished.done():
+                    break
             if any(child.returncode is not None for child in children):
+                finished.cancel()
                 raise RuntimeError("a pipeline process stopped during the benchmark (see its log above)")
-            if int(await pool.fetchval(committed)) >= target:
-                done_at = time.perf_counter()
+        done_at = await finished
     finally:
         for child in children:
             if child.returncode is None:
