@@ -8,7 +8,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
@@ -30,6 +30,9 @@ from infra.targets import apply_configured_targets, list_targets, set_targets
 from infra.telemetry import setup_telemetry, shutdown_telemetry
 from processors.runtime import IndicatorProcessor
 from schemas.topics import TopicCatalogue
+
+if TYPE_CHECKING:
+    from processors.read import ReadResults
 
 logger = logging.getLogger(__name__)
 
@@ -247,9 +250,19 @@ async def _stop_workers(workers: Sequence[asyncio.subprocess.Process]) -> bool:
 
 
 async def read_indicators(
-    settings: Settings, *, indicator: str | None, period: str, by: Sequence[str], external: bool
-) -> list[dict[str, Any]]:
-    """Current indicator values, one object per period and combination of the `by` dimensions."""
+    settings: Settings,
+    *,
+    indicator: str | None,
+    period: str,
+    by: Sequence[str],
+    external: bool,
+    fresh: bool = False,
+) -> ReadResults:
+    """Current indicator values, one object per period and combination of the `by` dimensions.
+
+    Served from the snapshots when recent enough (exact as of their instant, which the results carry),
+    unless `fresh`.
+    """
     from processors import read
 
     async with store_settings(settings) as resolved:
@@ -263,6 +276,7 @@ async def read_indicators(
                 by=list(by),
                 audience="external" if external else "internal",
                 settings=resolved,
+                fresh=fresh,
             )
         finally:
             await pool.close()

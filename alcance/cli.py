@@ -94,6 +94,11 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="apply small-cell suppression, as for audiences outside the monitoring team",
     )
+    indicators.add_argument(
+        "--fresh",
+        action="store_true",
+        help="compute the values of the present from the store, never from a snapshot (slower)",
+    )
 
     commands.add_parser(
         "catalogue", parents=[config], help="print the indicator catalogue (ids, names in es/pt/en, formulas)"
@@ -241,9 +246,20 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     if args.command == "indicators":
         rows = await app.read_indicators(
-            settings, indicator=args.indicator, period=args.period, by=args.by, external=args.external
+            settings,
+            indicator=args.indicator,
+            period=args.period,
+            by=args.by,
+            external=args.external,
+            fresh=args.fresh,
         )
         print(json.dumps(_json_ready(rows), ensure_ascii=False, indent=2, default=str))
+        if rows.changes_pending:
+            print(
+                f"alcance: values as of {rows.as_of.isoformat()} (snapshots); changes received since may be"
+                " missing: --fresh computes the present",
+                file=sys.stderr,
+            )
         return 0
     if args.command == "catalogue":
         print(json.dumps(app.catalogue_as_data(), ensure_ascii=False, indent=2))

@@ -20,6 +20,11 @@ Usage: `.venv/bin/python -m benchmarks.read_model [--events N] [--repeat 3] [--j
 Unless `--no-snapshots`, the outbox marks the load left are relayed and one full refresh of the
 indicator snapshots runs before the mix (``relay_s``, ``refresh_s``, ``snapshot_rows``), so the mix's
 reads of now are served from the snapshots (``served_from_snapshots`` counts them).
+
+With `--during-ingest M`, M more events are then ingested by a processor, its relay and the snapshot
+refresher (processes of their own, as `alcance run` starts them) while the mix is read over and over
+(`benchmarks.read_during_ingest`); ``during_ingest`` reports the reads' p50/p95/p99, how many the
+snapshots served, the lag of their values (read time minus `as_of`, p50 and max) and the ingest rate.
 """
 
 from __future__ import annotations
@@ -102,6 +107,11 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             mix, served = await _dashboard_mix(pool, settings, args.repeat)
             rolled = await _rolled_up_reads(pool, settings, args.repeat)
             reads = await _per_indicator(pool, settings, args.repeat) if args.per_indicator else []
+            during: dict[str, Any] | None = None
+            if args.during_ingest:
+                from benchmarks.read_during_ingest import reads_during_ingest
+
+                during = await reads_during_ingest(settings, pool, args.during_ingest, args.seed)
             await pool.close()
     latencies = sorted(ms for _, ms in mix)
     by_kind: dict[str, list[float]] = {}
@@ -114,12 +124,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "ingest_s": None if processed_s is None else round(processed_s, 1),
         "ingest_events_per_s": None if processed_s is None else round(len(records) / processed_s),
         "queries": len(latencies),
-        "p50_ms": _percentile(latencies, 0.50),
-        "p95_ms": _percentile(latencies, 0.95),
-        "p99_ms": _percentile(latencies, 0.99),
-        "median_ms_by_kind": {kind: _percentile(sorted(found), 0.5) for kind, found in by_kind.items()},
+        "p50_ms": percentile(latencies, 0.50),
+        "p95_ms": percentile(latencies, 0.95),
+        "p99_ms": percentile(latencies, 0.99),
+        "median_ms_by_kind": {kind: percentile(sorted(found), 0.5) for kind, found in by_kind.items()},
         "all_indicators_year_ms": by_kind["overview_all_tiles"]
-        and _percentile(sorted(by_kind["overview_all_tiles"]), 0.5),
+        and percentile(sorted(by_kind["overview_all_tiles"]), 0.5),
         "stored_rows": stored,
         # With snapshots: the relay's drain of the load's outbox marks, one full refresh, its rows, and
         # how many queries of the mix the snapshots served (the others were computed live).
@@ -127,8 +137,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "served_from_snapshots": served,
         # Outside the mix: the indicators read from rollups, each as year totals, by its first
         # dimension and as a year of months (medians and p95 over those reads).
-        "rolled_up_p50_ms": _percentile(sorted(rolled), 0.50) if rolled else None,
-        "rolled_up_p95_ms": _percentile(sorted(rolled), 0.95) if rolled else None,
+        "rolled_up_p50_ms": percentile(sorted(rolled), 0.50) if rolled else None,
+        "rolled_up_p95_ms": percentile(sorted(rolled), 0.95) if rolled else None,
+        "snapshot_max_lag_s": settings.processor.snapshot_max_lag_s,
+        "during_ingest": during,
     }
     if args.json:
         return summary
@@ -277,7 +289,7 @@ async def _per_indicator(pool: Any, settings: Any, repeat: int) -> list[dict[str
     return reads
 
 
-def _percentile(ordered: list[float], q: float) -> float:
+def percentile(ordered: list[float], q: float) -> float:
     """The q-quantile of sorted values, linear between closest ranks."""
     position = q * (len(ordered) - 1)
     low = int(position)
@@ -299,6 +311,13 @@ def main() -> None:
         "--no-snapshots", action="store_true", help="read live: no relay drain, refresh or snapshot reads"
     )
     parser.add_argument("--per-indicator", action="store_true", help="also read every indicator three ways")
+    parser.add_argument(
+        "--during-ingest",
+        type=int,
+        default=0,
+        metavar="M",
+        help="then ingest M more events with the pipeline's processes, reading the mix meanwhile",
+    )
     args = parser.parse_args()
     result = asyncio.run(_run(args))
     print(json.dumps(result) if args.json else json.dumps(result, indent=2))

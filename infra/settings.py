@@ -157,6 +157,9 @@ class ProcessorSettings(BaseModel):
     snapshots: bool = True
     # Reads serve a snapshot no older than this; the refresher renews every snapshot at half this age.
     snapshot_max_age_s: float = Field(default=7_200.0, gt=0)
+    # While changes to what a read needs are pending, a read of now is still served from snapshots no
+    # older than this (their instant is reported); older ones, and 0, make it live. `fresh` reads are live.
+    snapshot_max_lag_s: float = Field(default=3_600.0, ge=0)
     # Largest share of the time the refresher spends refreshing: after a refresh of X seconds it waits
     # X * (1 - share) / share (19X at 0.05), and changes coalesce meanwhile (see RefreshPacing).
     snapshot_max_busy_share: float = Field(default=0.05, gt=0, le=1)

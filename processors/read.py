@@ -4,7 +4,8 @@ A live read loads the stored rows of the parts an indicator reads (`processors.r
 the stored months into cells of the requested period kind, then aggregates and derives in Python with
 the same pure code the tests check against a naive computation (`processors.indicators.aggregate`).
 A read of now in a declared grouping is served from the indicator snapshots instead while they are
-current (`processors.read_snapshots`); the snapshot refresher computes them with this same code. For
+recent enough (`processors.read_snapshots`), unless it asks for the present (`fresh`); the snapshot
+refresher computes them with this same code. For
 BI tools, migrations 0150 and 0160 add documented SQL views over the same tables.
 """
 
@@ -84,6 +85,8 @@ class ReadResults(list[dict[str, Any]]):
         as_of: The instant of the read: the one asked for, now, or the oldest snapshot's it was served from.
         as_of_by_indicator: Per indicator read, the instant its values are exact at.
         from_snapshots: Whether the values come from the snapshots (`processors.read_snapshots`).
+        changes_pending: Whether received changes may be missing from the values (served from
+            snapshots within ``snapshot_max_lag_s`` while they were pending); never for a live read.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class ReadResults(list[dict[str, Any]]):
         self.as_of_by_indicator = as_of_by_indicator
         self.as_of = min(as_of_by_indicator.values(), default=fallback)
         self.from_snapshots = False
+        self.changes_pending = False
 
 
 def select_indicators(
@@ -146,11 +150,14 @@ async def read_indicators(
     settings: Settings,
     as_of: datetime | None = None,
     among: Sequence[str] | None = None,
+    fresh: bool = False,
 ) -> ReadResults:
     """Indicator cells of one period kind, grouped by `by` (no `by`: totals).
 
-    A read of now (no `as_of`) of a declared grouping is served from the indicator snapshots when
-    they are current (`processors.read_snapshots`); otherwise the cells are computed from the store.
+    A read of now (no `as_of`, not `fresh`) of a declared grouping is served from the indicator
+    snapshots when they are recent enough (`processors.read_snapshots`): while nothing they read
+    changed, or, with changes pending, while they are within ``snapshot_max_lag_s``
+    (`ReadResults.changes_pending` then says so). Otherwise the cells are computed from the store.
     Either way the values are exact as of the instant the results report (`ReadResults.as_of`).
 
     Args:
@@ -163,6 +170,7 @@ async def read_indicators(
         as_of: The instant cohorts and ROI windows are judged at; now by default.
         among: With no `indicator`, read only these catalogue ids (each must have every `by`
             dimension), in one snapshot and one enrolment join.
+        fresh: Compute the values of the present from the store, never from a snapshot.
 
     Returns:
         One object per period and combination of the `by` dimensions: ``indicator``, ``period``
@@ -182,10 +190,11 @@ async def read_indicators(
             pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
-            served = None
-            if as_of is None:
-                served = await read_snapshots.served(connection, indicators, period, by, settings)
-            inputs = None if served is not None else await load_inputs(connection, indicators, period, by)
+            snapshots = None
+            if as_of is None and not fresh:
+                snapshots = await read_snapshots.served(connection, indicators, period, by, settings)
+            inputs = None if snapshots is not None else await load_inputs(connection, indicators, period, by)
+        served = None if snapshots is None else snapshots.by_indicator
         if inputs is not None:
             ctx = ReadContext(period, tuple(by), instant, settings.processor.cohort_grace_days)
             computed = internal_results(indicators, inputs, ctx, margin_coefficient=margin)
@@ -197,7 +206,8 @@ async def read_indicators(
             as_of_by_indicator={entry.id: served[entry.id][0] for entry in indicators},
             fallback=instant,
         )
-        results.from_snapshots = as_of is None and inputs is None
+        results.from_snapshots = snapshots is not None
+        results.changes_pending = snapshots is not None and snapshots.pending
         for entry in indicators:
             found = served[entry.id][1]
             if audience == "external":
@@ -209,7 +219,9 @@ async def read_indicators(
         len(indicators),
         period,
         by,
-        "snapshots" if results.from_snapshots else "live",
+        ("snapshots, changes pending" if results.changes_pending else "snapshots")
+        if results.from_snapshots
+        else "live",
     )
     return results
 

@@ -1,13 +1,15 @@
-"""Serving reads of "now" from the indicator snapshots (`processors.snapshots`), when they are current.
+"""Serving reads of "now" from the indicator snapshots (`processors.snapshots`), when they are recent enough.
 
 A snapshot holds what `processors.read.read_indicators` returned for the internal audience at one
 instant (`as_of`), per indicator, period kind and declared grouping (`GROUPINGS`). A read is served
-from it only when it names no instant of its own, asks for a declared grouping, the snapshots of all
-its indicators were computed with the same settings and are younger than
-``processor.snapshot_max_age_s``, and no change to a stored indicator any of them reads is pending (an
-outbox mark the relay has not taken yet, or a stale entry the refresher has not taken yet), all judged
-in the read's own transaction. Otherwise the read computes its cells live. The values served are
-exact as of the snapshot's instant, which the read reports.
+from it only when it names no instant of its own and does not ask for the present (`fresh`), asks for
+a declared grouping, and the snapshots of all its indicators were computed with the same settings and
+code and are younger than ``processor.snapshot_max_age_s``. When a change to a stored indicator any of
+them reads is pending (an outbox mark the relay has not taken yet, or a stale entry the refresher has
+not taken yet), every one of those snapshots must also be younger than ``processor.snapshot_max_lag_s``
+(0: never served while a change is pending). All of it is judged in the read's own transaction;
+otherwise the read computes its cells live. The values served are exact as of the snapshot's instant,
+which the read reports, with whether received changes may be missing (`Served.pending`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from functools import cache
@@ -121,6 +124,7 @@ def _number(value: Any) -> Any:
 
 _STATE = """
 SELECT indicator, as_of, settings, as_of >= now() - make_interval(secs => $3) AS recent,
+       as_of >= now() - make_interval(secs => $4) AS within_lag,
        EXISTS (SELECT 1 FROM indicator_outbox WHERE indicator = ANY($2::text[]))
        OR EXISTS (SELECT 1 FROM indicator_stale WHERE indicator = ANY($2::text[])) AS pending
   FROM indicator_snapshot_state
@@ -133,32 +137,51 @@ SELECT indicator, result FROM indicator_snapshot
 """
 
 
+@dataclass(frozen=True)
+class Served:
+    """What the snapshots serve a read.
+
+    Attributes:
+        by_indicator: Per indicator, the instant its values are exact at and its internal results.
+        pending: Whether a change to what the indicators read was received and is not in these values
+            yet (served within ``snapshot_max_lag_s``); False means they are also the values of now.
+    """
+
+    by_indicator: dict[str, tuple[datetime, list[dict[str, Any]]]]
+    pending: bool
+
+
 async def served(
     connection: asyncpg.Connection,
     indicators: Sequence[catalogue.Indicator],
     period: PeriodKind,
     by: Sequence[str],
     settings: Settings,
-) -> dict[str, tuple[datetime, list[dict[str, Any]]]] | None:
-    """Per indicator its snapshot's instant and internal results, or None when the read must be live.
+) -> Served | None:
+    """The snapshots' instants and internal results for a read of now, or None when it must be live.
 
     Call it inside the read's transaction (repeatable read), so the checks and the rows agree.
     """
-    if not settings.processor.snapshots or not indicators:
+    processor = settings.processor
+    if not processor.snapshots or not indicators:
         return None
     if any(tuple(by) not in groupings(entry) for entry in indicators):
         return None
     ids = [entry.id for entry in indicators]
     read = sorted(set().union(*(sources(entry) for entry in indicators)))
-    states = await connection.fetch(_STATE, ids, read, settings.processor.snapshot_max_age_s)
+    states = await connection.fetch(
+        _STATE, ids, read, processor.snapshot_max_age_s, processor.snapshot_max_lag_s
+    )
     key = settings_key(settings)
-    if len(states) != len(ids) or any(
-        state["pending"] or not state["recent"] or state["settings"] != key for state in states
-    ):
+    if len(states) != len(ids) or any(not state["recent"] or state["settings"] != key for state in states):
+        return None
+    # Every state carries the same `pending`: it is judged over all the indicators the read needs.
+    pending = any(state["pending"] for state in states)
+    if pending and (processor.snapshot_max_lag_s <= 0 or not all(state["within_lag"] for state in states)):
         return None
     found: dict[str, tuple[datetime, list[dict[str, Any]]]] = {
         state["indicator"]: (state["as_of"], []) for state in states
     }
     for indicator, text in await connection.fetch(_ROWS, ids, period, grouping_name(by)):
         found[indicator][1].append(decode_result(text))
-    return found
+    return Served(found, pending)

@@ -2,7 +2,9 @@
 
 Every number comes from `processors.read.read_indicators` (so suppression and provisional flags apply
 as for one indicator); these functions only line the cells of several indicators up by period and
-dimensions, and add nothing read from the store but the CVF-16 targets.
+dimensions, and add nothing read from the store but the CVF-16 targets. A view read now is served
+from the snapshots as its reads are, unless `fresh` asks for the present; it reports the oldest
+instant of its reads (`as_of`) and whether changes received since are not in it yet.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import asyncpg
 
 from infra.settings import Settings
 from processors.indicators.base import PeriodKind
-from processors.read import Audience, load_targets, read_indicators
+from processors.read import Audience, ReadResults, load_targets, read_indicators
 
 CellKey = tuple[str, tuple[tuple[str, str], ...]]
 # Training funnel: (stage name, indicator, part) in funnel order.
@@ -49,11 +51,17 @@ ACTIVITY_INDICATORS = (
 
 
 class ViewRows(list[dict[str, Any]]):
-    """A view's rows, with the instant their values are exact at (the oldest of the reads behind them)."""
+    """A view's rows, with the instant their values are exact at (the oldest of the reads behind them).
 
-    def __init__(self, rows: Iterable[dict[str, Any]], *, as_of: datetime) -> None:
+    Attributes:
+        as_of: The instant the values are exact at.
+        changes_pending: Whether received changes were still waiting for a refresh (they may be missing).
+    """
+
+    def __init__(self, rows: Iterable[dict[str, Any]], *, of: ReadResults) -> None:
         super().__init__(rows)
-        self.as_of = as_of
+        self.as_of = of.as_of
+        self.changes_pending = of.changes_pending
 
 
 def cell_key(row: dict[str, Any]) -> CellKey:
@@ -70,11 +78,12 @@ async def read_tables(
     audience: Audience,
     settings: Settings,
     as_of: datetime | None = None,
-) -> tuple[dict[str, dict[CellKey, dict[str, Any]]], datetime]:
+    fresh: bool = False,
+) -> tuple[dict[str, dict[CellKey, dict[str, Any]]], ReadResults]:
     """Several indicators' cells of one grain and grouping, indexed by coordinates (one snapshot).
 
-    Also the instant the cells are exact at: `as_of`, or for a read of now (None) the snapshots'
-    when it was served from them, else now.
+    Also the read itself, whose `as_of` is the instant the cells are exact at: `as_of`, or for a
+    read of now (None) the snapshots' when it was served from them, else now.
     """
     rows = await read_indicators(
         pool,
@@ -85,11 +94,12 @@ async def read_tables(
         audience=audience,
         settings=settings,
         as_of=as_of,
+        fresh=fresh,
     )
     tables: dict[str, dict[CellKey, dict[str, Any]]] = {indicator: {} for indicator in ids}
     for row in rows:
         tables[row["indicator"]][cell_key(row)] = row
-    return tables, rows.as_of
+    return tables, rows
 
 
 def _lined_up(
@@ -118,14 +128,15 @@ async def read_training_funnel(
     audience: Audience,
     settings: Settings,
     as_of: datetime | None = None,
+    fresh: bool = False,
 ) -> ViewRows:
     """Per period and `by` cell: net enrolled -> started -> completed -> certified, and the rates.
 
     Completion-type counts are over closed cohorts; `in_progress` counts enrolments of open ones.
     """
     ids = [indicator for _, indicator, _ in FUNNEL_STAGES]
-    tables, instant = await read_tables(
-        pool, ids, period=period, by=by, audience=audience, settings=settings, as_of=as_of
+    tables, read = await read_tables(
+        pool, ids, period=period, by=by, audience=audience, settings=settings, as_of=as_of, fresh=fresh
     )
     cells = []
     for key, rates, provisional, suppressed in _lined_up(tables, FUNNEL_RATES):
@@ -135,15 +146,20 @@ async def read_training_funnel(
             stages[stage] = None if row is None else row["parts"].get(part)
             suppressed = suppressed or bool(row and row.get("suppressed"))
         cells.append(_cell(key, period, {"stages": stages, "rates": rates}, provisional, suppressed))
-    return ViewRows(cells, as_of=instant)
+    return ViewRows(cells, of=read)
 
 
 async def read_offerings(
-    pool: asyncpg.Pool, *, audience: Audience, settings: Settings, as_of: datetime | None = None
+    pool: asyncpg.Pool,
+    *,
+    audience: Audience,
+    settings: Settings,
+    as_of: datetime | None = None,
+    fresh: bool = False,
 ) -> ViewRows:
     """Per year and offering: net enrolments and the cohort indicators, `closed` once none is in progress."""
     named = (*OFFERING_INDICATORS, *OFFERING_MORE)
-    tables, instant = await read_tables(
+    tables, read = await read_tables(
         pool,
         [indicator for _, indicator in named],
         period="year",
@@ -151,6 +167,7 @@ async def read_offerings(
         audience=audience,
         settings=settings,
         as_of=as_of,
+        fresh=fresh,
     )
     cells = []
     for key, values, provisional, suppressed in _lined_up(tables, named):
@@ -158,11 +175,11 @@ async def read_offerings(
         in_progress = completion["parts"].get("in_progress", 0) if completion else 0
         status = "closed" if completion is not None and not in_progress else "in_progress"
         cells.append(_cell(key, "year", {**values, "status": status}, provisional, suppressed))
-    return ViewRows(cells, as_of=instant)
+    return ViewRows(cells, of=read)
 
 
 async def read_reach_targets(
-    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None
+    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None, fresh: bool = False
 ) -> ViewRows:
     """CVF-16 against its targets, per art. 7 audience and year with a target.
 
@@ -170,7 +187,7 @@ async def read_reach_targets(
     elapsed (the pace line), both at the instant the certified learners are exact at.
     """
     rows = await read_indicators(
-        pool, indicator="CVF-16", period="year", by=["audience"], settings=settings, as_of=as_of
+        pool, indicator="CVF-16", period="year", by=["audience"], settings=settings, as_of=as_of, fresh=fresh
     )
     reached = {(row["dimensions"]["audience"], int(row["period"]["start"][:4])): row for row in rows}
     async with pool.acquire() as connection:
@@ -189,7 +206,7 @@ async def read_reach_targets(
                 "share_of_year_elapsed": _year_elapsed(year, rows.as_of),
             }
         )
-    return ViewRows(found, as_of=rows.as_of)
+    return ViewRows(found, of=rows)
 
 
 def _year_elapsed(year: int, now: datetime) -> Decimal:
@@ -199,10 +216,10 @@ def _year_elapsed(year: int, now: datetime) -> Decimal:
 
 
 async def read_activities(
-    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None
+    pool: asyncpg.Pool, *, settings: Settings, as_of: datetime | None = None, fresh: bool = False
 ) -> ViewRows:
     """Per year and activity, as of the year's end: cost, firms served, attributable business, ROI, BCR."""
-    tables, instant = await read_tables(
+    tables, read = await read_tables(
         pool,
         [indicator for _, indicator in ACTIVITY_INDICATORS],
         period="year",
@@ -210,26 +227,32 @@ async def read_activities(
         audience="internal",
         settings=settings,
         as_of=as_of,
+        fresh=fresh,
     )
     return ViewRows(
         (
             _cell(key, "year", values, provisional, suppressed)
             for key, values, provisional, suppressed in _lined_up(tables, ACTIVITY_INDICATORS)
         ),
-        as_of=instant,
+        of=read,
     )
 
 
 async def read_portfolio(
-    pool: asyncpg.Pool, *, year: int | None, settings: Settings, as_of: datetime | None = None
+    pool: asyncpg.Pool,
+    *,
+    year: int | None,
+    settings: Settings,
+    as_of: datetime | None = None,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """The art. 1 annual review of `year` (default: the latest with activity cells).
 
     Every activity with cells in the year, ranked by benefit-cost ratio (undefined last), with the
-    totals, the year's portfolio ROI (ACT-13), and `as_of`, the instant the values are exact at (the
-    older of the two reads').
+    totals, the year's portfolio ROI (ACT-13), `as_of`, the instant the values are exact at (the
+    older of the two reads'), and `changes_pending`, whether received changes may be missing.
     """
-    activities = await read_activities(pool, settings=settings, as_of=as_of)
+    activities = await read_activities(pool, settings=settings, as_of=as_of, fresh=fresh)
     years = sorted({int(cell["period"]["start"][:4]) for cell in activities})
     chosen = year if year is not None else (years[-1] if years else activities.as_of.year)
     ranked = sorted(
@@ -241,7 +264,7 @@ async def read_portfolio(
         for name in ("cost_usd", "attributable_usd")
     }
     annual = await read_indicators(
-        pool, indicator="ACT-13", period="year", by=[], settings=settings, as_of=as_of
+        pool, indicator="ACT-13", period="year", by=[], settings=settings, as_of=as_of, fresh=fresh
     )
     roi = next((row for row in annual if int(row["period"]["start"][:4]) == chosen), None)
     return {
@@ -252,6 +275,7 @@ async def read_portfolio(
         "portfolio_roi_percent": None if roi is None else roi["value"],
         "portfolio_activities_closed": None if roi is None else roi["parts"].get("activities"),
         "as_of": min(activities.as_of, annual.as_of),
+        "changes_pending": activities.changes_pending or annual.changes_pending,
     }
 
 

@@ -73,8 +73,9 @@ async def cvf_cells(pool: Any, settings: Any) -> Cells:
 
     values = {}
     for indicator in ("CVF-01", "CVF-02"):
+        # The present, never a snapshot the refresher took mid-run.
         cells = await read_indicators(
-            pool, indicator=indicator, period="month", by=("country",), settings=settings
+            pool, indicator=indicator, period="month", by=("country",), settings=settings, fresh=True
         )
         values[indicator] = {
             (cell["dimensions"]["country"], cell["period"]["start"][:7]): int(cell["value"])

@@ -54,6 +54,8 @@ async def _indicators(state_dir: Path, *args: str) -> list[dict[str, Any]]:
         "alcance.cli",
         "indicators",
         "--json",
+        # The store's present: a snapshot the refresher took mid-run may still be within its bound.
+        "--fresh",
         *args,
         cwd=REPO_ROOT,
         env={**environment, **_env(state_dir)},

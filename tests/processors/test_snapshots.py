@@ -3,8 +3,9 @@
 Random histories go through the real broker, processor and relay into PostgreSQL; a refresh then
 snapshots every indicator, and every declared grouping and period kind read from the snapshots equals
 the live read at the snapshot's instant. A change not yet taken into account (an outbox mark, a stale
-entry, other settings, an old snapshot) makes reads compute live, and the next refresh serves the new
-values.
+entry) is served from the snapshot, saying so, while the snapshot is within the staleness bound, and
+makes reads compute live beyond it, without a bound, or for a `fresh` read; other settings or an old
+snapshot make reads live; the next refresh serves the new values.
 """
 
 from __future__ import annotations
@@ -33,6 +34,13 @@ from tests.processors.indicators.world import World, worlds
 from tests.schemas.factories import make_cost_recorded, money
 
 PACING = RefreshPacing(max_busy_share=0.1, max_age_s=300.0)
+
+
+def strict(fresh: Settings) -> Settings:
+    """`fresh` with no staleness bound: a pending change makes every read live."""
+    return fresh.model_copy(
+        update={"processor": fresh.processor.model_copy(update={"snapshot_max_lag_s": 0.0})}
+    )
 
 
 async def relay_everything(fresh: Settings, pool: asyncpg.Pool) -> None:
@@ -112,7 +120,7 @@ async def test_a_pending_change_makes_reads_live_until_a_refresh_takes_it_into_a
         await relay_everything(fresh, pool)
         first = await refreshed(fresh, pool)
         before = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=fresh)
-        assert before.from_snapshots and before.as_of == first.as_of
+        assert before.from_snapshots and before.as_of == first.as_of and not before.changes_pending
         costs = [
             make_cost_recorded(record_identity=f"extra-{i}", cost_id=f"extra-{i}", money=money("1000"))
             for i in range(3)
@@ -131,25 +139,46 @@ async def test_a_pending_change_makes_reads_live_until_a_refresh_takes_it_into_a
         finally:
             processor.request_stop()
             await asyncio.wait_for(task, 30)
-        # Marked in the outbox: never the snapshot's old value as current.
-        marked = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=fresh)
-        assert not marked.from_snapshots
+        # Marked in the outbox, without a staleness bound: never the snapshot's old value as current.
+        marked = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=strict(fresh))
+        assert not marked.from_snapshots and not marked.changes_pending
         assert marked != before
-        # Relayed: the stale entry stands in for the marks, still live. The portfolio reads ACT-01 too.
+        # Within the bound: exactly the snapshot's values, at its instant, saying changes are pending.
+        lagging = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=fresh)
+        assert lagging.from_snapshots and lagging.changes_pending
+        assert lagging == before and lagging.as_of == first.as_of
+        # Asked for the present: live, equal to the live read.
+        present = await read_indicators(
+            pool, indicator="ACT-01", period="year", by=(), settings=fresh, fresh=True
+        )
+        assert not present.from_snapshots and not present.changes_pending
+        assert present == marked and present.as_of > first.as_of
+        # Beyond the bound: live.
+        lag = fresh.processor.snapshot_max_lag_s
+        shift = "UPDATE indicator_snapshot_state SET as_of = as_of + make_interval(secs => $1)"
+        await pool.execute(shift, -(lag + 1))
+        beyond = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=fresh)
+        assert not beyond.from_snapshots and beyond == marked
+        await pool.execute(shift, lag + 1)
+        # Relayed: the stale entry stands in for the marks. The portfolio reads ACT-01 too.
         await relay_everything(fresh, pool)
         assert await pool.fetchval("SELECT count(*) FROM indicator_stale WHERE indicator = 'ACT-01'") == 1
         for name in ("ACT-01", "ACT-13"):
-            stale = await read_indicators(pool, indicator=name, period="year", by=(), settings=fresh)
+            stale = await read_indicators(pool, indicator=name, period="year", by=(), settings=strict(fresh))
             assert not stale.from_snapshots, name
-        # An indicator reading nothing that changed is still served from its snapshot.
-        untouched = await read_indicators(pool, indicator="CVF-01", period="year", by=(), settings=fresh)
-        assert untouched.from_snapshots
+            kept = await read_indicators(pool, indicator=name, period="year", by=(), settings=fresh)
+            assert kept.from_snapshots and kept.changes_pending and kept.as_of == first.as_of, name
+        # An indicator reading nothing that changed is served from its snapshot, with nothing pending.
+        untouched = await read_indicators(
+            pool, indicator="CVF-01", period="year", by=(), settings=strict(fresh)
+        )
+        assert untouched.from_snapshots and not untouched.changes_pending
         # The next refresh takes only the changed indicators and those reading them.
         second = await refreshed(fresh, pool)
         assert set(second.indicators) == {entry.id for entry in dependents({"ACT-01"})}
         assert "CVF-01" not in second.indicators
         after = await read_indicators(pool, indicator="ACT-01", period="year", by=(), settings=fresh)
-        assert after.from_snapshots and after.as_of == second.as_of
+        assert after.from_snapshots and after.as_of == second.as_of and not after.changes_pending
         assert after == marked
         assert await pool.fetchval("SELECT count(*) FROM indicator_stale") == 0
         now, live = await both(pool, fresh, "year", ("activity",))
@@ -233,7 +262,7 @@ async def test_snapshots_of_other_settings_or_too_old_are_not_served(local_stack
         # A changed reach target makes CVF-16's snapshot stale; the same target written again does not.
         target = [ReachTargetConfig(audience="MSME", year=2026, target=Decimal(4), source="test plan")]
         await set_targets(pool, target)
-        read = await read_indicators(pool, indicator="CVF-16", period="year", by=(), settings=fresh)
+        read = await read_indicators(pool, indicator="CVF-16", period="year", by=(), settings=strict(fresh))
         assert not read.from_snapshots
         assert "CVF-16" in (await refreshed(fresh, pool)).indicators
         await set_targets(pool, target)

@@ -2,7 +2,8 @@
 
 A history goes through the real broker, processor and relay into PostgreSQL, with a reach target; after a
 refresh every view read of now reports the snapshot's instant and equals the same view computed live at
-it (the targets' pace included). A pending change to an indicator a view reads makes that view live.
+it (the targets' pace included). A pending change to an indicator a view reads leaves that view served
+from the snapshots, saying so, within the staleness bound; without a bound, or read `fresh`, it is live.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from infra.targets import set_targets
 from processors import read_views
 from tests.processors.indicators import scenario
 from tests.processors.indicators.test_read_store import isolated_store, process
-from tests.processors.test_snapshots import refreshed, relay_everything
+from tests.processors.test_snapshots import refreshed, relay_everything, strict
 
 View = Callable[[asyncpg.Pool, Settings, datetime | None], Awaitable[Any]]
 
@@ -44,6 +45,11 @@ VIEWS: dict[str, View] = {
 
 def instant_of(view: Any) -> datetime:
     found: datetime = view["as_of"] if isinstance(view, dict) else view.as_of
+    return found
+
+
+def pending_in(view: Any) -> bool:
+    found: bool = view["changes_pending"] if isinstance(view, dict) else view.changes_pending
     return found
 
 
@@ -80,12 +86,26 @@ async def test_the_views_read_now_equal_the_views_at_the_snapshots_instant(local
         assert this_year["share_of_year_elapsed"] == read_views._year_elapsed(year, earlier)
         assert this_year["share_of_year_elapsed"] < read_views._year_elapsed(year, datetime.now(UTC))
         await pool.execute("UPDATE indicator_snapshot_state SET as_of = as_of + interval '90 minutes'")
-        # A change not yet refreshed (ACT-01, read by the activities and the portfolio) makes those live.
+        # A change not yet refreshed (ACT-01, read by the activities and the portfolio): within the
+        # staleness bound those are served at the snapshots' instant, saying changes are pending; without
+        # a bound, or read fresh, they are live.
         await pool.execute("INSERT INTO indicator_stale (indicator) VALUES ('ACT-01')")
         for name in ("activities", "portfolio"):
-            assert instant_of(await VIEWS[name](pool, fresh, None)) > done.as_of, name
-        # Views reading nothing that changed are still served from the snapshots.
-        assert instant_of(await VIEWS["offerings"](pool, fresh, None)) == done.as_of
+            kept = await VIEWS[name](pool, fresh, None)
+            assert instant_of(kept) == done.as_of and pending_in(kept), name
+            at_instant = await VIEWS[name](pool, fresh, done.as_of)
+            if isinstance(at_instant, dict):  # the portfolio says in its body that changes are pending
+                at_instant = {**at_instant, "changes_pending": True}
+            assert kept == at_instant, name
+            live = await VIEWS[name](pool, strict(fresh), None)
+            assert instant_of(live) > done.as_of and not pending_in(live), name
+        present = await read_views.read_activities(pool, settings=fresh, fresh=True)
+        assert present.as_of > done.as_of and not present.changes_pending
+        review = await read_views.read_portfolio(pool, year=None, settings=fresh, fresh=True)
+        assert review["as_of"] > done.as_of and not review["changes_pending"]
+        # Views reading nothing that changed are still served from the snapshots, nothing pending.
+        offerings = await VIEWS["offerings"](pool, fresh, None)
+        assert instant_of(offerings) == done.as_of and not pending_in(offerings)
         # Refreshed: served again, at the oldest instant of its indicators (those ACT-01 feeds are newer).
         again = await refreshed(fresh, pool)
         assert "ACT-01" in again.indicators and "ACT-02" not in again.indicators

@@ -58,6 +58,10 @@ TITLES = {
     "/health": ("Estado de los datos", "Estado dos dados", "Data health"),
 }
 TILE = '[data-indicator="CVF-01"] [data-value]'
+STAMP = "p.updated time[data-updated]"
+# A page's stamp: the instant its values are exact at; a page that reads no indicator, when it was made.
+VALUES_AS_OF = ("Valores al", "Valores em", "Values as of")
+UPDATED = ("Actualizado:", "Atualizado:", "Updated:")
 SCREENSHOTS = Path(os.environ.get("ALCANCE_SCREENSHOTS", ".alcance/screenshots"))
 
 __all__ = ["targets"]  # the module's targets fixture: the art. 7 audiences' targets in the store
@@ -108,6 +112,11 @@ async def test_each_main_page_renders_in_the_three_languages_and_is_screenshotte
             assert await coordinator.get_attribute("html", "lang") == lang
             assert (await coordinator.locator("h1").inner_text()).strip() == title
             assert await coordinator.locator("table caption").count() >= 1, path
+            label = (await coordinator.locator("p.updated [data-updated-label]").inner_text()).strip()
+            labels = UPDATED if path == "/health" else VALUES_AS_OF
+            assert label == labels[("es", "pt", "en").index(lang)], path
+            instant = datetime.fromisoformat(str(await coordinator.get_attribute(STAMP, "datetime")))
+            assert instant <= datetime.now(UTC), path
         if path in MAIN_PAGES:
             name = path.strip("/") or "overview"
             await coordinator.screenshot(path=str(SCREENSHOTS / f"{name}-en-1280.png"), full_page=True)
@@ -271,6 +280,7 @@ async def test_an_event_published_to_the_input_topic_shows_on_an_open_page(
         # The relay first publishes what the store's loading left in the outbox: let the page settle.
         await _settled(coordinator)
         before = await tile.inner_text()
+        stamped = datetime.fromisoformat(str(await coordinator.get_attribute(STAMP, "datetime")))
         ref = uuid.uuid4().hex
         event = make_enrolment_created(
             source_ref=f"live-{ref}",
@@ -294,6 +304,8 @@ async def test_an_event_published_to_the_input_topic_shows_on_an_open_page(
         )
         print(f"event published -> open page updated: {time.perf_counter() - began:.2f} s")
         assert int((await tile.inner_text()).replace(",", "")) == int(before.replace(",", "")) + 1
+        # Read live (no snapshots here): the refreshed page's stamp is the new read's instant.
+        assert datetime.fromisoformat(str(await coordinator.get_attribute(STAMP, "datetime"))) > stamped
     finally:
         processor.request_stop()
         await asyncio.wait_for(running, 30)

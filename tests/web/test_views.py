@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -128,7 +129,23 @@ async def test_external_roles_get_only_published_views(
     await get(http, f"{base_url}/api/v1/funnels/training?grain=month", token, status=403)
 
 
-async def test_the_views_report_the_instant_of_the_snapshots_they_are_served_from(
+def stamp_of(html: str) -> tuple[str, datetime, bool]:
+    """A page's stamp: its label, the instant it names, and whether it says newer data waits."""
+    line = re.search(r'<p class="updated".*?</p>', html, re.S)
+    assert line is not None, "the page has no stamp"
+    label = re.search(r"<span data-updated-label>(.*?)</span>", line.group(0))
+    instant = re.search(r'<time datetime="([^"]+)" data-updated>', line.group(0))
+    assert label is not None and instant is not None, line.group(0)
+    return label.group(1), datetime.fromisoformat(instant.group(1)), "data-changes-pending" in line.group(0)
+
+
+async def page(http: aiohttp.ClientSession, url: str, token: str) -> str:
+    async with http.get(url, headers={"Authorization": f"Bearer {token}"}) as response:
+        assert response.status == 200, (url, await response.text())
+        return await response.text()
+
+
+async def test_the_views_and_pages_report_the_instant_of_the_snapshots_they_are_served_from(
     base_url: str,
     http: aiohttp.ClientSession,
     make_token: MakeToken,
@@ -152,13 +169,40 @@ async def test_the_views_report_the_instant_of_the_snapshots_they_are_served_fro
     for path in paths:
         body = await get(http, f"{base_url}/api/v1/{path}", token)
         assert datetime.fromisoformat(body["as_of"]) == instant, path
-    # A change not yet refreshed to the activities' costs: those views are computed live, at the request.
+        assert body["changes_pending"] is False, path
+    # A page says the instant its values are exact at (the snapshots'), not when it was rendered.
+    for lang, label in (("es", "Valores al"), ("pt", "Valores em"), ("en", "Values as of")):
+        assert stamp_of(await page(http, f"{base_url}/portfolio?lang={lang}", token)) == (
+            label,
+            instant,
+            False,
+        )
+    # A page that reads no indicator says when it was made.
+    label, made, _ = stamp_of(await page(http, f"{base_url}/health?lang=en", token))
+    assert label == "Updated:" and made > instant
+    # A change not yet refreshed to the activities' costs: within the staleness bound those views are
+    # served at the snapshots' instant, saying changes are pending; `fresh=true` computes them live.
     await web_pool.execute("INSERT INTO indicator_stale (indicator) VALUES ('ACT-01')")
     try:
-        for path in ("activities", "activities/round-1", "portfolio"):
+        for path in ("activities", "activities/round-1", "portfolio", "indicators/ACT-01?grain=year"):
             body = await get(http, f"{base_url}/api/v1/{path}", token)
-            assert datetime.fromisoformat(body["as_of"]) > instant, path
+            assert datetime.fromisoformat(body["as_of"]) == instant, path
+            assert body["changes_pending"] is True, path
+            joined = "&" if "?" in path else "?"
+            present = await get(http, f"{base_url}/api/v1/{path}{joined}fresh=true", token)
+            assert datetime.fromisoformat(present["as_of"]) > instant, path
+            assert present["changes_pending"] is False, path
+            # The same cells: the change itself was only announced, not made.
+            assert {k: v for k, v in present.items() if k not in ("as_of", "changes_pending")} == {
+                k: v for k, v in body.items() if k not in ("as_of", "changes_pending")
+            }, path
         body = await get(http, f"{base_url}/api/v1/offerings", token)
-        assert datetime.fromisoformat(body["as_of"]) == instant
+        assert datetime.fromisoformat(body["as_of"]) == instant and body["changes_pending"] is False
+        # The page of an activity (not read before, so not kept) says newer data is not in it yet.
+        html = await page(http, f"{base_url}/activities/round-1?lang=es", token)
+        assert stamp_of(html) == ("Valores al", instant, True)
+        assert "Puede que datos recibidos después aún no se reflejen aquí." in html
+        body = await get(http, f"{base_url}/api/v1/offerings?fresh=maybe", token, status=400)
+        assert "fresh" in body["detail"]
     finally:
         await web_pool.execute("DELETE FROM indicator_stale WHERE indicator = 'ACT-01'")

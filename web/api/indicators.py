@@ -99,8 +99,8 @@ async def read_tables(
     by: list[str] = []
     for indicator in indicators:
         by = check_dimensions(indicator.dimensions, indicator.id, query)
-    # A read of now: served from the indicator snapshots when they are current, and then exact as of
-    # each snapshot's instant, which each table reports.
+    # A read of now: served from the indicator snapshots when they are recent enough (unless `fresh`),
+    # and then exact as of each snapshot's instant, which each table reports.
     rows = await read.read_indicators(
         request.app[POOL],
         indicator=None,
@@ -109,6 +109,7 @@ async def read_tables(
         by=by,
         audience=identity.audience,
         settings=request.app[SETTINGS],
+        fresh=query.fresh,
     )
     cells: dict[str, list[IndicatorCell]] = {indicator.id: [] for indicator in indicators}
     for row in select(rows, query):
@@ -122,6 +123,7 @@ async def read_tables(
             by=by,
             audience=identity.audience,
             as_of=rows.as_of_by_indicator.get(name, rows.as_of),
+            changes_pending=rows.changes_pending,
             cells=found,
         )
         for name, found in cells.items()

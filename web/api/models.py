@@ -25,10 +25,31 @@ def plain_number(value: Any) -> Any:
     return value
 
 
+AS_OF = (
+    "the instant the values are exact at (cohorts and ROI windows judged then): the indicator snapshot's "
+    "they were served from, or the request's when computed live"
+)
+CHANGES_PENDING = (
+    "true when changes received before the request were still waiting for a snapshot refresh, so they may "
+    "be missing from these values (served from a snapshot within the staleness bound, "
+    "ALCANCE_PROCESSOR__SNAPSHOT_MAX_LAG_S); fresh=true reads the present"
+)
+
+
 class Query(BaseModel):
     """Base of query-string models: unknown parameters are errors, not silently ignored."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class FreshQuery(Query):
+    """Whether to read the present: computed from the store, never served from a snapshot."""
+
+    fresh: bool = Field(
+        default=False,
+        description="true: compute the values of the present from the store (slower); false: values may be "
+        "served from a snapshot, exact as of its instant (as_of)",
+    )
 
 
 class DimensionFilters(Query):
@@ -47,7 +68,7 @@ class DimensionFilters(Query):
         return {name: set(text.split(",")) for name, text in found.items()}
 
 
-class IndicatorQuery(DimensionFilters):
+class IndicatorQuery(DimensionFilters, FreshQuery):
     """`/api/v1/indicators/{id}`: period kind, grouping and range of the cells."""
 
     grain: Grain = "month"
@@ -95,7 +116,8 @@ class IndicatorTable(BaseModel):
     grain: Grain
     by: list[str]
     audience: Literal["internal", "external"]
-    as_of: datetime = Field(description="the instant cohorts and ROI windows were judged at")
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     cells: list[IndicatorCell]
 
 

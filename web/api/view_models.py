@@ -7,12 +7,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from web.api.models import Grain, Number, Period, Query
+from web.api.models import AS_OF, CHANGES_PENDING, FreshQuery, Grain, Number, Period
 
 Year = int
 
 
-class YearQuery(Query):
+class YearQuery(FreshQuery):
     """A year to show (default: every year, or the latest where one is needed)."""
 
     year: Year | None = Field(default=None, ge=2000, le=2100)
@@ -44,7 +44,8 @@ class TrainingFunnel(BaseModel):
     grain: Grain
     by: list[str]
     audience: Literal["internal", "external"]
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     cells: list[FunnelCell]
 
 
@@ -68,7 +69,8 @@ class OfferingRow(BaseModel):
 class Offerings(BaseModel):
     """Offerings (course runs) with their cohort indicators."""
 
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     offerings: list[OfferingRow]
 
 
@@ -86,7 +88,8 @@ class TargetRow(BaseModel):
 class Targets(BaseModel):
     """Reach targets of the art. 7 audiences."""
 
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     targets: list[TargetRow]
 
 
@@ -107,7 +110,8 @@ class ActivityRow(BaseModel):
 class Activities(BaseModel):
     """Promotion activities with cost, firms, business, ROI and BCR."""
 
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     activities: list[ActivityRow]
 
 
@@ -124,7 +128,8 @@ class ActivityDetail(BaseModel):
     """One activity: its rows per year and its cost by category."""
 
     activity: str
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     years: list[ActivityRow]
     costs: list[CostLine]
 
@@ -134,7 +139,8 @@ class Portfolio(BaseModel):
 
     year: Year
     years: list[Year]
-    as_of: datetime
+    as_of: datetime = Field(description=AS_OF)
+    changes_pending: bool = Field(default=False, description=CHANGES_PENDING)
     activities: list[ActivityRow]
     totals: dict[str, Number]
     portfolio_roi_percent: Number | None = Field(

@@ -14,7 +14,7 @@ from aiohttp import web
 from processors import read, read_views
 from web.api.base import PREFIX, Endpoint
 from web.api.indicators import check_dimensions, check_publication, select
-from web.api.models import IndicatorQuery, plain_number
+from web.api.models import FreshQuery, IndicatorQuery, plain_number
 from web.api.view_models import (
     Activities,
     ActivityDetail,
@@ -48,12 +48,14 @@ async def training_funnel(request: web.Request, query: IndicatorQuery) -> Traini
         by=by,
         audience=identity.audience,
         settings=request.app[SETTINGS],
+        fresh=query.fresh,
     )
     return TrainingFunnel(
         grain=query.grain,
         by=by,
         audience=identity.audience,
         as_of=cells.as_of,
+        changes_pending=cells.changes_pending,
         cells=[FunnelCell.model_validate(plain_number(cell)) for cell in select(cells, query)],
     )
 
@@ -62,38 +64,49 @@ async def offerings(request: web.Request, query: OfferingsQuery) -> Offerings:
     """Offerings per year with their cohort indicators; `status` picks closed or in-progress cohorts."""
     require_internal(request)
     cells = await read_views.read_offerings(
-        request.app[POOL], audience="internal", settings=request.app[SETTINGS]
+        request.app[POOL], audience="internal", settings=request.app[SETTINGS], fresh=query.fresh
     )
     chosen = [
         plain_number(cell)
         for cell in cells
         if _in_year(cell, query.year) and (query.status is None or cell["status"] == query.status)
     ]
-    return Offerings.model_validate({"as_of": cells.as_of, "offerings": chosen})
+    return Offerings.model_validate(
+        {"as_of": cells.as_of, "changes_pending": cells.changes_pending, "offerings": chosen}
+    )
 
 
 async def targets(request: web.Request, query: YearQuery) -> Targets:
     """CVF-16 targets of the art. 7 audiences against the certified learners so far, with the pace."""
     require_internal(request)
-    rows = await read_views.read_reach_targets(request.app[POOL], settings=request.app[SETTINGS])
+    rows = await read_views.read_reach_targets(
+        request.app[POOL], settings=request.app[SETTINGS], fresh=query.fresh
+    )
     chosen = [plain_number(row) for row in rows if query.year is None or row["year"] == query.year]
-    return Targets.model_validate({"as_of": rows.as_of, "targets": chosen})
+    return Targets.model_validate(
+        {"as_of": rows.as_of, "changes_pending": rows.changes_pending, "targets": chosen}
+    )
 
 
 async def activities(request: web.Request, query: YearQuery) -> Activities:
     """Every activity per year (cumulative to the year's end): cost, firms, business, ROI, BCR."""
     require_internal(request)
-    cells = await read_views.read_activities(request.app[POOL], settings=request.app[SETTINGS])
+    cells = await read_views.read_activities(
+        request.app[POOL], settings=request.app[SETTINGS], fresh=query.fresh
+    )
     chosen = [plain_number(cell) for cell in cells if _in_year(cell, query.year)]
-    return Activities.model_validate({"as_of": cells.as_of, "activities": chosen})
+    return Activities.model_validate(
+        {"as_of": cells.as_of, "changes_pending": cells.changes_pending, "activities": chosen}
+    )
 
 
-async def activity(request: web.Request, _query: Any) -> ActivityDetail:
+async def activity(request: web.Request, query: FreshQuery) -> ActivityDetail:
     """One activity: its yearly rows and its cost by category and payer."""
     require_internal(request)
     name = request.match_info["activity_id"]
     settings = request.app[SETTINGS]
-    cells = await read_views.read_activities(request.app[POOL], settings=settings)
+    fresh = query.fresh
+    cells = await read_views.read_activities(request.app[POOL], settings=settings, fresh=fresh)
     rows = [plain_number(cell) for cell in cells if cell["dimensions"]["activity"] == name]
     if not rows:
         raise ProblemError(404, "Not Found", f"no activity {name!r}; {PREFIX}/activities lists them")
@@ -103,6 +116,7 @@ async def activity(request: web.Request, _query: Any) -> ActivityDetail:
         period="year",
         by=["activity", "category", "payer"],
         settings=settings,
+        fresh=fresh,
     )
     lines = [
         CostLine.model_validate(
@@ -113,14 +127,15 @@ async def activity(request: web.Request, _query: Any) -> ActivityDetail:
     ]
     years = [ActivityRow.model_validate(row) for row in rows]
     as_of = min(cells.as_of, costs.as_of)
-    return ActivityDetail(activity=name, as_of=as_of, years=years, costs=lines)
+    pending = cells.changes_pending or costs.changes_pending
+    return ActivityDetail(activity=name, as_of=as_of, changes_pending=pending, years=years, costs=lines)
 
 
 async def portfolio(request: web.Request, query: YearQuery) -> Portfolio:
     """The art. 1 annual review: a year's activities ranked by benefit-cost ratio, with totals."""
     require_internal(request)
     review = await read_views.read_portfolio(
-        request.app[POOL], year=query.year, settings=request.app[SETTINGS]
+        request.app[POOL], year=query.year, settings=request.app[SETTINGS], fresh=query.fresh
     )
     return Portfolio.model_validate(plain_number(review))
 
@@ -164,6 +179,7 @@ ENDPOINTS = [
         "One promotion activity",
         "activities",
         activity,
+        query=FreshQuery,
         response=ActivityDetail,
         path_params=_ACTIVITY,
     ),

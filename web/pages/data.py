@@ -3,11 +3,15 @@
 Nothing here queries the store: indicator cells go through the API's publication check, dimension check
 and filter (`web.api.indicators`) over `processors.read.read_indicators`, and the composed views are the
 API's handlers themselves, so a page shows what the API answers the same person, suppression included.
+Each read records on the request the instant its values are exact at and whether changes received
+may be missing (`stamp_of`), kept reads included, so the page can say how current it is.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -25,6 +29,42 @@ from web.state import POOL, SETTINGS
 
 Model = TypeVar("Model", bound=BaseModel)
 Query = TypeVar("Query", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """How current a read's values are: the instant they are exact at, and whether newer data waits."""
+
+    as_of: datetime
+    changes_pending: bool
+
+
+READ_STAMPS = web.RequestKey("page_read_stamps", list[Stamp])
+Rows = list[dict[str, Any]]
+
+
+def record(request: web.Request, stamp: Stamp) -> None:
+    """Note on the request that one of the page's reads is exact as of `stamp`."""
+    if READ_STAMPS not in request:
+        request[READ_STAMPS] = []
+    request[READ_STAMPS].append(stamp)
+
+
+def stamp_of(request: web.Request) -> Stamp | None:
+    """How current the page's values are: the oldest instant of its reads, pending if any read's is.
+
+    None when the page read no indicator.
+    """
+    stamps = request.get(READ_STAMPS) or []
+    if not stamps:
+        return None
+    return Stamp(min(s.as_of for s in stamps), any(s.changes_pending for s in stamps))
+
+
+def _stamped(rows: read.ReadResults) -> tuple[Rows, Stamp]:
+    return [{"suppressed": False, **plain_number(row)} for row in rows], Stamp(
+        rows.as_of, rows.changes_pending
+    )
 
 
 async def cells(
@@ -49,7 +89,7 @@ async def cells(
     indicator = catalogue.get(indicator_id)
     check_dimensions(indicator.dimensions, indicator.id, query)
 
-    async def load() -> list[dict[str, Any]]:
+    async def load() -> tuple[Rows, Stamp]:
         rows = await read.read_indicators(
             request.app[POOL],
             indicator=indicator.id,
@@ -58,10 +98,12 @@ async def cells(
             audience=identity.audience,
             settings=request.app[SETTINGS],
         )
-        return [{"suppressed": False, **plain_number(row)} for row in rows]
+        return _stamped(rows)
 
     key = ("cells", indicator.id, query.grain, tuple(by), identity.audience)
-    return select(await request.app[READS].get(key, [indicator.id], load), query)
+    rows, stamp = await request.app[READS].get(key, [indicator.id], load)
+    record(request, stamp)
+    return select(rows, query)
 
 
 async def cells_of(
@@ -79,7 +121,7 @@ async def cells_of(
     for indicator_id in ids:
         check_dimensions(catalogue.get(indicator_id).dimensions, indicator_id, query)
 
-    async def load() -> list[dict[str, Any]]:
+    async def load() -> tuple[Rows, Stamp]:
         rows = await read.read_indicators(
             request.app[POOL],
             indicator=None,
@@ -89,10 +131,11 @@ async def cells_of(
             audience=identity.audience,
             settings=request.app[SETTINGS],
         )
-        return [{"suppressed": False, **plain_number(row)} for row in rows]
+        return _stamped(rows)
 
     key = ("among", tuple(ids), query.grain, tuple(by), identity.audience)
-    rows = await request.app[READS].get(key, ids, load)
+    rows, stamp = await request.app[READS].get(key, ids, load)
+    record(request, stamp)
     return {indicator_id: [row for row in rows if row["indicator"] == indicator_id] for indicator_id in ids}
 
 
@@ -100,7 +143,7 @@ async def every_indicator(request: web.Request) -> list[dict[str, Any]]:
     """Every indicator's yearly totals, as `/api/v1/indicators/{id}?grain=year` answers each of them."""
     identity = identity_of(request)
 
-    async def load() -> list[dict[str, Any]]:
+    async def load() -> tuple[Rows, Stamp]:
         rows = await read.read_indicators(
             request.app[POOL],
             indicator=None,
@@ -109,9 +152,11 @@ async def every_indicator(request: web.Request) -> list[dict[str, Any]]:
             audience=identity.audience,
             settings=request.app[SETTINGS],
         )
-        return [{"suppressed": False, **plain_number(row)} for row in rows]
+        return _stamped(rows)
 
-    return await request.app[READS].get(("every", identity.audience), [ANY], load)
+    rows, stamp = await request.app[READS].get(("every", identity.audience), [ANY], load)
+    record(request, stamp)
+    return rows
 
 
 async def view(
@@ -142,7 +187,11 @@ async def view(
         tuple(sorted(request.match_info.items())),
         identity_of(request).audience,
     )
-    return await request.app[READS].get(key, depends, load)
+    found = await request.app[READS].get(key, depends, load)
+    as_of = getattr(found, "as_of", None)
+    if isinstance(as_of, datetime):
+        record(request, Stamp(as_of, bool(getattr(found, "changes_pending", False))))
+    return found
 
 
 def value_of(cell: dict[str, Any] | None) -> Any:

@@ -52,6 +52,12 @@ MESSAGES: dict[str, Words] = {
     "all_indicators": ("Todos los indicadores", "Todos os indicadores", "Every indicator"),
     "last_year": ("Mismo período del año anterior", "Mesmo período do ano anterior", "Same period last year"),
     "updated": ("Actualizado", "Atualizado", "Updated"),
+    "values_as_of": ("Valores al", "Valores em", "Values as of"),
+    "changes_pending": (
+        "Puede que datos recibidos después aún no se reflejen aquí.",
+        "Dados recebidos depois podem ainda não estar refletidos aqui.",
+        "Data received since then may not be reflected here yet.",
+    ),
     "live": (
         "Se actualiza sola cuando cambian los indicadores.",
         "Atualiza-se sozinha quando os indicadores mudam.",

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from web.api.health import sources_health
+from web.api.models import FreshQuery
 from web.api.view_models import ActivityRow, YearQuery
 from web.api.views import activities, activity, portfolio
 from web.pages.data import cells, rate_of, value_of, view
@@ -89,7 +90,7 @@ async def activities_page(request: web.Request, say: Speaker) -> Page:
 async def activity_page(request: web.Request, say: Speaker) -> Page:
     """One activity: its years, its cost by category and payer, meetings and business by horizon."""
     name = request.match_info["activity_id"]
-    detail = await view(request, activity, None, ACTIVITY_IDS)
+    detail = await view(request, activity, FreshQuery(), ACTIVITY_IDS)
     sessions = await last_sessions(request) if detail else {}
     page = Page("activities", f"{say('activity')}: {name}")
     page.tables.append(

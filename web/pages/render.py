@@ -12,6 +12,7 @@ from aiohttp import web
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
+from web.pages.data import stamp_of
 from web.pages.i18n import LANGUAGES, Speaker, language
 from web.pages.tables import WITHHELD, Column, Page, Rate, Table, magnitude, shown, sort_rows, to_csv
 from web.problems import ProblemError
@@ -78,8 +79,14 @@ def _apply_sort(request: web.Request, page: Page) -> None:
 
 
 def render(request: web.Request, page: Page, say: Speaker) -> str:
-    """The page's HTML in the speaker's language."""
+    """The page's HTML in the speaker's language.
+
+    Its stamp says the instant its values are exact at (the oldest of its reads', `data.stamp_of`) and
+    whether data received since may be missing; a page that read no indicator says when it was made.
+    """
     now = datetime.now(UTC)
+    stamp = stamp_of(request)
+    shown_at = now if stamp is None else stamp.as_of
     query = {k: v for k, v in request.query.items() if k not in ("lang", "csv")}
 
     def href(**changes: str) -> str:
@@ -94,8 +101,10 @@ def render(request: web.Request, page: Page, say: Speaker) -> str:
         lang=say.lang,
         nav=NAV,
         languages=[(code, _LANGUAGE_NAMES[code], href(lang=code)) for code in LANGUAGES],
-        now_iso=now.isoformat(),
-        now_text=say.moment(now),
+        stamp_label=say("updated") + ":" if stamp is None else say("values_as_of"),
+        stamp_iso=shown_at.isoformat(),
+        stamp_text=say.moment(shown_at),
+        stamp_pending=stamp is not None and stamp.changes_pending,
         tile_ids=" ".join(tile["id"] for tile in page.tiles),
         cells=lambda row, column: _cell(row, column, say),
         chart=lambda table: bar_chart(table, say),

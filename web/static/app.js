@@ -51,12 +51,10 @@
           section.innerHTML = replacement.innerHTML;
           if (focusId && document.getElementById(focusId)) document.getElementById(focusId).focus();
         });
-        var stamp = document.querySelector("time[data-updated]");
-        var freshStamp = fresh.querySelector("time[data-updated]");
-        if (stamp && freshStamp) {
-          stamp.setAttribute("datetime", freshStamp.getAttribute("datetime"));
-          stamp.textContent = freshStamp.textContent;
-        }
+        // The stamp says how current the values are: their instant, and whether newer data waits.
+        var stamp = document.querySelector("p.updated");
+        var freshStamp = fresh.querySelector("p.updated");
+        if (stamp && freshStamp) stamp.innerHTML = freshStamp.innerHTML;
         var count = Number(document.body.getAttribute("data-refreshes") || "0") + 1;
         document.body.setAttribute("data-refreshes", String(count));
       })
