@@ -30,12 +30,15 @@ import contextlib
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
+from benchmarks.processors import FUTURE_ALLOWANCE_S
+from benchmarks.processors.stream import iter_stream
 from processors.indicators.base import PeriodKind
 
 
@@ -54,10 +57,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from infra.local import running_stack
     from infra.postgres import create_pool, migrate
     from infra.settings import load_settings
-    from schemas.cloudevents import encode
     from schemas.topics import TopicCatalogue
 
-    events = generate(args.events, args.seed)
     with contextlib.ExitStack() as stack:
         state = args.state_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="alcance-bench-"))
         async with running_stack(load_settings(state_dir=Path(state))) as resolved:
@@ -77,10 +78,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            records = [(catalogue.topic_for(e).name, encode(e)) for e in events]
             committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
+            records = await _produced(settings, Path(state) / f"{name}.records", args, committed, pool)
             processed_s: float | None = None
-            if int(await pool.fetchval(committed)) < len(records):
+            if int(await pool.fetchval(committed)) < records:
                 processed_s = await _load(settings, pool, records, committed)
             prepared: dict[str, Any] = {"snapshots": not args.no_snapshots}
             if args.no_snapshots:
@@ -109,10 +110,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         by_kind.setdefault(kind, []).append(ms)
     summary: dict[str, Any] = {
         "events": args.events,
-        "records": len(records),
+        "records": records,
         # None when a kept state directory already held the store (nothing was loaded this time).
         "ingest_s": None if processed_s is None else round(processed_s, 1),
-        "ingest_events_per_s": None if processed_s is None else round(len(records) / processed_s),
+        "ingest_events_per_s": None if processed_s is None else round(records / processed_s),
         "queries": len(latencies),
         "p50_ms": _percentile(latencies, 0.50),
         "p95_ms": _percentile(latencies, 0.95),
@@ -144,26 +145,85 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _load(settings: Any, pool: Any, records: list[tuple[str, Any]], committed: str) -> float:
-    """Produce `records` and process them with one in-process processor; the seconds it took to commit."""
-    from infra.kafka import make_producer
-    from processors.runtime import IndicatorProcessor
+# Above this many events the stream is generated with a bounded duplicate window (`iter_stream`), so the
+# benchmark's memory does not grow with the scale; the scales published before keep their exact stream.
+WHOLE_STREAM_MAX_EVENTS = 2_000_000
+# Records produced per chunk: only one chunk's encoded records are held at a time.
+PRODUCE_CHUNK = 20_000
 
+
+async def _produced(settings: Any, marker: Path, args: argparse.Namespace, committed: str, pool: Any) -> int:
+    """The number of records of the load: produced now, or by an earlier run on a kept state directory.
+
+    A finished production writes `marker` with the count; a store loaded before markers existed
+    (offsets committed, no marker) produced everything before processing, so its offsets are the count.
+    """
+    known = _marked_count(marker)
+    if known is not None:
+        return known
+    already = int(await pool.fetchval(committed))
+    if already == 0:
+        already = await _produce(settings, args.events, args.seed)
+    _mark_count(marker, already)
+    return already
+
+
+def _marked_count(marker: Path) -> int | None:
+    return int(marker.read_text()) if marker.exists() else None
+
+
+def _mark_count(marker: Path, count: int) -> None:
+    marker.write_text(f"{count}\n")
+
+
+async def _produce(settings: Any, events: int, seed: int) -> int:
+    """Produce the benchmark's stream of `events` to the input topics, a chunk at a time; the record count."""
+    from infra.kafka import make_producer
+    from schemas.cloudevents import encode
+    from schemas.topics import TopicCatalogue
+
+    catalogue = TopicCatalogue.from_settings(settings)
+    window = None if events <= WHOLE_STREAM_MAX_EVENTS else PRODUCE_CHUNK * 10
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
+    count = 0
+    began = time.perf_counter()
     try:
-        sent = [
-            await producer.send(topic, key=r.key, value=r.value, headers=r.headers) for topic, r in records
-        ]
-        await asyncio.gather(*sent)
+        stream = iter_stream(events, seed, duplicate_window=window)
+        while chunk := list(islice(stream, PRODUCE_CHUNK)):
+            sent = []
+            for event in chunk:
+                record = encode(event)
+                topic = catalogue.topic_for(event).name
+                headers = record.headers
+                sent.append(await producer.send(topic, key=record.key, value=record.value, headers=headers))
+            await asyncio.gather(*sent)
+            count += len(chunk)
+            if count % (PRODUCE_CHUNK * 50) < PRODUCE_CHUNK:
+                _progress(f"produced {count:,} records in {time.perf_counter() - began:.0f} s")
     finally:
         await producer.stop()
+    return count
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _load(settings: Any, pool: Any, records: int, committed: str) -> float:
+    """Process the `records` produced with one in-process processor; the seconds it took to commit them."""
+    from processors.runtime import IndicatorProcessor
+
     processor = IndicatorProcessor(settings, pool=pool, relay=False)
     began = time.perf_counter()
     task = asyncio.create_task(processor.run())
+    last_report = began
     # Progress lives only in the store's offsets table, which sends no notification: poll it.
-    while int(await pool.fetchval(committed)) < len(records):  # noqa: ASYNC110
+    while (done := int(await pool.fetchval(committed))) < records:
         await asyncio.sleep(0.2)
+        if time.perf_counter() - last_report >= 60:
+            last_report = time.perf_counter()
+            _progress(f"processed {done:,} of {records:,} records in {last_report - began:.0f} s")
     processed_s = time.perf_counter() - began
     processor.request_stop()
     await task

@@ -4,6 +4,7 @@ duplicates) and, through `distinct_events` with a denser `Shape`, the processor 
 from __future__ import annotations
 
 import random
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,28 +63,40 @@ class Shape:
 
 def generate(count: int, seed: int) -> list[Any]:
     """`count` distinct events plus ~1 % retractions and ~2 % duplicates, in a shuffled-in-time order."""
+    return list(iter_stream(count, seed))
+
+
+def iter_stream(count: int, seed: int, *, duplicate_window: int | None = None) -> Iterator[Any]:
+    """The events of `generate`, one at a time.
+
+    Each duplicate repeats a record drawn from those before it: from all of them by default (so the
+    whole stream is held, and a seed gives the stream the published numbers were measured on), or with
+    `duplicate_window`, from the last that many (memory stays bounded whatever `count`, for streams too
+    large to hold; the draws differ from the default's once more records than the window came before).
+    """
     from tests.schemas.factories import make_training_event_retracted
 
     rng = random.Random(seed)
-    stream: list[Any] = []
-    # The retractions and duplicates draw from the same generator between events, as they always have,
-    # so a seed gives the stream the benchmark's published numbers were measured on.
+    held: deque[Any] = deque(maxlen=duplicate_window)
+    # The retractions and duplicates draw from the same generator between events, as they always have.
     for i, event in enumerate(distinct_events(rng, count, Shape.realistic(count))):
-        stream.append(event)
+        yield event
+        held.append(event)
         if rng.random() < 0.01 and event.family == "training":
-            stream.append(
-                make_training_event_retracted(
-                    record_identity=f"x{i}",
-                    source=event.source,
-                    source_ref=f"{event.source_ref}-deleted",
-                    subject_key=event.subject_key,
-                    retracted_event_id=event.event_id,
-                    occurred_at=event.occurred_at,
-                )
+            retraction = make_training_event_retracted(
+                record_identity=f"x{i}",
+                source=event.source,
+                source_ref=f"{event.source_ref}-deleted",
+                subject_key=event.subject_key,
+                retracted_event_id=event.event_id,
+                occurred_at=event.occurred_at,
             )
+            yield retraction
+            held.append(retraction)
         if rng.random() < 0.02:
-            stream.append(rng.choice(stream))
-    return stream
+            duplicate = rng.choice(held)
+            yield duplicate
+            held.append(duplicate)
 
 
 def distinct_events(rng: random.Random, count: int, shape: Shape) -> Iterator[Event]:
