@@ -30,6 +30,7 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.processors import FUTURE_ALLOWANCE_S
-from benchmarks.processors.stream import iter_stream
+from benchmarks.processors.stream import iter_records
 from processors.indicators.base import PeriodKind
 
 
@@ -81,8 +82,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
             records = await _produced(settings, Path(state) / f"{name}.records", args, committed, pool)
             processed_s: float | None = None
+            processed = 0
             if int(await pool.fetchval(committed)) < records:
-                processed_s = await _load(settings, pool, records, committed)
+                processed_s, processed = await _load(settings, pool, records, committed)
             prepared: dict[str, Any] = {"snapshots": not args.no_snapshots}
             if args.no_snapshots:
                 settings = settings.model_copy(
@@ -113,7 +115,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "records": records,
         # None when a kept state directory already held the store (nothing was loaded this time).
         "ingest_s": None if processed_s is None else round(processed_s, 1),
-        "ingest_events_per_s": None if processed_s is None else round(records / processed_s),
+        "ingest_events_per_s": None if processed_s is None else round(processed / processed_s),
+        # Fewer than `records` when this run finished a load an earlier run on the kept store began.
+        "ingest_records": processed,
         "queries": len(latencies),
         "p50_ms": _percentile(latencies, 0.50),
         "p95_ms": _percentile(latencies, 0.95),
@@ -126,6 +130,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         # how many queries of the mix the snapshots served (the others were computed live).
         **prepared,
         "served_from_snapshots": served,
+        # The benchmark process's own peak (the broker and PostgreSQL are other processes).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         # Outside the mix: the indicators read from rollups, each as year totals, by its first
         # dimension and as a year of months (medians and p95 over those reads).
         "rolled_up_p50_ms": _percentile(sorted(rolled), 0.50) if rolled else None,
@@ -150,6 +156,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 WHOLE_STREAM_MAX_EVENTS = 2_000_000
 # Records produced per chunk: only one chunk's encoded records are held at a time.
 PRODUCE_CHUNK = 20_000
+# Above `WHOLE_STREAM_MAX_EVENTS`, duplicates repeat one of this many records before them.
+DUPLICATE_WINDOW = 200_000
 
 
 async def _produced(settings: Any, marker: Path, args: argparse.Namespace, committed: str, pool: Any) -> int:
@@ -163,38 +171,49 @@ async def _produced(settings: Any, marker: Path, args: argparse.Namespace, commi
         return known
     already = int(await pool.fetchval(committed))
     if already == 0:
+        _mark_count(marker, PRODUCING)
         already = await _produce(settings, args.events, args.seed)
     _mark_count(marker, already)
     return already
 
 
+# What the marker holds while the stream is being produced: a run stopped then left the topics partly
+# filled, and producing again would add to them.
+PRODUCING = "producing"
+
+
 def _marked_count(marker: Path) -> int | None:
-    return int(marker.read_text()) if marker.exists() else None
+    if not marker.exists():
+        return None
+    text = marker.read_text().strip()
+    if text == PRODUCING:
+        raise SystemExit(
+            f"{marker}: an earlier run stopped while producing the stream, so its topics hold part of it;"
+            " use a new --state-dir (or remove this one)"
+        )
+    return int(text)
 
 
-def _mark_count(marker: Path, count: int) -> None:
+def _mark_count(marker: Path, count: int | str) -> None:
     marker.write_text(f"{count}\n")
 
 
 async def _produce(settings: Any, events: int, seed: int) -> int:
     """Produce the benchmark's stream of `events` to the input topics, a chunk at a time; the record count."""
     from infra.kafka import make_producer
-    from schemas.cloudevents import encode
     from schemas.topics import TopicCatalogue
 
     catalogue = TopicCatalogue.from_settings(settings)
-    window = None if events <= WHOLE_STREAM_MAX_EVENTS else PRODUCE_CHUNK * 10
+    window = None if events <= WHOLE_STREAM_MAX_EVENTS else DUPLICATE_WINDOW
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
     count = 0
     began = time.perf_counter()
     try:
-        stream = iter_stream(events, seed, duplicate_window=window)
+        stream = iter_records(events, seed, lambda e: catalogue.topic_for(e).name, duplicate_window=window)
         while chunk := list(islice(stream, PRODUCE_CHUNK)):
             sent = []
-            for event in chunk:
-                record = encode(event)
-                topic = catalogue.topic_for(event).name
+            for topic, record in chunk:
                 headers = record.headers
                 sent.append(await producer.send(topic, key=record.key, value=record.value, headers=headers))
             await asyncio.gather(*sent)
@@ -210,10 +229,12 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def _load(settings: Any, pool: Any, records: int, committed: str) -> float:
-    """Process the `records` produced with one in-process processor; the seconds it took to commit them."""
+async def _load(settings: Any, pool: Any, records: int, committed: str) -> tuple[float, int]:
+    """Process the `records` produced with one in-process processor: the seconds it took to commit them,
+    and how many it committed (fewer than `records` when an earlier run on the kept store began)."""
     from processors.runtime import IndicatorProcessor
 
+    before = int(await pool.fetchval(committed))
     processor = IndicatorProcessor(settings, pool=pool, relay=False)
     began = time.perf_counter()
     task = asyncio.create_task(processor.run())
@@ -227,7 +248,7 @@ async def _load(settings: Any, pool: Any, records: int, committed: str) -> float
     processed_s = time.perf_counter() - began
     processor.request_stop()
     await task
-    return processed_s
+    return processed_s, records - before
 
 
 # Headline indicators of a coordinators' dashboard: training reach and results, PLGN, activities.
@@ -283,6 +304,7 @@ async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dic
     stop.set()  # relay what is pending, then return
     await OutboxRelay(settings, pool).run(stop)
     relay_s = time.perf_counter() - began
+    _progress(f"relayed the outbox marks in {relay_s:.0f} s; refreshing every snapshot")
     # A largest age of 0 makes every snapshot due: one full refresh, as the refresher's periodic one.
     max_age_s = settings.processor.snapshot_max_age_s if only_due else 0.0
     pacing = RefreshPacing(settings.processor.snapshot_max_busy_share, max_age_s=max_age_s)
