@@ -6,6 +6,11 @@ Usage: `.venv/bin/python -m benchmarks.read_model [--events N] [--repeat 3] [--j
    progress, costs, deal reports, meetings; retractions and duplicates) are produced to the local
    broker and processed by one in-process indicator processor into a fresh PostgreSQL schema; the
    ingest rate is the events over the time from the processor's start to its last committed offset.
+   The stream is generated and produced a chunk at a time (`iter_records`): up to 2M events it is the
+   exact stream of the seed, its records spilled to a temporary file for the duplicates to draw from;
+   above, duplicates repeat one of the last 200k records, held in memory. With a kept `--state-dir`, the
+   file `<schema>.records` there says the stream was produced (its record count): a rerun generates
+   nothing, finishes processing what is not committed yet, or reads the store as it is.
 2. A dashboard mix (`dashboard_mix`) is read `--repeat` times: single indicators as year totals, by
    country, by country and audience, a year of months, and every tile of an overview page (all
    indicators as year totals in one read). p50, p95 and p99 are over every query of the mix.
