@@ -6,6 +6,11 @@ Usage: `.venv/bin/python -m benchmarks.read_model [--events N] [--repeat 3] [--j
    progress, costs, deal reports, meetings; retractions and duplicates) are produced to the local
    broker and processed by one in-process indicator processor into a fresh PostgreSQL schema; the
    ingest rate is the events over the time from the processor's start to its last committed offset.
+   The stream is generated and produced a chunk at a time (`iter_records`): up to 2M events it is the
+   exact stream of the seed, its records spilled to a temporary file for the duplicates to draw from;
+   above, duplicates repeat one of the last 200k records, held in memory. With a kept `--state-dir`, the
+   file `<schema>.records` there says the stream was produced (its record count): a rerun generates
+   nothing, finishes processing what is not committed yet, or reads the store as it is.
 2. A dashboard mix (`dashboard_mix`) is read `--repeat` times: single indicators as year totals, by
    country, by country and audience, a year of months, and every tile of an overview page (all
    indicators as year totals in one read). p50, p95 and p99 are over every query of the mix.
@@ -35,12 +40,16 @@ import contextlib
 import json
 import os
 import platform
+import resource
+import sys
 import tempfile
 import time
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
+from benchmarks.processors import FUTURE_ALLOWANCE_S
+from benchmarks.processors.stream import iter_records
 from processors.indicators.base import PeriodKind
 
 
@@ -59,10 +68,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     from infra.local import running_stack
     from infra.postgres import create_pool, migrate
     from infra.settings import load_settings
-    from schemas.cloudevents import encode
     from schemas.topics import TopicCatalogue
 
-    events = generate(args.events, args.seed)
     with contextlib.ExitStack() as stack:
         state = args.state_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="alcance-bench-"))
         async with running_stack(load_settings(state_dir=Path(state))) as resolved:
@@ -82,11 +89,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            records = [(catalogue.topic_for(e).name, encode(e)) for e in events]
             committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
+            records = await _produced(settings, Path(state) / f"{name}.records", args, committed, pool)
             processed_s: float | None = None
-            if int(await pool.fetchval(committed)) < len(records):
-                processed_s = await _load(settings, pool, records, committed)
+            processed = 0
+            if int(await pool.fetchval(committed)) < records:
+                processed_s, processed = await _load(settings, pool, records, committed)
             prepared: dict[str, Any] = {"snapshots": not args.no_snapshots}
             if args.no_snapshots:
                 settings = settings.model_copy(
@@ -119,10 +127,12 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         by_kind.setdefault(kind, []).append(ms)
     summary: dict[str, Any] = {
         "events": args.events,
-        "records": len(records),
+        "records": records,
         # None when a kept state directory already held the store (nothing was loaded this time).
         "ingest_s": None if processed_s is None else round(processed_s, 1),
-        "ingest_events_per_s": None if processed_s is None else round(len(records) / processed_s),
+        "ingest_events_per_s": None if processed_s is None else round(processed / processed_s),
+        # Fewer than `records` when this run finished a load an earlier run on the kept store began.
+        "ingest_records": processed,
         "queries": len(latencies),
         "p50_ms": percentile(latencies, 0.50),
         "p95_ms": percentile(latencies, 0.95),
@@ -135,6 +145,8 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         # how many queries of the mix the snapshots served (the others were computed live).
         **prepared,
         "served_from_snapshots": served,
+        # The benchmark process's own peak (the broker and PostgreSQL are other processes).
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         # Outside the mix: the indicators read from rollups, each as year totals, by its first
         # dimension and as a year of months (medians and p95 over those reads).
         "rolled_up_p50_ms": percentile(sorted(rolled), 0.50) if rolled else None,
@@ -156,30 +168,104 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-async def _load(settings: Any, pool: Any, records: list[tuple[str, Any]], committed: str) -> float:
-    """Produce `records` and process them with one in-process processor; the seconds it took to commit."""
-    from infra.kafka import make_producer
-    from processors.runtime import IndicatorProcessor
+# Above this many events the stream is generated with a bounded duplicate window (`iter_stream`), so the
+# benchmark's memory does not grow with the scale; the scales published before keep their exact stream.
+WHOLE_STREAM_MAX_EVENTS = 2_000_000
+# Records produced per chunk: only one chunk's encoded records are held at a time.
+PRODUCE_CHUNK = 20_000
+# Above `WHOLE_STREAM_MAX_EVENTS`, duplicates repeat one of this many records before them.
+DUPLICATE_WINDOW = 200_000
 
+
+async def _produced(settings: Any, marker: Path, args: argparse.Namespace, committed: str, pool: Any) -> int:
+    """The number of records of the load: produced now, or by an earlier run on a kept state directory.
+
+    A finished production writes `marker` with the count; a store loaded before markers existed
+    (offsets committed, no marker) produced everything before processing, so its offsets are the count.
+    """
+    known = _marked_count(marker)
+    if known is not None:
+        return known
+    already = int(await pool.fetchval(committed))
+    if already == 0:
+        _mark_count(marker, PRODUCING)
+        already = await _produce(settings, args.events, args.seed)
+    _mark_count(marker, already)
+    return already
+
+
+# What the marker holds while the stream is being produced: a run stopped then left the topics partly
+# filled, and producing again would add to them.
+PRODUCING = "producing"
+
+
+def _marked_count(marker: Path) -> int | None:
+    if not marker.exists():
+        return None
+    text = marker.read_text().strip()
+    if text == PRODUCING:
+        raise SystemExit(
+            f"{marker}: an earlier run stopped while producing the stream, so its topics hold part of it;"
+            " use a new --state-dir (or remove this one)"
+        )
+    return int(text)
+
+
+def _mark_count(marker: Path, count: int | str) -> None:
+    marker.write_text(f"{count}\n")
+
+
+async def _produce(settings: Any, events: int, seed: int) -> int:
+    """Produce the benchmark's stream of `events` to the input topics, a chunk at a time; the record count."""
+    from infra.kafka import make_producer
+    from schemas.topics import TopicCatalogue
+
+    catalogue = TopicCatalogue.from_settings(settings)
+    window = None if events <= WHOLE_STREAM_MAX_EVENTS else DUPLICATE_WINDOW
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
+    count = 0
+    began = time.perf_counter()
     try:
-        sent = [
-            await producer.send(topic, key=r.key, value=r.value, headers=r.headers) for topic, r in records
-        ]
-        await asyncio.gather(*sent)
+        stream = iter_records(events, seed, lambda e: catalogue.topic_for(e).name, duplicate_window=window)
+        while chunk := list(islice(stream, PRODUCE_CHUNK)):
+            sent = []
+            for topic, record in chunk:
+                headers = record.headers
+                sent.append(await producer.send(topic, key=record.key, value=record.value, headers=headers))
+            await asyncio.gather(*sent)
+            count += len(chunk)
+            if count % (PRODUCE_CHUNK * 50) < PRODUCE_CHUNK:
+                _progress(f"produced {count:,} records in {time.perf_counter() - began:.0f} s")
     finally:
         await producer.stop()
+    return count
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+async def _load(settings: Any, pool: Any, records: int, committed: str) -> tuple[float, int]:
+    """Process the `records` produced with one in-process processor: the seconds it took to commit them,
+    and how many it committed (fewer than `records` when an earlier run on the kept store began)."""
+    from processors.runtime import IndicatorProcessor
+
+    before = int(await pool.fetchval(committed))
     processor = IndicatorProcessor(settings, pool=pool, relay=False)
     began = time.perf_counter()
     task = asyncio.create_task(processor.run())
+    last_report = began
     # Progress lives only in the store's offsets table, which sends no notification: poll it.
-    while int(await pool.fetchval(committed)) < len(records):  # noqa: ASYNC110
+    while (done := int(await pool.fetchval(committed))) < records:
         await asyncio.sleep(0.2)
+        if time.perf_counter() - last_report >= 60:
+            last_report = time.perf_counter()
+            _progress(f"processed {done:,} of {records:,} records in {last_report - began:.0f} s")
     processed_s = time.perf_counter() - began
     processor.request_stop()
     await task
-    return processed_s
+    return processed_s, records - before
 
 
 # Headline indicators of a coordinators' dashboard: training reach and results, PLGN, activities.
@@ -235,6 +321,7 @@ async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dic
     stop.set()  # relay what is pending, then return
     await OutboxRelay(settings, pool).run(stop)
     relay_s = time.perf_counter() - began
+    _progress(f"relayed the outbox marks in {relay_s:.0f} s; refreshing every snapshot")
     # A largest age of 0 makes every snapshot due: one full refresh, as the refresher's periodic one.
     max_age_s = settings.processor.snapshot_max_age_s if only_due else 0.0
     pacing = RefreshPacing(settings.processor.snapshot_max_busy_share, max_age_s=max_age_s)

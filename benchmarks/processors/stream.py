@@ -3,14 +3,22 @@ duplicates) and, through `distinct_events` with a denser `Shape`, the processor 
 
 from __future__ import annotations
 
+import os
+import pickle
 import random
-from collections.abc import Iterator
+import tempfile
+from array import array
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from schemas.cloudevents import KafkaRecord
     from schemas.events.base import Event
+
+T = TypeVar("T")
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 FUTURE_ALLOWANCE_S = 5 * 365 * 86_400
@@ -62,16 +70,81 @@ class Shape:
 
 def generate(count: int, seed: int) -> list[Any]:
     """`count` distinct events plus ~1 % retractions and ~2 % duplicates, in a shuffled-in-time order."""
+    return list(iter_stream(count, seed))
+
+
+def iter_stream(count: int, seed: int, *, duplicate_window: int | None = None) -> Iterator[Any]:
+    """The events of `generate`, one at a time.
+
+    Each duplicate repeats a record drawn from those before it: from all of them by default (so the
+    whole stream is held, and a seed gives the stream the published numbers were measured on), or with
+    `duplicate_window`, from the last that many (memory stays bounded whatever `count`, for streams too
+    large to hold; the draws differ from the default's once more records than the window came before).
+    """
+    held: deque[Any] = deque(maxlen=duplicate_window)
+    return _drawn(count, seed, held, lambda event: event)
+
+
+def iter_records(
+    count: int, seed: int, topic_of: Callable[[Event], str], *, duplicate_window: int | None = None
+) -> Iterator[tuple[str, KafkaRecord]]:
+    """The stream of `iter_stream` as (topic, encoded record), with its duplicates held as encoded records:
+    without `duplicate_window` every record is spilled to a temporary file (only its offset stays in
+    memory), so the exact stream of a seed costs disk, not memory, whatever `count`."""
+    from schemas.cloudevents import encode
+
+    def encoded(event: Event) -> tuple[str, KafkaRecord]:
+        return topic_of(event), encode(event)
+
+    if duplicate_window is not None:
+        window: deque[tuple[str, KafkaRecord]] = deque(maxlen=duplicate_window)
+        yield from _drawn(count, seed, window, encoded)
+        return
+    with tempfile.TemporaryFile(prefix="alcance-stream-") as file:
+        yield from _drawn(count, seed, _Spilled(file), encoded)
+
+
+class _Held(Protocol[T]):
+    """The records before the current one, as duplicates draw from them (`random.choice` reads only
+    the length and the drawn position, so any holder gives the same draws)."""
+
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> T: ...
+    def append(self, item: T) -> None: ...
+
+
+class _Spilled:
+    """Encoded records appended to a file; only their offsets are held (8 bytes each)."""
+
+    def __init__(self, file: IO[bytes]) -> None:
+        self._file = file
+        self._offsets = array("q")
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, index: int) -> tuple[str, KafkaRecord]:
+        self._file.seek(self._offsets[index])
+        found: tuple[str, KafkaRecord] = pickle.load(self._file)  # noqa: S301 - written by this process
+        self._file.seek(0, os.SEEK_END)
+        return found
+
+    def append(self, item: tuple[str, KafkaRecord]) -> None:
+        self._offsets.append(self._file.tell())
+        pickle.dump(item, self._file, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _drawn(count: int, seed: int, held: _Held[T], convert: Callable[[Event], T]) -> Iterator[T]:
     from tests.schemas.factories import make_training_event_retracted
 
     rng = random.Random(seed)
-    stream: list[Any] = []
-    # The retractions and duplicates draw from the same generator between events, as they always have,
-    # so a seed gives the stream the benchmark's published numbers were measured on.
+    # The retractions and duplicates draw from the same generator between events, as they always have.
     for i, event in enumerate(distinct_events(rng, count, Shape.realistic(count))):
-        stream.append(event)
+        item = convert(event)
+        yield item
+        held.append(item)
         if rng.random() < 0.01 and event.family == "training":
-            stream.append(
+            retraction = convert(
                 make_training_event_retracted(
                     record_identity=f"x{i}",
                     source=event.source,
@@ -81,9 +154,12 @@ def generate(count: int, seed: int) -> list[Any]:
                     occurred_at=event.occurred_at,
                 )
             )
+            yield retraction
+            held.append(retraction)
         if rng.random() < 0.02:
-            stream.append(rng.choice(stream))
-    return stream
+            duplicate = rng.choice(held)
+            yield duplicate
+            held.append(duplicate)
 
 
 def distinct_events(rng: random.Random, count: int, shape: Shape) -> Iterator[Event]:
