@@ -67,7 +67,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             resolved = stack.resolve(base)
             settings = resolved.model_copy(
                 update={
-                    "processor": resolved.processor.model_copy(update={"future_allowance_s": FUTURE_ALLOWANCE_S})
+                    "processor": resolved.processor.model_copy(
+                        update={"future_allowance_s": FUTURE_ALLOWANCE_S}
+                    )
                 }
             )
             catalogue = TopicCatalogue.from_settings(settings)
@@ -78,10 +80,16 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             admin = await asyncpg.connect(stack.dsn)
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await admin.execute("SELECT pg_stat_statements_reset()")
-            seconds = await _load(settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset")
+            seconds = await _load(
+                settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
+            )
             rows = await admin.fetch(_STATEMENTS)
             sizes = {
-                table: int(await admin.fetchval(f"SELECT pg_total_relation_size('{settings.postgres.db_schema}.{table}')"))
+                table: int(
+                    await admin.fetchval(
+                        f"SELECT pg_total_relation_size('{settings.postgres.db_schema}.{table}')"
+                    )
+                )
                 for table in ("fact", "indicator_member", "indicator_report", "indicator_part")
             }
             await admin.close()
@@ -94,7 +102,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         label = _label(row["query"])
         if label is None:
             continue
-        entry = per.setdefault(label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0})
+        entry = per.setdefault(
+            label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0}
+        )
         entry["calls"] += row["calls"]
         entry["rows"] += row["rows"]
         entry["exec_us"] += row["total_exec_time"] * 1000
@@ -126,7 +136,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     """Parse arguments, run, print one JSON object."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--events", type=int, default=40_000, help="distinct events to load (default 40000)")
     parser.add_argument("--seed", type=int, default=503, help="seed of the event mix (default 503)")
     print(json.dumps(asyncio.run(_run(parser.parse_args())), indent=1))
