@@ -28,10 +28,13 @@ from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
 _TARGET = re.compile(r"^\s*(?:WITH .*?\)\s*)?(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.S | re.I)
 
 _STATEMENTS = """
-SELECT query, calls, rows, total_exec_time, shared_blks_dirtied, wal_bytes
+SELECT query, calls, rows, total_exec_time, shared_blks_dirtied, wal_bytes, wal_fpi
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
 """
+
+
+_CHECKPOINTS = "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
 
 
 def _label(query: str) -> str | None:
@@ -80,10 +83,21 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             admin = await asyncpg.connect(stack.dsn)
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await admin.execute("SELECT pg_stat_statements_reset()")
+            checkpoints_before = await admin.fetchval(_CHECKPOINTS)
             seconds = await _load(
                 settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
             )
+            await asyncio.sleep(2)  # the backends flush their table statistics when idle
             rows = await admin.fetch(_STATEMENTS)
+            checkpoints = await admin.fetchval(_CHECKPOINTS) - checkpoints_before
+            tuples = {
+                r["relname"]: {"inserted": r[1], "updated": r[2], "hot_updated": r[3], "deleted": r[4]}
+                for r in await admin.fetch(
+                    "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables"
+                    " WHERE schemaname = $1 AND relname IN ('fact', 'indicator_member', 'indicator_report')",
+                    settings.postgres.db_schema,
+                )
+            }
             sizes = {
                 table: int(
                     await admin.fetchval(
@@ -103,13 +117,14 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         if label is None:
             continue
         entry = per.setdefault(
-            label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0}
+            label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0, "wal_fpi": 0.0}
         )
         entry["calls"] += row["calls"]
         entry["rows"] += row["rows"]
         entry["exec_us"] += row["total_exec_time"] * 1000
         entry["dirtied"] += row["shared_blks_dirtied"]
         entry["wal_bytes"] += float(row["wal_bytes"])
+        entry["wal_fpi"] += row["wal_fpi"]
     statements = {
         label: {
             "calls": int(entry["calls"]),
@@ -117,6 +132,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             "exec_us_per_record": round(entry["exec_us"] / count, 2),
             "blocks_dirtied_per_1k_records": round(entry["dirtied"] * 1000 / count, 1),
             "wal_bytes_per_record": round(entry["wal_bytes"] / count),
+            "full_page_images_per_1k_records": round(entry["wal_fpi"] * 1000 / count, 1),
         }
         for label, entry in sorted(per.items(), key=lambda item: -item[1]["exec_us"])
     }
@@ -128,8 +144,10 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "records_per_s": round(count / seconds),
         "exec_us_per_record": round(sum(e["exec_us"] for e in per.values()) / count, 1),
         "wal_bytes_per_record": round(sum(e["wal_bytes"] for e in per.values()) / count),
+        "checkpoints": checkpoints,
         "table_bytes_per_record": {table: round(size / count) for table, size in sizes.items()},
         "statements": statements,
+        "tuples": tuples,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
     }
 
