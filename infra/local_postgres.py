@@ -142,6 +142,13 @@ class LocalPostgres:
         # TCP only: no socket or socket lock file in /tmp that could clash between stacks.
         argv += ["-k", ""]
         argv += ["-c", "max_connections=200", "-c", "logging_collector=off"]
+        # A checkpoint makes the next change of every page write the whole page to the WAL; with the
+        # default 1 GB of WAL between checkpoints a load of 1M events (about 2 kB of WAL each) ran
+        # several, and the full pages of its index inserts outweighed the records. Commits stay
+        # durable: this only spaces the checkpoints (and lengthens crash recovery). With the default
+        # 128 MB of shared buffers the members' and reports' indexes no longer fit at 1M events and
+        # their random inserts evict and dirty pages again; memory is only taken as pages are used.
+        argv += ["-c", "max_wal_size=8GB", "-c", "checkpoint_timeout=30min", "-c", "shared_buffers=1GB"]
         return spawn(
             "postgres",
             argv,
