@@ -17,7 +17,7 @@ from processors.deltas import PartDeltas, parts_json
 _INSERT_FACTS = """
 INSERT INTO fact AS f (event_id, event_type, occurred_at, subject_key, source, payload, parts, received,
                        retracts, topic, "partition", "offset")
-SELECT u.event_id, u.event_type, u.occurred_at, u.subject_key, u.source, u.payload::json, u.parts::json,
+SELECT u.event_id, u.event_type, u.occurred_at, u.subject_key, u.source, u.payload, u.parts,
        true, u.retracts, u.topic, u.part_no, u.off
 FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[], $7::text[],
             $8::uuid[], $9::text[], $10::int[], $11::bigint[])
@@ -40,7 +40,7 @@ INSERT INTO fact AS f (event_id, received, retracted)
 SELECT t, false, true FROM unnest($1::uuid[]) AS t ORDER BY t
 ON CONFLICT (event_id) DO UPDATE SET retracted = true
 WHERE NOT f.retracted
-RETURNING f.event_id, f.received, f.parts::text
+RETURNING f.event_id, f.received, f.parts
 """
 
 

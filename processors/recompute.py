@@ -40,7 +40,7 @@ LIMIT $2
 """
 
 _STORE_PARTS = """
-UPDATE fact AS f SET parts = u.parts::json
+UPDATE fact AS f SET parts = u.parts
 FROM unnest($1::uuid[], $2::text[]) AS u(event_id, parts)
 WHERE f.event_id = u.event_id
 """
