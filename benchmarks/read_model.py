@@ -345,7 +345,12 @@ async def _rolled_up_reads(pool: Any, settings: Any, repeat: int) -> list[float]
         for entry in INDICATORS:
             if not qualifies(entry):
                 continue
-            for period, by in (("year", ()), ("year", entry.dimensions[:1]), ("month", ())):
+            reads: tuple[tuple[PeriodKind, tuple[str, ...]], ...] = (
+                ("year", ()),
+                ("year", tuple(entry.dimensions[:1])),
+                ("month", ()),
+            )
+            for period, by in reads:
                 began = time.perf_counter()
                 await read_indicators(pool, indicator=entry.id, period=period, by=by, settings=settings)
                 timings.append(round((time.perf_counter() - began) * 1000, 2))

@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
+from benchmarks.processors import FUTURE_ALLOWANCE_S
 
 # The tables a batch writes, in the order a reader expects them; a statement is named after the first
 # one it names after INSERT INTO, UPDATE or DELETE FROM.
@@ -49,15 +49,13 @@ def _label(query: str) -> str | None:
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
 
-    from benchmarks.read_model import _load
+    from benchmarks.read_model import _load, _produce
     from infra.kafka import ensure_topics
     from infra.local import stack_for
     from infra.postgres import create_pool, migrate
     from infra.settings import load_settings
-    from schemas.cloudevents import encode
     from schemas.topics import TopicCatalogue
 
-    events = generate(args.events, args.seed)
     with tempfile.TemporaryDirectory(prefix="alcance-statements-") as state:
         base = load_settings(state_dir=Path(state))
         stack = stack_for(base)
@@ -79,13 +77,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            records = [(catalogue.topic_for(e).name, encode(e)) for e in events]
+            count = await _produce(settings, args.events, args.seed)
             admin = await asyncpg.connect(stack.dsn)
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await admin.execute("SELECT pg_stat_statements_reset()")
             checkpoints_before = await admin.fetchval(_CHECKPOINTS)
-            seconds = await _load(
-                settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
+            seconds, _ = await _load(
+                settings, pool, count, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
             )
             await asyncio.sleep(2)  # the backends flush their table statistics when idle
             rows = await admin.fetch(_STATEMENTS)
@@ -110,7 +108,6 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await pool.close()
         finally:
             await stack.stop()
-    count = len(records)
     per: dict[str, dict[str, float]] = {}
     for row in rows:
         label = _label(row["query"])

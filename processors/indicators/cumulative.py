@@ -12,7 +12,7 @@ rank) and recompute only the keys whose members changed.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from decimal import Decimal
 
@@ -34,17 +34,24 @@ def cumulative_tables(
     return _latest(ordered, by, available, cutoffs)
 
 
+def _arrivals(ordered: list[StoredRow], cutoffs: Sequence[date]) -> Iterator[tuple[date, list[StoredRow]]]:
+    """Each cut-off (ascending) with the rows, in period order, that reach it and no earlier cut-off."""
+    position = 0
+    for until in cutoffs:
+        start = position
+        while position < len(ordered) and ordered[position].period_start <= until:
+            position += 1
+        yield until, ordered[start:position]
+
+
 def _sums(
     ordered: list[StoredRow], by: Sequence[str], available: Sequence[str], cutoffs: Sequence[date]
 ) -> list[tuple[Table, Table, Table]]:
     key_of = projector(by, available)
     running: dict[Key, Decimal] = {}
     tables: list[tuple[Table, Table, Table]] = []
-    position = 0
-    for until in cutoffs:
-        while position < len(ordered) and ordered[position].period_start <= until:
-            row = ordered[position]
-            position += 1
+    for until, arrived in _arrivals(ordered, cutoffs):
+        for row in arrived:
             key = key_of(row.dimensions)
             running[key] = running.get(key, Decimal(0)) + row.value
         tables.append(({until: dict(running)} if running else {}, {}, {}))
@@ -57,11 +64,8 @@ def _distinct(
     key_of = projector(by, available)
     members: dict[Key, set[str]] = {}
     tables: list[tuple[Table, Table, Table]] = []
-    position = 0
-    for until in cutoffs:
-        while position < len(ordered) and ordered[position].period_start <= until:
-            row = ordered[position]
-            position += 1
+    for until, arrived in _arrivals(ordered, cutoffs):
+        for row in arrived:
             if row.member is not None:
                 members.setdefault(key_of(row.dimensions), set()).add(row.member)
         counted = {key: Decimal(len(found)) for key, found in members.items()}
@@ -130,12 +134,9 @@ def _latest(
     counts: dict[Key, Decimal] = {}
     largest: dict[Key, Decimal] = {}
     tables: list[tuple[Table, Table, Table]] = []
-    position = 0
-    for until in cutoffs:
+    for until, arrived in _arrivals(ordered, cutoffs):
         changed: set[Key] = set()
-        while position < len(ordered) and ordered[position].period_start <= until:
-            row = ordered[position]
-            position += 1
+        for row in arrived:
             if row.member is None:
                 continue
             current = best.get(row.member)
