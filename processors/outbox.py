@@ -345,9 +345,10 @@ async def run_relay(settings: Settings) -> int:
     pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
     relay = OutboxRelay(settings, pool)
-    logger.info("relay started on schema %s", settings.postgres.db_schema)
     try:
         with on_stop_signals(stop.set):
+            # Announced once a stop signal can be handled: supervisors wait for this line.
+            logger.info("relay started on schema %s", settings.postgres.db_schema)
             await relay.run(stop)
     finally:
         await pool.close()

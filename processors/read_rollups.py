@@ -3,7 +3,7 @@
 A read asks for one period kind and one grouping; the rows it needs are those of that grouping and
 period (distinct parts) or of its months (sums), found by the rollup table's key, so its cost grows
 with the cells returned, not with the events behind them. The cells are those the generic
-aggregation (`processors.indicators.grouping.aggregate_parts`) makes of the part tables.
+aggregation (`processors.indicators.generic.aggregate_parts`) makes of the part tables.
 """
 
 from __future__ import annotations

@@ -259,9 +259,10 @@ async def run_refresher(settings: Settings) -> int:
     pool = await create_pool(store_settings_for(settings.postgres, PROCESSOR))
     stop = asyncio.Event()
     refresher = SnapshotRefresher(settings, pool)
-    logger.info("snapshot refresher started on schema %s", settings.postgres.db_schema)
     try:
         with on_stop_signals(stop.set):
+            # Announced once a stop signal can be handled: supervisors wait for this line.
+            logger.info("snapshot refresher started on schema %s", settings.postgres.db_schema)
             await refresher.run(stop)
     finally:
         await pool.close()

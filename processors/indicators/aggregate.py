@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from processors.indicators import aggregate_finance, aggregate_plgn, aggregate_training, catalogue
+from processors.indicators.generic import aggregate_parts
 from processors.indicators.grouping import (
     Aggregator,
     Cell,
     ReadContext,
     RowIndex,
     StoredRow,
-    aggregate_parts,
     index_rows,
     part_key,
 )

@@ -12,12 +12,12 @@ from processors.indicators.catalogue import (
     ROI_WINDOW_DAYS,
     Indicator,
 )
+from processors.indicators.generic import aggregate_parts
 from processors.indicators.grouping import (
     Aggregator,
     Cell,
     ReadContext,
     RowIndex,
-    aggregate_parts,
     latest_per_member,
     project,
 )

@@ -9,12 +9,11 @@ import aiohttp
 import asyncpg
 import pytest
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S, generate
-from benchmarks.read_model import _load
+from benchmarks.processors import FUTURE_ALLOWANCE_S
+from benchmarks.read_model import _load, _produce
 from infra.kafka import ensure_topics
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
-from schemas.cloudevents import encode
 from schemas.topics import TopicCatalogue
 from tests.conftest import _delete_topics, _drop_schema
 from web import identities
@@ -44,7 +43,7 @@ async def filled(local_stack: Settings) -> AsyncIterator[Settings]:
     pool = await create_pool(settings.postgres)
     try:
         await migrate(pool)
-        records = [(catalogue.topic_for(event).name, encode(event)) for event in generate(EVENTS, 7)]
+        records = await _produce(settings, EVENTS, 7)
         await _load(settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset")
     finally:
         await pool.close()

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processors.indicators.cumulative import cumulative_tables
-from processors.indicators.grouping import StoredRow, Table, _part_table, project, projector
+from processors.indicators.generic import part_table
+from processors.indicators.grouping import StoredRow, Table, project, projector
 
 MONTHS = [date(2025, month, 1) for month in range(1, 7)]
 AVAILABLE = ("country", "kind")
@@ -64,7 +65,7 @@ def test_every_cut_off_equals_the_regrouping_up_to_it(
     found = cumulative_tables(rows, kind, by, AVAILABLE, cutoffs)
     assert len(found) == len(cutoffs)
     for until, tables in zip(cutoffs, found, strict=True):
-        expected = _part_table(rows, kind, by, AVAILABLE, until)
+        expected = part_table(rows, kind, by, AVAILABLE, until)
         assert [texts(table) for table in tables] == [texts(table) for table in expected]
 
 
