@@ -22,10 +22,12 @@ _RENAMED = ("enrolment_id", "certificate_id", "meeting_id", "deal_id", "cost_id"
 _STOP_TIMEOUT_S = 60.0
 
 
-async def _reached(pool: Any, committed: str, target: int) -> float:
+async def _reached(pool: Any, target: int) -> float:
     """The `time.perf_counter()` when the committed offsets reach `target` (polled every 0.1 s)."""
+    from benchmarks.read_model import committed_records
+
     # Progress lives only in the store's offsets table, which sends no notification: poll it.
-    while int(await pool.fetchval(committed)) < target:  # noqa: ASYNC110
+    while await committed_records(pool) < target:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
     return time.perf_counter()
 
@@ -58,7 +60,7 @@ def more_events(count: int, seed: int, tag: str) -> list[Any]:
 
 async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -> dict[str, Any]:
     """Ingest `count` more events with the pipeline's processes while reading the dashboard mix."""
-    from benchmarks.read_model import dashboard_mix, percentile
+    from benchmarks.read_model import committed_records, dashboard_mix, percentile
     from infra.child_settings import spawn_with_settings
     from infra.kafka import make_producer
     from processors.read import read_indicators
@@ -67,8 +69,7 @@ async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -
 
     catalogue = TopicCatalogue.from_settings(settings)
     records = [(catalogue.topic_for(e).name, encode(e)) for e in more_events(count, seed + 1, f"i{seed}")]
-    committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
-    initial = int(await pool.fetchval(committed))
+    initial = await committed_records(pool)
     target = initial + len(records)
     producer = make_producer(settings.kafka, linger_ms=20)
     await producer.start()
@@ -91,12 +92,12 @@ async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -
     began = time.perf_counter()
     try:
         # Progress lives only in the store's offsets table, which sends no notification: poll it.
-        while int(await pool.fetchval(committed)) == initial:
+        while await committed_records(pool) == initial:
             if any(child.returncode is not None for child in children):
                 raise RuntimeError("a pipeline process stopped during the benchmark (see its log above)")
             await asyncio.sleep(0.1)
         reading_from = time.perf_counter()
-        finished = asyncio.create_task(_reached(pool, committed, target))
+        finished = asyncio.create_task(_reached(pool, target))
         # Stop after the read in hand once the last record is committed (a live read can take seconds).
         while not finished.done():
             for _kind, indicator, period, by in dashboard_mix():

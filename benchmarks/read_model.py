@@ -46,11 +46,14 @@ import tempfile
 import time
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.processors import FUTURE_ALLOWANCE_S
 from benchmarks.processors.stream import iter_records
 from processors.indicators.base import PeriodKind
+
+if TYPE_CHECKING:
+    from infra.settings import Settings
 
 
 async def _timed(repeat: int, call: Any) -> tuple[float, Any]:
@@ -74,27 +77,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         state = args.state_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="alcance-bench-"))
         async with running_stack(load_settings(state_dir=Path(state))) as resolved:
             # One schema and topic set per scale and seed, so a kept state directory holds several.
-            name = f"bench_read_{args.events}_{args.seed}"
-            settings = resolved.model_copy(
-                update={
-                    "kafka": resolved.kafka.model_copy(update={"topic_prefix": f"{name}."}),
-                    "postgres": resolved.postgres.model_copy(update={"db_schema": name}),
-                    # The stream's dates are fixed: the plausible window must admit all of them.
-                    "processor": resolved.processor.model_copy(
-                        update={"future_allowance_s": FUTURE_ALLOWANCE_S}
-                    ),
-                }
-            )
+            name = store_name(args.events, args.seed)
+            settings = benchmark_settings(resolved, name)
             catalogue = TopicCatalogue.from_settings(settings)
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
-            records = await _produced(settings, Path(state) / f"{name}.records", args, committed, pool)
+            records = await _produced(settings, Path(state) / f"{name}.records", args, pool)
             processed_s: float | None = None
             processed = 0
-            if int(await pool.fetchval(committed)) < records:
-                processed_s, processed = await _load(settings, pool, records, committed)
+            if await committed_records(pool) < records:
+                processed_s, processed = await _load(settings, pool, records)
             prepared: dict[str, Any] = {"snapshots": not args.no_snapshots}
             if args.no_snapshots:
                 settings = settings.model_copy(
@@ -168,6 +161,28 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def store_name(events: int, seed: int) -> str:
+    """The schema (and topic prefix) of the store loaded with `events` events of `seed`."""
+    return f"bench_read_{events}_{seed}"
+
+
+def benchmark_settings(resolved: Settings, name: str | None = None) -> Settings:
+    """`resolved` for a benchmark: under `name`, a schema and topic set of their own (so a kept state
+    directory holds several scales); the stream's dates are fixed, so the plausible window admits them."""
+    update: dict[str, Any] = {
+        "processor": resolved.processor.model_copy(update={"future_allowance_s": FUTURE_ALLOWANCE_S})
+    }
+    if name is not None:
+        update["kafka"] = resolved.kafka.model_copy(update={"topic_prefix": f"{name}."})
+        update["postgres"] = resolved.postgres.model_copy(update={"db_schema": name})
+    return resolved.model_copy(update=update)
+
+
+async def committed_records(pool: Any) -> int:
+    """How many records the store has committed: its next offsets summed over every input partition."""
+    return int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
+
+
 # Above this many events the stream is generated with a bounded duplicate window (`iter_stream`), so the
 # benchmark's memory does not grow with the scale; the scales published before keep their exact stream.
 WHOLE_STREAM_MAX_EVENTS = 2_000_000
@@ -177,7 +192,7 @@ PRODUCE_CHUNK = 20_000
 DUPLICATE_WINDOW = 200_000
 
 
-async def _produced(settings: Any, marker: Path, args: argparse.Namespace, committed: str, pool: Any) -> int:
+async def _produced(settings: Any, marker: Path, args: argparse.Namespace, pool: Any) -> int:
     """The number of records of the load: produced now, or by an earlier run on a kept state directory.
 
     A finished production writes `marker` with the count; a store loaded before markers existed
@@ -186,7 +201,7 @@ async def _produced(settings: Any, marker: Path, args: argparse.Namespace, commi
     known = _marked_count(marker)
     if known is not None:
         return known
-    already = int(await pool.fetchval(committed))
+    already = await committed_records(pool)
     if already == 0:
         _mark_count(marker, PRODUCING)
         already = await _produce(settings, args.events, args.seed)
@@ -246,18 +261,18 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-async def _load(settings: Any, pool: Any, records: int, committed: str) -> tuple[float, int]:
+async def _load(settings: Any, pool: Any, records: int) -> tuple[float, int]:
     """Process the `records` produced with one in-process processor: the seconds it took to commit them,
     and how many it committed (fewer than `records` when an earlier run on the kept store began)."""
     from processors.runtime import IndicatorProcessor
 
-    before = int(await pool.fetchval(committed))
+    before = await committed_records(pool)
     processor = IndicatorProcessor(settings, pool=pool, relay=False)
     began = time.perf_counter()
     task = asyncio.create_task(processor.run())
     last_report = began
     # Progress lives only in the store's offsets table, which sends no notification: poll it.
-    while (done := int(await pool.fetchval(committed))) < records:
+    while (done := await committed_records(pool)) < records:
         await asyncio.sleep(0.2)
         if time.perf_counter() - last_report >= 60:
             last_report = time.perf_counter()

@@ -21,8 +21,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S
-
 # The tables a batch writes, in the order a reader expects them; a statement is named after the first
 # one it names after INSERT INTO, UPDATE or DELETE FROM.
 _TARGET = re.compile(r"^\s*(?:WITH .*?\)\s*)?(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.S | re.I)
@@ -49,7 +47,7 @@ def _label(query: str) -> str | None:
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
     import asyncpg
 
-    from benchmarks.read_model import _load, _produce
+    from benchmarks.read_model import _load, _produce, benchmark_settings
     from infra.kafka import ensure_topics
     from infra.local import stack_for
     from infra.postgres import create_pool, migrate
@@ -66,13 +64,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await admin.close()
             await stack.restart_postgres()
             resolved = stack.resolve(base)
-            settings = resolved.model_copy(
-                update={
-                    "processor": resolved.processor.model_copy(
-                        update={"future_allowance_s": FUTURE_ALLOWANCE_S}
-                    )
-                }
-            )
+            settings = benchmark_settings(resolved)
             catalogue = TopicCatalogue.from_settings(settings)
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
@@ -82,9 +74,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             await admin.execute("SELECT pg_stat_statements_reset()")
             checkpoints_before = await admin.fetchval(_CHECKPOINTS)
-            seconds, _ = await _load(
-                settings, pool, count, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
-            )
+            seconds, _ = await _load(settings, pool, count)
             await asyncio.sleep(2)  # the backends flush their table statistics when idle
             rows = await admin.fetch(_STATEMENTS)
             checkpoints = await admin.fetchval(_CHECKPOINTS) - checkpoints_before

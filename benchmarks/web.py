@@ -25,8 +25,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.processors import FUTURE_ALLOWANCE_S
-from benchmarks.read_model import _load, _produced, _snapshots, percentile
+from benchmarks.read_model import (
+    _load,
+    _produced,
+    _snapshots,
+    benchmark_settings,
+    committed_records,
+    percentile,
+    store_name,
+)
 
 
 def api_mix(year: int) -> list[tuple[str, str]]:
@@ -94,26 +101,17 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
         state = args.state_dir or stack.enter_context(tempfile.TemporaryDirectory(prefix="alcance-bench-"))
         async with running_stack(load_settings(state_dir=Path(state))) as resolved:
-            name = f"bench_read_{args.events}_{args.seed}"  # the read model benchmark's schema
-            settings = resolved.model_copy(
-                update={
-                    "kafka": resolved.kafka.model_copy(update={"topic_prefix": f"{name}."}),
-                    "postgres": resolved.postgres.model_copy(update={"db_schema": name}),
-                    "processor": resolved.processor.model_copy(
-                        update={"future_allowance_s": FUTURE_ALLOWANCE_S}
-                    ),
-                    "web": resolved.web.model_copy(update={"port": 0}),
-                }
-            )
+            name = store_name(args.events, args.seed)  # the read model benchmark's store
+            settings = benchmark_settings(resolved, name)
+            settings = settings.model_copy(update={"web": settings.web.model_copy(update={"port": 0})})
             catalogue = TopicCatalogue.from_settings(settings)
             await ensure_topics(settings.kafka, catalogue.all())
             pool = await create_pool(settings.postgres)
             await migrate(pool)
-            committed = "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"
             # The read model benchmark's load: a store it kept is read as it is.
-            records = await _produced(settings, Path(state) / f"{name}.records", args, committed, pool)
-            if int(await pool.fetchval(committed)) < records:
-                await _load(settings, pool, records, committed)
+            records = await _produced(settings, Path(state) / f"{name}.records", args, pool)
+            if await committed_records(pool) < records:
+                await _load(settings, pool, records)
             # At rest: every outbox mark relayed and every snapshot current, as the refresher keeps them.
             snapshots = await _snapshots(settings, pool, only_due=True)
             tokens = {

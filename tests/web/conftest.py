@@ -44,7 +44,7 @@ async def filled(local_stack: Settings) -> AsyncIterator[Settings]:
     try:
         await migrate(pool)
         records = await _produce(settings, EVENTS, 7)
-        await _load(settings, pool, records, "SELECT coalesce(sum(next_offset), 0) FROM kafka_offset")
+        await _load(settings, pool, records)
     finally:
         await pool.close()
     yield settings
