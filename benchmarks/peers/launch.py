@@ -9,10 +9,13 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 
 from benchmarks.peers.cells import create_sql, select_sql
 from benchmarks.peers.environment import peers_python
@@ -21,6 +24,20 @@ from benchmarks.venvs import REPO_ROOT
 
 #: Peer name -> its module, run with `python -m` in the peers' virtualenv.
 PEERS = {"quix": "benchmarks.peers.quix_app", "plain": "benchmarks.peers.plain_loop"}
+
+#: Floors, run like the peers but computing nothing: every record read (`floor_decode`: also decoded and
+#: validated by alcance's contract) and its offset committed. Name -> module and its extra arguments;
+#: `floor_confluent` runs in the peers' virtualenv (confluent-kafka is not alcance's), the others in
+#: alcance's own, since they use its client and its contract.
+FLOORS = {
+    "floor_confluent": ("benchmarks.peers.read_floor",),
+    "floor_aiokafka": ("benchmarks.processors.floor",),
+    "floor_decode": ("benchmarks.processors.floor", "--decode"),
+}
+_IN_ALCANCE_VENV = ("floor_aiokafka", "floor_decode")
+
+#: Systems that read their partitions statically, so each process needs its share of them.
+_STATIC = ("plain", *FLOORS)
 
 
 async def spawn_peer(
@@ -32,16 +49,19 @@ async def spawn_peer(
     schema: str,
     stderr: int | None = None,
 ) -> list[asyncio.subprocess.Process]:
-    """Start `processes` processes of `peer` on the input topics of `settings`, into a fresh `schema`."""
+    """Start `processes` processes of `peer` on the input topics of `settings`, into a fresh `schema`
+    (a floor writes nothing, so it gets none)."""
     from schemas.topics import TopicCatalogue
 
     dsn = settings.postgres.dsn.get_secret_value()
-    connection = await asyncpg.connect(dsn)
-    try:
-        await connection.execute(create_sql(schema))
-    finally:
-        await connection.close()
-    python = await asyncio.to_thread(peers_python)
+    if peer in PEERS:
+        connection = await asyncpg.connect(dsn)
+        try:
+            await connection.execute(create_sql(schema))
+        finally:
+            await connection.close()
+    python = Path(sys.executable) if peer in _IN_ALCANCE_VENV else await asyncio.to_thread(peers_python)
+    module, *arguments = FLOORS.get(peer) or (PEERS[peer],)
     catalogue = TopicCatalogue.from_settings(settings)
     common = [
         "--bootstrap",
@@ -50,11 +70,9 @@ async def spawn_peer(
         group,
         "--topics",
         ",".join(spec.name for spec in catalogue.input_topics()),
-        "--training-topic",
-        catalogue.training.name,
-        "--schema",
-        schema,
     ]
+    if peer in PEERS:  # the floors compute and write nothing
+        common += ["--training-topic", catalogue.training.name, "--schema", schema]
     # Only what the peer needs: the DSN travels in the environment, never on a command line.
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -73,16 +91,17 @@ async def spawn_peer(
                 "--processes",
                 str(processes),
             ]
-            if peer == "plain"
+            if peer in _STATIC
             else []
         )
         started.append(
             await asyncio.create_subprocess_exec(
                 str(python),
                 "-m",
-                PEERS[peer],
+                module,
                 *common,
                 *extra,
+                *arguments,
                 cwd=REPO_ROOT,
                 env=env,
                 stdin=asyncio.subprocess.DEVNULL,
@@ -123,7 +142,11 @@ def sasl_environment(settings: Any) -> dict[str, str]:
 
 async def committed_records(admin: AIOKafkaAdminClient, group: str) -> int:
     """Records the consumer group has committed, over every partition (the topics start at offset 0)."""
-    offsets = await admin.list_consumer_group_offsets(group)
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+    except GroupCoordinatorNotAvailableError:
+        # A new broker creates its offsets topic at the first group's first request: nothing committed yet.
+        return 0
     return sum(max(0, meta.offset) for meta in offsets.values())
 
 

@@ -25,18 +25,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.peers.cells import Delta, add_up, apply_event, new_state, upsert_sql
-
-
-def sasl_options() -> dict[str, str]:
-    """aiokafka's login options from the environment the benchmark gives (none on an open broker)."""
-    if "PEER_SASL_USERNAME" not in os.environ:
-        return {}
-    return {
-        "security_protocol": os.environ["PEER_SECURITY_PROTOCOL"],
-        "sasl_mechanism": os.environ["PEER_SASL_MECHANISM"],
-        "sasl_plain_username": os.environ["PEER_SASL_USERNAME"],
-        "sasl_plain_password": os.environ["PEER_SASL_PASSWORD"],
-    }
+from benchmarks.peers.login import aiokafka_login
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -50,7 +39,7 @@ async def run(args: argparse.Namespace) -> None:
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=50,
-        **sasl_options(),
+        **aiokafka_login(),
     )
     await consumer.start()
     consumer.assign(

@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from benchmarks.peers.launch import committed_records, read_cells, spawn_peer, stop_processes
+from benchmarks.peers.launch import FLOORS, committed_records, read_cells, spawn_peer, stop_processes
 from benchmarks.peers.reference import Cells
 from benchmarks.processors.measure import measure
 
@@ -34,7 +34,8 @@ async def throughput(
     finally:
         await admin.close()
         await stop_processes(children)
-    correct = None if expected is None else await read_cells(dsn, schema) == expected
+    # The floors compute nothing to check: that they read every record is what `measure` waits for.
+    correct = None if expected is None or peer in FLOORS else await read_cells(dsn, schema) == expected
     return {
         "system": peer,
         "processes": processes,

@@ -38,7 +38,10 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     statistics.median(sum(run["cpu_us_per_event"].values()) for run in measured), 1
                 ),
                 "cores_busy_median": statistics.median(run["cores_busy"] or 0 for run in measured),
-                "all_correct": all(run.get("cvf01_cvf02_correct") is not False for run in found),
+                # None for the floors, which compute nothing to check.
+                "all_correct": None
+                if all(run.get("cvf01_cvf02_correct") is None for run in found)
+                else all(run.get("cvf01_cvf02_correct") is not False for run in found),
             }
         alcance = entry.get("alcance", {}).get("events_per_s_median")
         entry["ratio"] = {
@@ -87,7 +90,7 @@ def tables(summary: dict[str, Any]) -> str:
                     f"| {system} | {processes} | "
                     + " | ".join(cpu)
                     + f" | {figures['cpu_us_per_event_total_median']:g} | {figures['cores_busy_median']:g}"
-                    + f" | {'yes' if figures['all_correct'] else 'NO'} |"
+                    + f" | {_correct(figures['all_correct'])} |"
                 )
     lines.append("")
     for processes, entry in summary.items():
@@ -101,6 +104,10 @@ def _rate(figures: dict[str, Any] | None) -> str:
         return "—"
     values = " / ".join(f"{rate:,}" for rate in figures["events_per_s"])
     return f"**{figures['events_per_s_median']:,}** ({values})"
+
+
+def _correct(checked: bool | None) -> str:
+    return "—" if checked is None else "yes" if checked else "NO"
 
 
 def _order(system: str) -> tuple[int, str]:

@@ -1,7 +1,8 @@
 """Throughput, latency and memory of the indicator processors beside two peer baselines, on one stack.
 
 Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2] [--repeats 3]
-[--peers quix,plain] [--snapshots setting|off|on|both] [--rate 5000] [--seconds 20]`
+[--peers quix,plain[,floor_confluent,floor_aiokafka,floor_decode]] [--snapshots setting|off|on|both]
+[--rate 5000] [--seconds 20]`
 
 1. A stream of N distinct events (a realistic mix: enrolments, completions, certificates, progress,
    costs, deal reports, meetings; 1 % retractions, 2 % duplicates) is generated and encoded up front
@@ -16,7 +17,11 @@ Usage: `.venv/bin/python -m benchmarks.processors [--events N] [--processes 1,2]
      (systems "alcance" and "alcance_snapshots");
    - the peers (`benchmarks/peers/`): a Quix Streams application and a plain aiokafka + asyncpg
      loop computing only CVF-01 and CVF-02 per country and month, at least once, in a virtualenv of
-     their own; progress read from their consumer group's committed offsets.
+     their own; progress read from their consumer group's committed offsets;
+   - the floors, only when named in `--peers`: consumers that read every record and compute nothing,
+     with confluent-kafka (`floor_confluent`, the client Quix Streams uses) or aiokafka
+     (`floor_aiokafka`, alcance's), and aiokafka decoding and validating each record as alcance's
+     processors do (`floor_decode`): what the client and the event contract cost before any indicator.
    Each run reports its sustained events/s from the first committed records until every record is
    committed, the CPU time each role spent per event over that window (processors, relay, PostgreSQL,
    broker, this benchmark; read from /proc for the processes it started and their descendants),
@@ -43,7 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.peers.launch import PEERS
+from benchmarks.peers.launch import FLOORS, PEERS
 from benchmarks.peers.reference import reference_cells
 from benchmarks.processors import alcance, peer_runs
 from benchmarks.processors.alcance import produce
@@ -168,10 +173,10 @@ def _with_snapshots(settings: Any, on: bool) -> Any:
 
 def _peers(text: str) -> list[str]:
     names = [name for name in text.split(",") if name and name != "none"]
-    unknown = [name for name in names if name not in PEERS]
+    unknown = [name for name in names if name not in PEERS and name not in FLOORS]
     if unknown:
         raise argparse.ArgumentTypeError(
-            f"unknown peer {', '.join(unknown)}: valid are {', '.join(PEERS)}, none"
+            f"unknown peer {', '.join(unknown)}: valid are {', '.join([*PEERS, *FLOORS])}, none"
         )
     return names
 
@@ -188,7 +193,9 @@ def main() -> None:
         "--peers",
         type=_peers,
         default=list(PEERS),
-        help="peer baselines to run beside alcance (none: only alcance)",
+        help="peer baselines to run beside alcance (none: only alcance); also the floors"
+        f" {', '.join(FLOORS)}: consumers that read (floor_decode: and validate) every record,"
+        " computing nothing",
     )
     parser.add_argument(
         "--snapshots",

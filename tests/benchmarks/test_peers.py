@@ -117,3 +117,41 @@ async def test_a_peer_computes_cvf01_and_cvf02_per_country_and_month(
             await connection.execute(f'DROP SCHEMA "{schema}" CASCADE')
         finally:
             await connection.close()
+
+
+@pytest.mark.parametrize("floor", ["floor_aiokafka", "floor_confluent", "floor_decode"])
+async def test_a_floor_reads_every_record_and_computes_nothing(settings: Settings, floor: str) -> None:
+    events = generate(EVENTS, 503)
+    records = await _produce(settings, events)
+    training = TopicCatalogue.from_settings(settings).training.name
+    producer = make_producer(settings.kafka)
+    await producer.start()
+    try:
+        # One record no contract admits: the decoding floor must see it as invalid and read on.
+        await producer.send_and_wait(training, key=b"k", value=b"{not json")
+    finally:
+        await producer.stop()
+    records += 1
+    group = TopicCatalogue.from_settings(settings).consumer_group(f"peer-{floor}")
+    children = await spawn_peer(
+        floor, 2, settings=settings, group=group, schema="unused", stderr=asyncio.subprocess.PIPE
+    )
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 180
+        while await committed_records(admin, group) < records:
+            assert all(child.returncode is None for child in children), f"{floor} stopped"
+            assert time.monotonic() < deadline, f"{floor} did not commit the stream"
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+        await stop_processes(children)
+    said = [(await child.stderr.read()).decode() for child in children if child.stderr is not None]
+    reports = [line for text in said for line in text.splitlines() if line.startswith("floor: ")]
+    assert len(reports) == 2, said
+    if floor == "floor_decode":
+        assert sorted(reports) == ["floor: 0 invalid records", "floor: 1 invalid records"]
+    else:
+        read = sum(int(report.split()[1]) for report in reports)
+        assert read == sum(len(encode(event).value or b"") for event in events) + len(b"{not json")
