@@ -54,6 +54,9 @@ logger = logging.getLogger(__name__)
 
 # The longest pause between two failed relay rounds while the broker or the store is unreachable.
 RELAY_BACKOFF_MAX_S = 5.0
+# Failed rounds in a row after which a stopping relay gives up draining: the marks stay in the outbox
+# (nothing is lost) and the next relay to start publishes them, while a stop must not wait on an outage.
+RELAY_STOP_ATTEMPTS = 3
 
 _FETCH = """
 SELECT id, indicator, period_kind, period_start, dims
@@ -152,11 +155,12 @@ class OutboxRelay:
         self._broker_wait_s = 0.0
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set, then relay what is left once more and return.
+        """Relay until `stop` is set, then relay round after round until nothing is left, and return.
 
         Errors reaching the broker or PostgreSQL (those the processors retry too, timeouts included)
         are logged and retried after the next pause, longer with each failure in a row (the shared
         backoff, up to `RELAY_BACKOFF_MAX_S`): a relay that ended would leave the outbox undrained.
+        Once stopping, a failed round is retried too, up to `RELAY_STOP_ATTEMPTS` in a row.
         """
         own = self._producer is None
         if self._producer is None:
@@ -188,9 +192,14 @@ class OutboxRelay:
                         retry_in_s,
                     )
                     relayed = 0
-                if stopping and relayed == 0:
-                    return
-                if not stopping:
+                if stopping:
+                    if failures >= RELAY_STOP_ATTEMPTS:
+                        logger.warning("the outbox relay stops with marks left for the next relay")
+                        return
+                    if failures == 0 and relayed == 0:
+                        return
+                    await asyncio.sleep(retry_in_s)
+                else:
                     with contextlib.suppress(TimeoutError):
                         busy_s = time.monotonic() - started - self._broker_wait_s
                         await asyncio.wait_for(stop.wait(), max(retry_in_s, self.pause_after(busy_s)))

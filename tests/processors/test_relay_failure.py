@@ -9,8 +9,11 @@ import asyncpg
 import pytest
 
 from infra.settings import Settings
-from processors.outbox import OutboxRelay
+from processors.outbox import RELAY_STOP_ATTEMPTS, OutboxRelay
 from processors.runtime import IndicatorProcessor
+from tests.processors.support import random_stream, records_for
+from tests.processors.test_faults import feed
+from tests.processors.test_runtime import process_all, tuned
 
 
 def fast_polling(settings: Settings) -> Settings:
@@ -58,3 +61,56 @@ async def test_a_relay_retries_a_connection_left_unusable_and_goes_on(
     processor.request_stop()
     stats = await asyncio.wait_for(task, 60)
     assert stats.batches == 0
+
+
+async def _marks_left_by_a_processor_without_relay(settings: Settings, pool: asyncpg.Pool) -> int:
+    records = records_for(settings, random_stream(300, seed=311))
+    await feed(settings, records, chunk=300, pause_s=0)
+    await process_all(settings, pool, len(records), relay=False)
+    marks = int(await pool.fetchval("SELECT count(*) FROM indicator_outbox"))
+    assert marks > 0, "the processor left no outbox marks"
+    return marks
+
+
+async def test_a_stopping_relay_retries_failed_rounds_and_drains_the_outbox(
+    settings: Settings, pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = tuned(fast_polling(settings), outbox_batch_size=20)
+    marks = await _marks_left_by_a_processor_without_relay(settings, pg_pool)
+    rounds = 0
+    original = OutboxRelay.publish_pending
+
+    async def flaky(self: OutboxRelay) -> int:
+        nonlocal rounds
+        rounds += 1
+        if rounds in (1, 3):  # the first round, and one once draining has begun
+            raise asyncpg.exceptions.InternalClientError("connection in an unexpected state")
+        return await original(self)
+
+    monkeypatch.setattr(OutboxRelay, "publish_pending", flaky)
+    stop = asyncio.Event()
+    stop.set()  # relay what is pending, then return: as `alcance run` stops its relay
+    relay = OutboxRelay(settings, pg_pool)
+    await asyncio.wait_for(relay.run(stop), 60)
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == 0
+    assert rounds >= 2 + -(-marks // 20), f"{rounds} rounds for {marks} marks"
+
+
+async def test_a_stopping_relay_gives_up_after_failed_rounds_and_leaves_the_marks(
+    settings: Settings, pg_pool: asyncpg.Pool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = fast_polling(settings)
+    marks = await _marks_left_by_a_processor_without_relay(settings, pg_pool)
+    rounds = 0
+
+    async def down(self: OutboxRelay) -> int:
+        nonlocal rounds
+        rounds += 1
+        raise asyncpg.exceptions.InternalClientError("connection in an unexpected state")
+
+    monkeypatch.setattr(OutboxRelay, "publish_pending", down)
+    stop = asyncio.Event()
+    stop.set()
+    await asyncio.wait_for(OutboxRelay(settings, pg_pool).run(stop), 60)
+    assert rounds == RELAY_STOP_ATTEMPTS
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_outbox") == marks

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from infra.settings import ReachTargetConfig, Settings
 from infra.targets import set_targets
+from processors import read_snapshots
 from processors.indicators import catalogue
 from processors.indicators.base import PeriodKind
 from processors.outbox import OutboxRelay
@@ -326,3 +327,22 @@ def test_the_declared_groupings_are_totals_each_dimension_and_the_pairs_pages_us
     ]
     assert ("activity", "category", "payer") in groupings(catalogue.get("ACT-01"))
     assert groupings(catalogue.get("ACT-13")) == [()]
+
+
+async def test_whether_a_change_is_pending_is_looked_up_by_indicator_not_by_reading_the_outbox(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    # A relay far behind: many marks of one indicator, none of the one read.
+    await pg_pool.execute(
+        "INSERT INTO indicator_outbox (indicator, period_kind, period_start, dims)"
+        " SELECT 'CVF-01', 'month', date '2020-01-01' + (i % 2000), '{}' FROM generate_series(1, 50000) AS i"
+    )
+    await pg_pool.execute("ANALYZE indicator_outbox")
+    plan = "\n".join(
+        row[0]
+        for row in await pg_pool.fetch(
+            "EXPLAIN " + read_snapshots._STATE, ["PLGN-01"], ["PLGN-01"], 3600.0, 3600.0
+        )
+    )
+    assert "indicator_outbox_indicator" in plan, plan
+    assert "Seq Scan on indicator_outbox" not in plan, plan
