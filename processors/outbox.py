@@ -153,6 +153,9 @@ class OutboxRelay:
         self._margin = Decimal(str(settings.processor.roi_margin_coefficient))
         # Time the current round spent waiting for the broker (see `run`).
         self._broker_wait_s = 0.0
+        # Outbox rows a round takes: quartered after a round that timed out, doubled back after one
+        # that did not (see `run`), so a backlog too large to read in one statement still drains.
+        self.round_limit = settings.processor.outbox_batch_size
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until `stop` is set, then relay round after round until nothing is left, and return.
@@ -180,16 +183,20 @@ class OutboxRelay:
                 try:
                     relayed = await self.publish_pending()
                     failures = 0
+                    self._grow_round_limit(time.monotonic() - started)
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
+                    if isinstance(exc, TimeoutError):
+                        self.round_limit = max(1, self.round_limit // 4)
                     retry_in_s = backoff.delay(failures)
                     failures += 1
                     logger.warning(
-                        "outbox relay round failed (%s: %s); retrying in %.2fs",
+                        "outbox relay round failed (%s: %s); retrying in %.2fs, %d rows a round",
                         type(exc).__name__,
                         exc,
                         retry_in_s,
+                        self.round_limit,
                     )
                     relayed = 0
                 if stopping:
@@ -207,6 +214,11 @@ class OutboxRelay:
             if own:
                 await self._producer.stop()
                 self._producer = None
+
+    def _grow_round_limit(self, round_s: float) -> None:
+        """Double the rows a round takes, up to the setting, after a round well within the timeout."""
+        if round_s < self.settings.postgres.command_timeout_s / 4:
+            self.round_limit = min(self.round_limit * 2, self.settings.processor.outbox_batch_size)
 
     async def _waiting_for_broker(self, awaitable: Awaitable[T]) -> T:
         """`await awaitable`, adding the time it took to the round's wait for the broker."""
@@ -236,7 +248,7 @@ class OutboxRelay:
         """
         if self._producer is None:
             raise RuntimeError("the relay has no producer; call run() or pass one")
-        limit = self.settings.processor.outbox_batch_size
+        limit = self.round_limit
         started = time.perf_counter()
         async with self.pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
