@@ -122,10 +122,13 @@ def _number(value: Any) -> Any:
     return Decimal(value) if isinstance(value, str) else value
 
 
+# Whether a mark is waiting is asked as min(): an index scan stopping at the first entry in every plan,
+# where EXISTS let the generic plan of this prepared statement read the whole outbox when no mark of
+# these indicators waited (370 ms at 10M events with a backlog of 5.6M marks).
 _STATE = """
 SELECT indicator, as_of, settings, as_of >= now() - make_interval(secs => $3) AS recent,
        as_of >= now() - make_interval(secs => $4) AS within_lag,
-       EXISTS (SELECT 1 FROM indicator_outbox WHERE indicator = ANY($2::text[]))
+       (SELECT min(indicator) FROM indicator_outbox WHERE indicator = ANY($2::text[])) IS NOT NULL
        OR EXISTS (SELECT 1 FROM indicator_stale WHERE indicator = ANY($2::text[])) AS pending
   FROM indicator_snapshot_state
  WHERE indicator = ANY($1::text[])
