@@ -94,7 +94,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     update={"processor": settings.processor.model_copy(update={"snapshots": False})}
                 )
             else:
-                prepared.update(await _snapshots(settings, pool))
+                prepared.update(await _snapshots(settings, pool, relay=not args.no_relay))
             stored = {
                 table: int(await pool.fetchval(f"SELECT count(*) FROM {table}"))  # noqa: S608 - fixed names
                 for table in (
@@ -103,6 +103,7 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     "indicator_report",
                     "indicator_rollup",
                     "indicator_rollup_member",
+                    "indicator_outbox",  # marks not relayed yet: changes pending for the reads
                 )
             }
             mix, served = await _dashboard_mix(pool, settings, args.repeat)
@@ -319,10 +320,14 @@ async def _dashboard_mix(pool: Any, settings: Any, repeat: int) -> tuple[list[tu
     return timings, served
 
 
-async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dict[str, Any]:
+async def _snapshots(
+    settings: Any, pool: Any, *, only_due: bool = False, relay: bool = True
+) -> dict[str, Any]:
     """Relay the load's outbox marks (the processor ran without its relay), then refresh every snapshot.
 
     With `only_due`, refresh only the snapshots not current (stale, old, or of other settings or code).
+    Without `relay`, the marks stay in the outbox: the reads then find changes pending, as while the
+    relay is behind.
     """
     from infra.kafka_acls import ensure_acls
     from processors.outbox import OutboxRelay
@@ -334,7 +339,8 @@ async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dic
     began = time.perf_counter()
     stop = asyncio.Event()
     stop.set()  # relay what is pending, then return
-    await OutboxRelay(settings, pool).run(stop)
+    if relay:
+        await OutboxRelay(settings, pool).run(stop)
     relay_s = time.perf_counter() - began
     _progress(f"relayed the outbox marks in {relay_s:.0f} s; refreshing every snapshot")
     # A largest age of 0 makes every snapshot due: one full refresh, as the refresher's periodic one.
@@ -343,10 +349,14 @@ async def _snapshots(settings: Any, pool: Any, *, only_due: bool = False) -> dic
     async with pool.acquire() as connection:
         done = await refresh(connection, settings, pacing)
     if done is None and only_due:
-        return {"relay_s": round(relay_s, 1), "refresh_s": 0.0, "snapshot_rows": 0}
+        return {"relay_s": round(relay_s, 1) if relay else None, "refresh_s": 0.0, "snapshot_rows": 0}
     if done is None:
         raise RuntimeError("another refresher holds this store's refresh lock")
-    return {"relay_s": round(relay_s, 1), "refresh_s": round(done.seconds, 1), "snapshot_rows": done.rows}
+    return {
+        "relay_s": round(relay_s, 1) if relay else None,
+        "refresh_s": round(done.seconds, 1),
+        "snapshot_rows": done.rows,
+    }
 
 
 async def _rolled_up_reads(pool: Any, settings: Any, repeat: int) -> list[float]:
@@ -416,6 +426,12 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
     parser.add_argument(
         "--no-snapshots", action="store_true", help="read live: no relay drain, refresh or snapshot reads"
+    )
+    parser.add_argument(
+        "--no-relay",
+        action="store_true",
+        help="leave the load's outbox marks unrelayed: the reads find changes pending, as while the relay"
+        " is behind",
     )
     parser.add_argument("--per-indicator", action="store_true", help="also read every indicator three ways")
     parser.add_argument(
