@@ -16,14 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections.abc import Awaitable, Mapping
-from datetime import UTC, date, datetime
+from collections.abc import Awaitable
+from datetime import UTC, datetime
 from decimal import Decimal
-from functools import lru_cache
-from types import MappingProxyType
 from typing import TypeVar
 
 import asyncpg
@@ -43,10 +40,9 @@ from infra.settings import Settings
 from infra.signals import on_stop_signals
 from processors.base import CellKey
 from processors.cells import cell_parts, published_cells
-from processors.indicators import catalogue
-from processors.indicators.derive import derive_value
+from processors.indicator_records import cell_identity, indicator_record
+from processors.store import columns_of
 from schemas.cloudevents import KafkaRecord
-from schemas.indicators import IndicatorValue, encode_indicator, indicator_key
 from schemas.topics import TopicCatalogue
 
 T = TypeVar("T")
@@ -66,6 +62,21 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+# The later marks of the cells a round publishes (the oldest marks' cells), at most $6: committed before
+# the round reads the cells' parts, their changes are in the values it publishes, so the round deletes
+# them too. A backlog then drains in a round per cell rather than a round per mark.
+_FETCH_SAME_CELLS = """
+SELECT o.id
+FROM indicator_outbox AS o
+JOIN unnest($1::text[], $2::text[], $3::date[], $4::text[]) AS c(indicator, period_kind, period_start, dims)
+  USING (indicator, period_kind, period_start, dims)
+WHERE o.id > $5
+LIMIT $6
+FOR UPDATE OF o SKIP LOCKED
+"""
+# Later marks a round takes at most, per mark it took by age.
+_SAME_CELLS_PER_MARK = 10
+
 # Cells built and sent between two yields to the event loop.
 _YIELD_EVERY = 200
 
@@ -77,57 +88,6 @@ INSERT INTO indicator_stale (indicator) SELECT unnest($1::text[])
 """
 
 _VERSIONS = "SELECT nextval('indicator_version_seq') FROM generate_series(1, $1)"
-
-
-def indicator_record(
-    *,
-    indicator: str,
-    period_kind: str,
-    period_start: date,
-    dimensions: Mapping[str, str],
-    parts: Mapping[str, Decimal],
-    version: int,
-    as_of: datetime,
-    margin_coefficient: Decimal = Decimal(1),
-    key: str | None = None,
-) -> KafkaRecord:
-    """The indicators-topic record of one cell state: key, `IndicatorValue` JSON, CloudEvents headers.
-
-    The value is derived from the cell's own parts; it is None when the derivation needs parts the
-    cell does not hold (rates across indicators are derived by the read model) or is undefined.
-    `key`, when given, must be the cell's `indicator_key` (callers that publish a cell often keep it).
-
-    Raises:
-        pydantic.ValidationError: when the cell does not fit the published contract.
-    """
-    try:
-        value = derive_value(indicator, parts, margin_coefficient=margin_coefficient)
-        unit: str = catalogue.get(indicator).unit
-    except KeyError:
-        value, unit = None, "count"
-    payload = IndicatorValue.model_validate(
-        {
-            "indicator": indicator,
-            "period": {"kind": period_kind, "start": period_start},
-            "dimensions": dict(dimensions),
-            "value": None if value is None else float(value),
-            "parts": {name: float(amount) for name, amount in parts.items()},
-            "version": version,
-            "as_of": as_of.astimezone(UTC),
-            "unit": unit,
-        }
-    )
-    if key is None:
-        key = indicator_key(indicator, period_kind, period_start, dimensions)
-    return encode_indicator(payload, key)
-
-
-@lru_cache(maxsize=65_536)
-def _cell_identity(cell: CellKey) -> tuple[Mapping[str, str], str]:
-    """A cell's dimensions and topic key; the same cells are published round after round."""
-    indicator, period_kind, period_start, dims = cell
-    dimensions: dict[str, str] = json.loads(dims)
-    return MappingProxyType(dimensions), indicator_key(indicator, period_kind, period_start, dimensions)
 
 
 class OutboxRelay:
@@ -258,6 +218,7 @@ class OutboxRelay:
             rows = await connection.fetch(_FETCH, limit)
             if not rows:
                 return 0
+            marks = await self._same_cells(connection, rows, limit * _SAME_CELLS_PER_MARK)
             cells: list[CellKey] = list(
                 dict.fromkeys(
                     cell for row in rows for cell in published_cells((row[1], row[2], row[3], row[4]))
@@ -308,25 +269,31 @@ class OutboxRelay:
             if self.settings.processor.snapshots:
                 # The snapshots of these indicators (and of those reading them) are stale from now on.
                 await connection.execute(_STALE, sorted({row[1] for row in rows}))
-            await connection.execute(
-                "DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", [row[0] for row in rows]
-            )
+            await connection.execute("DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", marks)
         self.published += len(deliveries)
         logger.info(
             "relayed %d outbox marks as %d records in %.0f ms (%.0f ms reading the cells)",
-            len(rows),
+            len(marks),
             len(deliveries),
             (time.perf_counter() - started) * 1000,
             read_ms,
         )
-        return len(rows)
+        return len(marks)
+
+    @staticmethod
+    async def _same_cells(connection: asyncpg.Connection, rows: list[asyncpg.Record], most: int) -> list[int]:
+        """The ids of the round's marks (`rows`, the oldest) and of up to `most` later ones of their cells."""
+        taken = [row[0] for row in rows]
+        marked = list(dict.fromkeys((row[1], row[2], row[3], row[4]) for row in rows))
+        later = await connection.fetch(_FETCH_SAME_CELLS, *columns_of(marked, 4), max(taken), most)
+        return [*taken, *(record[0] for record in later)]
 
     def _record(
         self, cell: CellKey, parts: dict[str, Decimal], version: int, as_of: datetime
     ) -> KafkaRecord | None:
         indicator, period_kind, period_start, dims = cell
         try:
-            dimensions, key = _cell_identity(cell)
+            dimensions, key = cell_identity(cell)
             return indicator_record(
                 indicator=indicator,
                 period_kind=period_kind,

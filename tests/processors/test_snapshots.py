@@ -351,7 +351,7 @@ async def test_whether_a_change_is_pending_is_looked_up_by_indicator_not_by_read
                     f"EXPLAIN EXECUTE state_{mode}('{{PLGN-01}}', '{{PLGN-01}}', 3600, 3600)"
                 )
             )
-            assert "indicator_outbox_indicator" in plan, (mode, plan)
+            assert "indicator_outbox_cell" in plan, (mode, plan)
             assert "Seq Scan on indicator_outbox" not in plan, (mode, plan)
         await connection.execute("RESET plan_cache_mode")
         await connection.execute("DEALLOCATE ALL")

@@ -104,7 +104,7 @@ def test_same_cell_version_gets_the_same_id_and_a_new_version_a_new_one() -> Non
 
 def test_processors_outbox_publishes_the_same_record_headers() -> None:
     # The outbox builds its records itself; this keeps the two in step with the published contract.
-    from processors.outbox import indicator_record
+    from processors.indicator_records import indicator_record
 
     value = make_value(indicator="CVF-01", value=20, parts={"gross": 20}, unit="count")
     theirs = indicator_record(

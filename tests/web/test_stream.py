@@ -12,7 +12,7 @@ import aiohttp
 
 from infra.kafka import make_producer
 from infra.settings import Settings
-from processors.outbox import indicator_record
+from processors.indicator_records import indicator_record
 from schemas.topics import TopicCatalogue
 from tests.web.conftest import MakeToken
 from web.stream import StreamHub
