@@ -123,7 +123,8 @@ class OutboxRelay:
         Errors reaching the broker or PostgreSQL (those the processors retry too, timeouts included)
         are logged and retried after the next pause, longer with each failure in a row (the shared
         backoff, up to `RELAY_BACKOFF_MAX_S`): a relay that ended would leave the outbox undrained.
-        Once stopping, a failed round is retried too, up to `RELAY_STOP_ATTEMPTS` in a row.
+        Once stopping, a failed round is retried too: after a timeout with a smaller round, otherwise up
+        to `RELAY_STOP_ATTEMPTS` times in a row.
         """
         own = self._producer is None
         if self._producer is None:
@@ -131,6 +132,8 @@ class OutboxRelay:
             await self._producer.start()
         backoff = Backoff(self.settings.processor.outbox_poll_interval_ms / 1000, RELAY_BACKOFF_MAX_S)
         failures = 0
+        # Failed rounds in a row that a smaller round cannot answer: what ends a stopping relay's drain.
+        stuck = 0
         try:
             while True:
                 stopping = stop.is_set()
@@ -142,13 +145,15 @@ class OutboxRelay:
                 retry_in_s = 0.0
                 try:
                     relayed = await self.publish_pending()
-                    failures = 0
+                    failures = stuck = 0
                     self._grow_round_limit(time.monotonic() - started)
                 except Exception as exc:
                     if not is_retryable(exc):
                         raise
-                    if isinstance(exc, TimeoutError):
+                    if isinstance(exc, TimeoutError) and self.round_limit > 1:
                         self.round_limit = max(1, self.round_limit // 4)
+                    else:
+                        stuck += 1
                     retry_in_s = backoff.delay(failures)
                     failures += 1
                     logger.warning(
@@ -160,7 +165,7 @@ class OutboxRelay:
                     )
                     relayed = 0
                 if stopping:
-                    if failures >= RELAY_STOP_ATTEMPTS:
+                    if stuck >= RELAY_STOP_ATTEMPTS:
                         logger.warning("the outbox relay stops with marks left for the next relay")
                         return
                     if failures == 0 and relayed == 0:
