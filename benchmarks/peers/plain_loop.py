@@ -22,10 +22,10 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from benchmarks.peers import static
 from benchmarks.peers.cells import Delta, add_up, apply_event, new_state, upsert_sql
-from benchmarks.peers.login import aiokafka_login
+from benchmarks.peers.static import aiokafka_consumer
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -33,22 +33,7 @@ async def run(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     connection = await asyncpg.connect(os.environ["PEER_DSN"])
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        group_id=args.group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-        **aiokafka_login(),
-    )
-    await consumer.start()
-    consumer.assign(
-        [
-            TopicPartition(topic, partition)
-            for topic in args.topics.split(",")
-            for partition in range(args.index, args.partitions, args.processes)
-        ]
-    )
+    consumer = await aiokafka_consumer(args)
     upsert = upsert_sql(args.schema)
     learners: dict[bytes, dict[str, Any]] = {}
     try:
@@ -80,15 +65,9 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse the arguments and consume until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--topics", required=True, help="every input topic, comma-separated")
+    static.add_arguments(parser)
     parser.add_argument("--training-topic", required=True)
-    parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--schema", required=True)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=2_000)
     asyncio.run(run(parser.parse_args()))
 
 

@@ -18,7 +18,8 @@ from types import FrameType
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from benchmarks.peers.login import librdkafka_login
+from benchmarks.peers import static
+from benchmarks.peers.static import librdkafka_login
 
 
 def run(args: argparse.Namespace) -> None:
@@ -40,11 +41,7 @@ def run(args: argparse.Namespace) -> None:
         }
     )
     consumer.assign(
-        [
-            TopicPartition(topic, partition, OFFSET_BEGINNING)
-            for topic in args.topics.split(",")
-            for partition in range(args.index, args.partitions, args.processes)
-        ]
+        [TopicPartition(topic, partition, OFFSET_BEGINNING) for topic, partition in static.assigned(args)]
     )
     size = 0
     try:
@@ -66,13 +63,7 @@ def run(args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse the arguments and consume until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--topics", required=True, help="every input topic, comma-separated")
-    parser.add_argument("--partitions", type=int, required=True)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=2_000)
+    static.add_arguments(parser)
     run(parser.parse_args())
 
 

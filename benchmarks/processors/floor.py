@@ -19,9 +19,8 @@ import asyncio
 import signal
 import sys
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
-from benchmarks.peers.login import aiokafka_login
+from benchmarks.peers import static
+from benchmarks.peers.static import aiokafka_consumer
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -30,22 +29,7 @@ async def run(args: argparse.Namespace) -> None:
 
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=args.bootstrap,
-        group_id=args.group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=50,
-        **aiokafka_login(),
-    )
-    await consumer.start()
-    consumer.assign(
-        [
-            TopicPartition(topic, partition)
-            for topic in args.topics.split(",")
-            for partition in range(args.index, args.partitions, args.processes)
-        ]
-    )
+    consumer = await aiokafka_consumer(args)
     size = invalid = 0
     try:
         while not stop.is_set():
@@ -71,13 +55,7 @@ async def run(args: argparse.Namespace) -> None:
 def main() -> None:
     """Parse the arguments and consume until SIGTERM."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--group", required=True)
-    parser.add_argument("--topics", required=True, help="every input topic, comma-separated")
-    parser.add_argument("--partitions", type=int, required=True)
-    parser.add_argument("--index", type=int, default=0)
-    parser.add_argument("--processes", type=int, default=1)
-    parser.add_argument("--batch", type=int, default=2_000)
+    static.add_arguments(parser)
     parser.add_argument("--decode", action="store_true", help="also decode and validate every record")
     asyncio.run(run(parser.parse_args()))
 

@@ -51,6 +51,23 @@ async def _produce(settings: Settings, events: list[Event]) -> int:
     return len(events)
 
 
+async def _until_committed(
+    settings: Settings, group: str, records: int, children: list[asyncio.subprocess.Process], name: str
+) -> None:
+    """Wait until `group` has committed `records` records (3 minutes at most), then stop `children`."""
+    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 180
+        while await committed_records(admin, group) < records:
+            assert all(child.returncode is None for child in children), f"{name} stopped"
+            assert time.monotonic() < deadline, f"{name} did not commit the stream"
+            await asyncio.sleep(0.25)
+    finally:
+        await admin.close()
+        await stop_processes(children)
+
+
 async def _alcance_cells(settings: Settings, pool: asyncpg.Pool, records: int) -> Cells:
     settings = settings.model_copy(
         update={"processor": settings.processor.model_copy(update={"future_allowance_s": FUTURE_ALLOWANCE_S})}
@@ -96,17 +113,7 @@ async def test_a_peer_computes_cvf01_and_cvf02_per_country_and_month(
     group = TopicCatalogue.from_settings(settings).consumer_group(f"peer-{peer}")
     schema = f"{settings.postgres.db_schema}_{peer}_{uuid.uuid4().hex[:6]}"
     children = await spawn_peer(peer, processes, settings=settings, group=group, schema=schema)
-    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
-    await admin.start()
-    try:
-        deadline = time.monotonic() + 180
-        while await committed_records(admin, group) < records:
-            assert all(child.returncode is None for child in children), f"{peer} stopped"
-            assert time.monotonic() < deadline, f"{peer} did not commit the stream"
-            await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
-        await stop_processes(children)
+    await _until_committed(settings, group, records, children, peer)
     assert settings.postgres.dsn is not None
     dsn = settings.postgres.dsn.get_secret_value()
     try:
@@ -136,17 +143,7 @@ async def test_a_floor_reads_every_record_and_computes_nothing(settings: Setting
     children = await spawn_peer(
         floor, 2, settings=settings, group=group, schema="unused", stderr=asyncio.subprocess.PIPE
     )
-    admin = AIOKafkaAdminClient(**client_kwargs(settings.kafka))
-    await admin.start()
-    try:
-        deadline = time.monotonic() + 180
-        while await committed_records(admin, group) < records:
-            assert all(child.returncode is None for child in children), f"{floor} stopped"
-            assert time.monotonic() < deadline, f"{floor} did not commit the stream"
-            await asyncio.sleep(0.25)
-    finally:
-        await admin.close()
-        await stop_processes(children)
+    await _until_committed(settings, group, records, children, floor)
     said = [(await child.stderr.read()).decode() for child in children if child.stderr is not None]
     reports = [line for text in said for line in text.splitlines() if line.startswith("floor: ")]
     assert len(reports) == 2, said
