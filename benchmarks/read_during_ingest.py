@@ -17,6 +17,8 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from benchmarks.processors.alcance import committed_records
+
 # Identities the generator numbers from 0 on every run: renamed so a second stream adds new records.
 _RENAMED = ("enrolment_id", "certificate_id", "meeting_id", "deal_id", "cost_id")
 _STOP_TIMEOUT_S = 60.0
@@ -24,8 +26,6 @@ _STOP_TIMEOUT_S = 60.0
 
 async def _reached(pool: Any, target: int) -> float:
     """The `time.perf_counter()` when the committed offsets reach `target` (polled every 0.1 s)."""
-    from benchmarks.read_model import committed_records
-
     # Progress lives only in the store's offsets table, which sends no notification: poll it.
     while await committed_records(pool) < target:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
@@ -60,7 +60,7 @@ def more_events(count: int, seed: int, tag: str) -> list[Any]:
 
 async def reads_during_ingest(settings: Any, pool: Any, count: int, seed: int) -> dict[str, Any]:
     """Ingest `count` more events with the pipeline's processes while reading the dashboard mix."""
-    from benchmarks.read_model import committed_records, dashboard_mix, percentile
+    from benchmarks.read_model import dashboard_mix, percentile
     from infra.child_settings import spawn_with_settings
     from infra.kafka import make_producer
     from processors.read import read_indicators

@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmarks.processors import FUTURE_ALLOWANCE_S
+from benchmarks.processors.alcance import committed_records
 from benchmarks.processors.stream import iter_records
 from processors.indicators.base import PeriodKind
 
@@ -177,11 +178,6 @@ def benchmark_settings(resolved: Settings, name: str | None = None) -> Settings:
         update["kafka"] = resolved.kafka.model_copy(update={"topic_prefix": f"{name}."})
         update["postgres"] = resolved.postgres.model_copy(update={"db_schema": name})
     return resolved.model_copy(update=update)
-
-
-async def committed_records(pool: Any) -> int:
-    """How many records the store has committed: its next offsets summed over every input partition."""
-    return int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
 
 
 # Above this many events the stream is generated with a bounded duplicate window (`iter_stream`), so the
@@ -334,26 +330,28 @@ async def _snapshots(
     from processors.snapshots import RefreshPacing, refresh
     from schemas.topics import TopicCatalogue
 
-    # As `python -m processors.outbox` does: the relay's principal may write this prefix's topics.
-    await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
-    began = time.perf_counter()
-    stop = asyncio.Event()
-    stop.set()  # relay what is pending, then return
+    relay_s = None
     if relay:
+        # As `python -m processors.outbox` does: the relay's principal may write this prefix's topics.
+        await ensure_acls(settings.kafka, TopicCatalogue.from_settings(settings))
+        began = time.perf_counter()
+        stop = asyncio.Event()
+        stop.set()  # relay what is pending, then return
         await OutboxRelay(settings, pool).run(stop)
-    relay_s = time.perf_counter() - began
-    _progress(f"relayed the outbox marks in {relay_s:.0f} s; refreshing every snapshot")
+        relay_s = round(time.perf_counter() - began, 1)
+        _progress(f"relayed the outbox marks in {relay_s:.0f} s")
+    _progress("refreshing every snapshot")
     # A largest age of 0 makes every snapshot due: one full refresh, as the refresher's periodic one.
     max_age_s = settings.processor.snapshot_max_age_s if only_due else 0.0
     pacing = RefreshPacing(settings.processor.snapshot_max_busy_share, max_age_s=max_age_s)
     async with pool.acquire() as connection:
         done = await refresh(connection, settings, pacing)
     if done is None and only_due:
-        return {"relay_s": round(relay_s, 1) if relay else None, "refresh_s": 0.0, "snapshot_rows": 0}
+        return {"relay_s": relay_s, "refresh_s": 0.0, "snapshot_rows": 0}
     if done is None:
         raise RuntimeError("another refresher holds this store's refresh lock")
     return {
-        "relay_s": round(relay_s, 1) if relay else None,
+        "relay_s": relay_s,
         "refresh_s": round(done.seconds, 1),
         "snapshot_rows": done.rows,
     }

@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.processors.alcance import committed_records
 from benchmarks.read_model import (
     _load,
     _produced,
     _snapshots,
     benchmark_settings,
-    committed_records,
     percentile,
     store_name,
 )

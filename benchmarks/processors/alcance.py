@@ -37,6 +37,11 @@ async def spawn(settings: Any, count: int) -> list[asyncio.subprocess.Process]:
     ]
 
 
+async def committed_records(pool: Any) -> int:
+    """How many records the store has committed: its next offsets summed over every input partition."""
+    return int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
+
+
 async def fresh_schema(settings: Any, name: str) -> Any:
     """Settings on a new, migrated schema `name`, and a pool on it."""
     from infra.postgres import create_pool, migrate
@@ -95,11 +100,8 @@ async def throughput(
     roles = {child.pid: "processors" for child in children[:processes]} | {children[processes].pid: "relay"}
     roles |= {child.pid: "snapshots" for child in children[processes + 1 :]}
 
-    async def committed() -> int:
-        return int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
-
     try:
-        window = await measure(children, roles, committed, total)
+        window = await measure(children, roles, lambda: committed_records(pool), total)
         published = await pool.fetchval("SELECT last_value FROM indicator_version_seq")
         instants = await pool.fetchval("SELECT count(DISTINCT as_of) FROM indicator_snapshot_state")
         facts = await pool.fetchval("SELECT count(*) FROM fact")

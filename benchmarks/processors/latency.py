@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from benchmarks.peers.launch import stop_processes
-from benchmarks.processors.alcance import fresh_schema, spawn
+from benchmarks.processors.alcance import committed_records, fresh_schema, spawn
 
 
 async def latency(
@@ -74,7 +74,7 @@ async def latency(
         metadata = [(t, await future) for t, future in sent]
         deadline = time.monotonic() + 120
         while True:
-            done = int(await pool.fetchval("SELECT coalesce(sum(next_offset), 0) FROM kafka_offset"))
+            done = await committed_records(pool)
             if done >= len(records) or time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.05)
