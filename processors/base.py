@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -62,6 +62,12 @@ def month_of(moment: datetime) -> date:
     distinct members unite, latest reports compete), done when the cell is read or published.
     """
     return periods(moment)[0][1]
+
+
+def columns_of(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Transpose rows (tuples of `width` items) into the per-column lists that ``unnest`` takes."""
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    return columns or [[] for _ in range(width)]
 
 
 def cells_of_month(indicator: str, month: date, dims: str) -> tuple[CellKey, ...]:

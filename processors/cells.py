@@ -1,7 +1,9 @@
-"""Reading cells from the evaluation store: the value of every part of a cell, merged from its months.
+"""Reading cells from the evaluation store: the value of every part of a cell.
 
-Parts are stored per month (`processors.store`); a quarter or a year is the merge of its months, done
-here in SQL for the relay, recompute and the tests.
+Parts are stored per month (`processors.store`). `cell_parts` merges a quarter or a year from its month
+rows, reading every member and report of the cell (recompute and the tests compare with it);
+`relayed_parts` reads the values kept per cell (`processors.cell_values`) and the cell's month sums, a
+few index lookups per cell, for the relay.
 """
 
 from __future__ import annotations
@@ -11,8 +13,7 @@ from decimal import Decimal
 
 import asyncpg
 
-from processors.base import CellKey, PartKey, cells_of_month
-from processors.store import columns_of
+from processors.base import CellKey, PartKey, cells_of_month, columns_of
 
 
 def published_cells(marked: CellKey) -> tuple[CellKey, ...]:
@@ -95,3 +96,32 @@ async def cell_parts(
     else:
         records = await connection.fetch(_CELL_PART_VALUES, *columns_of(list(set(cells)), 4))
     return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
+
+
+# The kept values of distinct and latest parts, and the sums of the months each cell covers.
+_RELAYED_PART_VALUES = (
+    _CELL_CTE
+    + """
+SELECT v.indicator, v.period_kind, v.period_start, v.dims, v.part, v.value
+  FROM cell AS c
+  JOIN indicator_cell_value AS v USING (indicator, period_kind, period_start, dims)
+UNION ALL
+SELECT c.indicator, c.period_kind, c.period_start, c.dims, t.part, sum(t.value)
+  FROM cell_month AS c
+  JOIN indicator_part AS t ON t.indicator = c.indicator AND t.period_kind = 'month'
+   AND t.period_start = c.month AND t.dims = c.dims
+ GROUP BY 1, 2, 3, 4, 5
+"""
+)
+
+
+async def relayed_parts(
+    connection: asyncpg.Connection | asyncpg.Pool, cells: Iterable[CellKey]
+) -> dict[PartKey, Decimal]:
+    """The value of every part of `cells`, from the values kept per cell: what `cell_parts` merges.
+
+    Returns:
+        {(indicator, period kind, period start, dims, part): value}.
+    """
+    records = await connection.fetch(_RELAYED_PART_VALUES, *columns_of(list(set(cells)), 4))
+    return {(r[0], r[1], r[2], r[3], r[4]): r[5] for r in records}

@@ -3,10 +3,10 @@
 Delivery guarantee: at-least-once; the highest version of a key carries the store's newest state.
 Each batch transaction of the processors marks the month cells it changed in the outbox (a month
 stands for itself, its quarter and its year); one relay at a time (an advisory lock per schema) takes
-the oldest marks, draws a fresh version per cell from a sequence, reads the cells' current parts,
-produces them, waits for the broker's acks and only then deletes the marks. A crash between ack and
-delete publishes the cells again under higher versions. Readers keep the highest version per key;
-nothing relies on compaction.
+the oldest marks, draws a fresh version per cell from a sequence, reads the cells' current parts (the
+values kept per cell, `processors.cell_values`), produces them, waits for the broker's acks and only
+then deletes the marks. A crash between ack and delete publishes the cells again under higher
+versions. Readers keep the highest version per key; nothing relies on compaction.
 
 The relay runs inside every processor by default; ``python -m processors.outbox`` runs it alone
 (with ``processor.relay`` off in the processors), so its rounds never share an event loop with batches.
@@ -38,10 +38,9 @@ from infra.retry import Backoff
 from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_settings_for
 from infra.settings import Settings
 from infra.signals import on_stop_signals
-from processors.base import CellKey
-from processors.cells import cell_parts, published_cells
+from processors.base import CellKey, columns_of
+from processors.cells import published_cells, relayed_parts
 from processors.indicator_records import cell_identity, indicator_record
-from processors.store import columns_of
 from schemas.cloudevents import KafkaRecord
 from schemas.topics import TopicCatalogue
 
@@ -234,9 +233,8 @@ class OutboxRelay:
             versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]
             values: dict[CellKey, dict[str, Decimal]] = {cell: {} for cell in cells}
             reading = time.perf_counter()
-            for (indicator, kind, start, dims, part), (_, value, _) in (
-                await cell_parts(connection, cells)
-            ).items():
+            stored = await relayed_parts(connection, cells)
+            for (indicator, kind, start, dims, part), value in stored.items():
                 values[(indicator, kind, start, dims)][part] = value
             read_ms = (time.perf_counter() - reading) * 1000
             as_of = datetime.now(UTC)

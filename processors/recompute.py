@@ -30,6 +30,11 @@ from schemas.registry import EVENT_ADAPTER
 logger = logging.getLogger(__name__)
 
 _CHUNK = 5_000
+# Everything the batches derive from the facts: emptied and rebuilt together.
+_DERIVED_TABLES = (
+    "indicator_part, indicator_member, indicator_report, indicator_rollup, indicator_rollup_member,"
+    " indicator_member_year, indicator_report_winner, indicator_cell_value"
+)
 
 _LIVE_FACTS = """
 SELECT event_id, payload::text
@@ -150,15 +155,9 @@ async def rebuild(
     started = time.monotonic()
     summary = RecomputeSummary()
     # Processors wait until the rebuild commits (and readers too, from the TRUNCATE on).
-    await connection.execute(
-        "LOCK TABLE fact, indicator_part, indicator_member, indicator_report, indicator_rollup,"
-        " indicator_rollup_member IN EXCLUSIVE MODE"
-    )
+    await connection.execute(f"LOCK TABLE fact, {_DERIVED_TABLES} IN EXCLUSIVE MODE")
     old_cells = await _stored_cells(connection)
-    await connection.execute(
-        "TRUNCATE indicator_part, indicator_member, indicator_report, indicator_rollup,"
-        " indicator_rollup_member"
-    )
+    await connection.execute(f"TRUNCATE {_DERIVED_TABLES}")
     # With rollups, rebuilt from every fact below: from this commit on, reads may take them.
     await connection.execute("UPDATE indicator_rollup_state SET complete = $1", rollups)
     total = await connection.fetchval(

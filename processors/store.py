@@ -12,7 +12,6 @@ import functools
 import logging
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import Any
 
 import asyncpg
 
@@ -24,27 +23,15 @@ from processors.base import (
     FactIn,
     PartitionsLostError,
     TopicPartitionKey,
+    columns_of,
 )
+from processors.cell_values import CellValueDeltas, update_winners, upsert_members, write_cell_values
 from processors.deltas import PartDeltas
 from processors.facts import record_facts
 from processors.rollups import apply_rollups
 
 logger = logging.getLogger(__name__)
 
-
-def columns_of(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Transpose rows (tuples of `width` items) into the per-column lists that ``unnest`` takes."""
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    return columns or [[] for _ in range(width)]
-
-
-_UPSERT_MEMBERS = """
-INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
-ORDER BY 1, 2, 3, 4, 5, 6
-ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
-DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
-"""
 
 _DELETE_DEAD_MEMBERS = """
 DELETE FROM indicator_member AS m
@@ -119,9 +106,12 @@ async def apply_deltas(
     members = deltas.distinct
     if 0 in members.values():
         members = {key: delta for key, delta in members.items() if delta}
+    # The distinct and latest values of the month, quarter and year cells the batch moved
+    # (`processors.cell_values`), written after the member and report rows.
+    values: CellValueDeltas = {}
     if members:
         columns = columns_of(members, 6)
-        await connection.execute(_UPSERT_MEMBERS, *columns, list(members.values()))
+        await upsert_members(connection, members, values)
         negative = [key for key, delta in members.items() if delta < 0]
         if negative:
             await connection.execute(_DELETE_DEAD_MEMBERS, *columns_of(negative, 6))
@@ -144,6 +134,8 @@ async def apply_deltas(
         await connection.execute(_DELETE_REPORTS, *columns)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
+    if adds or deltas.latest_remove:
+        await update_winners(connection, adds, deltas.latest_remove, values)
     sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
     sums = [key for key, amount in sum_amount.items() if amount or sum_count[key]]
     sum_columns = columns_of(sums, 5)
@@ -154,8 +146,9 @@ async def apply_deltas(
         written += await apply_rollups(connection, deltas)
     else:
         await connection.execute(_ROLLUPS_INCOMPLETE)
-    # Sum rows are the hottest (few cells, many events): written last, so that a concurrent batch
-    # waits on their row locks only until this transaction commits.
+    # Cell values and sums are the hottest rows (few cells, many events): written last, so that a
+    # concurrent batch waits on their row locks only until this transaction commits.
+    written += await write_cell_values(connection, values)
     if sums:
         counts = [sum_count[key] for key in sums]
         await connection.execute(_UPSERT_SUMS, *sum_columns, [sum_amount[key] for key in sums], counts)

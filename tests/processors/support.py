@@ -16,7 +16,7 @@ from benchmarks.processors.stream import Shape, distinct_events
 from infra.kafka import make_consumer, make_producer
 from infra.settings import Settings
 from processors.base import PartKey, dims_key, periods
-from processors.cells import cell_parts
+from processors.cells import cell_parts, relayed_parts
 from processors.indicators import contributions
 from processors.indicators.base import Part
 from schemas.cloudevents import KafkaRecord, encode
@@ -129,7 +129,24 @@ def normalise(parts: dict[PartKey, tuple[str, Decimal, int]]) -> dict[PartKey, t
 
 
 async def stored_parts(pool: asyncpg.Pool) -> dict[PartKey, tuple[str, Decimal, int]]:
-    return normalise(await cell_parts(pool))
+    """Every cell's parts merged from the month rows, checked equal to the values the relay reads."""
+    merged = await cell_parts(pool)
+    await assert_kept_values_agree(pool, merged)
+    return normalise(merged)
+
+
+async def assert_kept_values_agree(
+    pool: asyncpg.Pool, merged: dict[PartKey, tuple[str, Decimal, int]] | None = None
+) -> None:
+    """The values kept per cell (`processors.cell_values`), as the relay reads them, equal the merge of
+    the month rows for every cell either holds."""
+    if merged is None:
+        merged = await cell_parts(pool)
+    kept_cells = await pool.fetch(
+        "SELECT DISTINCT indicator, period_kind, period_start, dims FROM indicator_cell_value"
+    )
+    cells = {key[:4] for key in merged} | {(r[0], r[1], r[2], r[3]) for r in kept_cells}
+    assert await relayed_parts(pool, cells) == {key: value for key, (_, value, _) in merged.items()}
 
 
 def records_for(settings: Settings, events: Sequence[Event]) -> list[tuple[str, KafkaRecord]]:

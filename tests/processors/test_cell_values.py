@@ -1,0 +1,254 @@
+"""Values kept per cell (`processors.cell_values`) equal the merge of the month rows, whatever the history.
+
+Random histories of distinct and latest parts spread over two years, committed through the store's own
+batch transaction (`Store.commit_batch`) by two writers at once on two partitions, with duplicates,
+retractions before and after their event, and replayed batches: every month, quarter and year cell the
+relay reads (`relayed_parts`) equals `cell_parts`, which merges the month rows, and the naive values of
+the events that count. A store upgraded with history gets the same values from migration 0422, and a
+recompute rebuilds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+
+from infra.postgres import create_pool, migrate
+from infra.settings import Settings
+from processors.base import FactIn, PartKey, cells_of_month, dims_key, month_of
+from processors.cells import cell_parts, relayed_parts
+from processors.indicators.base import Part
+from processors.recompute import rebuild
+from processors.store import Store
+from tests.processors.support import assert_kept_values_agree
+from tests.schemas.factories import make_cost_recorded
+from tests.support.processes import REPO_ROOT
+
+TOPIC = "cell-values-test"
+JANUARY = date(2026, 1, 1)
+KEPT_TABLES = "indicator_member_year, indicator_report_winner, indicator_cell_value"
+DIMS = ({"country": "AR"}, {"country": "BR"}, {})
+MIGRATION = REPO_ROOT / "infra/migrations/0422_indicator_cell_value.sql"
+
+
+@st.composite
+def contribution(draw: Any) -> Part:
+    month = draw(st.integers(1, 24))
+    at = datetime(2025 + (month - 1) // 12, (month - 1) % 12 + 1, draw(st.integers(1, 28)), tzinfo=UTC)
+    dims = draw(st.sampled_from(DIMS))
+    member = f"m{draw(st.integers(0, 4))}"
+    if draw(st.booleans()):
+        return Part("T-D", "learners", "distinct", at, dims, member=member)
+    amount = Decimal(draw(st.integers(-500, 5000))) / 100
+    # Few order keys, so reports tie on it and the event id decides.
+    order_key = f"k{draw(st.integers(0, 3))}"
+    return Part("T-L", "deals", "latest", at, dims, amount=amount, member=member, order_key=order_key)
+
+
+@st.composite
+def histories(draw: Any) -> list[list[FactIn]]:
+    """Facts in random order with duplicates and retractions, cut into batches, one batch replayed."""
+    events = draw(st.lists(st.lists(contribution(), min_size=1, max_size=3), min_size=1, max_size=30))
+    ids = [uuid.uuid4() for _ in events]
+    stream: list[tuple[uuid.UUID, list[Part], uuid.UUID | None]] = [
+        (event_id, parts, None) for event_id, parts in zip(ids, events, strict=True)
+    ]
+    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=5)):
+        stream.append((ids[index], events[index], None))
+    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=8, unique=True)):
+        stream.append((uuid.uuid4(), [], ids[index]))
+    order = draw(st.permutations(range(len(stream))))
+    facts = [
+        FactIn(
+            event_id=stream[i][0],
+            event_type="test.contribution",
+            occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
+            subject_key="s",
+            source="test",
+            payload="{}",
+            parts=stream[i][1],
+            retracts=stream[i][2],
+            topic=TOPIC,
+            partition=0,
+            offset=offset,
+        )
+        for offset, i in enumerate(order)
+    ]
+    cuts = sorted(draw(st.lists(st.integers(0, len(facts)), max_size=6)))
+    batches = [facts[a:b] for a, b in zip([0, *cuts], [*cuts, len(facts)], strict=True)]
+    if draw(st.booleans()):
+        batches.append(batches[draw(st.integers(0, len(batches) - 1))])
+    return [batch for batch in batches if batch]
+
+
+def naive_values(batches: list[list[FactIn]]) -> dict[PartKey, Decimal]:
+    """Per cell part: live members counted once; per member the highest (order key, event id) wins."""
+    retracted = {fact.retracts for batch in batches for fact in batch if fact.retracts is not None}
+    seen: set[uuid.UUID] = set()
+    members: dict[PartKey, set[str]] = defaultdict(set)
+    reports: dict[PartKey, dict[str, tuple[str, uuid.UUID, Decimal]]] = defaultdict(dict)
+    for batch in batches:
+        for fact in batch:
+            if fact.event_id in seen or fact.event_id in retracted:
+                continue
+            seen.add(fact.event_id)
+            for part in fact.parts:
+                for indicator, kind, start, dims in cells_of_month(
+                    part.indicator, month_of(part.occurred_at), dims_key(part.dimensions)
+                ):
+                    key = (indicator, kind, start, dims, part.part)
+                    if part.kind == "distinct":
+                        members[key].add(part.member or "")
+                        continue
+                    report = (part.order_key, fact.event_id, part.amount)
+                    best = reports[key].get(part.member or "")
+                    if best is None or report[:2] > best[:2]:
+                        reports[key][part.member or ""] = report
+    values = {key: Decimal(len(found)) for key, found in members.items()}
+    values.update({key: sum((r[2] for r in found.values()), Decimal(0)) for key, found in reports.items()})
+    return values
+
+
+@asynccontextmanager
+async def fresh_store(base: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A schema of its own for one hypothesis example (function fixtures would be shared)."""
+    schema = f"v_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(base.postgres.model_copy(update={"db_schema": schema}))
+    try:
+        await migrate(pool)
+        yield pool
+    finally:
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()
+
+
+async def commit_concurrently(pool: asyncpg.Pool, batches: list[list[FactIn]]) -> None:
+    """Batches alternate between two writers on two partitions, each committing while the other does.
+
+    A retraction committed before its event by the other writer is still exact: the store records it
+    and the event then contributes nothing.
+    """
+    store = Store(pool, log_identity="test", consumer_group="test")
+    claims = await store.claim_partitions([(TOPIC, 0), (TOPIC, 1)])
+    lanes: list[list[list[FactIn]]] = [batches[0::2], batches[1::2]]
+
+    async def write(partition: int) -> None:
+        epoch = claims[(TOPIC, partition)][1]
+        for offset, batch in enumerate(lanes[partition]):
+            facts = [replace(fact, partition=partition) for fact in batch]
+            await store.commit_batch({(TOPIC, partition): (offset + 1, epoch)}, facts)
+
+    await asyncio.gather(write(0), write(1))
+
+
+async def every_kept_value(pool: asyncpg.Pool | asyncpg.Connection) -> dict[PartKey, Decimal]:
+    """The kept values of every cell the month rows hold, as the relay reads them."""
+    cells = [(key[0], key[1], key[2], key[3]) for key in await cell_parts(pool)]
+    return await relayed_parts(pool, cells)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    phases=[Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batches=histories())
+async def test_kept_values_equal_the_merged_months_and_the_naive_values(
+    local_stack: Settings, batches: list[list[FactIn]]
+) -> None:
+    async with fresh_store(local_stack) as pool:
+        await commit_concurrently(pool, batches)
+        await assert_kept_values_agree(pool)
+        assert await every_kept_value(pool) == naive_values(batches)
+
+
+async def test_an_upgraded_store_gets_the_values_its_batches_would_have_kept(pg_pool: asyncpg.Pool) -> None:
+    at = [datetime(2026, month, 3, tzinfo=UTC) for month in (1, 2, 5)]
+    parts = [
+        [Part("T-D", "learners", "distinct", when, {"country": "AR"}, member=m) for m in ("a", "b")]
+        + [Part("T-L", "deals", "latest", when, {}, amount=Decimal(i + 1), member="d", order_key=f"k{i}")]
+        for i, when in enumerate(at)
+    ]
+    facts = [
+        FactIn(
+            event_id=uuid.uuid4(),
+            event_type="test.contribution",
+            occurred_at=at[0],
+            subject_key="s",
+            source="test",
+            payload="{}",
+            parts=found,
+            retracts=None,
+            topic=TOPIC,
+            partition=0,
+            offset=offset,
+        )
+        for offset, found in enumerate(parts)
+    ]
+    store = Store(pg_pool, log_identity="test", consumer_group="test")
+    epoch = (await store.claim_partitions([(TOPIC, 0)]))[(TOPIC, 0)][1]
+    await store.commit_batch({(TOPIC, 0): (len(facts), epoch)}, facts)
+    kept = await every_kept_value(pg_pool)
+    # Two learners in every cell; the deal's latest report (May, "k2", amount 3) wins its quarter and year.
+    assert kept[("T-D", "year", JANUARY, '{"country":"AR"}', "learners")] == 2
+    assert kept[("T-L", "year", JANUARY, "{}", "deals")] == 3
+    assert kept[("T-L", "quarter", JANUARY, "{}", "deals")] == 2
+    # The migration's statements after its tables: those that fill them from the month rows.
+    backfill = MIGRATION.read_text().split("-- A store with history", 1)[1].split("\n", 1)[1]
+    backfill = backfill.split("COMMENT ON", 1)[0]
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await connection.execute(f"TRUNCATE {KEPT_TABLES}")
+        assert await every_kept_value(connection) == {}
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await connection.execute(f"TRUNCATE {KEPT_TABLES}")
+        await connection.execute(backfill)
+    assert await every_kept_value(pg_pool) == kept
+    # A second batch after the backfill keeps them in step: the deal's year winner moves on.
+    later = replace(
+        facts[0],
+        event_id=uuid.uuid4(),
+        offset=len(facts),
+        parts=[Part("T-L", "deals", "latest", at[1], {}, amount=Decimal(9), member="d", order_key="k9")],
+    )
+    await store.commit_batch({(TOPIC, 0): (len(facts) + 1, epoch)}, [later])
+    await assert_kept_values_agree(pg_pool)
+    assert (await every_kept_value(pg_pool))[("T-L", "year", JANUARY, "{}", "deals")] == 9
+
+
+async def test_a_recompute_rebuilds_the_kept_values(pg_pool: asyncpg.Pool) -> None:
+    event = make_cost_recorded(record_identity="k", cost_id="k")
+    at = datetime(2026, 3, 30, tzinfo=UTC)
+
+    def code(part: str) -> list[Part]:
+        return [Part("T-D", part, "distinct", at, {}, member="a")]
+
+    fact = FactIn(
+        event.event_id,
+        event.event_type,
+        event.occurred_at,
+        event.subject_key,
+        event.source,
+        event.model_dump_json(),
+        code("old"),
+        topic=TOPIC,
+    )
+    store = Store(pg_pool, log_identity="test", consumer_group="test")
+    epoch = (await store.claim_partitions([(TOPIC, 0)]))[(TOPIC, 0)][1]
+    await store.commit_batch({(TOPIC, 0): (1, epoch)}, [fact])
+    assert {key[4] for key in await every_kept_value(pg_pool)} == {"old"}
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await rebuild(connection, contribute=lambda _: code("new"), progress=False)
+    await assert_kept_values_agree(pg_pool)
+    assert await pg_pool.fetchval("SELECT array_agg(DISTINCT part) FROM indicator_cell_value") == ["new"]
