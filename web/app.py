@@ -22,6 +22,7 @@ from web.api.models import Health
 from web.api.stream import STREAMS, stop_streams
 from web.openapi import openapi_handler
 from web.problems import Handler, problem_middleware
+from web.refresh_notices import watch_refreshes
 from web.state import HUB, POOL, SETTINGS
 from web.stream import StreamHub, run_stream
 
@@ -87,7 +88,16 @@ def create_app(
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    app.cleanup_ctx.extend([store, indicator_stream])
+    async def refresh_notices(app: web.Application) -> AsyncIterator[None]:
+        task: asyncio.Task[None] | None = None
+        if settings.processor.snapshots:
+            task = asyncio.create_task(watch_refreshes(app[POOL], app[HUB]), name="refresh-notices")
+        yield
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    app.cleanup_ctx.extend([store, indicator_stream, refresh_notices])
     app.on_shutdown.append(stop_streams)
     app.router.add_get("/healthz", healthz, allow_head=False)
     auth.add_routes(app)

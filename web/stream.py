@@ -68,6 +68,10 @@ class StreamHub:
         pending = self._pending.get((indicator, grain), 0)
         self._pending[(indicator, grain)] = max(pending, version)
 
+    def announce(self, indicator: str, grain: str) -> None:
+        """Record that an indicator changed without a cell record (a snapshot refresh, for instance)."""
+        self._pending.setdefault((indicator, grain), 0)
+
     def flush(self) -> None:
         """Send the pending notices to every client; an overflowing client gets one `resync`."""
         notices = [Notice("indicator", i, g, v) for (i, g), v in sorted(self._pending.items())]
