@@ -104,6 +104,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
                     "indicator_report",
                     "indicator_rollup",
                     "indicator_rollup_member",
+                    "indicator_member_year",
+                    "indicator_report_winner",
+                    "indicator_cell_value",
                     "indicator_outbox",  # marks not relayed yet: changes pending for the reads
                 )
             }

@@ -42,8 +42,8 @@ WITH d AS (
     DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
     RETURNING m.indicator, m.period_start, m.dims, m.part, m.member, m.refcount
 ), flipped AS (
-    SELECT c.indicator, date_trunc('year', c.period_start)::date AS year_start, c.dims, c.part, c.member,
-           bit_or(1 << (extract(month FROM c.period_start)::int - 1)) AS bits
+    SELECT c.indicator, date_trunc('year', c.period_start::timestamp)::date AS year_start, c.dims, c.part,
+           c.member, bit_or(1 << (extract(month FROM c.period_start)::int - 1)) AS bits
       FROM changed AS c
       JOIN d USING (indicator, period_start, dims, part, member)
      WHERE (c.refcount > 0) <> (c.refcount - d.delta > 0)

@@ -113,6 +113,9 @@ async def throughput(
                 "indicator_report",
                 "indicator_rollup",
                 "indicator_rollup_member",
+                "indicator_member_year",
+                "indicator_report_winner",
+                "indicator_cell_value",
             )
         }
     finally:

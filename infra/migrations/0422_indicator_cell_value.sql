@@ -60,7 +60,7 @@ CREATE FUNCTION alcance_year_spans() RETURNS TABLE (period_kind text, month_offs
 
 -- A store with history gets the same rows its batches would have written.
 INSERT INTO indicator_member_year (indicator, year_start, dims, part, member, months)
-SELECT indicator, date_trunc('year', period_start)::date, dims, part, member,
+SELECT indicator, date_trunc('year', period_start::timestamp)::date, dims, part, member,
        bit_or(1 << (extract(month FROM period_start)::integer - 1))
   FROM indicator_member
  WHERE refcount > 0
