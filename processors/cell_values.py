@@ -28,38 +28,37 @@ from processors.deltas import MemberKey, ReportKey
 # Per cell part: (part kind, value delta, members delta).
 CellValueDeltas = dict[PartKey, tuple[str, Decimal, int]]
 
-# The month member upsert returns each row's refcount after the change; with the delta it gives the
-# refcount before, so the rows that crossed zero are known. Their month bits flip in the member's year
-# row, and the flipped bits, before and after, give the change of every month, quarter and year count.
+# The month member upsert returns each row's refcount before and after the change (PostgreSQL 18's
+# `RETURNING old/new`: the values of the row version it locked, so concurrent batches stay exact); the
+# rows that crossed zero flip their month's bit in the member's year row, and the bits before and after
+# give the change of every month, quarter and year count the flip touched.
 _UPSERT_MEMBERS = """
-WITH d AS (
-    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
-        AS u(indicator, period_kind, period_start, dims, part, member, delta)
-), changed AS (
+WITH changed AS (
     INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
-    SELECT * FROM d ORDER BY 1, 2, 3, 4, 5, 6
+    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
+    ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
     DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
-    RETURNING m.indicator, m.period_start, m.dims, m.part, m.member, m.refcount
+    RETURNING new.indicator, new.period_start, new.dims, new.part, new.member, new.refcount AS after,
+              coalesce(old.refcount, 0) AS before
 ), flipped AS (
-    SELECT c.indicator, date_trunc('year', c.period_start::timestamp)::date AS year_start, c.dims, c.part,
-           c.member, bit_or(1 << (extract(month FROM c.period_start)::int - 1)) AS bits
-      FROM changed AS c
-      JOIN d USING (indicator, period_start, dims, part, member)
-     WHERE (c.refcount > 0) <> (c.refcount - d.delta > 0)
+    SELECT indicator, date_trunc('year', period_start::timestamp)::date AS year_start, dims, part, member,
+           bit_or(1 << (extract(month FROM period_start)::int - 1)) AS bits
+      FROM changed
+     WHERE (after > 0) <> (before > 0)
      GROUP BY 1, 2, 3, 4, 5
 ), years AS (
     INSERT INTO indicator_member_year AS y (indicator, year_start, dims, part, member, months)
     SELECT * FROM flipped ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (indicator, year_start, dims, part, member) DO UPDATE SET months = y.months # EXCLUDED.months
-    RETURNING y.indicator, y.year_start, y.dims, y.part, y.member, y.months
+    RETURNING new.indicator, new.year_start, new.dims, new.part, new.months AS after,
+              coalesce(old.months, 0) AS before
 ), moved AS (
     SELECT y.indicator, s.period_kind,
            (y.year_start + make_interval(months => s.month_offset))::date AS start, y.dims, y.part,
-           sum(((y.months & s.mask) <> 0)::int - (((y.months # f.bits) & s.mask) <> 0)::int) AS live
+           sum(((y.after & s.mask) <> 0)::int - ((y.before & s.mask) <> 0)::int) AS live
       FROM years AS y
-      JOIN flipped AS f USING (indicator, year_start, dims, part, member)
-      JOIN alcance_year_spans() AS s ON f.bits & s.mask <> 0
+      JOIN alcance_year_spans() AS s ON (y.after # y.before) & s.mask <> 0
      GROUP BY 1, 2, 3, 4, 5
 )
 SELECT * FROM moved WHERE live <> 0
@@ -74,7 +73,8 @@ WHERE y.indicator = u.indicator AND y.year_start = u.year_start AND y.dims = u.d
   AND y.member = u.member AND y.months = 0
 """
 
-# The best candidate per cell and member replaces the winner it beats; `amount_before` tells the change.
+# The best candidate per cell and member replaces the winner it beats; the amount it replaced (none for
+# a member new to the cell) tells how the cell's value moved.
 _UPSERT_WINNERS = """
 WITH candidate AS (
     SELECT DISTINCT ON (indicator, period_kind, period_start, dims, part, member) *
@@ -87,13 +87,13 @@ WITH candidate AS (
            (indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)
     SELECT * FROM candidate ORDER BY 1, 2, 3, 4, 5, 6
     ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
-    DO UPDATE SET event_id = EXCLUDED.event_id, order_key = EXCLUDED.order_key, amount = EXCLUDED.amount,
-                  amount_before = w.amount
+    DO UPDATE SET event_id = EXCLUDED.event_id, order_key = EXCLUDED.order_key, amount = EXCLUDED.amount
     WHERE (EXCLUDED.order_key, EXCLUDED.event_id) > (w.order_key, w.event_id)
-    RETURNING w.indicator, w.period_kind, w.period_start, w.dims, w.part, w.amount, w.amount_before
+    RETURNING new.indicator, new.period_kind, new.period_start, new.dims, new.part, new.amount,
+              old.amount AS replaced
 )
-SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(amount_before, 0)),
-       count(*) FILTER (WHERE amount_before IS NULL)::int
+SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(replaced, 0)),
+       count(*) FILTER (WHERE replaced IS NULL)::int
   FROM won
  GROUP BY 1, 2, 3, 4, 5
 """

@@ -3,6 +3,16 @@
 -- rows instead, a year cell's distinct count read every member of the year (400k rows for one cell at
 -- 10M events) and its latest value every report, and the indicators topic trailed far behind the store.
 
+-- The batches keep these values with PostgreSQL 18's `RETURNING old/new` (processors/cell_values.py).
+DO $$
+BEGIN
+    IF current_setting('server_version_num')::integer < 180000 THEN
+        RAISE EXCEPTION 'alcance needs PostgreSQL 18 or later (RETURNING old/new); this server is %',
+            current_setting('server_version');
+    END IF;
+END
+$$;
+
 -- The months of the year in which a member of a distinct part is live (its month row's refcount is
 -- positive): bit m-1 for month m. A batch flips the bits of the month rows that crossed zero, and the
 -- flipped bits tell which month, quarter and year counts gained or lost the member.
@@ -17,8 +27,7 @@ CREATE TABLE indicator_member_year (
 );
 
 -- Per latest part, cell and member: the winning report (highest order key, then event id) of the months
--- the cell covers. `amount_before` is the amount it replaced, set by the statement that replaced it, so
--- that statement learns how the cell's value moved (NULL: the member is new to the cell).
+-- the cell covers.
 CREATE TABLE indicator_report_winner (
     indicator     text    NOT NULL,
     period_kind   text    NOT NULL CHECK (period_kind IN ('month', 'quarter', 'year')),
@@ -29,7 +38,6 @@ CREATE TABLE indicator_report_winner (
     event_id      uuid    NOT NULL,
     order_key     text    NOT NULL,
     amount        numeric NOT NULL,
-    amount_before numeric,
     PRIMARY KEY (indicator, period_kind, period_start, dims, part, member)
 );
 

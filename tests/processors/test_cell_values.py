@@ -31,6 +31,7 @@ from processors.cells import cell_parts, relayed_parts
 from processors.indicators.base import Part
 from processors.recompute import rebuild
 from processors.store import Store
+from tests.processors.histories import histories as batches_of
 from tests.processors.support import assert_kept_values_agree
 from tests.schemas.factories import make_cost_recorded
 from tests.support.processes import REPO_ROOT
@@ -56,40 +57,9 @@ def contribution(draw: Any) -> Part:
     return Part("T-L", "deals", "latest", at, dims, amount=amount, member=member, order_key=order_key)
 
 
-@st.composite
-def histories(draw: Any) -> list[list[FactIn]]:
-    """Facts in random order with duplicates and retractions, cut into batches, one batch replayed."""
-    events = draw(st.lists(st.lists(contribution(), min_size=1, max_size=3), min_size=1, max_size=30))
-    ids = [uuid.uuid4() for _ in events]
-    stream: list[tuple[uuid.UUID, list[Part], uuid.UUID | None]] = [
-        (event_id, parts, None) for event_id, parts in zip(ids, events, strict=True)
-    ]
-    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=5)):
-        stream.append((ids[index], events[index], None))
-    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=8, unique=True)):
-        stream.append((uuid.uuid4(), [], ids[index]))
-    order = draw(st.permutations(range(len(stream))))
-    facts = [
-        FactIn(
-            event_id=stream[i][0],
-            event_type="test.contribution",
-            occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
-            subject_key="s",
-            source="test",
-            payload="{}",
-            parts=stream[i][1],
-            retracts=stream[i][2],
-            topic=TOPIC,
-            partition=0,
-            offset=offset,
-        )
-        for offset, i in enumerate(order)
-    ]
-    cuts = sorted(draw(st.lists(st.integers(0, len(facts)), max_size=6)))
-    batches = [facts[a:b] for a, b in zip([0, *cuts], [*cuts, len(facts)], strict=True)]
-    if draw(st.booleans()):
-        batches.append(batches[draw(st.integers(0, len(batches) - 1))])
-    return [batch for batch in batches if batch]
+def histories() -> st.SearchStrategy[list[list[FactIn]]]:
+    """Batches of facts over a distinct and a latest part (`tests.processors.histories`)."""
+    return batches_of(contribution(), topic=TOPIC, max_events=30, max_retractions=8, max_cuts=6)
 
 
 def naive_values(batches: list[list[FactIn]]) -> dict[PartKey, Decimal]:

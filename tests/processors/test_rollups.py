@@ -39,6 +39,7 @@ from processors.recompute import rebuild
 from processors.rollups import UNKNOWN, qualifies, rolled_up_parts, rollup_deltas
 from processors.store import Store
 from schemas.events.finance import CostCategory
+from tests.processors.histories import histories as batches_of
 from tests.schemas.factories import make_cost_recorded, money
 from tests.support.processes import REPO_ROOT
 
@@ -63,40 +64,9 @@ def contribution(draw: Any) -> Part:
     return Part(indicator, part, "distinct", occurred, dims, member=f"m{draw(st.integers(0, 6))}")
 
 
-@st.composite
-def histories(draw: Any) -> list[list[FactIn]]:
-    """Batches of facts: events with 1-3 parts, duplicates, retractions, and replayed batches."""
-    events = draw(st.lists(st.lists(contribution(), min_size=1, max_size=3), min_size=1, max_size=25))
-    ids = [uuid.uuid4() for _ in events]
-    stream: list[tuple[uuid.UUID, list[Part], uuid.UUID | None]] = [
-        (event_id, parts, None) for event_id, parts in zip(ids, events, strict=True)
-    ]
-    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=6)):
-        stream.append((ids[index], events[index], None))  # a duplicate
-    for index in draw(st.lists(st.integers(0, len(ids) - 1), max_size=5, unique=True)):
-        stream.append((uuid.uuid4(), [], ids[index]))  # a retraction
-    order = draw(st.permutations(range(len(stream))))
-    facts = [
-        FactIn(
-            event_id=stream[i][0],
-            event_type="test.contribution",
-            occurred_at=datetime(2025, 1, 1, tzinfo=UTC),
-            subject_key="s",
-            source="test",
-            payload="{}",
-            parts=stream[i][1],
-            retracts=stream[i][2],
-            topic=TOPIC,
-            partition=0,
-            offset=offset,
-        )
-        for offset, i in enumerate(order)
-    ]
-    cuts = sorted(draw(st.lists(st.integers(0, len(facts)), max_size=4)))
-    batches = [facts[a:b] for a, b in zip([0, *cuts], [*cuts, len(facts)], strict=True)]
-    if draw(st.booleans()):
-        batches.append(batches[draw(st.integers(0, len(batches) - 1))])  # a replayed batch
-    return batches
+def histories() -> st.SearchStrategy[list[list[FactIn]]]:
+    """Batches of facts over every rolled-up part (`tests.processors.histories`)."""
+    return batches_of(contribution(), topic=TOPIC)
 
 
 def live_parts(batches: list[list[FactIn]]) -> list[Part]:
