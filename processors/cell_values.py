@@ -7,8 +7,9 @@ instead, by index lookups (`processors.cells.relayed_parts`):
 - a distinct part's members carry, per year, the months they are live in (a bit mask); the month rows
   that a batch takes across zero flip their bits, and each flip moves the count of the month, quarter
   and year that gained or lost the member;
-- a latest part keeps its winning report per cell and member; a report that beats it replaces it, and a
-  retracted winner is replaced by the best report left in the cell's months.
+- a latest part keeps its winning report per quarter or year cell and member; a report that beats it
+  replaces it, and a retracted winner is replaced by the best report left in the cell's months (a
+  month's latest values are read from its own reports, a month at most).
 
 Every statement takes its row locks in key order, as the other statements of a batch do.
 """
@@ -18,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import date
 from decimal import Decimal
-from uuid import UUID
 
 import asyncpg
 
@@ -74,15 +74,14 @@ WHERE y.indicator = u.indicator AND y.year_start = u.year_start AND y.dims = u.d
 """
 
 # The best candidate per cell and member replaces the winner it beats; the amount it replaced (none for
-# a member new to the cell) tells how the cell's value moved.
-_UPSERT_WINNERS = """
+# a member new to the cell) tells how the cell's value moved. `{candidates}` yields the candidates.
+_WINNERS = """
 WITH candidate AS (
-    SELECT DISTINCT ON (indicator, period_kind, period_start, dims, part, member) *
-      FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[],
-                  $8::text[], $9::numeric[])
-        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)
+    SELECT DISTINCT ON (indicator, period_kind, period_start, dims, part, member)
+           indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount
+      FROM {candidates}
      ORDER BY indicator, period_kind, period_start, dims, part, member, order_key DESC, event_id DESC
-), won AS (
+){stored}, won AS (
     INSERT INTO indicator_report_winner AS w
            (indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)
     SELECT * FROM candidate ORDER BY 1, 2, 3, 4, 5, 6
@@ -97,6 +96,30 @@ SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(r
   FROM won
  GROUP BY 1, 2, 3, 4, 5
 """
+_REPORT_COLUMNS = """unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                  $7::uuid[], $8::text[], $9::numeric[])
+        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)"""
+_MONTH_REPORT_CANDIDATES = """(
+    SELECT u.*, k.period_kind AS cell_kind, k.period_start AS cell_start
+      FROM {reports} CROSS JOIN LATERAL alcance_periods(u.period_start) AS k
+     WHERE k.period_kind <> 'month'
+) AS c(indicator, month_kind, month, dims, part, member, event_id, order_key, amount, period_kind,
+       period_start)"""
+_STORE_REPORTS = """, stored AS (
+    INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
+                                  order_key, amount)
+    SELECT * FROM {reports}
+    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT DO NOTHING
+)"""
+# A batch's month reports, stored, and the candidates they make for their quarter and year (a month's
+# latest values are read from its own reports: `processors.cells.relayed_parts`).
+INSERT_REPORTS = _WINNERS.format(
+    candidates=_MONTH_REPORT_CANDIDATES.format(reports=_REPORT_COLUMNS),
+    stored=_STORE_REPORTS.format(reports=_REPORT_COLUMNS),
+)
+# Candidates for given quarter and year cells (the reports left after a retracted winner).
+_UPSERT_WINNERS = _WINNERS.format(candidates=_REPORT_COLUMNS, stored="")
 
 # Winners whose report was retracted leave; the best report left in the cell's months replaces each.
 _DELETE_RETRACTED_WINNERS = """
@@ -162,38 +185,43 @@ async def upsert_members(
         await connection.execute(_DELETE_EMPTY_YEARS, *columns_of(sorted(negative), 5))
 
 
-async def update_winners(
-    connection: asyncpg.Connection,
-    adds: Mapping[ReportKey, tuple[str, Decimal]],
-    removes: Iterable[ReportKey],
-    into: CellValueDeltas,
+async def insert_reports(
+    connection: asyncpg.Connection, adds: Mapping[ReportKey, tuple[str, Decimal]], into: CellValueDeltas
 ) -> None:
-    """Keep the winners of latest parts after the month reports changed (inserted, then deleted)."""
-    candidates: list[tuple[str, str, date, str, str, str, UUID, str, Decimal]] = []
+    """Store the batch's month reports of latest parts, and let each compete for its quarter and year."""
+    reports = list(adds.values())
+    for indicator, kind, start, dims, part, value, members in await connection.fetch(
+        INSERT_REPORTS,
+        *columns_of(adds, 7),
+        [order_key for order_key, _ in reports],
+        [amount for _, amount in reports],
+    ):
+        _add(into, (indicator, kind, start, dims, part), "latest", value, members)
+
+
+async def replace_retracted_winners(
+    connection: asyncpg.Connection, removes: Iterable[ReportKey], into: CellValueDeltas
+) -> None:
+    """Replace retracted quarter and year winners (their month reports deleted) by the best report left."""
     retracted = [
         (indicator, cell_kind, cell_start, dims, part, member, event_id)
         for indicator, _, start, dims, part, member, event_id in removes
         for _, cell_kind, cell_start, _ in cells_of_month(indicator, start, dims)
+        if cell_kind != "month"
     ]
-    if retracted:
-        vacated = set()
-        for indicator, kind, start, dims, part, member, amount in await connection.fetch(
-            _DELETE_RETRACTED_WINNERS, *columns_of(retracted, 7)
-        ):
-            _add(into, (indicator, kind, start, dims, part), "latest", -amount, -1)
-            vacated.add((indicator, kind, start, dims, part, member))
-        if vacated:
-            left = await connection.fetch(_REPORTS_LEFT, *columns_of(sorted(vacated), 6))
-            candidates.extend(tuple(record) for record in left)
-    for (indicator, _, start, dims, part, member, event_id), (order_key, amount) in adds.items():
-        candidates.extend(
-            (indicator, cell_kind, cell_start, dims, part, member, event_id, order_key, amount)
-            for _, cell_kind, cell_start, _ in cells_of_month(indicator, start, dims)
-        )
-    if not candidates:
+    vacated = set()
+    for indicator, kind, start, dims, part, member, amount in await connection.fetch(
+        _DELETE_RETRACTED_WINNERS, *columns_of(retracted, 7)
+    ):
+        _add(into, (indicator, kind, start, dims, part), "latest", -amount, -1)
+        vacated.add((indicator, kind, start, dims, part, member))
+    if not vacated:
+        return
+    left = await connection.fetch(_REPORTS_LEFT, *columns_of(sorted(vacated), 6))
+    if not left:
         return
     for indicator, kind, start, dims, part, value, members in await connection.fetch(
-        _UPSERT_WINNERS, *columns_of(candidates, 9)
+        _UPSERT_WINNERS, *columns_of(left, 9)
     ):
         _add(into, (indicator, kind, start, dims, part), "latest", value, members)
 

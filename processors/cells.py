@@ -98,13 +98,23 @@ async def cell_parts(
     return {(r[0], r[1], r[2], r[3], r[4]): (r[5], r[6], r[7]) for r in records}
 
 
-# The kept values of distinct and latest parts, and the sums of the months each cell covers.
-_RELAYED_PART_VALUES = (
-    _CELL_CTE
-    + """
+# The kept values of distinct parts (every cell) and latest parts (quarters and years), a month's latest
+# parts from its own reports (the winner per member), and the sums of the months each cell covers.
+_RELAYED_SELECT = """
 SELECT v.indicator, v.period_kind, v.period_start, v.dims, v.part, v.value
   FROM cell AS c
   JOIN indicator_cell_value AS v USING (indicator, period_kind, period_start, dims)
+UNION ALL
+SELECT w.indicator, 'month', w.period_start, w.dims, w.part, sum(w.amount)
+  FROM (SELECT DISTINCT ON (t.indicator, t.period_start, t.dims, t.part, t.member)
+               t.indicator, t.period_start, t.dims, t.part, t.amount
+          FROM cell AS c
+          JOIN indicator_report AS t ON t.indicator = c.indicator AND t.period_kind = 'month'
+           AND t.period_start = c.period_start AND t.dims = c.dims
+         WHERE c.period_kind = 'month'
+         ORDER BY t.indicator, t.period_start, t.dims, t.part, t.member, t.order_key DESC, t.event_id DESC
+       ) AS w
+ GROUP BY 1, 2, 3, 4, 5
 UNION ALL
 SELECT c.indicator, c.period_kind, c.period_start, c.dims, t.part, sum(t.value)
   FROM cell_month AS c
@@ -112,7 +122,7 @@ SELECT c.indicator, c.period_kind, c.period_start, c.dims, t.part, sum(t.value)
    AND t.period_start = c.month AND t.dims = c.dims
  GROUP BY 1, 2, 3, 4, 5
 """
-)
+_RELAYED_PART_VALUES = _CELL_CTE + _RELAYED_SELECT
 
 
 async def relayed_parts(

@@ -25,7 +25,13 @@ from processors.base import (
     TopicPartitionKey,
     columns_of,
 )
-from processors.cell_values import CellValueDeltas, update_winners, upsert_members, write_cell_values
+from processors.cell_values import (
+    CellValueDeltas,
+    insert_reports,
+    replace_retracted_winners,
+    upsert_members,
+    write_cell_values,
+)
 from processors.deltas import PartDeltas
 from processors.facts import record_facts
 from processors.rollups import apply_rollups
@@ -39,15 +45,6 @@ USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::tex
     AS u(indicator, period_kind, period_start, dims, part, member)
 WHERE m.indicator = u.indicator AND m.period_kind = u.period_kind AND m.period_start = u.period_start
   AND m.dims = u.dims AND m.part = u.part AND m.member = u.member AND m.refcount <= 0
-"""
-
-_INSERT_REPORTS = """
-INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
-                              order_key, amount)
-SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[],
-                     $8::text[], $9::numeric[])
-ORDER BY 1, 2, 3, 4, 5, 6, 7
-ON CONFLICT DO NOTHING
 """
 
 _DELETE_REPORTS = """
@@ -119,23 +116,15 @@ async def apply_deltas(
         written += len(members)
     adds = deltas.latest_add
     if adds:
-        columns = columns_of(adds, 7)
-        reports = list(adds.values())
-        await connection.execute(
-            _INSERT_REPORTS,
-            *columns,
-            [order_key for order_key, _ in reports],
-            [amount for _, amount in reports],
-        )
-        months.update(zip(columns[0], columns[2], columns[3], strict=True))
+        await insert_reports(connection, adds, values)
+        months.update((indicator, start, dims) for indicator, _, start, dims, *_ in adds)
         written += len(adds)
     if deltas.latest_remove:
         columns = columns_of(sorted(deltas.latest_remove), 7)
         await connection.execute(_DELETE_REPORTS, *columns)
+        await replace_retracted_winners(connection, deltas.latest_remove, values)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
-    if adds or deltas.latest_remove:
-        await update_winners(connection, adds, deltas.latest_remove, values)
     sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
     sums = [key for key, amount in sum_amount.items() if amount or sum_count[key]]
     sum_columns = columns_of(sums, 5)

@@ -26,11 +26,11 @@ CREATE TABLE indicator_member_year (
     PRIMARY KEY (indicator, year_start, dims, part, member)
 );
 
--- Per latest part, cell and member: the winning report (highest order key, then event id) of the months
--- the cell covers.
+-- Per latest part, quarter or year cell and member: the winning report (highest order key, then event
+-- id) of the months the cell covers. A month's latest values are read from its own reports.
 CREATE TABLE indicator_report_winner (
     indicator     text    NOT NULL,
-    period_kind   text    NOT NULL CHECK (period_kind IN ('month', 'quarter', 'year')),
+    period_kind   text    NOT NULL CHECK (period_kind IN ('quarter', 'year')),
     period_start  date    NOT NULL,
     dims          text    NOT NULL,
     part          text    NOT NULL,
@@ -41,8 +41,8 @@ CREATE TABLE indicator_report_winner (
     PRIMARY KEY (indicator, period_kind, period_start, dims, part, member)
 );
 
--- Per cell and distinct or latest part: the value (live members; the sum of the winners' amounts) and
--- the members behind it. A row whose members reach zero is deleted, as the part then has no value.
+-- Per cell and distinct part (every period kind) or latest part (quarters and years): the value (live
+-- members; the sum of the winners' amounts) and the members behind it. A row whose members reach zero is deleted, as the part then has no value.
 CREATE TABLE indicator_cell_value (
     indicator    text    NOT NULL,
     period_kind  text    NOT NULL CHECK (period_kind IN ('month', 'quarter', 'year')),
@@ -79,6 +79,7 @@ INSERT INTO indicator_report_winner (indicator, period_kind, period_start, dims,
 SELECT DISTINCT ON (r.indicator, k.period_kind, k.period_start, r.dims, r.part, r.member)
        r.indicator, k.period_kind, k.period_start, r.dims, r.part, r.member, r.event_id, r.order_key, r.amount
   FROM indicator_report AS r CROSS JOIN LATERAL alcance_periods(r.period_start) AS k
+ WHERE k.period_kind <> 'month'
  ORDER BY r.indicator, k.period_kind, k.period_start, r.dims, r.part, r.member, r.order_key DESC,
           r.event_id DESC;
 
