@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 # The tables a batch writes, in the order a reader expects them; a statement is named after the first
-# one it names after INSERT INTO, UPDATE or DELETE FROM.
-_TARGET = re.compile(r"^\s*(?:WITH .*?\)\s*)?(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)", re.S | re.I)
+# one it names after INSERT INTO, UPDATE or DELETE FROM, in a common table expression or not.
+_TARGET = re.compile(r"\b(INSERT INTO|(?<!DO )UPDATE|DELETE FROM)\s+(\w+)", re.S | re.I)
 
 _STATEMENTS = """
 SELECT query, calls, rows, total_exec_time, shared_blks_dirtied, wal_bytes, wal_fpi
@@ -36,7 +36,7 @@ _CHECKPOINTS = "SELECT num_timed + num_requested FROM pg_stat_checkpointer"
 
 
 def _label(query: str) -> str | None:
-    found = _TARGET.match(query)
+    found = _TARGET.search(query)
     if found is None:
         return None
     verb = found.group(1).split()[0].lower()
