@@ -135,3 +135,14 @@ async def relayed_parts(
     """
     records = await connection.fetch(_RELAYED_PART_VALUES, *columns_of(list(set(cells)), 4))
     return {(r[0], r[1], r[2], r[3], r[4]): r[5] for r in records}
+
+
+async def current_parts(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> dict[PartKey, Decimal]:
+    """The value of every part of `cells` for the relay.
+
+    From the kept values while they are complete; merged from the month rows after batches that ran
+    without them (`processor.cell_values` off), until a recompute rebuilds them.
+    """
+    if await connection.fetchval("SELECT complete FROM indicator_cell_value_state"):
+        return await relayed_parts(connection, cells)
+    return {key: value for key, (_, value, _) in (await cell_parts(connection, cells)).items()}

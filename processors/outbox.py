@@ -39,7 +39,7 @@ from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_se
 from infra.settings import Settings
 from infra.signals import on_stop_signals
 from processors.base import CellKey, columns_of
-from processors.cells import published_cells, relayed_parts
+from processors.cells import current_parts, published_cells
 from processors.indicator_records import cell_identity, indicator_record
 from schemas.cloudevents import KafkaRecord
 from schemas.topics import TopicCatalogue
@@ -233,7 +233,7 @@ class OutboxRelay:
             versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]
             values: dict[CellKey, dict[str, Decimal]] = {cell: {} for cell in cells}
             reading = time.perf_counter()
-            stored = await relayed_parts(connection, cells)
+            stored = await current_parts(connection, cells)
             for (indicator, kind, start, dims, part), value in stored.items():
                 values[(indicator, kind, start, dims)][part] = value
             read_ms = (time.perf_counter() - reading) * 1000

@@ -139,6 +139,7 @@ async def rebuild(
     *,
     contribute: Callable[[Event], list[Part]] | None = None,
     rollups: bool = False,
+    cell_values: bool = True,
     progress: bool = True,
     chunk: int = _CHUNK,
     stream: TextIO | None = None,
@@ -160,6 +161,7 @@ async def rebuild(
     await connection.execute(f"TRUNCATE {_DERIVED_TABLES}")
     # With rollups, rebuilt from every fact below: from this commit on, reads may take them.
     await connection.execute("UPDATE indicator_rollup_state SET complete = $1", rollups)
+    await connection.execute("UPDATE indicator_cell_value_state SET complete = $1", cell_values)
     total = await connection.fetchval(
         "SELECT count(*) FROM fact WHERE received AND NOT retracted AND retracts IS NULL"
     )
@@ -176,7 +178,9 @@ async def rebuild(
             for part in parts:
                 deltas.add(part, event_id)
             stored.append((event_id, parts_json(parts)))
-        written, _ = await apply_deltas(connection, deltas, publish=False, rollups=rollups)
+        written, _ = await apply_deltas(
+            connection, deltas, publish=False, rollups=rollups, cell_values=cell_values
+        )
         summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
         summary.facts += len(rows)
@@ -201,7 +205,12 @@ async def recompute(settings: Settings, *, progress: bool = True) -> RecomputeSu
     pool = await create_pool(settings.postgres)
     try:
         async with pool.acquire() as connection, connection.transaction():
-            summary = await rebuild(connection, progress=progress, rollups=settings.processor.rollups)
+            summary = await rebuild(
+                connection,
+                progress=progress,
+                rollups=settings.processor.rollups,
+                cell_values=settings.processor.cell_values,
+            )
     finally:
         await pool.close()
     logger.info(

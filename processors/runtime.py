@@ -167,6 +167,7 @@ class IndicatorProcessor:
             log_identity=log_identity,
             consumer_group=self.group,
             rollups=self.settings.processor.rollups,
+            cell_values=self.settings.processor.cell_values,
         )
         # Its own principal: reads the inputs, writes dead letters and indicators, nothing else.
         kafka = kafka_settings_for(self.settings.kafka, PROCESSOR_PRINCIPAL)

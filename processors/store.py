@@ -39,6 +39,23 @@ from processors.rollups import apply_rollups
 logger = logging.getLogger(__name__)
 
 
+# Without the cell values (`processors.cell_values` keeps them in the same statements otherwise).
+_UPSERT_MEMBERS = """
+INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
+ORDER BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
+DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
+"""
+_INSERT_REPORTS = """
+INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
+                              order_key, amount)
+SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[],
+                     $8::text[], $9::numeric[])
+ORDER BY 1, 2, 3, 4, 5, 6, 7
+ON CONFLICT DO NOTHING
+"""
+
 _DELETE_DEAD_MEMBERS = """
 DELETE FROM indicator_member AS m
 USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[])
@@ -82,7 +99,12 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[])
 
 
 async def apply_deltas(
-    connection: asyncpg.Connection, deltas: PartDeltas, *, publish: bool = True, rollups: bool = False
+    connection: asyncpg.Connection,
+    deltas: PartDeltas,
+    *,
+    publish: bool = True,
+    rollups: bool = False,
+    cell_values: bool = True,
 ) -> tuple[int, int]:
     """Apply aggregated part deltas and mark every changed cell in the outbox.
 
@@ -94,6 +116,8 @@ async def apply_deltas(
         deltas: What to apply.
         publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
         rollups: Keep the rollups too; without, they are marked incomplete (reads leave them).
+        cell_values: Keep the cell values too; without, they are marked incomplete (the relay merges
+            its cells from the month rows until a recompute).
 
     Returns:
         (stored rows written, month cells changed; each stands for its quarter and year too).
@@ -108,21 +132,34 @@ async def apply_deltas(
     values: CellValueDeltas = {}
     if members:
         columns = columns_of(members, 6)
-        await upsert_members(connection, members, values)
+        if cell_values:
+            await upsert_members(connection, members, values)
+        else:
+            await connection.execute(_UPSERT_MEMBERS, *columns, list(members.values()))
         negative = [key for key, delta in members.items() if delta < 0]
         if negative:
             await connection.execute(_DELETE_DEAD_MEMBERS, *columns_of(negative, 6))
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(members)
     adds = deltas.latest_add
-    if adds:
+    if adds and cell_values:
         await insert_reports(connection, adds, values)
+    elif adds:
+        reports = list(adds.values())
+        await connection.execute(
+            _INSERT_REPORTS,
+            *columns_of(adds, 7),
+            [key for key, _ in reports],
+            [amount for _, amount in reports],
+        )
+    if adds:
         months.update((indicator, start, dims) for indicator, _, start, dims, *_ in adds)
         written += len(adds)
     if deltas.latest_remove:
         columns = columns_of(sorted(deltas.latest_remove), 7)
         await connection.execute(_DELETE_REPORTS, *columns)
-        await replace_retracted_winners(connection, deltas.latest_remove, values)
+        if cell_values:
+            await replace_retracted_winners(connection, deltas.latest_remove, values)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
     sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
@@ -137,7 +174,10 @@ async def apply_deltas(
         await connection.execute(_ROLLUPS_INCOMPLETE)
     # Cell values and sums are the hottest rows (few cells, many events): written last, so that a
     # concurrent batch waits on their row locks only until this transaction commits.
-    written += await write_cell_values(connection, values)
+    if cell_values:
+        written += await write_cell_values(connection, values)
+    else:
+        await connection.execute(_CELL_VALUES_INCOMPLETE)
     if sums:
         counts = [sum_count[key] for key in sums]
         await connection.execute(_UPSERT_SUMS, *sum_columns, [sum_amount[key] for key in sums], counts)
@@ -147,8 +187,10 @@ async def apply_deltas(
     return written, len(months)
 
 
-# Batches that leave the rollups out make them incomplete until a recompute (no row lock once false).
+# Batches that leave the rollups or the cell values out make them incomplete until a recompute (no row
+# lock once false).
 _ROLLUPS_INCOMPLETE = "UPDATE indicator_rollup_state SET complete = false WHERE complete"
+_CELL_VALUES_INCOMPLETE = "UPDATE indicator_cell_value_state SET complete = false WHERE complete"
 
 
 async def mark_changed(connection: asyncpg.Connection, cells: Iterable[CellKey]) -> None:
@@ -183,10 +225,17 @@ class Store:
     """The processors' view of the evaluation store, over a connection pool."""
 
     def __init__(
-        self, pool: asyncpg.Pool, *, log_identity: str, consumer_group: str, rollups: bool = False
+        self,
+        pool: asyncpg.Pool,
+        *,
+        log_identity: str,
+        consumer_group: str,
+        rollups: bool = False,
+        cell_values: bool = True,
     ) -> None:
         self.pool = pool
         self.rollups = rollups
+        self.cell_values = cell_values
         self.log_identity = log_identity
         self.consumer_group = consumer_group
 
@@ -300,6 +349,6 @@ class Store:
                 raise PartitionsLostError(missing)
         deltas, outcome = await record_facts(connection, facts, expected)
         outcome.rows_written, outcome.months_marked = await apply_deltas(
-            connection, deltas, rollups=self.rollups
+            connection, deltas, rollups=self.rollups, cell_values=self.cell_values
         )
         return outcome

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.base import FactIn, PartKey, cells_of_month, dims_key, month_of
-from processors.cells import cell_parts, relayed_parts
+from processors.cells import cell_parts, current_parts, relayed_parts
 from processors.indicators.base import Part
 from processors.recompute import rebuild
 from processors.store import Store
@@ -223,3 +223,52 @@ async def test_a_recompute_rebuilds_the_kept_values(pg_pool: asyncpg.Pool) -> No
         await rebuild(connection, contribute=lambda _: code("new"), progress=False)
     await assert_kept_values_agree(pg_pool)
     assert await pg_pool.fetchval("SELECT array_agg(DISTINCT part) FROM indicator_cell_value") == ["new"]
+
+
+async def test_batches_without_cell_values_leave_the_relay_merging_months_until_a_recompute(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    at = datetime(2026, 2, 14, tzinfo=UTC)
+    names = ("a", "b")
+    events = [make_cost_recorded(record_identity=name, cost_id=name) for name in names]
+    parts = {
+        event.event_id: [
+            Part("T-D", "learners", "distinct", at, {}, member=name),
+            Part("T-L", "deals", "latest", at, {}, amount=Decimal(4), member="d", order_key=name),
+        ]
+        for name, event in zip(names, events, strict=True)
+    }
+    facts = [
+        FactIn(
+            e.event_id,
+            e.event_type,
+            e.occurred_at,
+            e.subject_key,
+            e.source,
+            e.model_dump_json(),
+            parts[e.event_id],
+            topic=TOPIC,
+            offset=offset,
+        )
+        for offset, e in enumerate(events)
+    ]
+    without = Store(pg_pool, log_identity="test", consumer_group="test", cell_values=False)
+    epoch = (await without.claim_partitions([(TOPIC, 0)]))[(TOPIC, 0)][1]
+    await without.commit_batch({(TOPIC, 0): (1, epoch)}, facts[:1])
+    # A later batch with them on cannot make them whole: they stay incomplete.
+    with_them = Store(pg_pool, log_identity="test", consumer_group="test")
+    await with_them.commit_batch({(TOPIC, 0): (2, epoch)}, facts[1:])
+    assert await pg_pool.fetchval("SELECT complete FROM indicator_cell_value_state") is False
+    merged = {key: value for key, (_, value, _) in (await cell_parts(pg_pool)).items()}
+    cells = [(key[0], key[1], key[2], key[3]) for key in merged]
+    async with pg_pool.acquire() as connection:
+        assert await current_parts(connection, cells) == merged
+        assert await relayed_parts(connection, cells) != merged  # the kept values miss the first batch
+    assert merged[("T-D", "year", JANUARY, "{}", "learners")] == 2
+
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await rebuild(connection, contribute=lambda event: parts[event.event_id], progress=False)
+    assert await pg_pool.fetchval("SELECT complete FROM indicator_cell_value_state") is True
+    await assert_kept_values_agree(pg_pool)
+    async with pg_pool.acquire() as connection:
+        assert await current_parts(connection, cells) == merged
