@@ -1,13 +1,19 @@
-"""Random histories for the store's property tests: facts with duplicates and retractions, in batches."""
+"""Random histories for the store's property tests (facts with duplicates and retractions, in batches),
+and a schema of its own for each example."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from hypothesis import strategies as st
 
+from infra.postgres import create_pool, migrate
+from infra.settings import Settings
 from processors.base import FactIn
 from processors.indicators.base import Part
 
@@ -55,3 +61,16 @@ def histories(
     if draw(st.booleans()):
         batches.append(batches[draw(st.integers(0, len(batches) - 1))])  # a replayed batch
     return [batch for batch in batches if batch]
+
+
+@asynccontextmanager
+async def fresh_store(base: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated schema of its own for one hypothesis example (function fixtures would be shared)."""
+    schema = f"h_{uuid.uuid4().hex[:8]}"
+    pool = await create_pool(base.postgres.model_copy(update={"db_schema": schema}))
+    try:
+        await migrate(pool)
+        yield pool
+    finally:
+        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        await pool.close()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,13 +22,13 @@ import asyncpg
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.base import FactIn, PartKey, cells_of_month, dims_key, month_of
 from processors.cells import cell_parts, current_parts, relayed_parts
 from processors.indicators.base import Part
 from processors.recompute import rebuild
 from processors.store import Store
+from tests.processors.histories import fresh_store
 from tests.processors.histories import histories as batches_of
 from tests.processors.support import assert_kept_values_agree
 from tests.schemas.factories import make_cost_recorded
@@ -88,19 +86,6 @@ def naive_values(batches: list[list[FactIn]]) -> dict[PartKey, Decimal]:
     values = {key: Decimal(len(found)) for key, found in members.items()}
     values.update({key: sum((r[2] for r in found.values()), Decimal(0)) for key, found in reports.items()})
     return values
-
-
-@asynccontextmanager
-async def fresh_store(base: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A schema of its own for one hypothesis example (function fixtures would be shared)."""
-    schema = f"v_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(base.postgres.model_copy(update={"db_schema": schema}))
-    try:
-        await migrate(pool)
-        yield pool
-    finally:
-        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
 
 
 async def commit_concurrently(pool: asyncpg.Pool, batches: list[list[FactIn]]) -> None:

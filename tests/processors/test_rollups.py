@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from itertools import combinations, permutations
@@ -24,7 +22,6 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from infra.postgres import create_pool, migrate
 from infra.settings import Settings
 from processors.base import FactIn
 from processors.deltas import PartDeltas
@@ -39,6 +36,7 @@ from processors.recompute import rebuild
 from processors.rollups import UNKNOWN, qualifies, rolled_up_parts, rollup_deltas
 from processors.store import Store
 from schemas.events.finance import CostCategory
+from tests.processors.histories import fresh_store
 from tests.processors.histories import histories as batches_of
 from tests.schemas.factories import make_cost_recorded, money
 from tests.support.processes import REPO_ROOT
@@ -114,19 +112,6 @@ def naive_cells(
     for (start, group, name), found in members.items():
         cells[(start, group)][name] = Decimal(len(found))
     return cells
-
-
-@asynccontextmanager
-async def fresh_store(base: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A schema of its own for one hypothesis example (function fixtures would be shared)."""
-    schema = f"r_{uuid.uuid4().hex[:8]}"
-    pool = await create_pool(base.postgres.model_copy(update={"db_schema": schema}))
-    try:
-        await migrate(pool)
-        yield pool
-    finally:
-        await pool.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        await pool.close()
 
 
 async def commit(pool: asyncpg.Pool, batches: list[list[FactIn]]) -> None:
