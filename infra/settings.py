@@ -153,9 +153,10 @@ class ProcessorSettings(BaseModel):
     rollups: bool = False
     # Keep the values of distinct and latest parts per month, quarter and year cell in each batch
     # (`processors.cell_values`), so the relay publishes a changed cell by index lookups whatever the
-    # history. Off: the batches write fewer rows (ingest is faster) and the relay merges each cell from
-    # its months, which grows with the history; turning it on again takes a recompute.
-    cell_values: bool = True
+    # history. Off (the default while a rare concurrent history is known to leave them unequal to the
+    # merge): the batches write fewer rows and the relay merges each cell from its months, which grows
+    # with the history; turning it on for a store with facts takes a recompute.
+    cell_values: bool = False
     # Keep snapshots of the read model's results for the declared groupings (`processors.snapshots`):
     # the relay records which indicators changed, a refresher recomputes them at one instant, and reads
     # of "now" are served from them while no change to what they read is pending.
