@@ -122,6 +122,9 @@ INSERT_REPORTS = _WINNERS.format(
 _UPSERT_WINNERS = _WINNERS.format(candidates=_REPORT_COLUMNS, stored="")
 
 # Winners whose report was retracted leave; the best report left in the cell's months replaces each.
+# The reports left are read under a key-share lock: a concurrent batch retracting one of them either
+# has deleted it (this read waits for its commit, then skips it) or waits for this batch to commit, and
+# then finds the winner it retracts and replaces it in turn.
 _DELETE_RETRACTED_WINNERS = """
 DELETE FROM indicator_report_winner AS w
 USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[])
@@ -142,6 +145,7 @@ SELECT g.indicator, g.period_kind, g.period_start, g.dims, g.part, g.member, r.e
   JOIN indicator_report AS r
     ON r.indicator = g.indicator AND r.period_kind = 'month' AND r.period_start = m::date
    AND r.dims = g.dims AND r.part = g.part AND r.member = g.member
+   FOR KEY SHARE OF r
 """
 
 _UPSERT_VALUES = """
