@@ -1,38 +1,52 @@
-"""Cell values: distinct and latest parts kept per month, quarter and year cell in each batch's transaction.
+"""Cell values: distinct and latest parts kept per month, quarter and year cell, for the relay.
 
 Parts are stored per month, and a quarter or year merged from its months costs a read of every member
-or report of the cell. The relay publishes the cells a batch changed, so it reads their values here
-instead, by index lookups (`processors.cells.relayed_parts`):
+or report of the cell. The relay publishes the cells the batches changed, so it reads their values here
+instead, by index lookups (`processors.cells.relayed_parts`).
 
-- a distinct part's members carry, per year, the months they are live in (a bit mask); the month rows
-  that a batch takes across zero flip their bits, and each flip moves the count of the month, quarter
-  and year that gained or lost the member;
-- a latest part keeps its winning report per quarter or year cell and member; a report that beats it
-  replaces it, and a retracted winner is replaced by the best report left in the cell's months (a
-  month's latest values are read from its own reports, a month at most).
+Keeping them is split in two, so that a batch pays little for it:
 
-Every statement takes its row locks in key order, as the other statements of a batch do.
+- each batch notes, in its own transaction and in the statements that write its month rows, what the
+  values depend on, appended to two tables without indexes (migration 0424): the month member rows it
+  took across zero, and the month reports it stored or deleted (`NOTE_*`);
+- the relay, once it has taken a round's outbox marks, applies every noted change in its round's
+  transaction (`apply_noted_changes`), before it reads the cells:
+
+  - a distinct part's member carries, per year, the months it is live in (a bit mask); the noted
+    flips, merged per member by exclusive-or, change its bits, and the bits before and after give the
+    change of every month, quarter and year count that gained or lost the member;
+  - a latest part keeps its winning report per quarter or year cell and member; a stored report that
+    beats it replaces it, and a retracted winner is replaced by the best report left in the cell's
+    months (a month's latest values are read from its own reports, a month at most).
+
+Only the relay and a recompute apply the noted changes, one at a time (an advisory lock), so the kept
+tables have one writer. Each round applies the noted stored reports first, then the noted deletions,
+each statement seeing what committed before it. That keeps the winners exact while batches go on:
+
+- a noted stored report is looked up among the stored reports: once its deletion has committed it is
+  no candidate, so a report never wins after its deletion was applied (a round may take the deletion
+  before the note that stored it, if both committed between two of its statements);
+- a report chosen (as a candidate, or as the best left after a retracted winner) while a batch deletes
+  it is a winner only until that deletion, noted in the same batch, is applied: in this round if it
+  committed in time, or in the next, and the best report left then replaces it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from datetime import date
+from collections.abc import Iterable
 from decimal import Decimal
 
 import asyncpg
 
 from processors.base import PartKey, cells_of_month, columns_of
-from processors.deltas import MemberKey, ReportKey
+from processors.deltas import ReportKey
 
 # Per cell part: (part kind, value delta, members delta).
 CellValueDeltas = dict[PartKey, tuple[str, Decimal, int]]
 
-# The month member upsert returns each row's refcount before and after the change (PostgreSQL 18's
-# `RETURNING old/new`: the values of the row version it locked, so concurrent batches stay exact); the
-# rows that crossed zero flip their month's bit in the member's year row, and the bits before and after
-# give the change of every month, quarter and year count the flip touched.
-_UPSERT_MEMBERS = """
+# The month member upsert notes the rows that crossed zero (PostgreSQL 18's `RETURNING old/new`: the
+# values of the row version it locked, so concurrent batches note each crossing once).
+NOTE_MEMBERS = """
 WITH changed AS (
     INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
     SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
@@ -41,17 +55,63 @@ WITH changed AS (
     DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
     RETURNING new.indicator, new.period_start, new.dims, new.part, new.member, new.refcount AS after,
               coalesce(old.refcount, 0) AS before
+)
+INSERT INTO indicator_member_flip (indicator, year_start, dims, part, member, months)
+SELECT indicator, date_trunc('year', period_start::timestamp)::date, dims, part, member,
+       1 << (extract(month FROM period_start)::int - 1)
+  FROM changed
+ WHERE (after > 0) <> (before > 0)
+"""
+_REPORT_COLUMNS = """unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                  $7::uuid[], $8::text[], $9::numeric[])
+        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)"""
+_NOTED_REPORTS = """
+INSERT INTO indicator_report_change (indicator, month_start, dims, part, member, event_id, order_key,
+                                     amount, retracted)
+SELECT indicator, period_start, dims, part, member, event_id, order_key, amount, {retracted}
+  FROM noted
+"""
+_STORED_REPORTS = """
+WITH noted AS (
+    INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
+                                  order_key, amount)
+    SELECT * FROM {reports}
+    ORDER BY 1, 2, 3, 4, 5, 6, 7
+    ON CONFLICT DO NOTHING
+    RETURNING indicator, period_start, dims, part, member, event_id, order_key, amount
+)"""
+# The batch's month reports, stored and noted (a duplicate stored before is neither).
+NOTE_STORED_REPORTS = _STORED_REPORTS.format(reports=_REPORT_COLUMNS) + _NOTED_REPORTS.format(
+    retracted="false"
+)
+_DELETED_REPORTS = """
+WITH noted AS (
+    DELETE FROM indicator_report AS r
+    USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[])
+        AS u(indicator, period_kind, period_start, dims, part, member, event_id)
+    WHERE r.indicator = u.indicator AND r.period_kind = u.period_kind AND r.period_start = u.period_start
+      AND r.dims = u.dims AND r.part = u.part AND r.member = u.member AND r.event_id = u.event_id
+    RETURNING r.indicator, r.period_start, r.dims, r.part, r.member, r.event_id, r.order_key, r.amount
+)"""
+# The month reports of retracted events, deleted and noted.
+NOTE_DELETED_REPORTS = _DELETED_REPORTS + _NOTED_REPORTS.format(retracted="true")
+
+# The relay's side. Every noted flip, merged per member year, changes its months; the bits before and
+# after give the change of every month, quarter and year count the flips touched. Member years left
+# without a live month are returned too (`emptied`), to be deleted.
+_APPLY_FLIPS = """
+WITH taken AS (
+    DELETE FROM indicator_member_flip RETURNING indicator, year_start, dims, part, member, months
 ), flipped AS (
-    SELECT indicator, date_trunc('year', period_start::timestamp)::date AS year_start, dims, part, member,
-           bit_or(1 << (extract(month FROM period_start)::int - 1)) AS bits
-      FROM changed
-     WHERE (after > 0) <> (before > 0)
+    SELECT indicator, year_start, dims, part, member, bit_xor(months) AS bits
+      FROM taken
      GROUP BY 1, 2, 3, 4, 5
+    HAVING bit_xor(months) <> 0
 ), years AS (
     INSERT INTO indicator_member_year AS y (indicator, year_start, dims, part, member, months)
     SELECT * FROM flipped ORDER BY 1, 2, 3, 4, 5
     ON CONFLICT (indicator, year_start, dims, part, member) DO UPDATE SET months = y.months # EXCLUDED.months
-    RETURNING new.indicator, new.year_start, new.dims, new.part, new.months AS after,
+    RETURNING new.indicator, new.year_start, new.dims, new.part, new.member, new.months AS after,
               coalesce(old.months, 0) AS before
 ), moved AS (
     SELECT y.indicator, s.period_kind,
@@ -61,10 +121,11 @@ WITH changed AS (
       JOIN alcance_year_spans() AS s ON (y.after # y.before) & s.mask <> 0
      GROUP BY 1, 2, 3, 4, 5
 )
-SELECT * FROM moved WHERE live <> 0
+SELECT indicator, period_kind, start, dims, part, live, NULL::text AS emptied FROM moved WHERE live <> 0
+UNION ALL
+SELECT indicator, 'year', year_start, dims, part, 0, member FROM years WHERE after = 0
 """
 
-# Member years left without a live month (after a retraction).
 _DELETE_EMPTY_YEARS = """
 DELETE FROM indicator_member_year AS y
 USING unnest($1::text[], $2::date[], $3::text[], $4::text[], $5::text[])
@@ -74,14 +135,15 @@ WHERE y.indicator = u.indicator AND y.year_start = u.year_start AND y.dims = u.d
 """
 
 # The best candidate per cell and member replaces the winner it beats; the amount it replaced (none for
-# a member new to the cell) tells how the cell's value moved. `{candidates}` yields the candidates.
+# a member new to the cell) tells how the cell's value moved. `{candidates}` yields the candidates, from
+# the common table expressions `{taken}` when they need any.
 _WINNERS = """
-WITH candidate AS (
+WITH {taken}candidate AS (
     SELECT DISTINCT ON (indicator, period_kind, period_start, dims, part, member)
            indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount
       FROM {candidates}
      ORDER BY indicator, period_kind, period_start, dims, part, member, order_key DESC, event_id DESC
-){stored}, won AS (
+), won AS (
     INSERT INTO indicator_report_winner AS w
            (indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)
     SELECT * FROM candidate ORDER BY 1, 2, 3, 4, 5, 6
@@ -96,35 +158,33 @@ SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(r
   FROM won
  GROUP BY 1, 2, 3, 4, 5
 """
-_REPORT_COLUMNS = """unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
-                  $7::uuid[], $8::text[], $9::numeric[])
-        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)"""
-_MONTH_REPORT_CANDIDATES = """(
-    SELECT u.*, k.period_kind AS cell_kind, k.period_start AS cell_start
-      FROM {reports} CROSS JOIN LATERAL alcance_periods(u.period_start) AS k
+# The noted stored reports that are still stored, each a candidate for its quarter and year (one
+# retracted since is left out: see the module docstring).
+_STILL_STORED = """taken AS (
+    DELETE FROM indicator_report_change WHERE NOT retracted
+    RETURNING indicator, month_start, dims, part, member, event_id
+), still AS (
+    SELECT r.indicator, r.period_start, r.dims, r.part, r.member, r.event_id, r.order_key, r.amount
+      FROM taken AS t
+      JOIN indicator_report AS r
+        ON r.indicator = t.indicator AND r.period_kind = 'month' AND r.period_start = t.month_start
+       AND r.dims = t.dims AND r.part = t.part AND r.member = t.member AND r.event_id = t.event_id
+), """
+_STILL_STORED_CANDIDATES = """(
+    SELECT s.indicator, k.period_kind, k.period_start, s.dims, s.part, s.member, s.event_id, s.order_key,
+           s.amount
+      FROM still AS s CROSS JOIN LATERAL alcance_periods(s.period_start) AS k
      WHERE k.period_kind <> 'month'
-) AS c(indicator, month_kind, month, dims, part, member, event_id, order_key, amount, period_kind,
-       period_start)"""
-_STORE_REPORTS = """, stored AS (
-    INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
-                                  order_key, amount)
-    SELECT * FROM {reports}
-    ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT DO NOTHING
-)"""
-# A batch's month reports, stored, and the candidates they make for their quarter and year (a month's
-# latest values are read from its own reports: `processors.cells.relayed_parts`).
-INSERT_REPORTS = _WINNERS.format(
-    candidates=_MONTH_REPORT_CANDIDATES.format(reports=_REPORT_COLUMNS),
-    stored=_STORE_REPORTS.format(reports=_REPORT_COLUMNS),
-)
+) AS c"""
+_APPLY_STORED_REPORTS = _WINNERS.format(taken=_STILL_STORED, candidates=_STILL_STORED_CANDIDATES)
 # Candidates for given quarter and year cells (the reports left after a retracted winner).
-_UPSERT_WINNERS = _WINNERS.format(candidates=_REPORT_COLUMNS, stored="")
+_UPSERT_WINNERS = _WINNERS.format(taken="", candidates=_REPORT_COLUMNS)
+_TAKE_DELETED_REPORTS = """
+DELETE FROM indicator_report_change WHERE retracted
+RETURNING indicator, 'month', month_start, dims, part, member, event_id
+"""
 
 # Winners whose report was retracted leave; the best report left in the cell's months replaces each.
-# The reports left are read under a key-share lock: a concurrent batch retracting one of them either
-# has deleted it (this read waits for its commit, then skips it) or waits for this batch to commit, and
-# then finds the winner it retracts and replaces it in turn.
 _DELETE_RETRACTED_WINNERS = """
 DELETE FROM indicator_report_winner AS w
 USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[])
@@ -145,7 +205,6 @@ SELECT g.indicator, g.period_kind, g.period_start, g.dims, g.part, g.member, r.e
   JOIN indicator_report AS r
     ON r.indicator = g.indicator AND r.period_kind = 'month' AND r.period_start = m::date
    AND r.dims = g.dims AND r.part = g.part AND r.member = g.member
-   FOR KEY SHARE OF r
 """
 
 _UPSERT_VALUES = """
@@ -171,36 +230,43 @@ def _add(into: CellValueDeltas, key: PartKey, kind: str, value: Decimal, members
     into[key] = (kind, old_value + value, old_members + members)
 
 
-async def upsert_members(
-    connection: asyncpg.Connection, members: Mapping[MemberKey, int], into: CellValueDeltas
-) -> None:
-    """Apply the refcount deltas of distinct members (month rows) and count the cells they move."""
-    columns = columns_of(members, 6)
-    for indicator, kind, start, dims, part, live in await connection.fetch(
-        _UPSERT_MEMBERS, *columns, list(members.values())
-    ):
-        _add(into, (indicator, kind, start, dims, part), "distinct", Decimal(live), live)
-    negative = {
-        (indicator, date(start.year, 1, 1), dims, part, member)
-        for (indicator, _, start, dims, part, member), delta in members.items()
-        if delta < 0
-    }
-    if negative:
-        await connection.execute(_DELETE_EMPTY_YEARS, *columns_of(sorted(negative), 5))
+async def apply_noted_changes(connection: asyncpg.Connection) -> int:
+    """Apply every change the committed batches noted to the kept values (in the caller's transaction).
+
+    While the values are incomplete (batches ran without them), what was noted cannot make them whole:
+    it is dropped, and a recompute rebuilds them.
+
+    Returns:
+        The cell values written.
+    """
+    # One applier at a time (the relay's rounds already are; a recompute or a test may apply too).
+    await connection.execute("SELECT pg_advisory_xact_lock(hashtext('alcance cell values'))")
+    if not await connection.fetchval("SELECT complete FROM indicator_cell_value_state"):
+        await connection.execute("DELETE FROM indicator_member_flip")
+        await connection.execute("DELETE FROM indicator_report_change")
+        return 0
+    values: CellValueDeltas = {}
+    await _apply_flips(connection, values)
+    for indicator, kind, start, dims, part, value, members in await connection.fetch(_APPLY_STORED_REPORTS):
+        _add(values, (indicator, kind, start, dims, part), "latest", value, members)
+    # After the stored reports: a report stored and retracted since the last round never won.
+    deleted: list[ReportKey] = [
+        (r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in await connection.fetch(_TAKE_DELETED_REPORTS)
+    ]
+    if deleted:
+        await replace_retracted_winners(connection, deleted, values)
+    return await write_cell_values(connection, values)
 
 
-async def insert_reports(
-    connection: asyncpg.Connection, adds: Mapping[ReportKey, tuple[str, Decimal]], into: CellValueDeltas
-) -> None:
-    """Store the batch's month reports of latest parts, and let each compete for its quarter and year."""
-    reports = list(adds.values())
-    for indicator, kind, start, dims, part, value, members in await connection.fetch(
-        INSERT_REPORTS,
-        *columns_of(adds, 7),
-        [order_key for order_key, _ in reports],
-        [amount for _, amount in reports],
-    ):
-        _add(into, (indicator, kind, start, dims, part), "latest", value, members)
+async def _apply_flips(connection: asyncpg.Connection, into: CellValueDeltas) -> None:
+    emptied = []
+    for indicator, kind, start, dims, part, live, member in await connection.fetch(_APPLY_FLIPS):
+        if member is None:
+            _add(into, (indicator, kind, start, dims, part), "distinct", Decimal(live), live)
+        else:
+            emptied.append((indicator, start, dims, part, member))
+    if emptied:
+        await connection.execute(_DELETE_EMPTY_YEARS, *columns_of(sorted(emptied), 5))
 
 
 async def replace_retracted_winners(

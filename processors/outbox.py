@@ -39,6 +39,7 @@ from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_se
 from infra.settings import Settings
 from infra.signals import on_stop_signals
 from processors.base import CellKey, columns_of
+from processors.cell_values import apply_noted_changes
 from processors.cells import current_parts, published_cells
 from processors.indicator_records import cell_identity, indicator_record
 from schemas.cloudevents import KafkaRecord
@@ -233,6 +234,9 @@ class OutboxRelay:
             versions = [record[0] for record in await connection.fetch(_VERSIONS, len(cells))]
             values: dict[CellKey, dict[str, Decimal]] = {cell: {} for cell in cells}
             reading = time.perf_counter()
+            # The changes the batches noted, applied after the marks were taken: the values read
+            # then include at least every batch whose marks this round takes.
+            await apply_noted_changes(connection)
             stored = await current_parts(connection, cells)
             for (indicator, kind, start, dims, part), value in stored.items():
                 values[(indicator, kind, start, dims)][part] = value
@@ -275,7 +279,7 @@ class OutboxRelay:
             await connection.execute("DELETE FROM indicator_outbox WHERE id = ANY($1::bigint[])", marks)
         self.published += len(deliveries)
         logger.info(
-            "relayed %d outbox marks as %d records in %.0f ms (%.0f ms reading the cells)",
+            "relayed %d outbox marks as %d records in %.0f ms (%.0f ms keeping and reading the cells)",
             len(marks),
             len(deliveries),
             (time.perf_counter() - started) * 1000,

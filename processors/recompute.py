@@ -21,6 +21,7 @@ import asyncpg
 from infra.postgres import create_pool
 from infra.settings import Settings
 from processors.base import CellKey
+from processors.cell_values import apply_noted_changes
 from processors.deltas import PartDeltas, parts_json
 from processors.indicators.base import Part
 from processors.store import apply_deltas, mark_changed
@@ -33,7 +34,8 @@ _CHUNK = 5_000
 # Everything the batches derive from the facts: emptied and rebuilt together.
 _DERIVED_TABLES = (
     "indicator_part, indicator_member, indicator_report, indicator_rollup, indicator_rollup_member,"
-    " indicator_member_year, indicator_report_winner, indicator_cell_value"
+    " indicator_member_year, indicator_report_winner, indicator_cell_value, indicator_member_flip,"
+    " indicator_report_change"
 )
 
 _LIVE_FACTS = """
@@ -181,6 +183,8 @@ async def rebuild(
         written, _ = await apply_deltas(
             connection, deltas, publish=False, rollups=rollups, cell_values=cell_values
         )
+        if cell_values:
+            await apply_noted_changes(connection)
         summary.rows += written
         await connection.execute(_STORE_PARTS, [s[0] for s in stored], [s[1] for s in stored])
         summary.facts += len(rows)

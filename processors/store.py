@@ -25,13 +25,7 @@ from processors.base import (
     TopicPartitionKey,
     columns_of,
 )
-from processors.cell_values import (
-    CellValueDeltas,
-    insert_reports,
-    replace_retracted_winners,
-    upsert_members,
-    write_cell_values,
-)
+from processors.cell_values import NOTE_DELETED_REPORTS, NOTE_MEMBERS, NOTE_STORED_REPORTS
 from processors.deltas import PartDeltas
 from processors.facts import record_facts
 from processors.rollups import apply_rollups
@@ -39,7 +33,7 @@ from processors.rollups import apply_rollups
 logger = logging.getLogger(__name__)
 
 
-# Without the cell values (`processors.cell_values` keeps them in the same statements otherwise).
+# Without the cell values (with them, `processors.cell_values` notes what these change for the relay).
 _UPSERT_MEMBERS = """
 INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
@@ -116,8 +110,9 @@ async def apply_deltas(
         deltas: What to apply.
         publish: Mark the changed cells in the outbox (a rebuild marks every cell once at its end).
         rollups: Keep the rollups too; without, they are marked incomplete (reads leave them).
-        cell_values: Keep the cell values too; without, they are marked incomplete (the relay merges
-            its cells from the month rows until a recompute).
+        cell_values: Note what the cell values depend on, for the relay to apply
+            (`processors.cell_values`); without, they are marked incomplete (the relay merges its
+            cells from the month rows until a recompute).
 
     Returns:
         (stored rows written, month cells changed; each stands for its quarter and year too).
@@ -127,39 +122,29 @@ async def apply_deltas(
     members = deltas.distinct
     if 0 in members.values():
         members = {key: delta for key, delta in members.items() if delta}
-    # The distinct and latest values of the month, quarter and year cells the batch moved
-    # (`processors.cell_values`), written after the member and report rows.
-    values: CellValueDeltas = {}
     if members:
         columns = columns_of(members, 6)
-        if cell_values:
-            await upsert_members(connection, members, values)
-        else:
-            await connection.execute(_UPSERT_MEMBERS, *columns, list(members.values()))
+        upsert = NOTE_MEMBERS if cell_values else _UPSERT_MEMBERS
+        await connection.execute(upsert, *columns, list(members.values()))
         negative = [key for key, delta in members.items() if delta < 0]
         if negative:
             await connection.execute(_DELETE_DEAD_MEMBERS, *columns_of(negative, 6))
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(members)
     adds = deltas.latest_add
-    if adds and cell_values:
-        await insert_reports(connection, adds, values)
-    elif adds:
+    if adds:
         reports = list(adds.values())
         await connection.execute(
-            _INSERT_REPORTS,
+            NOTE_STORED_REPORTS if cell_values else _INSERT_REPORTS,
             *columns_of(adds, 7),
             [key for key, _ in reports],
             [amount for _, amount in reports],
         )
-    if adds:
         months.update((indicator, start, dims) for indicator, _, start, dims, *_ in adds)
         written += len(adds)
     if deltas.latest_remove:
         columns = columns_of(sorted(deltas.latest_remove), 7)
-        await connection.execute(_DELETE_REPORTS, *columns)
-        if cell_values:
-            await replace_retracted_winners(connection, deltas.latest_remove, values)
+        await connection.execute(NOTE_DELETED_REPORTS if cell_values else _DELETE_REPORTS, *columns)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
     sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
@@ -172,12 +157,10 @@ async def apply_deltas(
         written += await apply_rollups(connection, deltas)
     else:
         await connection.execute(_ROLLUPS_INCOMPLETE)
-    # Cell values and sums are the hottest rows (few cells, many events): written last, so that a
-    # concurrent batch waits on their row locks only until this transaction commits.
-    if cell_values:
-        written += await write_cell_values(connection, values)
-    else:
+    if not cell_values:
         await connection.execute(_CELL_VALUES_INCOMPLETE)
+    # Sums are the hottest rows (few cells, many events): written last, so that a concurrent batch
+    # waits on their row locks only until this transaction commits.
     if sums:
         counts = [sum_count[key] for key in sums]
         await connection.execute(_UPSERT_SUMS, *sum_columns, [sum_amount[key] for key in sums], counts)

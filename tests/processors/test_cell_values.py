@@ -2,10 +2,11 @@
 
 Random histories of distinct and latest parts spread over two years, committed through the store's own
 batch transaction (`Store.commit_batch`) by two writers at once on two partitions, with duplicates,
-retractions before and after their event, and replayed batches: every month, quarter and year cell the
-relay reads (`relayed_parts`) equals `cell_parts`, which merges the month rows, and the naive values of
-the events that count. A store upgraded with history gets the same values from migration 0422, and a
-recompute rebuilds them.
+retractions before and after their event, and replayed batches, while the relay's step applies what
+they noted (`apply_noted_changes`) again and again: every month, quarter and year cell the relay reads
+(`relayed_parts`) equals `cell_parts`, which merges the month rows, and the naive values of the events
+that count. A store upgraded with history gets the same values from migration 0422, and a recompute
+rebuilds them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from hypothesis import strategies as st
 
 from infra.settings import Settings
 from processors.base import FactIn, PartKey, cells_of_month, dims_key, month_of
+from processors.cell_values import apply_noted_changes
 from processors.cells import cell_parts, current_parts, relayed_parts
 from processors.deltas import PartDeltas, ReportKey
 from processors.indicators.base import Part
@@ -94,7 +96,8 @@ async def commit_concurrently(pool: asyncpg.Pool, batches: list[list[FactIn]]) -
     """Batches alternate between two writers on two partitions, each committing while the other does.
 
     A retraction committed before its event by the other writer is still exact: the store records it
-    and the event then contributes nothing.
+    and the event then contributes nothing. Meanwhile the relay's step applies what they noted, as
+    often as it can.
     """
     store = Store(pool, log_identity="test", consumer_group="test")
     claims = await store.claim_partitions([(TOPIC, 0), (TOPIC, 1)])
@@ -106,11 +109,23 @@ async def commit_concurrently(pool: asyncpg.Pool, batches: list[list[FactIn]]) -
             facts = [replace(fact, partition=partition) for fact in batch]
             await store.commit_batch({(TOPIC, partition): (offset + 1, epoch)}, facts)
 
-    await asyncio.gather(write(0), write(1))
+    async def apply_while_writing(writers: asyncio.Future[Any]) -> None:
+        while not writers.done():
+            async with pool.acquire() as connection, connection.transaction():
+                await apply_noted_changes(connection)
+            await asyncio.sleep(0)
+
+    writers = asyncio.gather(write(0), write(1))
+    await asyncio.gather(writers, apply_while_writing(writers))
 
 
 async def every_kept_value(pool: asyncpg.Pool | asyncpg.Connection) -> dict[PartKey, Decimal]:
-    """The kept values of every cell the month rows hold, as the relay reads them."""
+    """The kept values of every cell the month rows hold, as the relay reads them after applying."""
+    if isinstance(pool, asyncpg.Pool):
+        async with pool.acquire() as connection, connection.transaction():
+            await apply_noted_changes(connection)
+    else:
+        await apply_noted_changes(pool)
     cells = [(key[0], key[1], key[2], key[3]) for key in await cell_parts(pool)]
     return await relayed_parts(pool, cells)
 
@@ -275,13 +290,13 @@ async def _blocked_or_done(pool: asyncpg.Pool, pid: int, task: asyncio.Task[Any]
     raise AssertionError("the retraction neither finished nor waited on a lock")
 
 
-@pytest.mark.parametrize("first", ["k2", "k3"])
+@pytest.mark.parametrize("first", ["batch", "relay"])
 async def test_a_winner_replaced_while_its_successor_is_retracted_is_never_a_retracted_report(
     pg_pool: asyncpg.Pool, first: str
 ) -> None:
-    """Member "d" reported three times in a year: k3 in January wins it, then k2, then k1. Two batches
-    retract k3 and k2 at once, the `first` one still uncommitted when the other runs: the best report
-    left is k1, whichever way the two transactions interleave."""
+    """Member "d" reported three times in a year: k3 in January wins it, then k2, then k1. k3 is
+    retracted; while the relay replaces it, a batch retracts k2, the `first` of the two still uncommitted
+    when the other runs: the best report left is k1, whichever way the two transactions interleave."""
     ids = {order_key: uuid.uuid4() for order_key in ("k1", "k2", "k3")}
     months = {"k3": JANUARY, "k2": date(2026, 2, 1), "k1": date(2026, 3, 1)}
 
@@ -290,21 +305,52 @@ async def test_a_winner_replaced_while_its_successor_is_retracted_is_never_a_ret
 
     amounts = {"k1": Decimal(1), "k2": Decimal(2), "k3": Decimal(3)}
     async with pg_pool.acquire() as connection, connection.transaction():
-        seed = PartDeltas(latest_add={report(key): (key, amounts[key]) for key in ids})
-        await apply_deltas(connection, seed)
-    second = "k3" if first == "k2" else "k2"
+        await apply_deltas(
+            connection, PartDeltas(latest_add={report(key): (key, amounts[key]) for key in ids})
+        )
+        await apply_noted_changes(connection)
+        await apply_deltas(connection, PartDeltas(latest_remove={report("k3")}))
+
+    async def retract_k2(connection: asyncpg.Connection) -> None:
+        await apply_deltas(connection, PartDeltas(latest_remove={report("k2")}))
+
+    steps = {"batch": retract_k2, "relay": apply_noted_changes}
+    later = "relay" if first == "batch" else "batch"
     async with pg_pool.acquire() as early, pg_pool.acquire() as late:
-        early_batch = early.transaction()
-        await early_batch.start()
-        await apply_deltas(early, PartDeltas(latest_remove={report(first)}))
-        late_batch = late.transaction()
-        await late_batch.start()
-        retracting = asyncio.ensure_future(apply_deltas(late, PartDeltas(latest_remove={report(second)})))
-        await _blocked_or_done(pg_pool, late.get_server_pid(), retracting)
-        await early_batch.commit()
-        await retracting
-        await late_batch.commit()
+        early_transaction = early.transaction()
+        await early_transaction.start()
+        await steps[first](early)
+        late_transaction = late.transaction()
+        await late_transaction.start()
+        running = asyncio.ensure_future(steps[later](late))
+        await _blocked_or_done(pg_pool, late.get_server_pid(), running)
+        await early_transaction.commit()
+        await running
+        await late_transaction.commit()
     await assert_kept_values_agree(pg_pool)
     kept = await every_kept_value(pg_pool)
     assert kept[("T-L", "year", JANUARY, "{}", "deals")] == 1
     assert kept[("T-L", "quarter", JANUARY, "{}", "deals")] == 1
+
+
+_TAKE_STORED_NOTES = "DELETE FROM indicator_report_change WHERE NOT retracted RETURNING *"
+
+
+async def test_a_stored_report_noted_after_its_deletion_was_applied_never_wins(pg_pool: asyncpg.Pool) -> None:
+    """A round can take a report's deletion before the note that stored it (the store committed between
+    the round's statements): the report, no longer stored, is no candidate when its note comes."""
+    report: ReportKey = ("T-L", "month", JANUARY, "{}", "deals", "d", uuid.uuid4())
+    async with pg_pool.acquire() as connection, connection.transaction():
+        await apply_deltas(connection, PartDeltas(latest_add={report: ("k1", Decimal(7))}))
+        await apply_deltas(connection, PartDeltas(latest_remove={report}))
+        stored_note = await connection.fetch(
+            "DELETE FROM indicator_report_change WHERE NOT retracted RETURNING *"
+        )
+        await apply_noted_changes(connection)  # the deletion alone
+        await connection.executemany(
+            "INSERT INTO indicator_report_change VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            [tuple(note) for note in stored_note],
+        )
+        assert len(stored_note) == 1
+    await assert_kept_values_agree(pg_pool)
+    assert await every_kept_value(pg_pool) == {}
