@@ -38,6 +38,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
                     statistics.median(sum(run["cpu_us_per_event"].values()) for run in measured), 1
                 ),
                 "cores_busy_median": statistics.median(run["cores_busy"] or 0 for run in measured),
+                # alcance's relay: seconds it took after ingest ended to take what was pending.
+                "relay_catch_up_s": [run["relay_catch_up_s"] for run in found if "relay_catch_up_s" in run],
                 # None for the floors, which compute nothing to check.
                 "all_correct": None
                 if all(run.get("cvf01_cvf02_correct") is None for run in found)
