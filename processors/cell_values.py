@@ -225,6 +225,41 @@ WHERE v.indicator = u.indicator AND v.period_kind = u.period_kind AND v.period_s
 """
 
 
+_ONE_APPLIER = "hashtext('alcance cell values')"
+_ONE_APPLIER_XACT = f"SELECT pg_advisory_xact_lock({_ONE_APPLIER})"
+# Complete (no batch ran without them since a recompute) and not emptied by a crash (migration 0425).
+_USABLE = "SELECT complete AND EXISTS (SELECT FROM indicator_cell_value_kept) FROM indicator_cell_value_state"
+_LOST = (
+    "SELECT complete AND NOT EXISTS (SELECT FROM indicator_cell_value_kept) FROM indicator_cell_value_state"
+)
+
+
+async def kept_values_usable(connection: asyncpg.Connection | asyncpg.Pool) -> bool:
+    """Whether the kept values hold every cell (else the relay merges its cells from the month rows)."""
+    return bool(await connection.fetchval(_USABLE))
+
+
+async def refill_lost_values(pool: asyncpg.Pool) -> bool:
+    """Fill the kept values again from the month rows if a crash emptied them (their tables are UNLOGGED).
+
+    Returns:
+        Whether they had been lost and were filled.
+    """
+    async with pool.acquire() as connection:
+        if not await connection.fetchval(_LOST):
+            return False
+        # Taken before the transaction, so that its snapshot follows every applier before it.
+        await connection.execute(f"SELECT pg_advisory_lock({_ONE_APPLIER})")
+        try:
+            async with connection.transaction(isolation="repeatable_read"):
+                if not await connection.fetchval(_LOST):
+                    return False
+                await connection.execute("SELECT alcance_fill_cell_values()")
+        finally:
+            await connection.execute(f"SELECT pg_advisory_unlock({_ONE_APPLIER})")
+    return True
+
+
 def _add(into: CellValueDeltas, key: PartKey, kind: str, value: Decimal, members: int) -> None:
     _, old_value, old_members = into.get(key, (kind, Decimal(0), 0))
     into[key] = (kind, old_value + value, old_members + members)
@@ -234,14 +269,15 @@ async def apply_noted_changes(connection: asyncpg.Connection) -> int:
     """Apply every change the committed batches noted to the kept values (in the caller's transaction).
 
     While the values are incomplete (batches ran without them), what was noted cannot make them whole:
-    it is dropped, and a recompute rebuilds them.
+    it is dropped, and a recompute rebuilds them. After a crash emptied them, it is dropped too: the
+    month rows hold it, and `refill_lost_values` fills them from those.
 
     Returns:
         The cell values written.
     """
     # One applier at a time (the relay's rounds already are; a recompute or a test may apply too).
-    await connection.execute("SELECT pg_advisory_xact_lock(hashtext('alcance cell values'))")
-    if not await connection.fetchval("SELECT complete FROM indicator_cell_value_state"):
+    await connection.execute(_ONE_APPLIER_XACT)
+    if not await kept_values_usable(connection):
         await connection.execute("DELETE FROM indicator_member_flip")
         await connection.execute("DELETE FROM indicator_report_change")
         return 0

@@ -14,6 +14,7 @@ from decimal import Decimal
 import asyncpg
 
 from processors.base import CellKey, PartKey, cells_of_month, columns_of
+from processors.cell_values import kept_values_usable
 
 
 def published_cells(marked: CellKey) -> tuple[CellKey, ...]:
@@ -141,8 +142,9 @@ async def current_parts(connection: asyncpg.Connection, cells: Iterable[CellKey]
     """The value of every part of `cells` for the relay.
 
     From the kept values while they are complete; merged from the month rows after batches that ran
-    without them (`processor.cell_values` off), until a recompute rebuilds them.
+    without them (`processor.cell_values` off), until a recompute rebuilds them, and after a crash
+    emptied them, until the relay fills them again.
     """
-    if await connection.fetchval("SELECT complete FROM indicator_cell_value_state"):
+    if await kept_values_usable(connection):
         return await relayed_parts(connection, cells)
     return {key: value for key, (_, value, _) in (await cell_parts(connection, cells)).items()}

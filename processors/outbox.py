@@ -39,7 +39,7 @@ from infra.roles import PROCESSOR, RELAY_PRINCIPAL, kafka_settings_for, store_se
 from infra.settings import Settings
 from infra.signals import on_stop_signals
 from processors.base import CellKey, columns_of
-from processors.cell_values import apply_noted_changes
+from processors.cell_values import apply_noted_changes, refill_lost_values
 from processors.cells import current_parts, published_cells
 from processors.indicator_records import cell_identity, indicator_record
 from schemas.cloudevents import KafkaRecord
@@ -215,6 +215,12 @@ class OutboxRelay:
             raise RuntimeError("the relay has no producer; call run() or pass one")
         limit = self.round_limit
         started = time.perf_counter()
+        if await refill_lost_values(self.pool):
+            logger.warning(
+                "the values kept per cell were lost (their tables are unlogged: a crash empties them);"
+                " filled again from the month rows in %.0f ms",
+                (time.perf_counter() - started) * 1000,
+            )
         async with self.pool.acquire() as connection, connection.transaction():
             if not await connection.fetchval(
                 "SELECT pg_try_advisory_xact_lock(hashtext($1))", self._lock_name

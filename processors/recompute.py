@@ -193,6 +193,8 @@ async def rebuild(
             display.advance(len(rows))
     if display is not None:
         display.finish()
+    # Rebuilt from the facts: they hold what they were filled with, even if a crash had emptied them.
+    await connection.execute("INSERT INTO indicator_cell_value_kept DEFAULT VALUES ON CONFLICT DO NOTHING")
     new_cells = await _stored_cells(connection)
     # Every stored cell belongs to a month cell, and the relay publishes a month with its quarter
     # and year: marking the months covers every cell.

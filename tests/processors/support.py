@@ -16,7 +16,7 @@ from benchmarks.processors.stream import Shape, distinct_events
 from infra.kafka import make_consumer, make_producer
 from infra.settings import Settings
 from processors.base import PartKey, dims_key, periods
-from processors.cell_values import apply_noted_changes
+from processors.cell_values import apply_noted_changes, kept_values_usable
 from processors.cells import cell_parts, relayed_parts
 from processors.indicators import contributions
 from processors.indicators.base import Part
@@ -141,7 +141,7 @@ async def assert_kept_values_agree(
 ) -> None:
     """The values kept per cell (`processors.cell_values`), as the relay reads them, equal the merge of
     the month rows for every cell either holds."""
-    if not await pool.fetchval("SELECT complete FROM indicator_cell_value_state"):
+    if not await kept_values_usable(pool):
         return  # batches ran without them (`processor.cell_values` off): nothing kept to compare
     async with pool.acquire() as connection, connection.transaction():
         await apply_noted_changes(connection)  # what the relay does before it reads cells

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from infra.settings import Settings
 from processors.base import FactIn, PartKey, cells_of_month, dims_key, month_of
-from processors.cell_values import apply_noted_changes
+from processors.cell_values import apply_noted_changes, kept_values_usable, refill_lost_values
 from processors.cells import cell_parts, current_parts, relayed_parts
 from processors.deltas import PartDeltas, ReportKey
 from processors.indicators.base import Part
@@ -354,3 +354,39 @@ async def test_a_stored_report_noted_after_its_deletion_was_applied_never_wins(p
         assert len(stored_note) == 1
     await assert_kept_values_agree(pg_pool)
     assert await every_kept_value(pg_pool) == {}
+
+
+UNLOGGED_TABLES = f"indicator_member_flip, indicator_report_change, {KEPT_TABLES}, indicator_cell_value_kept"
+
+
+async def test_values_a_crash_emptied_are_filled_again_from_the_month_rows(pg_pool: asyncpg.Pool) -> None:
+    """Their tables are UNLOGGED (migration 0425): crash recovery empties them all, the sentinel too. The
+    relay merges months meanwhile, and fills them again from the month rows before its next round; what
+    batches noted before the fill is in the month rows, and is not applied twice."""
+
+    def learner(member: str, month: int) -> PartDeltas:
+        return PartDeltas(distinct={("T-D", "month", date(2026, month, 1), "{}", "learners", member): 1})
+
+    async def commit(deltas: PartDeltas) -> None:
+        async with pg_pool.acquire() as connection, connection.transaction():
+            await apply_deltas(connection, deltas)
+
+    await commit(learner("a", 1))
+    await commit(learner("b", 2))
+    year = ("T-D", "year", JANUARY, "{}", "learners")
+    assert (await every_kept_value(pg_pool))[year] == 2
+    await pg_pool.execute(f"TRUNCATE {UNLOGGED_TABLES}")  # what recovery does to unlogged tables
+    await commit(learner("c", 3))  # noted after the crash
+    merged = {key: value for key, (_, value, _) in (await cell_parts(pg_pool)).items()}
+    async with pg_pool.acquire() as connection:
+        assert not await kept_values_usable(connection)
+        assert await current_parts(connection, [key[:4] for key in merged]) == merged
+    assert merged[year] == 3
+
+    assert await refill_lost_values(pg_pool)
+    assert not await refill_lost_values(pg_pool)  # filled: nothing lost any more
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_member_flip") == 0
+    await assert_kept_values_agree(pg_pool)
+    await commit(learner("d", 3))
+    assert (await every_kept_value(pg_pool))[year] == 4
+    await assert_kept_values_agree(pg_pool)
