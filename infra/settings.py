@@ -151,12 +151,12 @@ class ProcessorSettings(BaseModel):
     # them are index lookups. Off: the batches write fewer rows and those indicators are read from
     # the parts; turning it on later takes a recompute before reads use the rollups.
     rollups: bool = False
-    # Keep the values of distinct and latest parts per month, quarter and year cell in each batch
-    # (`processors.cell_values`), so the relay publishes a changed cell by index lookups whatever the
-    # history. Off (the default while a rare concurrent history is known to leave them unequal to the
-    # merge): the batches write fewer rows and the relay merges each cell from its months, which grows
-    # with the history; turning it on for a store with facts takes a recompute.
-    cell_values: bool = False
+    # Keep the values of distinct and latest parts per month, quarter and year cell
+    # (`processors.cell_values`: each batch notes what changed, the relay applies the notes), so the
+    # relay publishes a changed cell by index lookups whatever the history. Off: the batches write fewer
+    # rows and the relay merges each cell from its months, which grows with the history; turning it on
+    # for a store with facts takes a recompute.
+    cell_values: bool = True
     # Keep snapshots of the read model's results for the declared groupings (`processors.snapshots`):
     # the relay records which indicators changed, a refresher recomputes them at one instant, and reads
     # of "now" are served from them while no change to what they read is pending.
