@@ -56,3 +56,6 @@ CREATE FUNCTION alcance_fill_cell_values() RETURNS void
     $$;
 
 COMMENT ON TABLE indicator_cell_value_kept IS 'A row while the unlogged cell value tables hold what they were filled with (a crash empties them)';
+COMMENT ON TABLE indicator_cell_value IS 'Values of distinct and latest parts per cell, kept by the relay from what the batches note (unlogged: refilled after a crash); read by the relay';
+COMMENT ON TABLE indicator_member_year IS 'Members of distinct parts per year, with the months they are live in (bit mask); kept by the relay, unlogged';
+COMMENT ON TABLE indicator_report_winner IS 'The winning report per latest part, quarter or year cell and member; kept by the relay, unlogged';
