@@ -80,11 +80,37 @@ class PartDeltas:
         else:
             report: ReportKey = (*key, part.member or "", event_id)
             if sign > 0:
-                self.latest_add[report] = (part.order_key, part.amount)
+                # One event reporting a member twice in a cell stores one report, whatever the order
+                # of its parts: the higher (order key, amount).
+                value = (part.order_key, part.amount)
+                stored = self.latest_add.get(report)
+                if stored is None or value > stored:
+                    self.latest_add[report] = value
             elif report in self.latest_add:
                 del self.latest_add[report]
             else:
                 self.latest_remove.add(report)
+
+    def discount(self, part: Part, event_id: UUID) -> None:
+        """Take back `part`, added ahead for an event that proved a duplicate or retracted on arrival.
+
+        Unlike a retraction (`add` with sign -1), it never removes a stored report: the report of a
+        duplicate is the stored one of its first copy, and an event may report one member twice.
+        """
+        if part.kind != "latest":
+            self.add(part, event_id, sign=-1)
+            return
+        dims = cached_dims_key(part.dimensions)
+        report: ReportKey = (
+            part.indicator,
+            "month",
+            month_of(part.occurred_at),
+            dims,
+            part.part,
+            part.member or "",
+            event_id,
+        )
+        self.latest_add.pop(report, None)
 
 
 _ZERO = Decimal(0)

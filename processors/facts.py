@@ -95,7 +95,7 @@ async def record_facts(
                 outcome.retracted_on_arrival += 1
             if expected is not None:
                 for part in fact.parts:
-                    deltas.add(part, fact.event_id, sign=-1)
+                    deltas.discount(part, fact.event_id)
             continue
         outcome.facts_new += 1
         if fact.retracts is not None:

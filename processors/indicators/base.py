@@ -38,7 +38,10 @@ class Part:
         amount: For ``"sum"`` the delta, for ``"latest"`` the value; ignored for ``"distinct"``.
         member: For ``"distinct"`` the counted unit (learner key, org key); for ``"latest"`` the entity
             whose latest value is kept (deal id, enrolment id).
-        order_key: For ``"latest"``: the report with the highest ``order_key`` wins.
+        order_key: For ``"latest"``: the report with the highest ``order_key`` wins. Keys start with
+            the report's moment (`periods.order_key`), so reports of different months never tie; in
+            a month the higher event id breaks a tie, and an event reporting one member twice in a
+            month counts once, with its higher (``order_key``, ``amount``).
 
     """
 

@@ -10,6 +10,7 @@ import asyncpg
 
 from processors.base import FactIn
 from processors.cells import cell_parts
+from processors.deltas import expected_deltas
 from processors.indicators.base import Part
 from processors.store import Store
 
@@ -182,6 +183,25 @@ async def test_latest_keeps_the_highest_order_key_and_falls_back_when_it_is_retr
     assert await month_value(pg_pool, "T-03") == 255
     await apply(store, position, fact([], retracts=late.event_id))
     assert await month_value(pg_pool, "T-03") == 105
+
+
+async def test_an_event_reporting_a_member_twice_keeps_one_report_which_its_duplicates_leave_stored(
+    pg_pool: asyncpg.Pool,
+) -> None:
+    store, position = await new_store(pg_pool)
+    twice = fact([deal("d1", "2", "30"), deal("d1", "2", "70"), deal("d1", "1", "500")])
+    for parts in (twice.parts, twice.parts[::-1]):
+        event = fact(parts, event_id=twice.event_id)
+        (next_offset, epoch) = position[(TOPIC, 0)]
+        # Counted ahead, as the runtime does, then corrected in the transaction for the duplicate.
+        outcome = await store.commit_batch(
+            {(TOPIC, 0): (next_offset + 1, epoch)}, [event], expected_deltas([event])
+        )
+        assert not outcome.lost
+        position[(TOPIC, 0)] = (next_offset + 1, epoch)
+        # Whatever the order of its parts: the higher order key, then the higher amount.
+        assert await month_value(pg_pool, "T-03") == 70
+    assert await pg_pool.fetchval("SELECT count(*) FROM indicator_report") == 1
 
 
 async def test_each_batch_marks_the_cells_it_changed_for_publication(pg_pool: asyncpg.Pool) -> None:
