@@ -44,17 +44,8 @@ from processors.deltas import ReportKey
 # Per cell part: (part kind, value delta, members delta).
 CellValueDeltas = dict[PartKey, tuple[str, Decimal, int]]
 
-# The month member upsert notes the rows that crossed zero (PostgreSQL 18's `RETURNING old/new`: the
-# values of the row version it locked, so concurrent batches note each crossing once).
-NOTE_MEMBERS = """
-WITH changed AS (
-    INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
-    SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
-    ORDER BY 1, 2, 3, 4, 5, 6
-    ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
-    DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
-    RETURNING new.indicator, new.period_start, new.dims, new.part, new.member, new.refcount AS after,
-              coalesce(old.refcount, 0) AS before
+_FLIPS = """RETURNING new.indicator, new.period_start, new.dims, new.part, new.member, new.refcount AS after,
+          coalesce(old.refcount, 0) AS before
 )
 INSERT INTO indicator_member_flip (indicator, year_start, dims, part, member, months)
 SELECT indicator, date_trunc('year', period_start::timestamp)::date, dims, part, member,
@@ -62,39 +53,36 @@ SELECT indicator, date_trunc('year', period_start::timestamp)::date, dims, part,
   FROM changed
  WHERE (after > 0) <> (before > 0)
 """
-_REPORT_COLUMNS = """unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
-                  $7::uuid[], $8::text[], $9::numeric[])
-        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)"""
-_NOTED_REPORTS = """
+_NOTED_REPORTS = """RETURNING r.indicator, r.period_start, r.dims, r.part, r.member, r.event_id, r.order_key,
+          r.amount
+)
 INSERT INTO indicator_report_change (indicator, month_start, dims, part, member, event_id, order_key,
                                      amount, retracted)
 SELECT indicator, period_start, dims, part, member, event_id, order_key, amount, {retracted}
   FROM noted
 """
-_STORED_REPORTS = """
-WITH noted AS (
-    INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
-                                  order_key, amount)
-    SELECT * FROM {reports}
-    ORDER BY 1, 2, 3, 4, 5, 6, 7
-    ON CONFLICT DO NOTHING
-    RETURNING indicator, period_start, dims, part, member, event_id, order_key, amount
-)"""
-# The batch's month reports, stored and noted (a duplicate stored before is neither).
-NOTE_STORED_REPORTS = _STORED_REPORTS.format(reports=_REPORT_COLUMNS) + _NOTED_REPORTS.format(
-    retracted="false"
-)
-_DELETED_REPORTS = """
-WITH noted AS (
-    DELETE FROM indicator_report AS r
-    USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[])
-        AS u(indicator, period_kind, period_start, dims, part, member, event_id)
-    WHERE r.indicator = u.indicator AND r.period_kind = u.period_kind AND r.period_start = u.period_start
-      AND r.dims = u.dims AND r.part = u.part AND r.member = u.member AND r.event_id = u.event_id
-    RETURNING r.indicator, r.period_start, r.dims, r.part, r.member, r.event_id, r.order_key, r.amount
-)"""
-# The month reports of retracted events, deleted and noted.
-NOTE_DELETED_REPORTS = _DELETED_REPORTS + _NOTED_REPORTS.format(retracted="true")
+
+
+def noting_member_flips(upsert: str) -> str:
+    """`upsert`, the month member upsert (table alias ``m``, no RETURNING), noting its zero crossings.
+
+    PostgreSQL 18's `RETURNING old/new` gives the values of the row version the upsert locked, so
+    concurrent batches note each crossing once.
+    """
+    return "WITH changed AS (" + upsert + _FLIPS
+
+
+def noting_reports(statement: str, *, retracted: bool) -> str:
+    """`statement`, an insert or delete of month reports (table alias ``r``, no RETURNING), noting them.
+
+    It notes the reports it stored or deleted (a duplicate stored before is neither).
+    """
+    return "WITH noted AS (" + statement + _NOTED_REPORTS.format(retracted=str(retracted).lower())
+
+
+_REPORT_COLUMNS = """unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[],
+                  $7::uuid[], $8::text[], $9::numeric[])
+        AS u(indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)"""
 
 # The relay's side. Every noted flip, merged per member year, changes its months; the bits before and
 # after give the change of every month, quarter and year count the flips touched. Member years left

@@ -25,7 +25,7 @@ from processors.base import (
     TopicPartitionKey,
     columns_of,
 )
-from processors.cell_values import NOTE_DELETED_REPORTS, NOTE_MEMBERS, NOTE_STORED_REPORTS
+from processors.cell_values import noting_member_flips, noting_reports
 from processors.deltas import PartDeltas
 from processors.facts import record_facts
 from processors.rollups import apply_rollups
@@ -33,7 +33,7 @@ from processors.rollups import apply_rollups
 logger = logging.getLogger(__name__)
 
 
-# Without the cell values (with them, `processors.cell_values` notes what these change for the relay).
+# The month rows' statements; with the cell values they also note what they change (below).
 _UPSERT_MEMBERS = """
 INSERT INTO indicator_member AS m (indicator, period_kind, period_start, dims, part, member, refcount)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::int[])
@@ -42,8 +42,8 @@ ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
 DO UPDATE SET refcount = m.refcount + EXCLUDED.refcount
 """
 _INSERT_REPORTS = """
-INSERT INTO indicator_report (indicator, period_kind, period_start, dims, part, member, event_id,
-                              order_key, amount)
+INSERT INTO indicator_report AS r (indicator, period_kind, period_start, dims, part, member, event_id,
+                                   order_key, amount)
 SELECT * FROM unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::text[], $7::uuid[],
                      $8::text[], $9::numeric[])
 ORDER BY 1, 2, 3, 4, 5, 6, 7
@@ -65,6 +65,11 @@ USING unnest($1::text[], $2::text[], $3::date[], $4::text[], $5::text[], $6::tex
 WHERE r.indicator = u.indicator AND r.period_kind = u.period_kind AND r.period_start = u.period_start
   AND r.dims = u.dims AND r.part = u.part AND r.member = u.member AND r.event_id = u.event_id
 """
+
+# With the cell values, the same statements also note what they changed, for the relay to apply.
+_NOTE_MEMBERS = noting_member_flips(_UPSERT_MEMBERS)
+_NOTE_STORED_REPORTS = noting_reports(_INSERT_REPORTS, retracted=False)
+_NOTE_DELETED_REPORTS = noting_reports(_DELETE_REPORTS, retracted=True)
 
 _UPSERT_SUMS = """
 INSERT INTO indicator_part AS p (indicator, period_kind, period_start, dims, part, kind, value, contributions)
@@ -124,7 +129,7 @@ async def apply_deltas(
         members = {key: delta for key, delta in members.items() if delta}
     if members:
         columns = columns_of(members, 6)
-        upsert = NOTE_MEMBERS if cell_values else _UPSERT_MEMBERS
+        upsert = _NOTE_MEMBERS if cell_values else _UPSERT_MEMBERS
         await connection.execute(upsert, *columns, list(members.values()))
         negative = [key for key, delta in members.items() if delta < 0]
         if negative:
@@ -135,7 +140,7 @@ async def apply_deltas(
     if adds:
         reports = list(adds.values())
         await connection.execute(
-            NOTE_STORED_REPORTS if cell_values else _INSERT_REPORTS,
+            _NOTE_STORED_REPORTS if cell_values else _INSERT_REPORTS,
             *columns_of(adds, 7),
             [key for key, _ in reports],
             [amount for _, amount in reports],
@@ -144,7 +149,7 @@ async def apply_deltas(
         written += len(adds)
     if deltas.latest_remove:
         columns = columns_of(sorted(deltas.latest_remove), 7)
-        await connection.execute(NOTE_DELETED_REPORTS if cell_values else _DELETE_REPORTS, *columns)
+        await connection.execute(_NOTE_DELETED_REPORTS if cell_values else _DELETE_REPORTS, *columns)
         months.update(zip(columns[0], columns[2], columns[3], strict=True))
         written += len(deltas.latest_remove)
     sum_amount, sum_count = deltas.sum_amount, deltas.sum_count
