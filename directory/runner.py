@@ -15,7 +15,7 @@ import asyncpg
 
 from connectors.pseudonym import Pseudonymiser
 from directory.schema import migrate
-from directory.sync import DirectorySource, DirectorySync, SyncStats
+from directory.sync import DirectoryContractError, DirectorySource, DirectorySync, SyncStats
 from infra.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -51,6 +51,9 @@ async def run_directory_sync(
             while True:
                 try:
                     last = await sync.round(connection)
+                except DirectoryContractError as exc:
+                    host = urlsplit(source.directory_endpoint).hostname
+                    logger.error("directory sync against %s stopped: %s", host, exc)
                 except (aiohttp.ClientError, asyncpg.PostgresError, OSError, KeyError, TimeoutError) as exc:
                     host = urlsplit(source.directory_endpoint).hostname
                     logger.error("directory sync against %s failed: %s", host, type(exc).__name__)

@@ -9,7 +9,9 @@ It writes straight to the directory's own schema and never to Kafka. One round:
 3. reads every page of PLGN's directory endpoint: a firm with a current authorisation is kept with the
    authorised fields only, any other is deleted, and so is a stored firm PLGN no longer lists.
 
-A feed item that breaks the contract is logged with the reason (no values) and counted, never recorded.
+A feed item or a directory record that breaks its contract (`schemas/feeds/`) is logged with the reason
+(no values) and counted, never recorded; a firm whose record is skipped keeps what was stored for it. A
+directory page that breaks it stops the round with the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from urllib.parse import urljoin
 import aiohttp
 import asyncpg
 
+from connectors.plgn_contract import directory_firm_violation, directory_page_violation
 from connectors.pseudonym import Pseudonymiser
 from directory.ledger import LedgerItemError, entry_from_item, expire_due, is_consent_item, record
 from directory.schema import sql
@@ -42,6 +45,10 @@ _TOP_KEYS = (
     "legalName", "tradeName", "country", "sector", "hsChapters", "products", "sizeBand",
     "exporterStatus", "website", "taxId",
 )  # fmt: skip
+
+
+class DirectoryContractError(ValueError):
+    """A page of PLGN's directory endpoint breaks its contract; the message is the reason, without values."""
 
 
 @dataclass
@@ -146,7 +153,21 @@ class DirectorySync:
         url: str | None = f"{self.source.directory_endpoint}?limit={self.source.page_size}"
         while url:
             page = await self._get(url)
-            firms = [firm_record(item, self.pseudonyms) for item in page["items"]]
+            violation = directory_page_violation(page)
+            if violation is not None:
+                raise DirectoryContractError(violation)
+            firms = []
+            for item in page["items"]:
+                reason = directory_firm_violation(item)
+                if reason is None:
+                    firms.append(firm_record(item, self.pseudonyms))
+                    continue
+                logger.warning("directory sync: directory record skipped: %s", reason)
+                stats.rejected_items[reason] = stats.rejected_items.get(reason, 0) + 1
+                named = item.get("id") if isinstance(item, dict) else None
+                if directory_firm_violation({"id": named}) is None:
+                    # PLGN still lists the firm: what was stored for it stays until a valid record.
+                    listed.add(self.pseudonyms.org(str(named)))
             async with connection.transaction():
                 await as_writer(connection)
                 for firm in firms:

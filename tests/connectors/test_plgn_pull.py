@@ -18,7 +18,12 @@ from pydantic import SecretStr
 from connectors.context import ConnectorContext
 from connectors.exceptions import DeadLetterRecord
 from connectors.plgn import PlgnConnector
-from connectors.plgn_contract import contract_violation, feed_validator
+from connectors.plgn_contract import (
+    contract_violation,
+    directory_firm_violation,
+    directory_page_violation,
+    feed_validator,
+)
 from connectors.pseudonym import Pseudonymiser
 from connectors.runtime import pull
 from connectors.simulators.faults import Faults
@@ -112,12 +117,15 @@ def test_each_contract_example_is_valid_and_maps_to_its_event(name: str) -> None
     assert "orgs/42" not in dumped and "orgs/51" not in dumped
 
 
-def test_every_example_file_is_covered_and_the_page_example_holds_valid_items() -> None:
+def test_every_example_file_is_covered_and_the_page_examples_hold_valid_items() -> None:
     names = {path.stem for path in EXAMPLES.glob("*.json")}
-    assert names - {"feed-page"} == set(EXPECTED_TYPES)
+    assert names - {"feed-page", "directory-page"} == set(EXPECTED_TYPES)
     page = json.loads((EXAMPLES / "feed-page.json").read_text())
     assert page["type"] == "OrderedCollectionPage" and page["next"]
     assert all(contract_violation(item) is None for item in page["orderedItems"])
+    directory = json.loads((EXAMPLES / "directory-page.json").read_text())
+    assert directory_page_violation(directory) is None and directory["next"] and directory["items"]
+    assert all(directory_firm_violation(item) is None for item in directory["items"])
 
 
 def test_the_examples_carry_the_actors_country_and_the_outcomes_round() -> None:

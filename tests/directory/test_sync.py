@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp import web
 
 from connectors.plgn import PlgnConnector
+from connectors.plgn_contract import directory_firm_violation, directory_page_violation
 from connectors.pseudonym import Pseudonymiser
 from connectors.simulators.generator import World, generate
 from connectors.simulators.plgn_directory import (
@@ -24,7 +26,7 @@ from connectors.simulators.plgn_feed import PlgnFeedSimulator, PlgnFeedState, fe
 from connectors.simulators.serving import serving
 from directory.ledger import WITHDRAWN, ConsentEntry, record
 from directory.schema import sql
-from directory.sync import DirectorySource, DirectorySync
+from directory.sync import DirectoryContractError, DirectorySource, DirectorySync
 from infra.settings import Settings, SourceConfig
 from processors.indicators.aggregate import ReadContext, aggregate
 from processors.indicators.base import PeriodKind
@@ -126,6 +128,68 @@ async def test_a_withdrawal_in_the_feed_or_a_firm_plgn_deleted_removes_the_row(
     firms = await _firms(admin, served.schema)
     assert _ref(withdrawn) not in firms and _ref(deleted) not in firms
     assert stats.firms_deleted == 2 and stats.consent_entries == 1
+
+
+def test_the_simulated_directory_serves_records_its_contract_accepts() -> None:
+    records = directory_from_world(generate(7, learners=5, firms=300))
+    assert directory_page_violation({"items": records, "next": None}) is None
+    assert [directory_firm_violation(record) for record in records] == [None] * len(records)
+    # The contract is not vacuous: each of these breaks it.
+    first = records[0]
+    broken = [
+        {**first, "sizeBand": "HUGE"},
+        {**first, "contact": {**first["contact"], "email": "not an address"}},
+        {key: value for key, value in first.items() if key != "id"},
+        {**first, "hsChapters": "27"},
+    ]
+    assert all(directory_firm_violation(record) is not None for record in broken)
+
+
+async def test_a_directory_record_that_breaks_the_contract_is_skipped_with_its_reason_and_stops_nothing(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    await served.sync.round(admin)
+    before = await _firms(admin, served.schema)
+    lasting = sorted({auth.org_id for auth in served.world.authorisations if auth.withdrawn_at is None})
+    broken, renamed = lasting[0], lasting[1]
+    for listed in served.directory.records:
+        if listed["id"].endswith(f"/{broken}"):
+            listed.update(country="Argentina", legalName="Renamed in a broken record")
+        if listed["id"].endswith(f"/{renamed}"):
+            listed["legalName"] = "Renamed"
+    served.directory.records.append({"legalName": "A firm without an id", "country": "UY"})
+    stats = await served.sync.round(admin)
+    assert stats.rejected_items == {
+        "directory contract: firm: /country: fails pattern": 1,
+        "directory contract: firm: /: 'id' is a required property": 1,
+    }
+    firms = await _firms(admin, served.schema)
+    # Every firm still listed is kept: the broken record's firm with what was stored for it, the others
+    # updated from their valid records.
+    assert set(firms) == set(before) and stats.firms_deleted == 0
+    kept = firms[_ref(broken)]["legal_name"]
+    assert kept == before[_ref(broken)]["legal_name"] and kept != "Renamed in a broken record"
+    assert firms[_ref(renamed)]["legal_name"] == "Renamed"
+
+
+async def test_a_directory_page_that_breaks_the_contract_stops_the_round_with_the_reason(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    await served.sync.round(admin)
+    before = await _firms(admin, served.schema)
+
+    async def broken_page(_: web.Request) -> web.Response:
+        return web.json_response({"items": {"id": "https://plgn.example/orgs/X"}, "next": None})
+
+    application = web.Application()
+    application.router.add_get("/directory/firms", broken_page)
+    async with serving(application) as url, aiohttp.ClientSession() as session:
+        source = replace(served.sync.source, directory_endpoint=f"{url}/directory/firms")
+        sync = DirectorySync(source, served.schema, PSEUDONYMS, session)
+        with pytest.raises(DirectoryContractError, match=r"^directory contract: /items: fails type$"):
+            await sync.round(admin)
+    # Nothing PLGN still lists was taken for unlisted.
+    assert await _firms(admin, served.schema) == before
 
 
 def _plgn_16_by_state(events: list[Event], as_of: datetime, period: PeriodKind) -> dict[date, dict[str, int]]:
