@@ -122,7 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     directory.add_argument(
         "action",
         choices=("verify-log", "indicators"),
-        help="verify-log: check the access log's hash chain; indicators: DIR-01 to DIR-03 as JSON",
+        help="verify-log: check the access log's hash chain; indicators: DIR-01 to DIR-03 and GOV-02 as JSON",
     )
     connectors = commands.add_parser("connectors", parents=[config], help="connector plugins")
     connectors.add_argument("action", choices=("list",))

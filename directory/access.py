@@ -16,6 +16,7 @@ from typing import Any
 
 import asyncpg
 
+from directory import notices
 from directory.ledger import WITHDRAWN, ConsentEntry, record
 from directory.schema import API_ROLE, sql
 from directory.store import FIELD_COLUMNS, as_writer, reconcile
@@ -246,6 +247,41 @@ async def withdraw_consent(
             request_id,
         )
     return True
+
+
+async def read_notices(
+    connection: asyncpg.Connection, identity: Identity, *, schema: str, after: int = 0, limit: int = 50
+) -> list[dict[str, Any]]:
+    """The withdrawal notices of the identity's member state after `after` (by id), read as the API role.
+
+    Raises:
+        DirectoryDenied: the identity is no member state's.
+    """
+    async with connection.transaction():
+        await _as_state(connection, schema, identity)
+        return await notices.own_notices(connection, schema, after, limit)
+
+
+async def acknowledge_notice(
+    connection: asyncpg.Connection, identity: Identity, notice_id: int, *, schema: str
+) -> bool:
+    """Acknowledge a notice of the identity's member state (idempotent); False when it has no such notice.
+
+    Raises:
+        DirectoryDenied: the identity is no member state's.
+    """
+    async with connection.transaction():
+        await _as_state(connection, schema, identity)
+        return await notices.acknowledge(connection, schema, notice_id, identity.client_id)
+
+
+async def _as_state(connection: asyncpg.Connection, schema: str, identity: Identity) -> None:
+    # As in `_read`: the API role, the identity's member state for this transaction only.
+    await connection.execute(f"SET LOCAL ROLE {API_ROLE}")
+    state = identity.member_state if identity.role == STATE_ROLE else None
+    await connection.execute("SELECT set_config('alcance.member_state', $1, true)", state or "")
+    if not await _member(connection, schema):
+        raise DirectoryDenied("withdrawal notices are read by member states only (a state token of a member)")
 
 
 async def read_access_log(

@@ -5,7 +5,8 @@ Three roles, created once per cluster:
 * `alcance_directory_owner` (NOLOGIN) owns every object of the schema. Its tables force row-level
   security, so even the views it owns read firms through the member-state policy.
 * `alcance_directory_api` (NOLOGIN, NOBYPASSRLS, not owner) is the role every member-state read runs as
-  (`SET LOCAL ROLE`): SELECT on the view `firm_shared` and INSERT into `access_log`, nothing else.
+  (`SET LOCAL ROLE`): SELECT on the view `firm_shared`, INSERT into `access_log`, and its own state's
+  withdrawal notices (read and acknowledge), nothing else.
 * `alcance_directory_writer` (NOLOGIN) is for the sync and withdrawals: firm rows and ledger entries.
 
 The store's role set-up (`infra.store_grants.role_statements`, which `alcance db roles` prints for a
@@ -118,6 +119,15 @@ async def _grant(connection: asyncpg.Connection, target: str) -> None:
     await connection.execute(f"GRANT SELECT, INSERT, UPDATE ON {target}.sync_state TO {WRITER_ROLE}")
     # The firm policy reads the current terms; the writer's own reads of `firm` evaluate it too.
     await connection.execute(f"GRANT SELECT ON {target}.current_authorisation TO {WRITER_ROLE}")
+    # Withdrawal notices: the writer writes them and reads what each state may still see (`firm_shared`,
+    # under the state it sets); a state reads and acknowledges its own (row-level security).
+    await connection.execute(f"GRANT SELECT, INSERT ON {target}.withdrawal_notice TO {WRITER_ROLE}")
+    await connection.execute(
+        f"GRANT SELECT ON {target}.firm_shared, {target}.indicator_withdrawal_propagation TO {WRITER_ROLE}"
+    )
+    await connection.execute(
+        f"GRANT SELECT, UPDATE (acknowledged_at, acknowledged_by) ON {target}.withdrawal_notice TO {API_ROLE}"
+    )
     # The ledger's terms per firm: for the owner's policy functions and the writer, not for readers.
     await connection.execute(f"REVOKE EXECUTE ON FUNCTION {target}.org_authorisations(text) FROM PUBLIC")
     await connection.execute(f"GRANT EXECUTE ON FUNCTION {target}.org_authorisations(text) TO {WRITER_ROLE}")

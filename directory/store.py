@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from directory.ledger import CONTACT_FIELDS
+from directory.notices import notify_recipients
 from directory.schema import WRITER_ROLE, sql
 
 # Directory field names (as PLGN's consents list them) and the firm columns that hold them.
@@ -120,11 +121,14 @@ async def reconcile(connection: asyncpg.Connection, schema: str, org_refs: Itera
         How many rows were deleted.
     """
     deleted = 0
-    for org_ref in sorted(set(org_refs)):
+    refs = sorted(set(org_refs))
+    for org_ref in refs:
         allowed = await storable_fields(connection, schema, org_ref)
         if not allowed:
             status = await connection.execute(sql("DELETE FROM {s}.firm WHERE org_ref = $1", schema), org_ref)
             deleted += status == "DELETE 1"
             continue
         await connection.execute(sql(_BLANK, schema), org_ref, sorted(allowed))
+    # The states that received what a firm no longer shares with them are told to delete it.
+    await notify_recipients(connection, schema, refs)
     return deleted

@@ -28,6 +28,7 @@ import asyncpg
 from connectors.plgn_contract import directory_firm_violation, directory_page_violation
 from connectors.pseudonym import Pseudonymiser
 from directory.ledger import LedgerItemError, entry_from_item, expire_due, is_consent_item, record
+from directory.notices import notify_recipients
 from directory.schema import sql
 from directory.store import FirmRecord, as_writer, reconcile, store_firm
 
@@ -182,4 +183,5 @@ class DirectorySync:
                 sorted(listed),
             )
             stats.firms_deleted += len(gone)
+            await notify_recipients(connection, self.schema, [row["org_ref"] for row in gone])
             await connection.execute(sql(_SET_STATE, self.schema), _LISTED, str(len(listed)))

@@ -1,9 +1,10 @@
 """The directory's routes (art. 8): thin adapters from verified identities to `directory.access`.
 
-`GET /api/v1/directory/firms` and `/firms/{ref}` for member states, `POST /api/v1/consents/{id}/withdrawal`
-for PLGN's client, `GET /api/v1/directory/access-log` for coordinators, and the `/directory` page in
-es/pt/en. The member state always comes from the identity, never from the request; every answer is
-`Cache-Control: no-store`.
+`GET /api/v1/directory/firms` and `/firms/{ref}` for member states, with their withdrawal notices
+(`GET /api/v1/directory/notices`, `POST .../notices/{id}/acknowledgement`),
+`POST /api/v1/consents/{id}/withdrawal` for PLGN's client, `GET /api/v1/directory/access-log` for
+coordinators, and the `/directory` page in es/pt/en. The member state always comes from the identity,
+never from the request; every answer is `Cache-Control: no-store`.
 """
 
 from __future__ import annotations
@@ -121,6 +122,36 @@ async def access_log(request: web.Request) -> web.StreamResponse:
     return web.json_response({"rows": rows}, headers=_NO_STORE, dumps=_dumps)
 
 
+async def notices(request: web.Request) -> web.StreamResponse:
+    """The caller's member state's withdrawal notices after `after` (a notice id), oldest first."""
+    unknown = sorted(set(request.query) - {"after", "limit"})
+    if unknown:
+        raise ProblemError(400, "Bad Request", f"unknown parameter {unknown[0]!r}; valid: after, limit")
+    after, limit = request.query.get("after", "0"), request.query.get("limit", str(access.PAGE_MAX))
+    if not _NUMBER.fullmatch(after):
+        raise ProblemError(400, "Bad Request", "after is not valid: expected a notice id")
+    if not _NUMBER.fullmatch(limit) or not 1 <= int(limit) <= access.PAGE_MAX:
+        raise ProblemError(400, "Bad Request", f"limit is not valid: expected 1 to {access.PAGE_MAX}")
+    identity, size = _identity(request), int(limit)
+    found = await _run(
+        request, lambda c, s: access.read_notices(c, identity, schema=s, after=int(after), limit=size)
+    )
+    following = found[-1]["id"] if len(found) == size else None
+    return web.json_response({"notices": found, "next_after": following}, headers=_NO_STORE)
+
+
+async def acknowledge(request: web.Request) -> web.StreamResponse:
+    """Acknowledge a withdrawal notice: the caller's state deleted what it names (idempotent)."""
+    notice = request.match_info["id"]
+    if not _NUMBER.fullmatch(notice):
+        raise ProblemError(400, "Bad Request", "notice id is not valid: expected a number from the notices")
+    identity = _identity(request)
+    found = await _run(request, lambda c, s: access.acknowledge_notice(c, identity, int(notice), schema=s))
+    if not found:
+        raise ProblemError(404, "Not Found", "no notice with this id was sent to your member state")
+    return web.json_response({"acknowledged": True}, headers=_NO_STORE)
+
+
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
 
@@ -233,4 +264,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get(f"{PREFIX}/directory/firms/{{ref}}", get_firm, allow_head=False)
     app.router.add_get(f"{PREFIX}/directory/access-log", access_log, allow_head=False)
     app.router.add_post(f"{PREFIX}/consents/{{id:.+}}/withdrawal", withdraw)
+    app.router.add_get(f"{PREFIX}/directory/notices", notices, allow_head=False)
+    app.router.add_post(f"{PREFIX}/directory/notices/{{id}}/acknowledgement", acknowledge)
     app.router.add_get("/directory", directory_page, allow_head=False)

@@ -30,6 +30,21 @@ _FIRM = {
     "additionalProperties": True,
 }
 _DENIED = ("403", "Not a member state's identity (the denial is logged)")
+_NOT_A_STATE = ("403", "Not a member state's identity")
+_ROW_NUMBER = {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999}
+_NOTICE = {
+    "type": "object",
+    "required": ["id", "ref", "fields", "delete", "noticed_at", "acknowledged_at"],
+    "description": "A firm's record, or some of its fields, the state received and may no longer hold.",
+    "properties": {
+        "id": {"type": "integer"},
+        "ref": {"type": "string"},
+        "fields": {"type": "array", "items": {"type": "string"}},
+        "delete": {"enum": ["record", "fields"]},
+        "noticed_at": {"type": "string", "format": "date-time"},
+        "acknowledged_at": {"type": ["string", "null"], "format": "date-time"},
+    },
+}
 
 
 def directory_paths() -> dict[str, Any]:
@@ -79,13 +94,7 @@ def directory_paths() -> dict[str, Any]:
                 "operationId": "getDirectoryAccessLog",
                 "summary": "Directory reads and denials, for coordinators",
                 "tags": ["directory"],
-                "parameters": [
-                    _query(
-                        "after",
-                        "row number",
-                        {"type": "integer", "minimum": 0, "maximum": 999_999_999_999_999},
-                    )
-                ],
+                "parameters": [_query("after", "row number", _ROW_NUMBER)],
                 "responses": _responses(
                     "Rows after `after`",
                     {
@@ -94,6 +103,52 @@ def directory_paths() -> dict[str, Any]:
                     },
                     ("400", "`after` is not a row number"),
                     ("403", "Not a coordinator"),
+                ),
+            }
+        },
+        f"{PREFIX}/directory/notices": {
+            "get": {
+                "operationId": "listWithdrawalNotices",
+                "summary": "Withdrawal notices to the caller's member state: what it received, to delete",
+                "tags": ["directory"],
+                "parameters": [
+                    _query("after", "the last notice id of the previous page", _ROW_NUMBER),
+                    _query("limit", "page size", {"type": "integer", "minimum": 1, "maximum": 50}),
+                ],
+                "responses": _responses(
+                    "One page, oldest first",
+                    {
+                        "type": "object",
+                        "properties": {
+                            "notices": {"type": "array", "items": _NOTICE},
+                            "next_after": {"type": ["integer", "null"]},
+                        },
+                    },
+                    ("400", "A parameter is not valid"),
+                    _NOT_A_STATE,
+                ),
+            }
+        },
+        f"{PREFIX}/directory/notices/{{id}}/acknowledgement": {
+            "post": {
+                "operationId": "acknowledgeWithdrawalNotice",
+                "summary": "Acknowledge a withdrawal notice once the copies it names are deleted",
+                "tags": ["directory"],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "The notice id",
+                        "schema": {"type": "string", "pattern": "^[0-9]{1,15}$"},
+                    }
+                ],
+                "responses": _responses(
+                    "Acknowledged",
+                    {"type": "object", "properties": {"acknowledged": {"type": "boolean"}}},
+                    ("400", "Not a notice id"),
+                    _NOT_A_STATE,
+                    ("404", "No such notice for the caller's member state"),
                 ),
             }
         },

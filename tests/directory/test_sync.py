@@ -24,6 +24,7 @@ from connectors.simulators.plgn_directory import (
 )
 from connectors.simulators.plgn_feed import PlgnFeedSimulator, PlgnFeedState, feed_from_world
 from connectors.simulators.serving import serving
+from directory.access import FirmFilters, Identity, list_firms, read_notices
 from directory.ledger import WITHDRAWN, ConsentEntry, record
 from directory.schema import sql
 from directory.sync import DirectoryContractError, DirectorySource, DirectorySync
@@ -143,6 +144,34 @@ def test_the_simulated_directory_serves_records_its_contract_accepts() -> None:
         {**first, "hsChapters": "27"},
     ]
     assert all(directory_firm_violation(record) is not None for record in broken)
+
+
+async def test_the_states_that_received_a_firm_plgn_no_longer_lists_are_told_to_delete_it(
+    admin: asyncpg.Connection, served: Served
+) -> None:
+    await served.sync.round(admin)
+    readers = {}
+    for state in sorted(MEMBER_STATES):
+        identity = Identity(f"agency-{state.lower()}", "state", state)
+        firms = await list_firms(admin, identity, FirmFilters(), schema=served.schema)
+        readers[state] = {firm["ref"] for firm in firms}
+
+    def readers_of(firm_id: str) -> int:
+        return sum(_ref(firm_id) in refs for refs in readers.values())
+
+    # A firm read by some states only: the others must get no notice.
+    deleted = next(
+        firm_id
+        for firm_id in sorted({a.org_id for a in served.world.authorisations})
+        if 0 < readers_of(firm_id) < len(readers)
+    )
+    served.directory.records = [r for r in served.directory.records if not r["id"].endswith(f"/{deleted}")]
+    await served.sync.round(admin)
+    for state, refs in readers.items():
+        identity = Identity(f"agency-{state.lower()}", "state", state)
+        notices = await read_notices(admin, identity, schema=served.schema)
+        expected = [(_ref(deleted), "record")] if _ref(deleted) in refs else []
+        assert [(notice["ref"], notice["delete"]) for notice in notices] == expected, state
 
 
 async def test_a_directory_record_that_breaks_the_contract_is_skipped_with_its_reason_and_stops_nothing(

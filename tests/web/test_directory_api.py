@@ -125,6 +125,41 @@ async def test_a_withdrawal_removes_the_firm_from_the_next_request(served: Serve
         assert await admin.fetchval(query, served.firm) == 0
 
 
+async def test_a_state_that_read_a_withdrawn_firm_is_told_to_delete_it_and_acknowledges(
+    served: Served,
+) -> None:
+    notices = f"{served.url}/api/v1/directory/notices"
+    async with aiohttp.ClientSession() as http:
+        brazil, chile = await served.token("state", "BR"), await served.token("state", "CL")
+        async with http.get(f"{served.url}/api/v1/directory/firms/{served.firm}", headers=brazil) as response:
+            assert response.status == 200
+        withdrawal = f"{served.url}/api/v1/consents/{quote(CONSENT_IRI, safe='')}/withdrawal"
+        async with http.post(withdrawal, headers=await served.token("plgn")) as response:
+            assert response.status == 200
+        async with http.get(notices, headers=brazil) as response:
+            assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
+            (notice,) = (await response.json())["notices"]
+        assert (notice["ref"], notice["delete"]) == (served.firm, "record")
+        assert notice["fields"] == ["legalName", "sector"]
+        acknowledgement = f"{notices}/{notice['id']}/acknowledgement"
+        async with http.post(acknowledgement, headers=chile) as response:
+            assert response.status == 404  # not Chile's notice
+        for _ in range(2):  # idempotent
+            async with http.post(acknowledgement, headers=brazil) as response:
+                assert response.status == 200 and await response.json() == {"acknowledged": True}
+        async with http.get(notices, headers=brazil) as response:
+            assert (await response.json())["notices"][0]["acknowledged_at"] is not None
+        async with http.get(notices, headers=chile) as response:
+            assert await response.json() == {"notices": [], "next_after": None}
+        async with http.get(notices, headers=await served.token("coordinator")) as response:
+            assert response.status == 403
+        for bad in ("?after=x", "?limit=51", "?state=BR"):
+            async with http.get(notices + bad, headers=brazil) as response:
+                assert response.status == 400, bad
+        async with http.post(f"{notices}/{INJECTION}/acknowledgement", headers=brazil) as response:
+            assert response.status == 400
+
+
 ISSUER, AUDIENCE = "https://auth.example", "https://alcance.example/api/v1"
 
 
@@ -208,5 +243,7 @@ def test_the_openapi_document_lists_the_directory_routes_and_stays_valid() -> No
         "/api/v1/directory/firms",
         "/api/v1/directory/firms/{ref}",
         "/api/v1/directory/access-log",
+        "/api/v1/directory/notices",
+        "/api/v1/directory/notices/{id}/acknowledgement",
     } <= set(document["paths"])
     assert "post" in document["paths"]["/api/v1/consents/{id}/withdrawal"]
