@@ -18,6 +18,7 @@ import os
 import platform
 import re
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,50 @@ def _label(query: str) -> str | None:
     verb = found.group(1).split()[0].lower()
     conflict = " upsert" if verb == "insert" and "ON CONFLICT" in query and "DO UPDATE" in query else ""
     return f"{verb}{conflict} {found.group(2)}"
+
+
+def _per_statement(rows: list[Any]) -> dict[str, dict[str, float]]:
+    """pg_stat_statements' rows summed per statement label (`_label`); unlabelled ones left out."""
+    per: dict[str, dict[str, float]] = {}
+    for row in rows:
+        label = _label(row["query"])
+        if label is None:
+            continue
+        entry = per.setdefault(
+            label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0, "wal_fpi": 0.0}
+        )
+        entry["calls"] += row["calls"]
+        entry["rows"] += row["rows"]
+        entry["exec_us"] += row["total_exec_time"] * 1000
+        entry["dirtied"] += row["shared_blks_dirtied"]
+        entry["wal_bytes"] += float(row["wal_bytes"])
+        entry["wal_fpi"] += row["wal_fpi"]
+    return per
+
+
+def _statement_costs(per: dict[str, dict[str, float]], count: int) -> dict[str, dict[str, float]]:
+    """Each statement's cost per record processed, the costliest first."""
+    return {
+        label: {
+            "calls": int(entry["calls"]),
+            "rows_per_record": round(entry["rows"] / count, 3),
+            "exec_us_per_record": round(entry["exec_us"] / count, 2),
+            "blocks_dirtied_per_1k_records": round(entry["dirtied"] * 1000 / count, 1),
+            "wal_bytes_per_record": round(entry["wal_bytes"] / count),
+            "full_page_images_per_1k_records": round(entry["wal_fpi"] * 1000 / count, 1),
+        }
+        for label, entry in sorted(per.items(), key=lambda item: -item[1]["exec_us"])
+    }
+
+
+async def _apply_notes(pool: Any) -> float:
+    """Seconds the relay's step takes to apply every note the load left (`apply_noted_changes`)."""
+    from processors.cell_values import apply_noted_changes
+
+    started = time.perf_counter()
+    async with pool.acquire() as connection, connection.transaction():
+        await apply_noted_changes(connection)
+    return time.perf_counter() - started
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
@@ -77,6 +122,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             seconds, _ = await _load(settings, pool, count)
             await asyncio.sleep(2)  # the backends flush their table statistics when idle
             rows = await admin.fetch(_STATEMENTS)
+            await admin.execute("SELECT pg_stat_statements_reset()")
+            applying_s = await _apply_notes(pool)
+            applying = await admin.fetch(_STATEMENTS)
             checkpoints = await admin.fetchval(_CHECKPOINTS) - checkpoints_before
             tuples = {
                 r["relname"]: {"inserted": r[1], "updated": r[2], "hot_updated": r[3], "deleted": r[4]}
@@ -98,31 +146,9 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
             await pool.close()
         finally:
             await stack.stop()
-    per: dict[str, dict[str, float]] = {}
-    for row in rows:
-        label = _label(row["query"])
-        if label is None:
-            continue
-        entry = per.setdefault(
-            label, {"calls": 0, "rows": 0.0, "exec_us": 0.0, "dirtied": 0.0, "wal_bytes": 0.0, "wal_fpi": 0.0}
-        )
-        entry["calls"] += row["calls"]
-        entry["rows"] += row["rows"]
-        entry["exec_us"] += row["total_exec_time"] * 1000
-        entry["dirtied"] += row["shared_blks_dirtied"]
-        entry["wal_bytes"] += float(row["wal_bytes"])
-        entry["wal_fpi"] += row["wal_fpi"]
-    statements = {
-        label: {
-            "calls": int(entry["calls"]),
-            "rows_per_record": round(entry["rows"] / count, 3),
-            "exec_us_per_record": round(entry["exec_us"] / count, 2),
-            "blocks_dirtied_per_1k_records": round(entry["dirtied"] * 1000 / count, 1),
-            "wal_bytes_per_record": round(entry["wal_bytes"] / count),
-            "full_page_images_per_1k_records": round(entry["wal_fpi"] * 1000 / count, 1),
-        }
-        for label, entry in sorted(per.items(), key=lambda item: -item[1]["exec_us"])
-    }
+    per = _per_statement(rows)
+    statements = _statement_costs(per, count)
+    applying_us = sum(entry["exec_us"] for entry in _per_statement(applying).values())
     return {
         "benchmark": "store_statements",
         "events": args.events,
@@ -134,6 +160,13 @@ async def _run(args: argparse.Namespace) -> dict[str, Any]:
         "checkpoints": checkpoints,
         "table_bytes_per_record": {table: round(size / count) for table, size in sizes.items()},
         "statements": statements,
+        # What the relay's applying of these batches' notes costs (one round, after the load; with the
+        # cell values off there are none).
+        "relay_applying": {
+            "s": round(applying_s, 2),
+            "exec_us_per_record": round(applying_us / count, 1),
+            "statements": _statement_costs(_per_statement(applying), count),
+        },
         "tuples": tuples,
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load": os.getloadavg()},
     }
