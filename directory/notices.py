@@ -42,6 +42,10 @@ SELECT d.org_ref, d.member_state, array_agg(d.field ORDER BY d.field) AS fields,
 # state set for the transaction).
 _VISIBLE = "SELECT fields FROM {s}.firm_shared WHERE org_ref = $1"
 _SET_STATE = "SELECT set_config('alcance.member_state', $1, true)"
+_LOCK_FIRMS = """
+SELECT pg_advisory_xact_lock(hashtext('alcance.directory.notice:' || o.r))
+  FROM (SELECT r FROM unnest($1::text[]) AS r ORDER BY r) AS o
+"""
 _NOTICE = """
 INSERT INTO {s}.withdrawal_notice (member_state, org_ref, fields, whole_record, through_seq)
 VALUES ($1, $2, $3, $4, $5)
@@ -57,6 +61,9 @@ async def notify_recipients(connection: asyncpg.Connection, schema: str, org_ref
     refs = sorted(set(org_refs))
     if not refs:
         return 0
+    # One transaction at a time per firm (an API withdrawal and the feed's copy may reconcile it at once):
+    # each sees the other's notices once it has the lock, so none is written twice. Sorted: no deadlock.
+    await connection.execute(_LOCK_FIRMS, refs)
     written = 0
     for org_ref, state, received, through in await connection.fetch(sql(_UNNOTICED, schema), refs):
         await connection.execute(_SET_STATE, state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -17,6 +19,7 @@ from directory.access import (
 )
 from directory.indicators import read_directory_indicators
 from directory.ledger import WITHDRAWN, record
+from directory.notices import notify_recipients
 from directory.schema import sql
 from directory.store import as_writer, reconcile
 
@@ -136,3 +139,32 @@ async def test_the_api_role_cannot_write_or_see_other_states_notices(
         # An acknowledgement of another state's notice touches no row.
         status = await admin.execute(sql("UPDATE {s}.withdrawal_notice SET acknowledged_by = 'cl'", shared))
         assert status == "UPDATE 0"
+
+
+async def test_two_transactions_noticing_one_firm_at_once_write_one_notice(
+    admin: asyncpg.Connection, shared: str, directory_dsn: str
+) -> None:
+    await get_firm(admin, BR, FIRM, schema=shared)
+    async with admin.transaction():  # gone with no notice yet: no firm row left to serialise on
+        await as_writer(admin)
+        await admin.execute(sql("DELETE FROM {s}.firm WHERE org_ref = $1", shared), FIRM)
+    other = await asyncpg.connect(directory_dsn)
+    try:
+        first = admin.transaction()
+        await first.start()
+        await as_writer(admin)
+        assert await notify_recipients(admin, shared, [FIRM]) == 1  # not committed yet
+
+        async def notify_too() -> int:
+            async with other.transaction():
+                await as_writer(other)
+                return await notify_recipients(other, shared, [FIRM])
+
+        second = asyncio.create_task(notify_too())
+        await asyncio.sleep(0.3)
+        assert not second.done()  # waits for the first to end
+        await first.commit()
+        assert await asyncio.wait_for(second, 10) == 0
+    finally:
+        await other.close()
+    assert len(await read_notices(admin, BR, schema=shared)) == 1
