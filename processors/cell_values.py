@@ -101,12 +101,17 @@ WITH taken AS (
     ON CONFLICT (indicator, year_start, dims, part, member) DO UPDATE SET months = y.months # EXCLUDED.months
     RETURNING new.indicator, new.year_start, new.dims, new.part, new.member, new.months AS after,
               coalesce(old.months, 0) AS before
+), patterns AS (
+    -- Members of a cell year whose months moved alike count together: far fewer rows to spread.
+    SELECT indicator, year_start, dims, part, before, after, count(*) AS members
+      FROM years
+     GROUP BY 1, 2, 3, 4, 5, 6
 ), moved AS (
-    SELECT y.indicator, s.period_kind,
-           (y.year_start + make_interval(months => s.month_offset))::date AS start, y.dims, y.part,
-           sum(((y.after & s.mask) <> 0)::int - ((y.before & s.mask) <> 0)::int) AS live
-      FROM years AS y
-      JOIN alcance_year_spans() AS s ON (y.after # y.before) & s.mask <> 0
+    SELECT p.indicator, s.period_kind,
+           (p.year_start + make_interval(months => s.month_offset))::date AS start, p.dims, p.part,
+           sum((((p.after & s.mask) <> 0)::int - ((p.before & s.mask) <> 0)::int) * p.members) AS live
+      FROM patterns AS p
+      JOIN alcance_year_spans() AS s ON (p.after # p.before) & s.mask <> 0
      GROUP BY 1, 2, 3, 4, 5
 )
 SELECT indicator, period_kind, start, dims, part, live, NULL::text AS emptied FROM moved WHERE live <> 0
