@@ -131,11 +131,7 @@ async def _read(
     request_id: str | None,
 ) -> list[dict[str, Any]]:
     async with connection.transaction():
-        await connection.execute(f"SET LOCAL ROLE {API_ROLE}")
-        state = identity.member_state if identity.role == STATE_ROLE else None
-        # For this transaction only; an empty value means no state, which the policies treat as none.
-        await connection.execute("SELECT set_config('alcance.member_state', $1, true)", state or "")
-        if not await _member(connection, schema):
+        if not await _as_member(connection, schema, identity):
             await _log(connection, schema, identity, query, [], "denied", request_id)
             denied = True
             firms: list[dict[str, Any]] = []
@@ -148,7 +144,12 @@ async def _read(
     return firms
 
 
-async def _member(connection: asyncpg.Connection, schema: str) -> bool:
+async def _as_member(connection: asyncpg.Connection, schema: str, identity: Identity) -> bool:
+    """Run the caller's transaction as the API role for the identity's state; whether that is a member."""
+    await connection.execute(f"SET LOCAL ROLE {API_ROLE}")
+    state = identity.member_state if identity.role == STATE_ROLE else None
+    # For this transaction only; an empty value means no state, which the policies treat as none.
+    await connection.execute("SELECT set_config('alcance.member_state', $1, true)", state or "")
     # Through a function the API role may call: whether the state set for this transaction is a member.
     return bool(await connection.fetchval(sql("SELECT {s}.requesting_member() IS NOT NULL", schema)))
 
@@ -276,11 +277,7 @@ async def acknowledge_notice(
 
 
 async def _as_state(connection: asyncpg.Connection, schema: str, identity: Identity) -> None:
-    # As in `_read`: the API role, the identity's member state for this transaction only.
-    await connection.execute(f"SET LOCAL ROLE {API_ROLE}")
-    state = identity.member_state if identity.role == STATE_ROLE else None
-    await connection.execute("SELECT set_config('alcance.member_state', $1, true)", state or "")
-    if not await _member(connection, schema):
+    if not await _as_member(connection, schema, identity):
         raise DirectoryDenied("withdrawal notices are read by member states only (a state token of a member)")
 
 

@@ -84,7 +84,7 @@ _ACKNOWLEDGE = """
 UPDATE {s}.withdrawal_notice SET acknowledged_at = clock_timestamp(), acknowledged_by = $2
  WHERE id = $1 AND acknowledged_at IS NULL
 """
-_FOUND = "SELECT acknowledged_at IS NOT NULL FROM {s}.withdrawal_notice WHERE id = $1"
+_FOUND = "SELECT true FROM {s}.withdrawal_notice WHERE id = $1"
 
 
 async def own_notices(
