@@ -20,15 +20,17 @@ Keeping them is split in two, so that a batch pays little for it:
     months (a month's latest values are read from its own reports, a month at most).
 
 Only the relay and a recompute apply the noted changes, one at a time (an advisory lock), so the kept
-tables have one writer. Each round applies the noted stored reports first, then the noted deletions,
-each statement seeing what committed before it. That keeps the winners exact while batches go on:
+tables have one writer. Each round takes every noted report in one statement, so it sees the stored and
+the deleted reports of one snapshot, and the note that stored a report is always taken no later than
+its deletion's (the batch that stored it committed first). That keeps the winners exact while batches
+go on:
 
-- a noted stored report is looked up among the stored reports: once its deletion has committed it is
-  no candidate, so a report never wins after its deletion was applied (a round may take the deletion
-  before the note that stored it, if both committed between two of its statements);
+- the noted deletions are applied after the noted stored reports: a report stored and deleted within
+  one take may win as a candidate, and its deletion then replaces it by the best report left (a report
+  deleted before that read is not among them), so a report never wins after its deletion was applied;
 - a report chosen (as a candidate, or as the best left after a retracted winner) while a batch deletes
-  it is a winner only until that deletion, noted in the same batch, is applied: in this round if it
-  committed in time, or in the next, and the best report left then replaces it.
+  it is a winner only until that deletion is applied, in the next round, and the best report left
+  then replaces it.
 """
 
 from __future__ import annotations
@@ -97,7 +99,7 @@ WITH taken AS (
     HAVING bit_xor(months) <> 0
 ), years AS (
     INSERT INTO indicator_member_year AS y (indicator, year_start, dims, part, member, months)
-    SELECT * FROM flipped ORDER BY 1, 2, 3, 4, 5
+    SELECT * FROM flipped ORDER BY member, part, dims, year_start, indicator  -- the key's order (0426)
     ON CONFLICT (indicator, year_start, dims, part, member) DO UPDATE SET months = y.months # EXCLUDED.months
     RETURNING new.indicator, new.year_start, new.dims, new.part, new.member, new.months AS after,
               coalesce(old.months, 0) AS before
@@ -129,53 +131,55 @@ WHERE y.indicator = u.indicator AND y.year_start = u.year_start AND y.dims = u.d
 
 # The best candidate per cell and member replaces the winner it beats; the amount it replaced (none for
 # a member new to the cell) tells how the cell's value moved. `{candidates}` yields the candidates, from
-# the common table expressions `{taken}` when they need any.
+# the common table expressions `{taken}` when they need any. Keys are sorted in the winners' key order
+# (migration 0426), member first.
 _WINNERS = """
 WITH {taken}candidate AS (
-    SELECT DISTINCT ON (indicator, period_kind, period_start, dims, part, member)
+    SELECT DISTINCT ON (member, part, dims, period_start, period_kind, indicator)
            indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount
       FROM {candidates}
-     ORDER BY indicator, period_kind, period_start, dims, part, member, order_key DESC, event_id DESC
+     ORDER BY member, part, dims, period_start, period_kind, indicator, order_key DESC, event_id DESC
 ), won AS (
     INSERT INTO indicator_report_winner AS w
            (indicator, period_kind, period_start, dims, part, member, event_id, order_key, amount)
-    SELECT * FROM candidate ORDER BY 1, 2, 3, 4, 5, 6
+    SELECT * FROM candidate ORDER BY member, part, dims, period_start, period_kind, indicator
     ON CONFLICT (indicator, period_kind, period_start, dims, part, member)
     DO UPDATE SET event_id = EXCLUDED.event_id, order_key = EXCLUDED.order_key, amount = EXCLUDED.amount
     WHERE (EXCLUDED.order_key, EXCLUDED.event_id) > (w.order_key, w.event_id)
     RETURNING new.indicator, new.period_kind, new.period_start, new.dims, new.part, new.amount,
               old.amount AS replaced
 )
-SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(replaced, 0)),
-       count(*) FILTER (WHERE replaced IS NULL)::int
+SELECT indicator, period_kind, period_start, dims, part, sum(amount - coalesce(replaced, 0)) AS value,
+       count(*) FILTER (WHERE replaced IS NULL)::int AS members{retracted_columns}
   FROM won
  GROUP BY 1, 2, 3, 4, 5
 """
-# The noted stored reports that are still stored, each a candidate for its quarter and year (one
-# retracted since is left out: see the module docstring).
-_STILL_STORED = """taken AS (
-    DELETE FROM indicator_report_change WHERE NOT retracted
-    RETURNING indicator, month_start, dims, part, member, event_id
-), still AS (
-    SELECT r.indicator, r.period_start, r.dims, r.part, r.member, r.event_id, r.order_key, r.amount
-      FROM taken AS t
-      JOIN indicator_report AS r
-        ON r.indicator = t.indicator AND r.period_kind = 'month' AND r.period_start = t.month_start
-       AND r.dims = t.dims AND r.part = t.part AND r.member = t.member AND r.event_id = t.event_id
+# Every noted report, taken at once: each stored one is a candidate for its quarter and year, and the
+# retracted ones are returned (`member` set) for their winners to be replaced after (module docstring).
+_TAKE_NOTES = """taken AS (
+    DELETE FROM indicator_report_change
+    RETURNING indicator, month_start, dims, part, member, event_id, order_key, amount, retracted
 ), """
-_STILL_STORED_CANDIDATES = """(
+_NOTED_CANDIDATES = """(
     SELECT s.indicator, k.period_kind, k.period_start, s.dims, s.part, s.member, s.event_id, s.order_key,
            s.amount
-      FROM still AS s CROSS JOIN LATERAL alcance_periods(s.period_start) AS k
-     WHERE k.period_kind <> 'month'
+      FROM taken AS s CROSS JOIN LATERAL alcance_periods(s.month_start) AS k
+     WHERE NOT s.retracted AND k.period_kind <> 'month'
 ) AS c"""
-_APPLY_STORED_REPORTS = _WINNERS.format(taken=_STILL_STORED, candidates=_STILL_STORED_CANDIDATES)
-# Candidates for given quarter and year cells (the reports left after a retracted winner).
-_UPSERT_WINNERS = _WINNERS.format(taken="", candidates=_REPORT_COLUMNS)
-_TAKE_DELETED_REPORTS = """
-DELETE FROM indicator_report_change WHERE retracted
-RETURNING indicator, 'month', month_start, dims, part, member, event_id
+_RETRACTED = """
+UNION ALL
+SELECT indicator, 'month', month_start, dims, part, NULL, NULL, member, event_id FROM taken WHERE retracted
 """
+_APPLY_NOTED_REPORTS = (
+    _WINNERS.format(
+        taken=_TAKE_NOTES,
+        candidates=_NOTED_CANDIDATES,
+        retracted_columns=", NULL::text AS member, NULL::uuid AS event_id",
+    )
+    + _RETRACTED
+)
+# Candidates for given quarter and year cells (the reports left after a retracted winner).
+_UPSERT_WINNERS = _WINNERS.format(taken="", candidates=_REPORT_COLUMNS, retracted_columns="")
 
 # Winners whose report was retracted leave; the best report left in the cell's months replaces each.
 _DELETE_RETRACTED_WINNERS = """
@@ -276,12 +280,14 @@ async def apply_noted_changes(connection: asyncpg.Connection) -> int:
         return 0
     values: CellValueDeltas = {}
     await _apply_flips(connection, values)
-    for indicator, kind, start, dims, part, value, members in await connection.fetch(_APPLY_STORED_REPORTS):
-        _add(values, (indicator, kind, start, dims, part), "latest", value, members)
-    # After the stored reports: a report stored and retracted since the last round never won.
-    deleted: list[ReportKey] = [
-        (r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in await connection.fetch(_TAKE_DELETED_REPORTS)
-    ]
+    deleted: list[ReportKey] = []
+    for indicator, kind, start, dims, part, value, members, member, event_id in await connection.fetch(
+        _APPLY_NOTED_REPORTS
+    ):
+        if member is None:
+            _add(values, (indicator, kind, start, dims, part), "latest", value, members)
+        else:
+            deleted.append((indicator, kind, start, dims, part, member, event_id))
     if deleted:
         await replace_retracted_winners(connection, deleted, values)
     return await write_cell_values(connection, values)
